@@ -1,0 +1,37 @@
+"""The `opik-connect` command line. Each group lives beside the code it drives."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from opik_connect import protocol
+
+app = typer.Typer(
+    name="opik-connect",
+    help="A local code-change agent daemon for agents traced with Opik.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+protocol_app = typer.Typer(help="The wire protocol between the daemon and the platform.")
+app.add_typer(protocol_app, name="protocol")
+
+# --- sub-command groups: register each with one line here ---
+# --- end of sub-command groups ---
+
+
+@protocol_app.command("schema")
+def protocol_schema() -> None:
+    """Print the JSON Schema of every wire message."""
+    typer.echo(json.dumps(protocol.json_schema(), indent=2))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The daemon: the user's side. It serves read-only repo access and applies approved fixes."""
