@@ -301,6 +301,20 @@ class Paired(Strict):
     session_id: str
 
 
+class ConfirmPairing(Strict):
+    """Operator -> platform (`opik-connect platform pair CODE`), authenticated by the platform's
+    own token from its 0600 run file; answered with PairingConfirmed or a FrameError."""
+
+    code: str
+    token: str
+
+
+class PairingConfirmed(Strict):
+    runner_id: str
+    runner_name: str
+    project: str
+
+
 class Hello(Strict):
     """Daemon -> platform, the first frame of every authenticated connection."""
 
@@ -367,7 +381,17 @@ def json_schema() -> dict[str, Any]:
         models[f"{name}Args"] = args
         models[f"{name}Result"] = result
     models.update(EVENTS)
-    for model in (PairRequest, PairPending, Paired, Hello, Welcome, Ack, FrameError):
+    for model in (
+        PairRequest,
+        PairPending,
+        Paired,
+        ConfirmPairing,
+        PairingConfirmed,
+        Hello,
+        Welcome,
+        Ack,
+        FrameError,
+    ):
         models[model.__name__] = model
     defs: dict[str, Any] = {}
     for name, model in models.items():
