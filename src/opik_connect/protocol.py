@@ -138,6 +138,7 @@ class FileEdit(Strict):
     path: str
     old_string: str = Field(description="Empty with an empty file = create; see new_string.")
     new_string: str
+    delete: bool = Field(False, description="Delete the file: new_string '', old_string '' or all.")
 
 
 class FileStat(Strict):
