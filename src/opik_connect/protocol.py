@@ -51,6 +51,8 @@ class ErrorCode(StrEnum):
     # Suites.
     SUITE_NOT_FOUND = "suite_not_found"
     SUITE_INVALID = "suite_invalid"
+    ENTRYPOINT_NOT_FOUND = "entrypoint_not_found"
+    ENTRYPOINT_AMBIGUOUS = "entrypoint_ambiguous"
 
 
 class BridgeError(Exception):
