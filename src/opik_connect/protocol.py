@@ -51,6 +51,10 @@ class ErrorCode(StrEnum):
     # Suites.
     SUITE_NOT_FOUND = "suite_not_found"
     SUITE_INVALID = "suite_invalid"
+    # Asking Ollie (the platform's HTTP/websocket API).
+    NO_API_KEY = "no_api_key"
+    RUNNER_NOT_FOUND = "runner_not_found"
+    SESSION_NOT_FOUND = "session_not_found"
     ENTRYPOINT_NOT_FOUND = "entrypoint_not_found"
     ENTRYPOINT_AMBIGUOUS = "entrypoint_ambiguous"
 
@@ -355,6 +359,29 @@ class CommandResult(Strict):
     error: ErrorBody | None = None
 
 
+# --- Asking Ollie (client -> platform, on the platform's /v1/ask websocket) --------------------
+
+
+class AskRequest(Strict):
+    """The first message on /v1/ask: what to ask and with which context."""
+
+    question: str = Field(min_length=1, max_length=20_000)
+    trace_id: str | None = None
+    suite: str | None = None
+    case_ids: list[str] = Field(default_factory=list)
+    runner: str | None = Field(None, description="Runner id or name; None = the only one.")
+
+
+class AskEvent(Strict):
+    """Platform -> client, one per message: a session's progress. The last one has type
+    'result' (data: the session record) or 'error' (data: an ErrorBody)."""
+
+    session_id: str | None
+    seq: int
+    type: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 # --- Envelope -----------------------------------------------------------------------------------
 
 FrameKind = Literal["control", "command", "result", "event", "ack", "error"]
@@ -394,6 +421,8 @@ def json_schema() -> dict[str, Any]:
         Welcome,
         Ack,
         FrameError,
+        AskRequest,
+        AskEvent,
     ):
         models[model.__name__] = model
     defs: dict[str, Any] = {}
