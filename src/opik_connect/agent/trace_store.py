@@ -1,0 +1,299 @@
+"""Traces and spans in Opik's REST shape, loaded from JSON files or fetched from an Opik server.
+
+File layout of a trace directory (what fixtures and `suite add --trace FILE` write):
+
+    <dir>/<trace_id>.json      one file per trace, any name ending in `.json`, read non-recursively
+    {
+      "trace": {"id": "...", "name": "...", "start_time": "2026-01-01T10:00:00.000Z",
+                "end_time": "...", "input": {...}, "output": {...}, "metadata": {...},
+                "tags": [...], "usage": {...}, "error_info": {...} | null, ...},
+      "spans": [{"id": "...", "trace_id": "...", "parent_span_id": null | "<span id>",
+                 "name": "...", "type": "llm" | "tool" | "general" | "guardrail",
+                 "start_time": "...", "end_time": "...", "input": ..., "output": ...,
+                 "metadata": {...}, "tags": [...], "usage": {...},
+                 "error_info": {"exception_type": "...", "message": "...", "traceback": "..."},
+                 "model": "...", "provider": "..."}, ...]
+    }
+
+Field names are those of Opik's `TracePublic` and `SpanPublic`; extra fields (Opik sends many) are
+kept, not refused. Times are ISO 8601. The trace is indexed by `trace.id`, not by the file name.
+Spans whose `trace_id` is missing take the trace's id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SpanType = Literal["llm", "tool", "general", "guardrail"]
+SPANS_PAGE_SIZE = 100
+
+
+class TraceStoreError(Exception):
+    """A trace could not be loaded (bad file, server error); the message names the source."""
+
+
+class TraceNotFound(TraceStoreError):
+    """No source knows this trace id."""
+
+    def __init__(self, trace_id: str) -> None:
+        super().__init__(f"trace {trace_id!r} not found")
+        self.trace_id = trace_id
+
+
+class ErrorInfo(BaseModel):
+    """Opik's ErrorInfo: what an `@opik.track`-ed function raised."""
+
+    model_config = ConfigDict(extra="allow")
+
+    exception_type: str = ""
+    message: str | None = None
+    traceback: str | None = None
+
+
+class Span(BaseModel):
+    """Opik's SpanPublic (the fields Ollie reads; the rest ride along as extras)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    trace_id: str | None = None
+    parent_span_id: str | None = None
+    name: str | None = None
+    type: SpanType = "general"
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    input: Any = None
+    output: Any = None
+    metadata: Any = None
+    tags: list[str] | None = None
+    usage: dict[str, Any] | None = None
+    error_info: ErrorInfo | None = None
+    model: str | None = None
+    provider: str | None = None
+
+
+class Trace(BaseModel):
+    """Opik's TracePublic (the fields Ollie reads; the rest ride along as extras)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    project_id: str | None = None
+    name: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    input: Any = None
+    output: Any = None
+    metadata: Any = None
+    tags: list[str] | None = None
+    usage: dict[str, Any] | None = None
+    error_info: ErrorInfo | None = None
+
+
+class TraceWithSpans(BaseModel):
+    """One trace and all of its spans: the unit the store caches and the renderer draws."""
+
+    trace: Trace
+    spans: list[Span] = Field(default_factory=list)
+
+    def span(self, span_id: str) -> Span | None:
+        return next((span for span in self.spans if span.id == span_id), None)
+
+
+def parse_trace_document(data: Any, source: str) -> TraceWithSpans:
+    """Validate one `{"trace": ..., "spans": [...]}` document; errors name the source and field."""
+    if not isinstance(data, dict) or "trace" not in data:
+        raise TraceStoreError(f"{source}: expected an object with 'trace' and 'spans'")
+    try:
+        record = TraceWithSpans.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise TraceStoreError(f"{source}: {field}: {first['msg']}") from exc
+    for span in record.spans:
+        if span.trace_id is None:
+            span.trace_id = record.trace.id
+    return record
+
+
+class DirectoryTraceSource:
+    """Traces from a directory of JSON files in the layout described at the top of this module."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._index: dict[str, Path] | None = None
+
+    def _build_index(self) -> dict[str, Path]:
+        index: dict[str, Path] = {}
+        if not self.directory.is_dir():
+            raise TraceStoreError(f"{self.directory}: not a directory")
+        for path in sorted(self.directory.glob("*.json")):
+            trace_id = _read_document(path).trace.id
+            if trace_id in index:
+                raise TraceStoreError(f"{path}: trace {trace_id!r} is also in {index[trace_id]}")
+            index[trace_id] = path
+        return index
+
+    async def trace_ids(self) -> list[str]:
+        if self._index is None:
+            self._index = await asyncio.to_thread(self._build_index)
+        return sorted(self._index)
+
+    async def fetch(self, trace_id: str) -> TraceWithSpans:
+        if self._index is None or trace_id not in self._index:
+            self._index = await asyncio.to_thread(self._build_index)
+        path = self._index.get(trace_id)
+        if path is None:
+            raise TraceNotFound(trace_id)
+        return await asyncio.to_thread(_read_document, path)
+
+
+def _read_document(path: Path) -> TraceWithSpans:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TraceStoreError(f"{path}: {exc}") from exc
+    return parse_trace_document(data, str(path))
+
+
+class OpikTraceSource:
+    """Traces from an Opik server's REST API (`/v1/private/traces/{id}`, spans by trace id)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        workspace: str | None = None,
+        timeout_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"accept": "application/json"}
+        if api_key:
+            headers["authorization"] = api_key
+        if workspace:
+            headers["Comet-Workspace"] = workspace
+        self._headers = headers
+        self._timeout_s = timeout_s
+        self._transport = transport
+
+    @classmethod
+    def from_env(cls) -> OpikTraceSource | None:
+        """OPIK_URL_OVERRIDE (e.g. `http://localhost:5173/api`), OPIK_API_KEY, OPIK_WORKSPACE."""
+        base_url = os.environ.get("OPIK_URL_OVERRIDE")
+        if not base_url:
+            return None
+        return cls(
+            base_url,
+            api_key=os.environ.get("OPIK_API_KEY"),
+            workspace=os.environ.get("OPIK_WORKSPACE"),
+        )
+
+    async def fetch(self, trace_id: str) -> TraceWithSpans:
+        async with httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self._timeout_s,
+            transport=self._transport,
+        ) as client:
+            trace_data = await self._get(client, f"/v1/private/traces/{trace_id}", {}, trace_id)
+            spans: list[Any] = []
+            page = 1
+            while True:
+                params: dict[str, Any] = {
+                    "trace_id": trace_id,
+                    "page": page,
+                    "size": SPANS_PAGE_SIZE,
+                }
+                if isinstance(trace_data, dict) and trace_data.get("project_id"):
+                    params["project_id"] = trace_data["project_id"]
+                body = await self._get(client, "/v1/private/spans", params, trace_id)
+                if not isinstance(body, dict):
+                    raise TraceStoreError(f"{self.base_url}/v1/private/spans: not a page object")
+                content = body.get("content") or []
+                spans.extend(content)
+                total = body.get("total")
+                if not content or len(content) < SPANS_PAGE_SIZE:
+                    break
+                if isinstance(total, int) and len(spans) >= total:
+                    break
+                page += 1
+        return parse_trace_document({"trace": trace_data, "spans": spans}, self._url(trace_id))
+
+    async def _get(
+        self, client: httpx.AsyncClient, path: str, params: dict[str, Any], trace_id: str
+    ) -> Any:
+        try:
+            response = await client.get(path, params=params)
+        except httpx.HTTPError as exc:
+            raise TraceStoreError(f"{self.base_url}{path}: {exc!r}") from exc
+        if response.status_code == 404:
+            raise TraceNotFound(trace_id)
+        if response.status_code >= 400:
+            raise TraceStoreError(
+                f"{self.base_url}{path}: HTTP {response.status_code}: {response.text[:200]}"
+            )
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TraceStoreError(f"{self.base_url}{path}: response is not JSON") from exc
+
+    def _url(self, trace_id: str) -> str:
+        return f"{self.base_url}/v1/private/traces/{trace_id}"
+
+
+class TraceStore:
+    """Looks a trace up in a directory first, then on the Opik server; caches what it loaded."""
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        opik: OpikTraceSource | None = None,
+    ) -> None:
+        self.directory = DirectoryTraceSource(directory) if directory is not None else None
+        self.opik = opik
+        self._cache: dict[str, TraceWithSpans] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def from_env(cls, directory: Path | None = None) -> TraceStore:
+        """A store over `directory` (if given) and the Opik server named by OPIK_URL_OVERRIDE."""
+        return cls(directory=directory, opik=OpikTraceSource.from_env())
+
+    def add(self, record: TraceWithSpans) -> None:
+        """Put a trace in the cache directly (e.g. one a request carried inline)."""
+        self._cache[record.trace.id] = record
+
+    async def get(self, trace_id: str) -> TraceWithSpans:
+        """The trace with its spans; raises TraceNotFound or TraceStoreError."""
+        cached = self._cache.get(trace_id)
+        if cached is not None:
+            return cached
+        lock = self._locks.setdefault(trace_id, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(trace_id)
+            if cached is not None:
+                return cached
+            record = await self._load(trace_id)
+            self._cache[trace_id] = record
+            return record
+
+    async def _load(self, trace_id: str) -> TraceWithSpans:
+        if self.directory is not None:
+            try:
+                return await self.directory.fetch(trace_id)
+            except TraceNotFound:
+                if self.opik is None:
+                    raise
+        if self.opik is not None:
+            return await self.opik.fetch(trace_id)
+        raise TraceNotFound(trace_id)
