@@ -1,0 +1,219 @@
+"""The daemon as one object: the link, its command handlers, its event sender, its services.
+
+This module only assembles. Other parts plug in through three hooks:
+- `daemon.handlers[type_name] = async handler(args_model) -> result_model` (a command it serves);
+- `await daemon.send_event(type_name, model)` (an event, buffered until the platform acks it);
+- `daemon.add_service(factory)` (a background task, e.g. the watcher, run while the daemon runs).
+With no platform URL it starts the platform in-process on loopback and pairs with it by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from opik_connect.agent.platform_server import Platform
+from opik_connect.config import ProjectConfig, project_state_dir, user_state_dir
+from opik_connect.connect.websocket_client import (
+    DaemonLink,
+    Handler,
+    LinkState,
+    PairCodeCallback,
+    RunnerIdentity,
+    StateCallback,
+)
+from opik_connect.link_auth import PairingStore, new_activation_key
+from opik_connect.protocol import RootSummary
+
+PLATFORM_ENV = "OPIK_CONNECT_PLATFORM"
+Service = Callable[[], Awaitable[None]]
+
+
+class NotAGitRepository(Exception):
+    """The daemon serves git's view of a project, so it needs a git work tree."""
+
+
+def find_git_root(path: Path) -> Path:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise NotAGitRepository("git is not installed") from exc
+    if out.returncode != 0 or not out.stdout.strip():
+        raise NotAGitRepository(f"{path} is not inside a git repository (run `git init` first)")
+    return Path(out.stdout.strip()).resolve()
+
+
+async def _git(root: Path, *args: str) -> str | None:
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=root,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await proc.communicate()
+    return out.decode("utf-8", "replace") if proc.returncode == 0 else None
+
+
+async def summarize_root(root: Path) -> RootSummary:
+    """Visible files (tracked + untracked-not-ignored), branch and HEAD, as git sees them."""
+    listing = await _git(root, "ls-files", "--cached", "--others", "--exclude-standard", "-z")
+    files = {name for name in (listing or "").split("\0") if name}
+    branch = await _git(root, "symbolic-ref", "--short", "-q", "HEAD")
+    head = await _git(root, "rev-parse", "-q", "--verify", "HEAD")
+    return RootSummary(
+        root=str(root),
+        visible_files=len(files),
+        branch=branch.strip() if branch else None,
+        head=head.strip() if head else None,
+    )
+
+
+def stable_runner_id(root: Path) -> str:
+    """One runner id per project, kept across restarts so a remote pairing survives them."""
+    path = project_state_dir(root) / "runner-id"
+    with contextlib.suppress(FileNotFoundError):
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    value = uuid.uuid4().hex
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value)
+    return value
+
+
+async def sandbox_read_handlers(root: Path, config: ProjectConfig) -> dict[str, Handler]:
+    """ReadFile / ListFiles / SearchFiles from the sandbox (connect/bridge_commands.py)."""
+    from opik_connect.connect.bridge_commands import Sandbox, read_handlers
+
+    sandbox = await Sandbox.open(root, config)
+    return read_handlers(sandbox)
+
+
+class Daemon:
+    """One project's daemon. `async with Daemon(...)` starts it; leaving the block stops it."""
+
+    def __init__(
+        self,
+        root: Path,
+        config: ProjectConfig,
+        *,
+        platform_url: str | None = None,
+        handlers: dict[str, Handler] | None = None,
+        insecure: bool = False,
+        on_state: StateCallback | None = None,
+        on_pair_code: PairCodeCallback | None = None,
+        runner_name: str | None = None,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        """handlers=None serves the sandbox's read commands; a dict serves exactly those."""
+        self.root = root
+        self.config = config
+        self.platform_url = platform_url
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self._load_sandbox = handlers is None
+        self._insecure = insecure
+        self._on_state = on_state
+        self._on_pair_code = on_pair_code
+        self._backoff_max_s = backoff_max_s
+        self.identity = RunnerIdentity(
+            runner_id=stable_runner_id(root),
+            name=runner_name or config.runner_name or f"{os.uname().nodename}:{root.name}",
+            project=root.name,
+        )
+        self.platform: Platform | None = None
+        """The in-process platform when no URL was configured, else None."""
+        self.link: DaemonLink | None = None
+        self._services: list[Service] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def url(self) -> str:
+        return self.link.url if self.link else (self.platform_url or "")
+
+    @property
+    def state(self) -> LinkState:
+        return self.link.state if self.link else LinkState.STOPPED
+
+    def add_service(self, factory: Service) -> None:
+        """Run `factory()` as a task while the daemon runs (started now if already running)."""
+        self._services.append(factory)
+        if self.link is not None:
+            self._tasks.append(asyncio.create_task(factory()))
+
+    async def send_event(self, type_name: str, event: BaseModel) -> str:
+        if self.link is None:
+            raise RuntimeError("the daemon is not started")
+        return await self.link.send_event(type_name, event)
+
+    async def root_summary(self) -> RootSummary:
+        return await summarize_root(self.root)
+
+    async def start(self) -> None:
+        if self._load_sandbox:
+            self.handlers.update(await sandbox_read_handlers(self.root, self.config))
+        pairing, store = None, None
+        url = self.platform_url
+        if url is None:
+            self.platform = Platform(host="127.0.0.1", port=0)
+            await self.platform.start()
+            url = self.platform.url
+            pairing = self.platform.pre_pair(
+                self.identity.runner_id,
+                new_activation_key(),
+                runner_name=self.identity.name,
+                project=self.identity.project,
+            )
+        else:
+            store = PairingStore(user_state_dir() / "pairings.json")
+        self.link = DaemonLink(
+            url,
+            self.identity,
+            handlers=self.handlers,
+            root_summary=self.root_summary,
+            pairing=pairing,
+            pairing_store=store,
+            pairing_key=f"{url} {self.root}",
+            on_state=self._on_state,
+            on_pair_code=self._on_pair_code,
+            insecure=self._insecure,
+            backoff_max_s=self._backoff_max_s,
+        )
+        self._tasks.append(asyncio.create_task(self.link.run()))
+        self._tasks.extend(asyncio.create_task(factory()) for factory in self._services)
+
+    async def wait_connected(self, timeout_s: float = 10.0) -> None:
+        assert self.link is not None
+        async with asyncio.timeout(timeout_s):
+            await self.link.connected.wait()
+
+    async def stop(self) -> None:
+        if self.link is not None:
+            await self.link.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.platform is not None:
+            await self.platform.stop()
+
+    async def __aenter__(self) -> Daemon:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,469 @@
+"""The daemon's end of the link: dial out, pair, authenticate, serve commands, send events.
+
+The daemon always dials (it works behind NAT). Results and events stay buffered until the platform
+acknowledges them and are re-sent after a reconnect; command ids are idempotent, so a command
+re-sent by the platform after a drop attaches to the running task or gets the cached result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import random
+import ssl
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from opik_connect.link_auth import (
+    FrameSigner,
+    PairingRecord,
+    PairingStore,
+    connection_id,
+    new_activation_key,
+    new_nonce,
+    sign_hello,
+)
+from opik_connect.link_frames import decode_frame, encode, parse_model
+from opik_connect.protocol import (
+    CLOSE_AUTH_FAILED,
+    COMMANDS,
+    EVENTS,
+    MAX_FRAME_BYTES,
+    Ack,
+    BridgeError,
+    CommandResult,
+    ErrorBody,
+    ErrorCode,
+    Frame,
+    FrameError,
+    FrameKind,
+    Heartbeat,
+    Hello,
+    Paired,
+    PairPending,
+    PairRequest,
+    RootSummary,
+    Welcome,
+    canonical_json,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any], Awaitable[BaseModel]]
+"""A command handler: receives the validated args model, returns the result model."""
+StateCallback = Callable[["LinkState", str], None]
+PairCodeCallback = Callable[[str, float], None]
+
+DEFAULT_COMMAND_TIMEOUTS = {"RunSuite": 3600.0}
+DONE_CACHE_SIZE = 4096
+HANDSHAKE_TIMEOUT_S = 15.0
+
+
+class LinkState(StrEnum):
+    CONNECTING = "connecting"
+    PAIRING = "pairing"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+
+
+class LinkError(Exception):
+    """The link cannot be used as configured (bad URL policy); retrying will not help."""
+
+
+class HandshakeRefused(Exception):
+    """The platform refused pairing or the Hello; the message says why."""
+
+
+@dataclass(frozen=True)
+class RunnerIdentity:
+    runner_id: str
+    name: str
+    project: str
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url_policy(url: str, insecure: bool) -> ssl.SSLContext | None:
+    """wss:// verifies certificates; ws:// only to loopback unless insecure was asked for."""
+    parts = urlsplit(url)
+    if parts.scheme == "wss":
+        if insecure:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        return ssl.create_default_context()
+    if parts.scheme == "ws":
+        if not is_loopback_host(parts.hostname or "") and not insecure:
+            raise LinkError(f"refusing ws:// to non-loopback host {parts.hostname!r}; use wss://")
+        return None
+    raise LinkError(f"platform URL must be ws:// or wss://, got {url!r}")
+
+
+def backoff_delay(attempt: int, initial: float, cap: float) -> float:
+    """Capped exponential backoff, jittered in [delay/2, delay] so peers do not retry in step."""
+    delay = min(cap, initial * (2**attempt))
+    return delay * (0.5 + random.random() / 2)
+
+
+class DaemonLink:
+    """One daemon's authenticated link to a platform, kept up until stop()."""
+
+    def __init__(
+        self,
+        url: str,
+        identity: RunnerIdentity,
+        *,
+        handlers: dict[str, Handler],
+        root_summary: Callable[[], Awaitable[RootSummary]],
+        pairing: PairingRecord | None = None,
+        pairing_store: PairingStore | None = None,
+        pairing_key: str | None = None,
+        on_state: StateCallback | None = None,
+        on_pair_code: PairCodeCallback | None = None,
+        insecure: bool = False,
+        max_concurrency: int = 32,
+        command_timeout_s: float = 60.0,
+        command_timeouts: dict[str, float] | None = None,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        self._ssl = check_url_policy(url, insecure)
+        self.url = url
+        self.identity = identity
+        self.handlers = handlers
+        self._root_summary = root_summary
+        self._pairing = pairing
+        self._store = pairing_store
+        self._pairing_key = pairing_key or f"{url} {identity.project}"
+        self._on_state = on_state
+        self._on_pair_code = on_pair_code
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._timeout_s = command_timeout_s
+        self._timeouts = {**DEFAULT_COMMAND_TIMEOUTS, **(command_timeouts or {})}
+        self._backoff = (backoff_initial_s, backoff_max_s)
+        self.state = LinkState.STOPPED
+        self.connected = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self._signer: FrameSigner | None = None
+        self._send_lock = asyncio.Lock()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._outbox: OrderedDict[str, tuple[FrameKind, str, dict[str, Any]]] = OrderedDict()
+        self._done: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._welcome_interval = 10.0
+        self.connections = 0
+        """How many times the link completed a handshake (for status and tests)."""
+
+    # --- public API -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect with backoff; returns when stop() is called."""
+        attempt = 0
+        self._stopping.clear()
+        self._set_state(LinkState.CONNECTING, self.url)
+        while not self._stopping.is_set():
+            try:
+                async with connect(
+                    self.url,
+                    ssl=self._ssl,
+                    max_size=MAX_FRAME_BYTES,
+                    open_timeout=HANDSHAKE_TIMEOUT_S,
+                ) as ws:
+                    if await self._session(ws):
+                        attempt = 0
+            except HandshakeRefused as exc:
+                log.warning("platform refused the link: %s", exc)
+                self._set_state(LinkState.RECONNECTING, str(exc))
+            except InvalidURI as exc:
+                raise LinkError(str(exc)) from exc
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+                log.debug("link attempt failed: %r", exc)
+            finally:
+                self._detach()
+            if self._stopping.is_set():
+                break
+            delay = backoff_delay(attempt, *self._backoff)
+            attempt += 1
+            self._set_state(LinkState.RECONNECTING, f"retrying in {delay:.1f}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+        self._set_state(LinkState.STOPPED, "")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+        for task in [*self._running.values(), *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._running.values(), *self._tasks, return_exceptions=True)
+
+    async def send_event(self, type_name: str, event: BaseModel) -> str:
+        """Queue an event; it is re-sent after reconnects until the platform acks it."""
+        model = EVENTS.get(type_name)
+        if model is None or not isinstance(event, model) or type_name == "Heartbeat":
+            raise ValueError(f"not a bufferable event: {type_name}")
+        event_id = uuid.uuid4().hex
+        payload = event.model_dump(mode="json")
+        self._outbox[event_id] = ("event", type_name, payload)
+        await self._send("event", type_name, event_id, payload)
+        return event_id
+
+    @property
+    def unacked(self) -> int:
+        return len(self._outbox)
+
+    # --- connection -----------------------------------------------------------------------------
+
+    async def _session(self, ws: ClientConnection) -> bool:
+        """Run one connection to its end; True if it got as far as Welcome."""
+        from_store = False
+        record = self._pairing
+        if record is None and self._store is not None:
+            record = self._store.get(self._pairing_key)
+            from_store = record is not None
+        if record is None:
+            record = await self._pair(ws)
+        try:
+            signer = await self._hello(ws, record)
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == CLOSE_AUTH_FAILED and from_store:
+                # The platform no longer knows this pairing: pair again on the next attempt.
+                assert self._store is not None
+                self._store.remove(self._pairing_key)
+            raise
+        self._ws, self._signer = ws, signer
+        self.connections += 1
+        self.connected.set()
+        self._set_state(LinkState.CONNECTED, self.url)
+        heartbeat = asyncio.create_task(self._heartbeats(ws, self._welcome_interval))
+        try:
+            for msg_id, (kind, type_name, payload) in list(self._outbox.items()):
+                await self._send(kind, type_name, msg_id, payload)
+            await self._receive(ws, signer)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        return True
+
+    def _detach(self) -> None:
+        self._ws = None
+        self._signer = None
+        self.connected.clear()
+
+    async def _pair(self, ws: ClientConnection) -> PairingRecord:
+        self._set_state(LinkState.PAIRING, "waiting for the platform")
+        activation_key = new_activation_key()
+        request = PairRequest(
+            runner_id=self.identity.runner_id,
+            runner_name=self.identity.name,
+            project=self.identity.project,
+            activation_key=activation_key,
+        )
+        frame = Frame(
+            kind="control",
+            type="PairRequest",
+            id=uuid.uuid4().hex,
+            payload=request.model_dump(mode="json"),
+        )
+        await ws.send(encode(frame))
+        while True:
+            reply = decode_frame(await ws.recv())
+            if reply.type == "PairPending":
+                pending = parse_model(PairPending, reply.payload, ErrorCode.MALFORMED_FRAME)
+                self._set_state(LinkState.PAIRING, pending.code)
+                if self._on_pair_code is not None:
+                    self._on_pair_code(pending.code, pending.expires_at)
+            elif reply.type == "Paired":
+                paired = parse_model(Paired, reply.payload, ErrorCode.MALFORMED_FRAME)
+                record = PairingRecord(
+                    runner_id=self.identity.runner_id,
+                    activation_key=activation_key,
+                    session_id=paired.session_id,
+                    runner_name=self.identity.name,
+                    project=self.identity.project,
+                )
+                if self._store is not None:
+                    self._store.put(self._pairing_key, record)
+                return record
+            elif reply.kind == "error":
+                error = parse_model(FrameError, reply.payload, ErrorCode.MALFORMED_FRAME)
+                raise HandshakeRefused(f"{error.error.code}: {error.error.message}")
+
+    async def _hello(self, ws: ClientConnection, record: PairingRecord) -> FrameSigner:
+        key = record.link_key()
+        nonce = new_nonce()
+        hello = Hello(
+            runner_id=record.runner_id,
+            runner_name=self.identity.name,
+            project=self.identity.project,
+            root=await self._root_summary(),
+            nonce=nonce,
+        )
+        await ws.send(
+            encode(sign_hello(key, nonce, uuid.uuid4().hex, hello.model_dump(mode="json")))
+        )
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+            reply = decode_frame(await ws.recv())
+        if reply.kind == "error":
+            error = parse_model(FrameError, reply.payload, ErrorCode.MALFORMED_FRAME)
+            raise HandshakeRefused(f"{error.error.code}: {error.error.message}")
+        welcome = parse_model(Welcome, reply.payload, ErrorCode.MALFORMED_FRAME)
+        signer = FrameSigner(key, connection_id(nonce, welcome.nonce))
+        try:
+            signer.verify(reply)
+        except BridgeError as exc:
+            await ws.close(CLOSE_AUTH_FAILED, "platform failed authentication")
+            raise HandshakeRefused(f"platform's Welcome: {exc.message}") from exc
+        self._welcome_interval = welcome.heartbeat_interval_s
+        return signer
+
+    async def _heartbeats(self, ws: ClientConnection, interval: float) -> None:
+        """Its own task, so slow commands never delay it."""
+        while True:
+            beat = Heartbeat(sent_at=time.time())
+            await self._send("event", "Heartbeat", uuid.uuid4().hex, beat.model_dump(mode="json"))
+            await asyncio.sleep(interval)
+
+    async def _send(self, kind: FrameKind, type_name: str, msg_id: str, payload: dict) -> None:
+        """Seal and send under one lock so seq order on the wire is the order of sealing."""
+        async with self._send_lock:
+            ws, signer = self._ws, self._signer
+            if ws is None or signer is None:
+                return
+            frame = signer.seal(kind, type_name, msg_id, payload)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(encode(frame))
+
+    async def _send_error(self, exc: BridgeError, ref: str | None) -> None:
+        body = FrameError(error=exc.to_body(), ref=ref)
+        await self._send("error", "FrameError", uuid.uuid4().hex, body.model_dump(mode="json"))
+
+    async def _receive(self, ws: ClientConnection, signer: FrameSigner) -> None:
+        async for message in ws:
+            try:
+                frame = decode_frame(message)
+                signer.verify(frame)
+            except BridgeError as exc:
+                ref = None
+                with contextlib.suppress(BridgeError):
+                    ref = decode_frame(message).id
+                await self._send_error(exc, ref)
+                continue
+            if frame.kind == "command":
+                self._on_command(frame)
+            elif frame.kind == "ack":
+                self._on_ack(frame)
+            elif frame.kind == "error":
+                log.warning("platform reported a frame error: %s", frame.payload)
+            else:
+                await self._send_error(
+                    BridgeError(ErrorCode.MALFORMED_FRAME, f"unexpected {frame.kind} frame"),
+                    frame.id,
+                )
+
+    # --- commands -------------------------------------------------------------------------------
+
+    def _on_command(self, frame: Frame) -> None:
+        if frame.id in self._running:
+            return  # re-sent after a reconnect: the running task will answer
+        entry = self._outbox.get(frame.id)
+        if entry is None and frame.id in self._done:
+            entry = ("result", *self._done[frame.id])
+        if entry is not None:  # finished before: answer from the cache, never run twice
+            self._spawn(self._send(entry[0], entry[1], frame.id, entry[2]))
+            return
+        self._running[frame.id] = asyncio.create_task(self._execute(frame))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _execute(self, frame: Frame) -> None:
+        try:
+            async with self._semaphore:
+                result = await self._run_handler(frame.type, frame.payload)
+            payload = self._bounded(frame.type, result)
+            self._outbox[frame.id] = ("result", frame.type, payload)
+        finally:
+            self._running.pop(frame.id, None)
+        await self._send("result", frame.type, frame.id, payload)
+
+    async def _run_handler(self, type_name: str, args_payload: dict[str, Any]) -> CommandResult:
+        try:
+            spec = COMMANDS.get(type_name)
+            handler = self.handlers.get(type_name)
+            if spec is None or handler is None:
+                raise BridgeError(ErrorCode.UNKNOWN_TYPE, f"unknown command type {type_name!r}")
+            args = parse_model(spec[0], args_payload, ErrorCode.INVALID_ARGS)
+            timeout = self._timeouts.get(type_name, self._timeout_s)
+            try:
+                async with asyncio.timeout(timeout):
+                    result = await handler(args)
+            except TimeoutError as exc:
+                raise BridgeError(
+                    ErrorCode.TIMEOUT, f"{type_name} took longer than {timeout:g}s"
+                ) from exc
+            if not isinstance(result, spec[1]):
+                raise TypeError(f"{type_name} handler returned {type(result).__name__}")
+            return CommandResult(ok=True, result=result.model_dump(mode="json"))
+        except BridgeError as exc:
+            return CommandResult(ok=False, error=exc.to_body())
+        except Exception:
+            log.exception("command %s failed", type_name)
+            body = ErrorBody(code=ErrorCode.INTERNAL, message=f"internal error in {type_name}")
+            return CommandResult(ok=False, error=body)
+
+    @staticmethod
+    def _bounded(type_name: str, result: CommandResult) -> dict[str, Any]:
+        """A result too big for one frame would get the link closed: answer limit_reached."""
+        payload = result.model_dump(mode="json")
+        if len(canonical_json(payload).encode()) > MAX_FRAME_BYTES - 4096:
+            body = ErrorBody(
+                code=ErrorCode.LIMIT_REACHED,
+                message=f"{type_name} result exceeds {MAX_FRAME_BYTES} bytes; narrow the request",
+            )
+            payload = CommandResult(ok=False, error=body).model_dump(mode="json")
+        return payload
+
+    def _on_ack(self, frame: Frame) -> None:
+        try:
+            ack = parse_model(Ack, frame.payload, ErrorCode.MALFORMED_FRAME)
+        except BridgeError as exc:
+            self._spawn(self._send_error(exc, frame.id))
+            return
+        for msg_id in ack.ids:
+            entry = self._outbox.pop(msg_id, None)
+            if entry is not None and entry[0] == "result":
+                self._done[msg_id] = (entry[1], entry[2])
+                while len(self._done) > DONE_CACHE_SIZE:
+                    self._done.popitem(last=False)
+
+    def _set_state(self, state: LinkState, detail: str) -> None:
+        self.state = state
+        if self._on_state is not None:
+            self._on_state(state, detail)

@@ -1,0 +1,57 @@
+"""Turning websocket messages into Frames and back, with bad input mapped to wire error codes.
+
+Both ends of the link use this so a malformed frame gets the same answer from either side.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from opik_connect.protocol import BridgeError, ErrorCode, Frame
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def decode_frame(message: str | bytes) -> Frame:
+    """Parse one websocket message; anything that is not a valid Frame is malformed_frame."""
+    if isinstance(message, bytes):
+        try:
+            message = message.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BridgeError(ErrorCode.MALFORMED_FRAME, "frame is not UTF-8 text") from exc
+    try:
+        data = json.loads(message)
+    except ValueError as exc:
+        raise BridgeError(ErrorCode.MALFORMED_FRAME, f"frame is not JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise BridgeError(ErrorCode.MALFORMED_FRAME, "frame must be a JSON object")
+    try:
+        return Frame.model_validate(data)
+    except ValidationError as exc:
+        field, msg = first_error(exc)
+        raise BridgeError(
+            ErrorCode.MALFORMED_FRAME, f"bad frame field {field}: {msg}", field=field
+        ) from exc
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """The first failing field as a dotted path, and pydantic's message for it."""
+    err = exc.errors()[0]
+    field = ".".join(str(part) for part in err["loc"]) or "(root)"
+    return field, err["msg"]
+
+
+def parse_model(model: type[M], payload: dict[str, Any], code: ErrorCode) -> M:
+    """Validate a payload; failure becomes BridgeError(code) naming the field."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        field, msg = first_error(exc)
+        raise BridgeError(code, f"{field}: {msg}", field=field) from exc
+
+
+def encode(frame: Frame) -> str:
+    return frame.model_dump_json()

@@ -1,0 +1,142 @@
+"""Helpers for the link tests: tiny handlers, a linked platform+daemon, raw peers that misbehave."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from opik_connect.agent.platform_server import Platform, RunnerHandle
+from opik_connect.connect.websocket_client import DaemonLink, LinkState, RunnerIdentity
+from opik_connect.link_auth import (
+    FrameSigner,
+    PairingRecord,
+    connection_id,
+    new_activation_key,
+    new_nonce,
+    sign_hello,
+)
+from opik_connect.link_frames import decode_frame
+from opik_connect.protocol import (
+    BridgeError,
+    ErrorCode,
+    Frame,
+    FrameKind,
+    Hello,
+    ReadFileArgs,
+    ReadFileResult,
+    RootSummary,
+    Welcome,
+)
+
+ROOT = RootSummary(root="/tmp/project", visible_files=3, branch="main", head=None)
+
+
+async def root_summary() -> RootSummary:
+    return ROOT
+
+
+class EchoHandlers:
+    """ReadFile that echoes the path; 'sleep:S' sleeps S seconds, 'boom' fails, 'gone' is coded."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.started = asyncio.Event()
+
+    async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
+        self.calls.append(args.path)
+        self.started.set()
+        if args.path.startswith("sleep:"):
+            await asyncio.sleep(float(args.path.split(":", 1)[1]))
+        elif args.path == "boom":
+            raise RuntimeError("secret internals /home/user/.ssh")
+        elif args.path == "gone":
+            raise BridgeError(ErrorCode.FILE_NOT_FOUND, "no such file: gone")
+        return ReadFileResult(content=args.path, total_lines=1, truncated=False)
+
+    def table(self) -> dict[str, Any]:
+        return {"ReadFile": self.read_file}
+
+
+def make_link(url: str, record: PairingRecord | None, handlers: dict, **kwargs: Any) -> DaemonLink:
+    states: list[tuple[LinkState, str]] = []
+    kwargs.setdefault("on_state", lambda state, detail: states.append((state, detail)))
+    identity = RunnerIdentity(
+        runner_id=record.runner_id if record else "runner-remote", name="test", project="proj"
+    )
+    link = DaemonLink(
+        url,
+        identity,
+        handlers=handlers,
+        root_summary=root_summary,
+        pairing=record,
+        **kwargs,
+    )
+    link.states = states  # type: ignore[attr-defined]
+    return link
+
+
+@asynccontextmanager
+async def linked(
+    handlers: dict | None = None, platform: Platform | None = None, **link_kwargs: Any
+) -> AsyncIterator[tuple[Platform, RunnerHandle, DaemonLink]]:
+    """A started platform and a pre-paired DaemonLink, connected."""
+    platform = platform or Platform()
+    await platform.start()
+    record = platform.pre_pair(uuid.uuid4().hex, new_activation_key())
+    link = make_link(platform.url, record, handlers or EchoHandlers().table(), **link_kwargs)
+    task = asyncio.create_task(link.run())
+    try:
+        async with asyncio.timeout(10):
+            handle = await platform.wait_runner(record.runner_id)
+        yield platform, handle, link
+    finally:
+        await link.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await platform.stop()
+
+
+class RawDaemon:
+    """A hand-driven daemon end: completes the handshake, then sends whatever a test wants."""
+
+    def __init__(self, ws: ClientConnection, signer: FrameSigner) -> None:
+        self.ws = ws
+        self.signer = signer
+
+    @classmethod
+    async def connect(cls, platform: Platform, record: PairingRecord) -> RawDaemon:
+        ws = await connect(platform.url, max_size=None)
+        nonce = new_nonce()
+        hello = Hello(
+            runner_id=record.runner_id, runner_name="raw", project="p", root=ROOT, nonce=nonce
+        )
+        key = record.link_key()
+        await ws.send(sign_hello(key, nonce, "h1", hello.model_dump()).model_dump_json())
+        reply = decode_frame(await ws.recv())
+        welcome = Welcome.model_validate(reply.payload)
+        signer = FrameSigner(key, connection_id(nonce, welcome.nonce))
+        signer.verify(reply)
+        return cls(ws, signer)
+
+    async def send(self, kind: FrameKind, type_name: str, payload: dict, msg_id: str = "") -> Frame:
+        frame = self.signer.seal(kind, type_name, msg_id or uuid.uuid4().hex, payload)
+        await self.ws.send(frame.model_dump_json())
+        return frame
+
+    async def recv(self, within: float = 5.0) -> Frame:
+        async with asyncio.timeout(within):
+            return decode_frame(await self.ws.recv())
+
+
+def raw_frame(**fields: Any) -> str:
+    base = {"kind": "event", "type": "FilesChanged", "id": uuid.uuid4().hex, "payload": {}}
+    base.update(fields)
+    return json.dumps(base)
