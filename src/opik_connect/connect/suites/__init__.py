@@ -1,0 +1,1 @@
+"""Test suites: suite files, the agent-under-test runner, assertions, the judge and run records."""

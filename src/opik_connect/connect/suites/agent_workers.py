@@ -1,0 +1,244 @@
+"""A pool of long-lived agent workers for one suite run, so starting Python never dominates a run.
+
+Each worker is `agent_worker_child.py` in its own process, cwd = the tree under test and the tree's
+import root first on sys.path, speaking JSON lines. A run that crashes or hangs fails that run
+only: the worker is killed and a fresh one replaces it on the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from opik_connect.connect.suites.entrypoint import EntrypointSpec
+
+CHILD_SCRIPT = Path(__file__).with_name("agent_worker_child.py")
+STREAM_LIMIT = 16 << 20
+STDERR_KEEP = 64 << 10
+ERROR_TAIL = 4000
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """One entrypoint call: the result dict (Opik shape, with `output`) or what went wrong."""
+
+    ok: bool
+    result: dict[str, Any] | None
+    error: str | None
+    duration_s: float
+
+
+class WorkerStartError(Exception):
+    """The entrypoint could not be loaded; every later call would fail the same way."""
+
+
+class AgentWorker:
+    def __init__(self, tree: Path, spec: EntrypointSpec, python: str) -> None:
+        self.tree = tree
+        self.spec = spec
+        self.python = python
+        self.alive = False
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stderr = bytearray()
+        self._stderr_dropped = 0
+        self._drain: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+
+    async def start(self, limit_s: float) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        self._proc = await asyncio.create_subprocess_exec(
+            self.python,
+            "-P",
+            str(CHILD_SCRIPT),
+            str(self.tree),
+            self.spec.import_root,
+            self.spec.module,
+            self.spec.function,
+            cwd=self.tree,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=STREAM_LIMIT,
+        )
+        self._drain = asyncio.create_task(self._drain_stderr())
+        try:
+            async with asyncio.timeout(limit_s):
+                line = await self._proc.stdout.readline()  # type: ignore[union-attr]
+        except TimeoutError:
+            await self.kill()
+            raise WorkerStartError(f"entrypoint did not load within {limit_s:g}s") from None
+        hello = _parse(line)
+        if not hello.get("ready"):
+            await self.kill()
+            detail = hello.get("error") or self._stderr_since(0) or "worker exited"
+            raise WorkerStartError(f"entrypoint {self.spec.label} failed to load:\n{detail}")
+        self.alive = True
+
+    async def call(self, kwargs: dict[str, Any], limit_s: float) -> CallOutcome:
+        """One request; the worker stays alive only if it answered this request cleanly."""
+        assert self._proc is not None and self._proc.stdin and self._proc.stdout
+        self.alive = False
+        request_id = next(self._ids)
+        mark = self._stderr_mark()
+        started = time.monotonic()
+        try:
+            payload = json.dumps({"id": request_id, "kwargs": kwargs}, default=str)
+            self._proc.stdin.write(payload.encode() + b"\n")
+            async with asyncio.timeout(limit_s):
+                await self._proc.stdin.drain()
+                line = await self._proc.stdout.readline()
+        except TimeoutError:
+            await self.kill()
+            return self._failure(f"timed out after {limit_s:g}s", mark, started)
+        except (ConnectionError, ValueError) as exc:
+            await self.kill()
+            return self._failure(f"worker channel broke: {exc}", mark, started)
+        if not line:
+            code = await self._proc.wait()
+            return self._failure(f"worker crashed (exit code {code})", mark, started)
+        reply = _parse(line)
+        duration = time.monotonic() - started
+        if reply.get("id") != request_id:
+            await self.kill()
+            return self._failure("worker answered out of turn", mark, started)
+        self.alive = True
+        if reply.get("ok"):
+            return CallOutcome(True, reply.get("result"), None, duration)
+        return CallOutcome(False, None, str(reply.get("error")), duration)
+
+    def _failure(self, headline: str, mark: int, started: float) -> CallOutcome:
+        output = self._stderr_since(mark)
+        error = headline + (f"\n--- output ---\n{output}" if output else "")
+        return CallOutcome(False, None, error, time.monotonic() - started)
+
+    async def kill(self) -> None:
+        self.alive = False
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            await self._proc.wait()
+        await self._stop_drain()
+
+    async def close(self) -> None:
+        """Let the child leave on end of input; kill it if it does not."""
+        self.alive = False
+        if self._proc is None or self._proc.returncode is not None:
+            await self._stop_drain()
+            return
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            async with asyncio.timeout(2):
+                await self._proc.wait()
+        except TimeoutError:
+            await self.kill()
+        await self._stop_drain()
+
+    async def _stop_drain(self) -> None:
+        if self._drain is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout(1):
+                    await self._drain
+            self._drain.cancel()
+
+    async def _drain_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        while chunk := await self._proc.stderr.read(65536):
+            self._stderr.extend(chunk)
+            excess = len(self._stderr) - STDERR_KEEP
+            if excess > 0:
+                del self._stderr[:excess]
+                self._stderr_dropped += excess
+
+    def _stderr_mark(self) -> int:
+        return self._stderr_dropped + len(self._stderr)
+
+    def _stderr_since(self, mark: int) -> str:
+        start = max(0, mark - self._stderr_dropped)
+        text = self._stderr[start:].decode("utf-8", "replace").strip()
+        return text[-ERROR_TAIL:]
+
+
+def _parse(line: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class WorkerPool:
+    """At most `size` workers; idle ones are reused, dead ones replaced on demand."""
+
+    def __init__(
+        self,
+        tree: Path,
+        spec: EntrypointSpec,
+        size: int,
+        *,
+        run_timeout: float = 60.0,
+        startup_timeout: float = 30.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.tree = tree.resolve()
+        self.spec = spec
+        self.run_timeout = run_timeout
+        self.startup_timeout = startup_timeout
+        self.python = python
+        self.started = 0
+        self._slots = asyncio.Semaphore(max(1, size))
+        self._idle: list[AgentWorker] = []
+        self._all: set[AgentWorker] = set()
+        self._load_error: str | None = None
+
+    async def __aenter__(self) -> WorkerPool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def call(self, kwargs: dict[str, Any]) -> CallOutcome:
+        """Run the entrypoint once; never raises for anything the agent does."""
+        async with self._slots:
+            started = time.monotonic()
+            if self._load_error is not None:
+                return CallOutcome(False, None, self._load_error, 0.0)
+            worker = self._idle.pop() if self._idle else None
+            if worker is None:
+                worker = AgentWorker(self.tree, self.spec, self.python)
+                self._all.add(worker)
+                self.started += 1
+                try:
+                    await worker.start(self.startup_timeout)
+                except WorkerStartError as exc:
+                    self._all.discard(worker)
+                    self._load_error = str(exc)
+                    return CallOutcome(False, None, str(exc), time.monotonic() - started)
+            try:
+                outcome = await worker.call(kwargs, self.run_timeout)
+            finally:
+                if worker.alive:
+                    self._idle.append(worker)
+                else:
+                    self._all.discard(worker)
+                    await worker.kill()
+            return outcome
+
+    async def close(self) -> None:
+        workers, self._all, self._idle = list(self._all), set(), []
+        await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
