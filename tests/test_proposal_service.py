@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from proposal_fixtures import check_path_for, git, make_repo, snapshot
 
 from opik_connect.connect.fix_branches import FixRecord
 from opik_connect.connect.proposals import ProposalService
@@ -19,7 +20,6 @@ from opik_connect.protocol import (
     ProposeChangeArgs,
     SuiteRunSummary,
 )
-from tests.proposal_fixtures import check_path_for, git, make_repo, snapshot
 
 pytestmark = pytest.mark.timeout(30)
 

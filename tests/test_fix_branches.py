@@ -1,0 +1,141 @@
+"""Fix branches checked with git itself: kill -9 at every apply step, merge and drop refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from proposal_fixtures import check_path_for, git, make_repo, snapshot
+
+from opik_connect.connect.fix_branches import APPLY_STEPS, FAULT_ENV, FixError
+from opik_connect.connect.proposals import ProposalService
+from opik_connect.protocol import FileEdit, ProposeChangeArgs
+
+TESTS_DIR = Path(__file__).resolve().parent
+CHILD = """
+import asyncio, sys
+from pathlib import Path
+from opik_connect.connect.proposals import ProposalService
+from proposal_fixtures import check_path_for
+root = Path(sys.argv[1])
+asyncio.run(ProposalService(root, check_path=check_path_for(root)).approve(sys.argv[2]))
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    return make_repo(tmp_path / "repo")
+
+
+def service(repo: Path, emit=None) -> ProposalService:
+    return ProposalService(repo, check_path=check_path_for(repo), emit=emit)
+
+
+def change(old: str = "return 'empty'", new: str = "return 'Please ask.'", path="agent.py"):
+    return ProposeChangeArgs(
+        title="Polite empty answer",
+        reason="because",
+        trace_id="t1",
+        edits=[FileEdit(path=path, old_string=old, new_string=new)],
+    )
+
+
+def worktrees(repo: Path) -> list[str]:
+    out = git(repo, "worktree", "list", "--porcelain")
+    assert "prunable" not in out and "locked" not in out
+    return [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("worktree ")]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("step", APPLY_STEPS)
+def test_kill_at_each_apply_step_then_restart_is_consistent(repo: Path, step: str) -> None:
+    svc = service(repo)
+    proposal = asyncio.run(svc.submit(change())).proposal_id
+    env = {**os.environ, FAULT_ENV: step, "PYTHONPATH": str(TESTS_DIR)}
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(repo), proposal], env=env, capture_output=True, timeout=30
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    record = svc.get(proposal)
+    branch = f"opik/fix/{proposal}-polite-empty-answer"
+    exists = bool(git(repo, "branch", "--list", branch))
+    assert exists == (APPLY_STEPS.index(step) >= APPLY_STEPS.index("ref_updated"))
+    if record.status == "applying":
+        record = svc.recover_one(record)
+        assert record.status == ("applied" if exists else "approved")
+        if not exists:
+            assert worktrees(repo) == [str(repo)]
+            assert list((svc.state_dir / "worktrees").iterdir()) == []
+    events = []
+
+    async def emit(event) -> None:
+        events.append(event)
+
+    restarted = service(repo, emit)
+    asyncio.run(restarted.start())
+    record = restarted.get(proposal)
+    assert record.status == "applied" and record.delivered
+    assert git(repo, "rev-parse", branch) == record.commit
+    assert f"Opik-Proposal: {proposal}" in git(repo, "log", "-1", "--format=%B", branch)
+    assert "Please ask." in git(repo, "show", f"{branch}:agent.py")
+    assert worktrees(repo) == [str(repo), str(Path(record.worktree).resolve())]
+    assert git(Path(record.worktree), "status", "--porcelain") == ""
+    assert [e.decision for e in events] == ["approved"] and events[0].branch == branch
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def approved_fix(repo: Path, **kwargs) -> tuple[ProposalService, str]:
+    svc = service(repo)
+    proposal = asyncio.run(svc.submit(change(**kwargs))).proposal_id
+    record = asyncio.run(svc.approve(proposal))
+    assert record.status == "applied"
+    return svc, proposal
+
+
+def test_merge_refuses_dirty_tree_and_changes_nothing(repo: Path) -> None:
+    svc, proposal = approved_fix(repo)
+    (repo / "notes.txt").write_text("dirty\n")
+    before = snapshot(repo)
+    with pytest.raises(FixError, match=r"uncommitted changes to tracked files \(notes.txt\)"):
+        svc.fixes.merge(svc.get(proposal))
+    assert snapshot(repo) == before
+
+
+def test_merge_refuses_conflict_and_changes_nothing(repo: Path) -> None:
+    svc, proposal = approved_fix(repo)
+    (repo / "agent.py").write_text((repo / "agent.py").read_text().replace("'empty'", "'nothing'"))
+    git(repo, "commit", "-qam", "diverge")
+    before = snapshot(repo)
+    with pytest.raises(FixError, match=r"would conflict in agent.py; nothing was changed"):
+        svc.fixes.merge(svc.get(proposal))
+    assert snapshot(repo) == before
+    assert not (repo / ".git" / "MERGE_HEAD").exists()
+
+
+def test_merge_then_drop_without_force(repo: Path) -> None:
+    svc, proposal = approved_fix(repo)
+    record = svc.get(proposal)
+    merged = svc.fixes.merge(record)
+    assert git(repo, "rev-parse", f"{merged}^2") == record.commit
+    assert "Please ask." in (repo / "agent.py").read_text()
+    svc.fixes.drop(record)
+    assert git(repo, "branch", "--list", record.branch) == ""
+    assert worktrees(repo) == [str(repo)]
+
+
+def test_drop_refuses_unmerged_without_force(repo: Path) -> None:
+    svc, proposal = approved_fix(repo)
+    record = svc.get(proposal)
+    with pytest.raises(FixError, match="unmerged work"):
+        svc.fixes.drop(record)
+    assert git(repo, "rev-parse", record.branch) == record.commit
+    assert Path(record.worktree).exists()
+    svc.fixes.drop(record, force=True)
+    assert git(repo, "branch", "--list", record.branch) == ""
+    assert not Path(record.worktree).exists()
