@@ -1,0 +1,625 @@
+"""The read commands the daemon serves (ReadFile, ListFiles, SearchFiles), inside the sandbox.
+
+Semantics follow Opik's bridge (names, limits, error codes); visibility is git's view minus the
+sensitive paths, and every byte of file text passes secret redaction before it is returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from opik_connect.config import ProjectConfig
+from opik_connect.connect.repo_files import RepoFiles
+from opik_connect.connect.sandbox_policy import (
+    SENSITIVE_NAME_GLOBS,
+    PathPolicy,
+    compile_glob,
+    normalize_relative,
+)
+from opik_connect.connect.secret_redaction import (
+    DETECTOR,
+    private_key_open_at_end,
+    redact,
+)
+from opik_connect.protocol import (
+    BridgeError,
+    ErrorCode,
+    ListFilesArgs,
+    ListFilesResult,
+    ReadFileArgs,
+    ReadFileResult,
+    RootSummary,
+    SearchFilesArgs,
+    SearchFilesResult,
+    SearchMatch,
+)
+
+MAX_LIST_FILES = 1000
+MAX_SEARCH_MATCHES = 100
+SEARCH_CONTEXT_LINES = 2
+SEARCH_TIMEOUT_S = 30.0
+BINARY_SNIFF_BYTES = 8192
+READ_CHUNK_BYTES = 1 << 20
+MAX_LINE_BYTES = 16 * 1024
+"""A longer line is cut (minified files); the cut is marked so Ollie knows."""
+MAX_CONTENT_CHARS = 512 * 1024
+"""ReadFile stops a window early past this, so a result always fits in one frame."""
+VISIBLE_CACHE_TTL_S = 5.0
+"""ReadFile trusts git's file list for this long, so a read costs no git process."""
+LINE_CUT_MARK = " [line truncated]"
+_RG_STREAM_LIMIT = 32 << 20
+
+Handler = Callable[[Any], Awaitable[BaseModel]]
+
+
+def find_ripgrep() -> str | None:
+    """`rg` from the ripgrep wheel next to our interpreter first, else on PATH."""
+    beside = Path(sys.executable).parent / "rg"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("rg")
+
+
+@dataclass
+class _Window:
+    lines: list[str]
+    total_lines: int
+    key_open_at_start: bool
+
+
+def _read_window(fd: int, offset: int, limit: int, path: str) -> _Window:
+    """Stream the file once: validate UTF-8, count lines, keep only the requested window.
+
+    Memory stays bounded by the chunk size and the window, whatever the file size.
+    """
+    end = offset + limit
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    lines: list[str] = []
+    current = bytearray()
+    cut = False
+    chars = 0
+    full = False
+    line_no = 0
+    key_open = False
+    key_tail = b""
+    seen_bytes = False
+    ends_with_newline = True
+
+    def finish_line(with_newline: bool) -> None:
+        nonlocal current, cut, chars, full
+        text = current.decode("utf-8", errors="ignore")
+        if cut:
+            text += LINE_CUT_MARK
+        lines.append(text + ("\n" if with_newline else ""))
+        chars += len(lines[-1])
+        full = chars >= MAX_CONTENT_CHARS
+        current = bytearray()
+        cut = False
+
+    while data := os.read(fd, READ_CHUNK_BYTES):
+        if not seen_bytes and b"\0" in data[:BINARY_SNIFF_BYTES]:
+            raise BridgeError(ErrorCode.BINARY_FILE, "binary file (NUL byte)", path=path)
+        try:
+            decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            raise BridgeError(ErrorCode.BINARY_FILE, "file is not UTF-8 text", path=path) from exc
+        seen_bytes = True
+        ends_with_newline = data.endswith(b"\n")
+        pos = 0
+        size = len(data)
+        while pos < size:
+            if line_no < offset:
+                nl = pos - 1
+                for _ in range(offset - line_no):
+                    nl = data.find(b"\n", nl + 1)
+                    if nl == -1:
+                        break
+                    line_no += 1
+                stop = size if nl == -1 else nl + 1
+                segment = data[pos:stop]
+                key_open = private_key_open_at_end(key_tail + segment, key_open)
+                key_tail = segment[-96:]
+                pos = stop
+            elif line_no < end and not full:
+                nl = data.find(b"\n", pos)
+                stop = size if nl == -1 else nl + 1
+                piece = data[pos : stop - 1 if nl != -1 else stop]
+                room = MAX_LINE_BYTES - len(current)
+                if len(piece) > room:
+                    piece = piece[: max(room, 0)]
+                    cut = True
+                current += piece
+                pos = stop
+                if nl != -1:
+                    finish_line(True)
+                    line_no += 1
+            else:
+                line_no += data.count(b"\n", pos)
+                pos = size
+    with contextlib.suppress(UnicodeDecodeError):
+        decoder.decode(b"", final=True)
+    total = line_no + (1 if seen_bytes and not ends_with_newline else 0)
+    if seen_bytes and not ends_with_newline and offset <= line_no < end and not full:
+        finish_line(False)
+    return _Window(lines=lines, total_lines=total, key_open_at_start=key_open)
+
+
+@dataclass
+class _Budget:
+    """How many match lines all streams of one search have kept in full so far."""
+
+    stored: int = 0
+
+
+@dataclass
+class _FileHits:
+    """One file's part of a search, kept until its end says whether it is visible text."""
+
+    path: str
+    lines: list[tuple[int, str, bool]] = field(default_factory=list)
+    matched_lines: int = 0
+    dropped: int = 0
+    bad: bool = False
+    last_stored_match: int = -(10**9)
+
+
+def _strip_eol(text: str) -> str:
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+
+
+def _hides_only_secret(line: str, regex: re.Pattern[str] | None) -> bool:
+    """True when a match line matched only inside a secret: returning it (or even counting it)
+    would let a caller guess the secret one character at a time."""
+    redacted, count = redact(line)
+    return count > 0 and (regex is None or regex.search(redacted) is None)
+
+
+class _RgStream:
+    """Parses one `rg --json` stream; lines past the budget are counted without being decoded."""
+
+    def __init__(self, budget: _Budget, regex: re.Pattern[str] | None) -> None:
+        self.budget = budget
+        self.regex = regex
+        self.files: list[_FileHits] = []
+        self.current: _FileHits | None = None
+
+    def feed(self, raw: bytes) -> None:
+        if raw.startswith(b'{"type":"begin"'):
+            path = json.loads(raw)["data"]["path"]
+            name = path.get("text")
+            self.current = _FileHits(path=(name or "").removeprefix("./"), bad=name is None)
+            return
+        hit = self.current
+        if hit is None:
+            return
+        if raw.startswith(b'{"type":"end"'):
+            if json.loads(raw)["data"].get("binary_offset") is not None:
+                hit.bad = True
+            self.files.append(hit)
+            self.current = None
+            return
+        is_match = raw.startswith(b'{"type":"match"')
+        if not is_match and not raw.startswith(b'{"type":"context"'):
+            return
+        hit.matched_lines += is_match
+        if hit.bad or b'"lines":{"bytes"' in raw:
+            hit.bad = True
+            return
+        store = self.budget.stored < MAX_SEARCH_MATCHES
+        if not is_match and not store:
+            store = 0 < self._line_number(raw) - hit.last_stored_match <= SEARCH_CONTEXT_LINES
+        if store:
+            data = json.loads(raw)["data"]
+            number = data["line_number"]
+            hit.lines.append((number, _strip_eol(data["lines"]["text"]), is_match))
+            if is_match:
+                hit.last_stored_match = number
+                self.budget.stored += 1
+        elif is_match and DETECTOR.search(raw.decode("utf-8", "replace")):
+            text = _strip_eol(json.loads(raw)["data"]["lines"]["text"])
+            hit.dropped += _hides_only_secret(text, self.regex)
+
+    @staticmethod
+    def _line_number(raw: bytes) -> int:
+        found = re.search(rb'"line_number":(\d+)', raw)
+        return int(found.group(1)) if found else -(10**9)
+
+
+def _redact_window(lines: list[str]) -> tuple[list[str], int]:
+    """Redact search lines one by one, carrying private-key state across the window."""
+    out: list[str] = []
+    count = 0
+    inside = False
+    for line in lines:
+        if "PRIVATE KEY" in line and "-----BEGIN" in line:
+            inside = True
+        if inside:
+            inside = "-----END" not in line
+            out.append("[REDACTED:private_key]")
+            count += 1
+            continue
+        text, n = redact(line)
+        out.append(text)
+        count += n
+    return out, count
+
+
+class Sandbox:
+    """The read side of the bridge for one root: git visibility, path policy and redaction."""
+
+    def __init__(self, root: Path, repo: RepoFiles, policy: PathPolicy, rg: str | None) -> None:
+        self.root = root
+        self.repo = repo
+        self.policy = policy
+        self.rg = rg
+        self._visible: frozenset[str] = frozenset()
+        self._visible_at = float("-inf")
+
+    @classmethod
+    async def open(
+        cls, root: Path, config: ProjectConfig, *, ripgrep: str | None = "auto"
+    ) -> Sandbox:
+        """Refuses (NotAGitRepoError) a root outside a git work tree. `ripgrep=None` forces
+        the `git grep` fallback; "auto" looks next to sys.executable, then on PATH."""
+        root = Path(await asyncio.to_thread(os.path.realpath, root))
+        repo = await RepoFiles.open(root)
+        rg = find_ripgrep() if ripgrep == "auto" else ripgrep
+        return cls(root, repo, PathPolicy(root, config.deny), rg)
+
+    def invalidate(self) -> None:
+        """Forget the cached file list (the watcher calls this when files change)."""
+        self._visible_at = float("-inf")
+
+    async def _visible_set(self) -> frozenset[str]:
+        if time.monotonic() - self._visible_at > VISIBLE_CACHE_TTL_S:
+            self._visible = frozenset(await self.repo.visible_files())
+            self._visible_at = time.monotonic()
+        return self._visible
+
+    async def visible_files(self, under: str = "") -> list[str]:
+        """Git-visible, non-sensitive, safe (regular or in-root symlink) files, sorted."""
+        raw = await self.repo.visible_files(*([under] if under else []))
+        if not under:
+            self._visible = frozenset(raw)
+            self._visible_at = time.monotonic()
+        names = [f for f in raw if not self.policy.is_sensitive(f)]
+        safe = await asyncio.to_thread(
+            lambda: [f for f in names if self.policy.safe_for_listing(f)]
+        )
+        return sorted(safe)
+
+    async def summary(self) -> RootSummary:
+        """The hello's root summary: visible file count, branch and HEAD."""
+        files, (branch, head) = await asyncio.gather(
+            self.visible_files(), self.repo.branch_and_head()
+        )
+        return RootSummary(root=str(self.root), visible_files=len(files), branch=branch, head=head)
+
+    async def _require_visible(self, rel: str) -> None:
+        if rel in await self._visible_set():
+            return
+        found = await self.repo.visible_files(rel)
+        if rel in found:
+            self.invalidate()
+            return
+        if any(f.startswith(rel + "/") for f in found):
+            raise BridgeError(
+                ErrorCode.INVALID_ARGS, "path is a directory; use ListFiles", path=rel
+            )
+        raise BridgeError(ErrorCode.FILE_NOT_FOUND, "file not found (or ignored by git)", path=rel)
+
+    # --- ReadFile -------------------------------------------------------------------------------
+
+    async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
+        rel = normalize_relative(args.path)
+        if not rel:
+            raise BridgeError(
+                ErrorCode.INVALID_ARGS, "path is a directory; use ListFiles", path="."
+            )
+        self.policy.check_sensitive(rel)
+        await self._require_visible(rel)
+        opened = await asyncio.to_thread(self.policy.open_file, rel)
+        try:
+            if opened.real_path != rel:
+                await self._require_visible(opened.real_path)
+            window = await asyncio.to_thread(_read_window, opened.fd, args.offset, args.limit, rel)
+        finally:
+            os.close(opened.fd)
+        content, redactions = redact(
+            "".join(window.lines), inside_private_key=window.key_open_at_start
+        )
+        returned_end = min(args.offset + len(window.lines), window.total_lines)
+        return ReadFileResult(
+            content=content,
+            total_lines=window.total_lines,
+            truncated=returned_end < window.total_lines,
+            encoding="utf-8",
+            redactions=redactions,
+        )
+
+    # --- ListFiles ------------------------------------------------------------------------------
+
+    def _directory(self, path: str) -> str:
+        rel = normalize_relative(path)
+        if rel:
+            self.policy.check_sensitive(rel)
+            if not (self.root / rel).is_dir() or (self.root / rel).is_symlink():
+                raise BridgeError(ErrorCode.FILE_NOT_FOUND, "no such directory", path=rel)
+        return rel
+
+    async def list_files(self, args: ListFilesArgs) -> ListFilesResult:
+        rel_dir = self._directory(args.path)
+        if "\0" in args.pattern:
+            raise BridgeError(ErrorCode.INVALID_ARGS, "pattern contains a NUL byte")
+        matcher = compile_glob(args.pattern.lstrip("/") or "**/*")
+        prefix = rel_dir + "/" if rel_dir else ""
+        files = [
+            f
+            for f in await self.visible_files(rel_dir)
+            if f.startswith(prefix) and matcher.match(f[len(prefix) :])
+        ]
+        return ListFilesResult(
+            files=files[:MAX_LIST_FILES], total=len(files), truncated=len(files) > MAX_LIST_FILES
+        )
+
+    # --- SearchFiles ----------------------------------------------------------------------------
+
+    async def search_files(self, args: SearchFilesArgs) -> SearchFilesResult:
+        if not args.pattern or "\0" in args.pattern or len(args.pattern) > 500:
+            raise BridgeError(ErrorCode.INVALID_ARGS, "pattern must be a regex of 1-500 characters")
+        if args.glob is not None and "\0" in args.glob:
+            raise BridgeError(ErrorCode.INVALID_ARGS, "glob contains a NUL byte")
+        rel_dir = self._directory(args.path)
+        try:
+            regex: re.Pattern[str] | None = re.compile(args.pattern)
+        except re.error:
+            regex = None
+        search = self._search_rg if self.rg else self._search_git_grep
+        try:
+            files, visible = await asyncio.wait_for(
+                search(args.pattern, args.glob, rel_dir, regex), timeout=SEARCH_TIMEOUT_S
+            )
+        except TimeoutError as exc:
+            raise BridgeError(
+                ErrorCode.TIMEOUT, f"search took longer than {SEARCH_TIMEOUT_S:g}s"
+            ) from exc
+        return self._collect(files, visible, regex)
+
+    def _glob_filter(self, glob: str | None) -> Callable[[str], bool]:
+        """ripgrep's meaning of a glob: without '/', it matches the file name at any depth."""
+        if not glob:
+            return lambda _path: True
+        negate = glob.startswith("!")
+        body = glob[1:] if negate else glob
+        matcher = compile_glob(body.lstrip("/") if "/" in body else "**/" + body)
+        return lambda path: bool(matcher.match(path)) != negate
+
+    async def _search_rg(
+        self, pattern: str, glob: str | None, rel_dir: str, regex: re.Pattern[str] | None
+    ) -> tuple[list[_FileHits], frozenset[str]]:
+        """ripgrep walks with its own ignore rules (fast); git's file list, fetched at the same
+        time, then decides. Tracked files that match an ignore rule are searched explicitly."""
+        assert self.rg is not None
+        excludes: list[str] = []
+        for name in SENSITIVE_NAME_GLOBS:
+            excludes += ["--iglob", f"!{name}"]
+        for deny in self.policy.deny_globs:
+            excludes += ["--glob", f"!{deny}"]
+        base = [
+            self.rg,
+            "--no-config",
+            "--json",
+            "--hidden",
+            "--no-ignore-dot",
+            "--no-messages",
+            "--context",
+            str(SEARCH_CONTEXT_LINES),
+            *(["--glob", glob] if glob else []),
+            *excludes,
+            "--regexp",
+            pattern,
+            "--",
+        ]
+        budget = _Budget()
+        visible_task = asyncio.ensure_future(self.repo.visible_files(*filter(None, [rel_dir])))
+        extra_task = asyncio.ensure_future(self.repo.tracked_ignored_files())
+        streams = [_RgStream(budget, regex)]
+        try:
+            walk = asyncio.ensure_future(self._run_rg([*base, rel_dir or "."], streams[0]))
+            wanted = self._glob_filter(glob)
+            prefix = rel_dir + "/" if rel_dir else ""
+            extra = [
+                f
+                for f in await extra_task
+                if f.startswith(prefix) and wanted(f) and not self.policy.is_sensitive(f)
+            ]
+            extra = await asyncio.to_thread(
+                lambda: [f for f in extra if self.policy.regular_file(f)]
+            )
+            if extra:
+                streams.append(_RgStream(budget, regex))
+                await self._run_rg([*base, *extra], streams[1])
+            await walk
+            visible = frozenset(await visible_task)
+        finally:
+            for task in (visible_task, extra_task):
+                task.cancel()
+        return [hit for stream in streams for hit in stream.files], visible
+
+    async def _run_rg(self, cmd: list[str], stream: _RgStream) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            cwd=self.root,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=_RG_STREAM_LIMIT,
+        )
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            async for raw in proc.stdout:
+                stream.feed(raw)
+            err = await proc.stderr.read()
+            code = await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        if code == 2 and b"regex" in err:
+            message = err.decode(errors="replace").strip().splitlines()[-1]
+            raise BridgeError(ErrorCode.INVALID_ARGS, f"invalid regex: {message}", field="pattern")
+
+    async def _search_git_grep(
+        self, pattern: str, glob: str | None, rel_dir: str, regex: re.Pattern[str] | None
+    ) -> tuple[list[_FileHits], frozenset[str]]:
+        """Without ripgrep: `git grep --untracked` searches exactly git's visible files."""
+        proc = await asyncio.create_subprocess_exec(
+            "git",
+            "grep",
+            "-z",
+            "-n",
+            "-I",
+            "--untracked",
+            "--no-color",
+            "-P",
+            "-e",
+            pattern,
+            "--",
+            rel_dir or ".",
+            cwd=self.root,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=_RG_STREAM_LIMIT,
+        )
+        wanted = self._glob_filter(glob)
+        budget = _Budget()
+        files: dict[str, _FileHits] = {}
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            async for raw in proc.stdout:
+                parts = raw.split(b"\0", 2)
+                if len(parts) != 3:
+                    continue
+                name_b, number_b, text_b = parts
+                try:
+                    name, text = name_b.decode(), _strip_eol(text_b.decode())
+                except UnicodeDecodeError:
+                    continue
+                if not wanted(name):
+                    continue
+                hit = files.setdefault(name, _FileHits(path=name))
+                hit.matched_lines += 1
+                if budget.stored < MAX_SEARCH_MATCHES:
+                    hit.lines.append((int(number_b), text, True))
+                    budget.stored += 1
+                else:
+                    hit.dropped += _hides_only_secret(text, regex)
+            err = await proc.stderr.read()
+            code = await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        if code == 128:
+            message = err.decode(errors="replace").strip().splitlines()[-1]
+            raise BridgeError(ErrorCode.INVALID_ARGS, f"invalid regex: {message}", field="pattern")
+        hits = list(files.values())
+        await asyncio.to_thread(self._add_context, hits)
+        return hits, frozenset(files)
+
+    def _add_context(self, hits: list[_FileHits]) -> None:
+        """git grep -z cannot tell context from matches, so read context for kept matches."""
+        for hit in hits:
+            wanted = {
+                n + d
+                for n, _, _ in hit.lines
+                for d in range(-SEARCH_CONTEXT_LINES, SEARCH_CONTEXT_LINES + 1)
+                if d and n + d > 0
+            } - {n for n, _, _ in hit.lines}
+            if not wanted:
+                continue
+            try:
+                opened = self.policy.open_file(hit.path)
+            except BridgeError:
+                hit.bad = True
+                continue
+            with os.fdopen(opened.fd, "rb") as handle:
+                for number, raw in enumerate(handle, start=1):
+                    if number > max(wanted):
+                        break
+                    if number in wanted:
+                        hit.lines.append(
+                            (number, _strip_eol(raw.decode("utf-8", "replace")), False)
+                        )
+            hit.lines.sort()
+
+    def _collect(
+        self, files: list[_FileHits], visible: frozenset[str], regex: re.Pattern[str] | None
+    ) -> SearchFilesResult:
+        """Keep visible text files; count honestly; return at most MAX_SEARCH_MATCHES."""
+        matches: list[SearchMatch] = []
+        total = 0
+        redactions = 0
+        for hit in files:
+            if hit.bad or hit.path not in visible or self.policy.is_sensitive(hit.path):
+                continue
+            total += hit.matched_lines - hit.dropped
+            text_at = {n: text for n, text, _ in hit.lines}
+            for number, text, is_match in hit.lines:
+                if not is_match:
+                    continue
+                if _hides_only_secret(text, regex):
+                    total -= 1
+                    continue
+                if len(matches) >= MAX_SEARCH_MATCHES:
+                    continue
+                before = [
+                    text_at[n] for n in range(number - SEARCH_CONTEXT_LINES, number) if n in text_at
+                ]
+                after = [
+                    text_at[n]
+                    for n in range(number + 1, number + SEARCH_CONTEXT_LINES + 1)
+                    if n in text_at
+                ]
+                window, count = _redact_window([*before, text, *after])
+                redactions += count
+                matches.append(
+                    SearchMatch(
+                        file=hit.path,
+                        line=number,
+                        content=window[len(before)],
+                        context_before=window[: len(before)],
+                        context_after=window[len(before) + 1 :],
+                    )
+                )
+        matches.sort(key=lambda m: (m.file, m.line))
+        return SearchFilesResult(
+            matches=matches,
+            total_matches=total,
+            truncated=total > len(matches),
+            redactions=redactions,
+        )
+
+
+def read_handlers(sandbox: Sandbox) -> dict[str, Handler]:
+    """Command name -> async handler(args model) -> result model, for the link to dispatch."""
+    return {
+        "ReadFile": sandbox.read_file,
+        "ListFiles": sandbox.list_files,
+        "SearchFiles": sandbox.search_files,
+    }
