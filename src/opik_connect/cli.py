@@ -20,6 +20,9 @@ protocol_app = typer.Typer(help="The wire protocol between the daemon and the pl
 app.add_typer(protocol_app, name="protocol")
 
 # --- sub-command groups: register each with one line here ---
+from opik_connect.connect.suites.suite_cli import suite_app  # noqa: E402
+
+app.add_typer(suite_app, name="suite")
 # --- end of sub-command groups ---
 
 

@@ -1,0 +1,208 @@
+"""`opik-connect suite ...`: list, show, run and add suites. Exit codes: 0 pass, 1 fail, 2 error."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from opik_connect.agent.trace_store import TraceStore, TraceStoreError, parse_trace_document
+from opik_connect.config import ConfigError
+from opik_connect.connect.suites.assertions import Assertion, describe
+from opik_connect.connect.suites.llm_judge import judge_from_config
+from opik_connect.connect.suites.run_records import latest_record
+from opik_connect.connect.suites.suite_files import (
+    Suite,
+    SuiteItem,
+    list_suites,
+    load_suite,
+    save_suite,
+    suite_path,
+)
+from opik_connect.connect.suites.suite_report import progress_bar, render_summary
+from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S, run_suite
+from opik_connect.protocol import BridgeError, ErrorCode
+
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+EXIT_FOR_STATUS = {"passed": EXIT_PASS, "failed": EXIT_FAIL, "error": EXIT_ERROR}
+
+suite_app = typer.Typer(help="Test suites (.opik/suites/*.yaml): list, show, run, add.")
+RootOption = Annotated[
+    Path | None,
+    typer.Option("--root", help="Project root (default: the git checkout around the cwd)."),
+]
+
+
+def _root(root: Path | None) -> Path:
+    if root is not None:
+        return root.resolve()
+    done = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=False
+    )
+    return Path(done.stdout.strip()) if done.returncode == 0 else Path.cwd()
+
+
+def _fail(console: Console, exc: Exception) -> typer.Exit:
+    code = f"[{exc.code}] " if isinstance(exc, BridgeError) else ""
+    console.print(f"[bold red]error:[/] {code}{escape(str(exc))}")
+    return typer.Exit(EXIT_ERROR)
+
+
+@suite_app.command("list")
+def list_command(root: RootOption = None) -> None:
+    """List the project's suites with their item counts and last result on your tree."""
+    console = Console()
+    base = _root(root)
+    names = list_suites(base)
+    if not names:
+        console.print(f"no suites in {base / '.opik' / 'suites'}")
+        return
+    table = Table("suite", "items", "last run", "description")
+    for name in names:
+        last = latest_record(base, name)
+        status = f"{last.summary.status} ({last.summary.started_at[:19]})" if last else "-"
+        try:
+            suite = load_suite(base, name)
+        except BridgeError as exc:
+            table.add_row(name, "-", status, f"[red]invalid: {escape(exc.message)}")
+            continue
+        table.add_row(name, str(len(suite.items)), status, escape(suite.description.strip()))
+    console.print(table)
+
+
+@suite_app.command("show")
+def show_command(name: str, root: RootOption = None) -> None:
+    """Show a suite's policy, global assertions and items."""
+    console = Console()
+    try:
+        suite = load_suite(_root(root), name)
+    except BridgeError as exc:
+        raise _fail(console, exc) from exc
+    policy = suite.global_execution_policy
+    console.print(f"[bold]{suite.name}[/] {escape(suite.description.strip())}")
+    console.print(f"runs_per_item {policy.runs_per_item}, pass_threshold {policy.pass_threshold}")
+    for assertion in suite.global_assertions:
+        console.print(f"  global: {escape(describe(assertion))}")
+    for item in suite.items:
+        effective = suite.policy_for(item)
+        console.print(
+            f"\n[bold cyan]{escape(item.id)}[/] ({effective.pass_threshold}/"
+            f"{effective.runs_per_item} runs) {escape(item.description.strip())}"
+        )
+        console.print(f"  data: {escape(json.dumps(item.data, ensure_ascii=False))}")
+        for assertion in item.assertions:
+            console.print(f"  - {escape(describe(assertion))}")
+
+
+@suite_app.command("run")
+def run_command(
+    name: str,
+    item: Annotated[list[str] | None, typer.Option("--item", help="Run only this item.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the run summary here.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, max=64)] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds per run.")
+    ] = DEFAULT_RUN_TIMEOUT_S,
+    root: RootOption = None,
+) -> None:
+    """Run a suite on your tree. Exit 0 if it passes, 1 if it fails, 2 on error."""
+    console = Console()
+    base = _root(root)
+    try:
+        judge = judge_from_config(base)
+        with progress_bar(console, name) as progress:
+            summary = asyncio.run(
+                run_suite(
+                    base,
+                    name,
+                    item_ids=item or None,
+                    workers=workers,
+                    judge=judge,
+                    progress=progress,
+                    run_timeout_s=timeout,
+                )
+            )
+    except (BridgeError, ConfigError) as exc:
+        raise _fail(console, exc) from exc
+    render_summary(console, summary)
+    if json_out is not None:
+        json_out.write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+    raise typer.Exit(EXIT_FOR_STATUS[summary.status])
+
+
+@suite_app.command("add")
+def add_command(
+    name: str,
+    trace: Annotated[str, typer.Option("--trace", help="A trace JSON file or a trace id.")],
+    assertions: Annotated[
+        list[str] | None,
+        typer.Option("--assert", help="A natural-language assertion (repeatable)."),
+    ] = None,
+    item_id: Annotated[str | None, typer.Option("--id", help="The new item's id.")] = None,
+    traces_dir: Annotated[
+        Path | None,
+        typer.Option("--traces-dir", help="Where trace ids are looked up (default .opik/traces)."),
+    ] = None,
+    root: RootOption = None,
+) -> None:
+    """Add an item built from a trace's input to a suite (created if missing).
+
+    The trace is a JSON file (Opik TracePublic, bare or as {"trace", "spans"}) or an id looked up
+    in --traces-dir, then on the Opik server named by OPIK_URL_OVERRIDE.
+    """
+    console = Console()
+    base = _root(root)
+    try:
+        trace_id, trace_input = _read_trace(trace, traces_dir or base / ".opik" / "traces")
+        path = suite_path(base, name)
+        suite = load_suite(base, name) if path.is_file() else Suite(name=name)
+        new_item = _item_from_trace(suite, trace_id, trace_input, assertions or [], item_id)
+        updated = Suite.model_validate(
+            {**suite.model_dump(exclude_unset=True), "items": [*suite.items, new_item]}
+        )
+        written = save_suite(base, updated)
+    except (BridgeError, TraceStoreError, ValueError) as exc:
+        raise _fail(console, exc) from exc
+    console.print(f"added item [bold]{escape(new_item.id)}[/] to {written}")
+
+
+def _read_trace(reference: str, traces_dir: Path) -> tuple[str, Any]:
+    path = Path(reference)
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        document = data if isinstance(data, dict) and "trace" in data else {"trace": data}
+        record = parse_trace_document(document, str(path))
+    else:
+        store = TraceStore.from_env(traces_dir if traces_dir.is_dir() else None)
+        record = asyncio.run(store.get(reference))
+    return record.trace.id, record.trace.input
+
+
+def _item_from_trace(
+    suite: Suite, trace_id: str, trace_input: Any, texts: list[str], item_id: str | None
+) -> SuiteItem:
+    data = trace_input if isinstance(trace_input, dict) else {"input": trace_input}
+    taken = {item.id for item in suite.items}
+    wanted = item_id or "trace-" + re.sub(r"[^A-Za-z0-9_-]", "", trace_id)[:12]
+    candidate, n = wanted, 2
+    while item_id is None and candidate in taken:
+        candidate, n = f"{wanted}-{n}", n + 1
+    if candidate in taken:
+        raise BridgeError(ErrorCode.INVALID_ARGS, f"suite {suite.name} already has item {item_id}")
+    assertions: list[Assertion] = list(texts)
+    return SuiteItem(
+        id=candidate,
+        description=f"From trace {trace_id}",
+        data=data,
+        assertions=assertions,
+    )

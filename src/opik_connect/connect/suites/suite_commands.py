@@ -1,0 +1,173 @@
+"""The suite entry points the daemon wires: the platform's RunSuite command and the rerun after a
+fix commit. RunSuite is the only execution the platform can trigger, and only of declared suites."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Literal
+
+from rich.console import Console
+
+from opik_connect.connect.fix_branches import FixRecord
+from opik_connect.connect.suites.llm_judge import Judge, judge_from_config
+from opik_connect.connect.suites.run_records import USER_TREE
+from opik_connect.connect.suites.suite_files import list_suites, suite_path
+from opik_connect.connect.suites.suite_report import progress_bar, render_summary
+from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S, run_suite
+from opik_connect.protocol import BridgeError, ErrorCode, RunSuiteArgs, SuiteRunSummary
+
+RunSuiteHandler = Callable[[RunSuiteArgs], Awaitable[SuiteRunSummary]]
+AfterCommit = Callable[[FixRecord], Awaitable[list[SuiteRunSummary]]]
+
+
+def make_run_suite_handler(
+    root: Path,
+    *,
+    workers: int | None = None,
+    run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S,
+    judge: Judge | Literal["auto"] | None = "auto",
+    console: Console | None = None,
+) -> RunSuiteHandler:
+    """The daemon's `RunSuite` handler. One platform-triggered run at a time, so the platform
+    cannot multiply the processes started on the user's machine."""
+    one_at_a_time = asyncio.Lock()
+
+    async def handle(args: RunSuiteArgs) -> SuiteRunSummary:
+        suite_path(root, args.suite)
+        tree, label = await resolve_tree(root, args.branch)
+        async with one_at_a_time:
+            summary = await run_suite(
+                root,
+                args.suite,
+                tree=tree,
+                tree_label=label,
+                item_ids=args.item_ids,
+                workers=workers,
+                judge=judge,
+                run_timeout_s=run_timeout_s,
+            )
+        if console is not None:
+            render_summary(console, summary)
+        return summary
+
+    return handle
+
+
+async def resolve_tree(root: Path, branch: str | None) -> tuple[Path, str]:
+    """The tree a branch is checked out in (a fix worktree), or the user's tree for None."""
+    if branch is None:
+        return root, USER_TREE
+    root = await asyncio.to_thread(root.resolve)
+    for path, ref in (await _worktrees(root)).items():
+        if ref == f"refs/heads/{branch}":
+            return (root, USER_TREE) if path == root else (path, branch)
+    raise BridgeError(
+        ErrorCode.INVALID_ARGS,
+        f"branch {branch!r} is not checked out in any worktree",
+        branch=branch,
+    )
+
+
+async def _worktrees(root: Path) -> dict[Path, str | None]:
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        "worktree",
+        "list",
+        "--porcelain",
+        cwd=root,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise BridgeError(ErrorCode.INVALID_ARGS, f"not a git repository: {err.decode().strip()}")
+    return await asyncio.to_thread(_parse_worktrees, out.decode())
+
+
+def _parse_worktrees(porcelain: str) -> dict[Path, str | None]:
+    """Worktree path -> branch ref (None when detached) from `git worktree list --porcelain`."""
+    found: dict[Path, str | None] = {}
+    current: Path | None = None
+    for line in porcelain.splitlines():
+        if line.startswith("worktree "):
+            current = Path(line.removeprefix("worktree ")).resolve()
+            found[current] = None
+        elif line.startswith("branch ") and current is not None:
+            found[current] = line.removeprefix("branch ")
+    return found
+
+
+async def rerun_after_fix(
+    root: Path,
+    worktree: Path,
+    branch: str,
+    suite_names: list[str] | None,
+    failing_item_ids: list[str],
+    *,
+    proposal_id: str | None = None,
+    workers: int | None = None,
+    judge: Judge | Literal["auto"] | None = "auto",
+    run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S,
+    console: Console | None = None,
+) -> list[SuiteRunSummary]:
+    """Rerun the proposal's suites (all suites of the worktree if none is linked) in the fix
+    worktree, the failing items the proposal named first; each run is recorded under the branch
+    and proposal so `fixes show` finds before -> after. A suite that cannot run (missing, invalid)
+    raises: the caller records that the rerun failed rather than a made-up result."""
+    names = suite_names or await asyncio.to_thread(list_suites, worktree)
+    console = console or Console(stderr=True)
+    owned = await asyncio.to_thread(judge_from_config, root) if judge == "auto" else None
+    active = owned if judge == "auto" else judge
+    summaries = []
+    try:
+        for name in names:
+            with progress_bar(console, f"{name} on {branch}") as progress:
+                summary = await run_suite(
+                    root,
+                    name,
+                    tree=worktree,
+                    tree_label=branch,
+                    first_items=failing_item_ids,
+                    workers=workers,
+                    judge=active,
+                    progress=progress,
+                    run_timeout_s=run_timeout_s,
+                    proposal_id=proposal_id,
+                )
+            render_summary(console, summary, first_items=failing_item_ids)
+            summaries.append(summary)
+    finally:
+        if owned is not None:
+            await owned.aclose()
+    return summaries
+
+
+def make_after_commit(
+    root: Path,
+    *,
+    workers: int | None = None,
+    judge: Judge | Literal["auto"] | None = "auto",
+    run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S,
+    console: Console | None = None,
+) -> AfterCommit:
+    """ProposalService's `after_commit` hook: rerun_after_fix for one committed fix."""
+
+    async def after_commit(fix: FixRecord) -> list[SuiteRunSummary]:
+        if fix.worktree is None:
+            raise BridgeError(ErrorCode.INTERNAL, f"fix {fix.id} has no worktree to run in")
+        return await rerun_after_fix(
+            root,
+            fix.worktree,
+            fix.branch,
+            [fix.suite] if fix.suite else None,
+            fix.test_case_ids,
+            proposal_id=fix.id,
+            workers=workers,
+            judge=judge,
+            run_timeout_s=run_timeout_s,
+            console=console,
+        )
+
+    return after_commit
