@@ -23,6 +23,11 @@ app.add_typer(protocol_app, name="protocol")
 from opik_connect.connect.suites.suite_cli import suite_app  # noqa: E402
 
 app.add_typer(suite_app, name="suite")
+from opik_connect.agent.platform_cli import platform_app  # noqa: E402
+from opik_connect.connect.daemon_cli import register as register_daemon  # noqa: E402
+
+register_daemon(app)
+app.add_typer(platform_app, name="platform")
 # --- end of sub-command groups ---
 
 

@@ -15,16 +15,18 @@ import hmac
 import inspect
 import logging
 import secrets
+import ssl
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from opik_connect.link_auth import (
     FrameSigner,
@@ -82,6 +84,18 @@ EventCallback = Callable[["RunnerHandle", str, BaseModel], Any]
 DEFAULT_TIMEOUTS = {"RunSuite": 3600.0}
 HANDSHAKE_TIMEOUT_S = 15.0
 SEEN_CACHE_SIZE = 8192
+
+
+class PlatformHooks(Protocol):
+    """Other services on the same port (e.g. agent.platform_http_api.PlatformHttpApi)."""
+
+    async def process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None: ...
+
+    async def handle_websocket(self, connection: ServerConnection) -> bool:
+        """True if it served this connection; False leaves it to the daemon link."""
+        ...
 
 
 class RunnerInfo(BaseModel):
@@ -310,8 +324,12 @@ class Platform:
         command_timeout_s: float = 120.0,
         operator_token: str | None = None,
         on_pair_request: Callable[[PairRequest], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self._ssl = ssl_context
+        self.http_api: PlatformHooks | None = None
+        """Set before start() to serve HTTP reads and other websockets on the same port."""
         self.port = port
         self._store = pairing_store
         self._paired: dict[str, PairingRecord] = pairing_store.all() if pairing_store else {}
@@ -331,7 +349,14 @@ class Platform:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._server = await serve(self._connection, self.host, self.port, max_size=MAX_FRAME_BYTES)
+        self._server = await serve(
+            self._connection,
+            self.host,
+            self.port,
+            max_size=MAX_FRAME_BYTES,
+            ssl=self._ssl,
+            process_request=self._process_request,
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -350,7 +375,7 @@ class Platform:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}"
+        return f"{'wss' if self._ssl else 'ws'}://{host}:{self.port}"
 
     # --- pairing --------------------------------------------------------------------------------
 
@@ -446,7 +471,16 @@ class Platform:
 
     # --- one connection -------------------------------------------------------------------------
 
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        if self.http_api is None:
+            return None
+        return await self.http_api.process_request(connection, request)
+
     async def _connection(self, ws: ServerConnection) -> None:
+        if self.http_api is not None and await self.http_api.handle_websocket(ws):
+            return
         try:
             accepted = await self._handshake(ws)
             if accepted is None:

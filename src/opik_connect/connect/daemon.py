@@ -19,8 +19,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from opik_connect.agent.platform_run_file import remove_run_files, write_run_files
 from opik_connect.agent.platform_server import Platform
 from opik_connect.config import ProjectConfig, project_state_dir, user_state_dir
+from opik_connect.connect.bridge_commands import Sandbox, read_handlers
 from opik_connect.connect.websocket_client import (
     DaemonLink,
     Handler,
@@ -34,6 +36,7 @@ from opik_connect.protocol import RootSummary
 
 PLATFORM_ENV = "OPIK_CONNECT_PLATFORM"
 Service = Callable[[], Awaitable[None]]
+PlatformSetup = Callable[[Platform], Awaitable[None]]
 
 
 class NotAGitRepository(Exception):
@@ -96,14 +99,6 @@ def stable_runner_id(root: Path) -> str:
     return value
 
 
-async def sandbox_read_handlers(root: Path, config: ProjectConfig) -> dict[str, Handler]:
-    """ReadFile / ListFiles / SearchFiles from the sandbox (connect/bridge_commands.py)."""
-    from opik_connect.connect.bridge_commands import Sandbox, read_handlers
-
-    sandbox = await Sandbox.open(root, config)
-    return read_handlers(sandbox)
-
-
 class Daemon:
     """One project's daemon. `async with Daemon(...)` starts it; leaving the block stops it."""
 
@@ -119,8 +114,13 @@ class Daemon:
         on_pair_code: PairCodeCallback | None = None,
         runner_name: str | None = None,
         backoff_max_s: float = 30.0,
+        platform_setup: PlatformSetup | None = None,
     ) -> None:
-        """handlers=None serves the sandbox's read commands; a dict serves exactly those."""
+        """handlers=None serves the sandbox's read commands; a dict serves exactly those.
+
+        platform_setup runs on the in-process platform before it listens (e.g. to mount
+        `platform.http_api`); it is not called when a platform URL is given.
+        """
         self.root = root
         self.config = config
         self.platform_url = platform_url
@@ -130,6 +130,10 @@ class Daemon:
         self._on_state = on_state
         self._on_pair_code = on_pair_code
         self._backoff_max_s = backoff_max_s
+        self._platform_setup = platform_setup
+        self.sandbox: Sandbox | None = None
+        """The read sandbox when handlers were not given (the watcher invalidates its cache)."""
+        self._run_files: list[Path] = []
         self.identity = RunnerIdentity(
             runner_id=stable_runner_id(root),
             name=runner_name or config.runner_name or f"{os.uname().nodename}:{root.name}",
@@ -140,6 +144,7 @@ class Daemon:
         self.link: DaemonLink | None = None
         self._services: list[Service] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._link_task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -161,17 +166,23 @@ class Daemon:
         return await self.link.send_event(type_name, event)
 
     async def root_summary(self) -> RootSummary:
+        if self.sandbox is not None:
+            return await self.sandbox.summary()
         return await summarize_root(self.root)
 
     async def start(self) -> None:
         if self._load_sandbox:
-            self.handlers.update(await sandbox_read_handlers(self.root, self.config))
+            self.sandbox = await Sandbox.open(self.root, self.config)
+            self.handlers.update(read_handlers(self.sandbox))
         pairing, store = None, None
         url = self.platform_url
         if url is None:
             self.platform = Platform(host="127.0.0.1", port=0)
+            if self._platform_setup is not None:
+                await self._platform_setup(self.platform)
             await self.platform.start()
             url = self.platform.url
+            self._run_files = write_run_files(url, self.platform.operator_token, self.root)
             pairing = self.platform.pre_pair(
                 self.identity.runner_id,
                 new_activation_key(),
@@ -193,8 +204,14 @@ class Daemon:
             insecure=self._insecure,
             backoff_max_s=self._backoff_max_s,
         )
-        self._tasks.append(asyncio.create_task(self.link.run()))
+        self._link_task = asyncio.create_task(self.link.run())
+        self._tasks.append(self._link_task)
         self._tasks.extend(asyncio.create_task(factory()) for factory in self._services)
+
+    async def wait_link_ended(self) -> None:
+        """Returns when the link stops; raises what ended it (e.g. LinkError)."""
+        assert self._link_task is not None
+        await asyncio.shield(self._link_task)
 
     async def wait_connected(self, timeout_s: float = 10.0) -> None:
         assert self.link is not None
@@ -210,6 +227,7 @@ class Daemon:
         self._tasks.clear()
         if self.platform is not None:
             await self.platform.stop()
+            remove_run_files(self._run_files)
 
     async def __aenter__(self) -> Daemon:
         await self.start()

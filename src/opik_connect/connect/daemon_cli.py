@@ -1,0 +1,180 @@
+"""`opik-connect` (no sub-command) runs the daemon in the current project; `stop` ends it.
+
+Errors are one line on stderr with exit code 1; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from opik_connect.config import ConfigError, load_project_config, project_state_dir
+from opik_connect.connect.daemon import PLATFORM_ENV, Daemon, NotAGitRepository, find_git_root
+from opik_connect.connect.websocket_client import LinkError, LinkState
+
+PID_FILE = "daemon.pid"
+STATE_STYLE = {
+    LinkState.CONNECTED: "green",
+    LinkState.PAIRING: "yellow",
+    LinkState.RECONNECTING: "yellow",
+    LinkState.CONNECTING: "cyan",
+    LinkState.STOPPED: "dim",
+}
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class DaemonError(Exception):
+    """A problem the user can fix; shown as one line."""
+
+
+def fail(exc: BaseException, debug: bool) -> typer.Exit:
+    if debug:
+        raise exc
+    err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+    return typer.Exit(1)
+
+
+def pid_file(root: Path) -> Path:
+    return project_state_dir(root) / PID_FILE
+
+
+def running_pid(root: Path) -> int | None:
+    """The pid in the project's pid file if that process is alive."""
+    try:
+        pid = int(pid_file(root).read_text(encoding="utf-8").strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def write_pid_file(root: Path) -> Path:
+    path = pid_file(root)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(str(os.getpid()))
+    return path
+
+
+def run_daemon(
+    ctx: typer.Context,
+    platform: str | None = typer.Option(
+        None, "--platform", help=f"ws(s):// URL of a team platform (env {PLATFORM_ENV})."
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Allow ws:// to non-loopback hosts and unverified wss://."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Runner name shown on the platform."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    """Serve this project to the platform (embedded on loopback unless one is configured)."""
+    ctx.obj = {"debug": debug}
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        root = find_git_root(Path.cwd())
+        config = load_project_config(root)
+        url = platform or os.environ.get(PLATFORM_ENV) or config.platform
+        pid = running_pid(root)
+        if pid is not None:
+            raise DaemonError(f"a daemon already serves {root} (pid {pid}); `opik-connect stop`")
+        asyncio.run(_serve(Daemon(root, config, platform_url=url, insecure=insecure,
+                                  runner_name=name, on_state=_show_state,
+                                  on_pair_code=_show_code)))  # fmt: skip
+    except (NotAGitRepository, ConfigError, LinkError, DaemonError, OSError) as exc:
+        raise fail(exc, debug) from None
+    except Exception as exc:
+        raise fail(DaemonError(f"{type(exc).__name__}: {exc}"), debug) from None
+
+
+_last_state: tuple[LinkState, str] | None = None
+
+
+def _show_state(state: LinkState, detail: str) -> None:
+    global _last_state
+    if (state, detail) == _last_state or state == LinkState.PAIRING:
+        return
+    _last_state = (state, detail)
+    style = STATE_STYLE.get(state, "white")
+    suffix = f" [dim]({detail})[/dim]" if detail else ""
+    console.print(f"[{style}]●[/{style}] {state.value}{suffix}")
+
+
+def _show_code(code: str, expires_at: float) -> None:
+    minutes = max(0, round((expires_at - time.time()) / 60))
+    console.print(
+        f"[yellow]●[/yellow] pairing: code [bold]{code}[/bold] (valid {minutes} min). "
+        f"Confirm it on the platform: [bold]opik-connect platform pair {code}[/bold]"
+    )
+
+
+async def _serve(daemon: Daemon) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    pid_path = write_pid_file(daemon.root)
+    try:
+        await daemon.start()
+        summary = await daemon.root_summary()
+        where = f"{daemon.url} (embedded)" if daemon.platform else daemon.url
+        console.print(f"[bold]opik-connect[/bold] serving project [bold]{daemon.identity.project}")
+        console.print(f"  root      {summary.root}")
+        console.print(f"  files     {summary.visible_files} visible (branch {summary.branch})")
+        console.print(f"  platform  {where}")
+        console.print("  stop with Ctrl-C or `opik-connect stop`")
+        waiter = asyncio.create_task(stop.wait())
+        link_done = asyncio.create_task(daemon.wait_link_ended())
+        done, _ = await asyncio.wait({waiter, link_done}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if link_done in done:
+            link_done.result()  # the link only ends by itself on an error retrying cannot fix
+        link_done.cancel()
+    finally:
+        await daemon.stop()
+        with contextlib.suppress(FileNotFoundError):
+            if pid_path.read_text(encoding="utf-8").strip() == str(os.getpid()):
+                pid_path.unlink()
+
+
+def stop_daemon(
+    ctx: typer.Context,
+    wait_s: float = typer.Option(10.0, "--wait", help="Seconds to wait for it to exit."),
+) -> None:
+    """Stop the daemon serving the current project."""
+    debug = bool((ctx.obj or {}).get("debug"))
+    try:
+        root = find_git_root(Path.cwd())
+        pid = running_pid(root)
+        if pid is None:
+            raise DaemonError(f"no daemon is running for {root}")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                console.print(f"stopped the daemon for {root} (pid {pid})")
+                return
+            time.sleep(0.05)
+        raise DaemonError(f"the daemon (pid {pid}) did not exit within {wait_s:g}s")
+    except (NotAGitRepository, DaemonError, OSError) as exc:
+        raise fail(exc, debug) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Hook the daemon into the root command: `opik-connect` runs it, `stop` ends it."""
+    app.callback(invoke_without_command=True)(run_daemon)
+    app.command("stop")(stop_daemon)
