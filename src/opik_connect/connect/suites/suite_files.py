@@ -20,6 +20,7 @@ from opik_connect.connect.suites.assertions import Assertion
 from opik_connect.protocol import BridgeError, ErrorCode
 
 SUITES_DIR = Path(".opik") / "suites"
+_ASSERTION_LISTS = ("assertions", "global_assertions")
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -182,7 +183,9 @@ def _locate(node: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[int, str]:
     field = ""
     line = node.start_mark.line + 1 if node is not None else 1
     current = node
-    for part in loc:
+    for n, part in enumerate(loc):
+        if n >= 2 and loc[n - 2] in _ASSERTION_LISTS and isinstance(loc[n - 1], int):
+            continue  # the assertion union's tag, not a key of the file
         child: yaml.Node | None = None
         if isinstance(current, yaml.MappingNode) and isinstance(part, str):
             for key, value in current.value:

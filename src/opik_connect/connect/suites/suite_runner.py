@@ -120,12 +120,12 @@ async def run_suite(
         if isinstance(owned, AnthropicJudge):
             await owned.aclose()
     results = [
-        _item_result(suite, item, list(runs)) for item, runs in zip(items, outcomes, strict=True)
+        item_result(suite, item, list(runs)) for item, runs in zip(items, outcomes, strict=True)
     ]
     summary = SuiteRunSummary(
         run_id=new_run_id(),
         suite=suite.name,
-        status=_suite_status(results),
+        status=suite_status(results),
         commit=commit,
         tree=tree_label,
         items=results,
@@ -250,7 +250,7 @@ def _run_status(verdicts: list[AssertionVerdict]) -> RunStatus:
     return "passed"
 
 
-def _item_result(suite: Suite, item: SuiteItem, runs: list[RunOutcome]) -> ItemResult:
+def item_result(suite: Suite, item: SuiteItem, runs: list[RunOutcome]) -> ItemResult:
     policy = suite.policy_for(item)
     passed = sum(1 for r in runs if r.status == "passed")
     return ItemResult(
@@ -270,7 +270,7 @@ def item_inconclusive(item: ItemResult) -> bool:
     return not item.passed and item.runs_passed + errors >= item.runs_needed
 
 
-def _suite_status(items: list[ItemResult]) -> RunStatus:
+def suite_status(items: list[ItemResult]) -> RunStatus:
     if any(not i.passed and not item_inconclusive(i) for i in items):
         return "failed"
     if any(not i.passed for i in items):

@@ -1,0 +1,69 @@
+"""Finding the agent under test by AST scan (no import) or from config."""
+
+from pathlib import Path
+
+import pytest
+
+from opik_connect.connect.suites.entrypoint import find_entrypoint
+from opik_connect.protocol import BridgeError, ErrorCode
+
+
+def write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_finds_opik_track_entrypoint_in_a_src_layout(tmp_path: Path) -> None:
+    write(tmp_path, "src/pkg/__init__.py", "")
+    write(tmp_path, "src/pkg/sub/__init__.py", "")
+    write(
+        tmp_path,
+        "src/pkg/sub/agent.py",
+        "import opik\n\n@opik.track(name='x')\ndef helper(): ...\n\n"
+        "@opik.track(entrypoint=True)\nasync def run(q): ...\n",
+    )
+    write(tmp_path, "src/pkg/sub/broken.py", "def (:\n")
+    spec = find_entrypoint(tmp_path)
+    assert (spec.module, spec.function, spec.import_root) == ("pkg.sub.agent", "run", "src")
+    assert spec.source == "src/pkg/sub/agent.py"
+
+
+def test_from_opik_import_track_with_alias(tmp_path: Path) -> None:
+    write(
+        tmp_path, "agent.py", "from opik import track as t\n\n@t(entrypoint=True)\ndef go(): ...\n"
+    )
+    spec = find_entrypoint(tmp_path)
+    assert (spec.module, spec.function, spec.import_root) == ("agent", "go", ".")
+
+
+def test_no_entrypoint_is_an_error_saying_how_to_declare_one(tmp_path: Path) -> None:
+    write(tmp_path, "agent.py", "import opik\n\n@opik.track\ndef go(): ...\n")
+    write(tmp_path, ".venv/lib/x.py", "import opik\n@opik.track(entrypoint=True)\ndef v(): ...\n")
+    with pytest.raises(BridgeError) as caught:
+        find_entrypoint(tmp_path)
+    assert caught.value.code == ErrorCode.ENTRYPOINT_NOT_FOUND
+    assert "entrypoint=True" in caught.value.message
+
+
+def test_several_entrypoints_are_listed(tmp_path: Path) -> None:
+    marked = "import opik\n\n@opik.track(entrypoint=True)\ndef {name}(): ...\n"
+    write(tmp_path, "a.py", marked.format(name="first"))
+    write(tmp_path, "b.py", marked.format(name="second"))
+    with pytest.raises(BridgeError) as caught:
+        find_entrypoint(tmp_path)
+    assert caught.value.code == ErrorCode.ENTRYPOINT_AMBIGUOUS
+    assert caught.value.details["candidates"] == ["a:first (a.py)", "b:second (b.py)"]
+
+
+def test_config_wins_and_must_point_into_the_tree(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", "import opik\n\n@opik.track(entrypoint=True)\ndef first(): ...\n")
+    write(tmp_path, "src/app/main.py", "def serve(): ...\n")
+    write(tmp_path, "pyproject.toml", '[tool.opik-connect]\nentrypoint = "app.main:serve"\n')
+    spec = find_entrypoint(tmp_path)
+    assert (spec.module, spec.function, spec.import_root) == ("app.main", "serve", "src")
+    write(tmp_path, "pyproject.toml", '[tool.opik-connect]\nentrypoint = "json:loads"\n')
+    with pytest.raises(BridgeError) as caught:
+        find_entrypoint(tmp_path)
+    assert caught.value.code == ErrorCode.ENTRYPOINT_NOT_FOUND
+    assert "not in the tree" in caught.value.message
