@@ -1,0 +1,150 @@
+"""The daemon and platform commands as a user runs them: real subprocesses, real git repos."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+CLI = str(Path(sys.executable).with_name("opik-connect"))
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    out = {**os.environ, "OPIK_CONNECT_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"}
+    out.pop(PLATFORM_ENV, None)
+    return out
+
+
+PLATFORM_ENV = "OPIK_CONNECT_PLATFORM"
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    git = ["git", "-C", str(root), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (root / "app.py").write_text("print('hi')\n")
+    (root / "notes.md").write_text("notes\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    return root
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=30
+    )
+
+
+async def start(args: list[str], cwd: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        CLI,
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def read_until(proc: asyncio.subprocess.Process, pattern: str, seen: list[str]) -> str:
+    assert proc.stdout is not None
+    async with asyncio.timeout(20):
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            if not line:
+                raise AssertionError(f"exited before {pattern!r}: {''.join(seen)}")
+            seen.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match.group(0)
+
+
+def test_refuses_outside_a_git_repo(tmp_path, env):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    result = run([], plain, env)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not inside a git repository" in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_refuses_plain_ws_to_a_remote_host(repo, env):
+    result = run(["--platform", "ws://example.com:9"], repo, env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: refusing ws:// to non-loopback host 'example.com'; use wss://"
+    ]
+
+
+def test_protocol_schema_is_json(repo, env):
+    result = run(["protocol", "schema"], repo, env)
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert "ReadFileArgs" in schema["$defs"] and schema["close_codes"]["auth_failed"] == 4401
+
+
+async def test_daemon_starts_shows_connection_and_stops(repo, env):
+    proc = await start([], repo, env)
+    seen: list[str] = []
+    try:
+        await read_until(proc, r"connected \(ws://127\.0\.0\.1:\d+\)", seen)
+        text = "".join(seen)
+        assert "serving project proj" in text
+        assert f"root      {repo.resolve()}" in text
+        assert "files     2 visible" in text
+        assert "(embedded)" in text
+        pid_files = list((Path(env["OPIK_CONNECT_STATE_DIR"]) / "projects").glob("*/daemon.pid"))
+        assert len(pid_files) == 1
+        assert stat.S_IMODE(pid_files[0].stat().st_mode) == 0o600
+        assert pid_files[0].read_text() == str(proc.pid)
+        again = await asyncio.to_thread(run, [], repo, env)
+        assert again.returncode == 1 and "already serves" in again.stderr
+        stopped = await asyncio.to_thread(run, ["stop"], repo, env)
+        assert stopped.returncode == 0, stopped.stderr
+        async with asyncio.timeout(10):
+            assert await proc.wait() == 0
+        assert not pid_files[0].exists()
+        none_left = await asyncio.to_thread(run, ["stop"], repo, env)
+        assert none_left.returncode == 1 and "no daemon is running" in none_left.stderr
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_remote_platform_pairing_confirmed_with_the_operator_command(repo, env):
+    platform = await start(["platform", "--port", "0"], repo, env)
+    daemon = None
+    seen: list[str] = []
+    try:
+        url = (await read_until(platform, r"ws://127\.0\.0\.1:\d+", seen)).strip()
+        run_file = Path(env["OPIK_CONNECT_STATE_DIR"]) / "platform-server.json"
+        assert stat.S_IMODE(run_file.stat().st_mode) == 0o600
+        daemon = await start(["--platform", url], repo, env)
+        code = (await read_until(daemon, r"code [A-Z0-9]{4}-[A-Z0-9]{4}", seen)).split()[1]
+        wrong = await asyncio.to_thread(run, ["platform", "pair", "ZZZZ-ZZZZ"], repo, env)
+        assert wrong.returncode == 1 and "not_paired" in wrong.stderr
+        confirmed = await asyncio.to_thread(run, ["platform", "pair", code], repo, env)
+        assert confirmed.returncode == 0, confirmed.stderr
+        assert "paired runner" in confirmed.stdout
+        await read_until(daemon, r"connected \(ws://", seen)
+    finally:
+        for proc in (daemon, platform):
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+                async with asyncio.timeout(10):
+                    await proc.wait()
+    assert platform.returncode == 0
