@@ -11,6 +11,11 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
+from opik_connect.agent.platform_cli import (
+    PlatformCliError,
+    confirm_on_running_platform,
+    confirm_pairing_remote,
+)
 from opik_connect.agent.platform_server import Platform
 from opik_connect.connect.websocket_client import LinkError, LinkState, check_url_policy
 from opik_connect.link_auth import (
@@ -23,6 +28,7 @@ from opik_connect.link_auth import (
     new_activation_key,
     new_nonce,
     sign_hello,
+    write_private_json,
 )
 from opik_connect.link_frames import decode_frame
 from opik_connect.protocol import (
@@ -317,6 +323,20 @@ async def test_operator_confirm_needs_the_platform_token():
                 reply = FrameError.model_validate(decode_frame(await ws.recv()).payload)
                 # With the right token the code is checked (and unknown here).
                 assert reply.error.code == (expected or ErrorCode.NOT_PAIRED)
+
+
+async def test_operator_pair_command_talks_to_the_running_platform(state_dir):
+    async with Platform() as platform:
+        with pytest.raises(PlatformCliError, match="no running platform"):
+            await confirm_on_running_platform("ABCD-EFGH")
+        write_private_json(
+            state_dir / "platform-server.json",
+            {"url": platform.url, "token": "stolen?", "pid": 1, "started_at": 0.0},
+        )
+        with pytest.raises(PlatformCliError, match="auth_failed"):
+            await confirm_on_running_platform("ABCD-EFGH")
+        with pytest.raises(PlatformCliError, match="not_paired"):
+            await confirm_pairing_remote(platform.url, platform.operator_token, "ABCD-EFGH")
 
 
 async def test_linked_pair_signs_results_back():

@@ -135,8 +135,6 @@ async def test_remote_platform_pairing_confirmed_with_the_operator_command(repo,
         assert stat.S_IMODE(run_file.stat().st_mode) == 0o600
         daemon = await start(["--platform", url], repo, env)
         code = (await read_until(daemon, r"code [A-Z0-9]{4}-[A-Z0-9]{4}", seen)).split()[1]
-        wrong = await asyncio.to_thread(run, ["platform", "pair", "ZZZZ-ZZZZ"], repo, env)
-        assert wrong.returncode == 1 and "not_paired" in wrong.stderr
         confirmed = await asyncio.to_thread(run, ["platform", "pair", code], repo, env)
         assert confirmed.returncode == 0, confirmed.stderr
         assert "paired runner" in confirmed.stdout
