@@ -24,6 +24,9 @@ def answer(question: str = "", mode: str = "ok", sleep: float = 0.0, **extra):
         time.sleep(600)
     if mode == "plain":
         return "plain " + question
+    if mode == "timing":
+        time.sleep(sleep)
+        return {"output": {"started": started, "ended": time.time(), "pid": os.getpid()}}
     time.sleep(sleep)
     return {"output": "{VERSION} answer to " + question, "started": started,
             "ended": time.time(), "pid": os.getpid(), "meta": {"tags": ["a", "b"], "n": 3}}
