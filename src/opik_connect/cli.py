@@ -28,6 +28,9 @@ from opik_connect.connect.daemon_cli import register as register_daemon  # noqa:
 
 register_daemon(app)
 app.add_typer(platform_app, name="platform")
+from opik_connect.connect.fixes_cli import register_fixes_commands  # noqa: E402
+
+register_fixes_commands(app)
 # --- end of sub-command groups ---
 
 

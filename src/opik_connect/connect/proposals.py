@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import git
 from pydantic import BaseModel
 
-from opik_connect.config import project_state_dir
+from opik_connect.config import load_project_config, project_state_dir
 from opik_connect.connect.edit_engine import (
     CanonicalChange,
     CheckPath,
@@ -30,6 +31,7 @@ from opik_connect.connect.edit_engine import (
 )
 from opik_connect.connect.fix_branches import FixBranches, FixRecord, fault_point, fix_branch_name
 from opik_connect.connect.proposal_journal import ProposalJournal, ProposalRecord
+from opik_connect.connect.sandbox_policy import PathPolicy, normalize_relative
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
@@ -46,6 +48,26 @@ Emit = Callable[[BaseModel], Awaitable[None]]
 AfterCommit = Callable[[FixRecord], Awaitable[list[SuiteRunSummary]]]
 """Runs the proposal's suite on the fix worktree (provided by the suites module)."""
 Notify = Callable[[str], None]
+
+
+def sandbox_check_path(policy: PathPolicy) -> CheckPath:
+    """The read sandbox's rules for proposal paths: no escape, no secret, not even via symlink."""
+
+    def check(path: str) -> Path:
+        rel = normalize_relative(path)
+        if not rel:
+            raise BridgeError(ErrorCode.INVALID_ARGS, "a proposal must name a file", path=path)
+        policy.check_sensitive(rel)
+        full = policy.root / rel
+        real = Path(os.path.realpath(full))
+        if not real.is_relative_to(policy.root) or real == policy.root:
+            raise BridgeError(
+                ErrorCode.PATH_TRAVERSAL, "path leaves the root through a symlink", path=path
+            )
+        policy.check_sensitive(real.relative_to(policy.root).as_posix())
+        return full
+
+    return check
 
 
 def _head(root: Path) -> str | None:
@@ -79,6 +101,27 @@ class ProposalService:
         self.changed = asyncio.Event()
         """Set whenever the set of pending proposals may have changed (the prompt waits on it)."""
         self._outbox_lock = asyncio.Lock()
+
+    @classmethod
+    def for_project(
+        cls,
+        root: Path,
+        state_dir: Path | None = None,
+        *,
+        emit: Emit | None = None,
+        after_commit: AfterCommit | None = None,
+        notify: Notify | None = None,
+    ) -> ProposalService:
+        """The service with the project's own sandbox (sensitive names plus config deny globs)."""
+        policy = PathPolicy(root, load_project_config(root).deny)
+        return cls(
+            root,
+            state_dir,
+            check_path=sandbox_check_path(policy),
+            emit=emit,
+            after_commit=after_commit,
+            notify=notify,
+        )
 
     # --- arrival --------------------------------------------------------------------------------
 

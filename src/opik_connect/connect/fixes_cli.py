@@ -1,0 +1,224 @@
+"""`opik-connect fixes ...`, `opik-connect approve ID` and `opik-connect reject ID`.
+
+These work from any terminal, with or without a running daemon: the journal is the source of
+truth and its lock serialises decisions. A decision made here is journaled undelivered; the
+daemon's outbox task sends the ProposalDecided (after rerunning the suite on the fix branch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import subprocess
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from opik_connect.connect.fix_branches import FixError, FixRecord
+from opik_connect.connect.proposal_journal import ProposalRecord
+from opik_connect.connect.proposals import ProposalService
+from opik_connect.protocol import BridgeError
+
+fixes_app = typer.Typer(
+    help="Fix branches made from approved proposals.", invoke_without_command=True
+)
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+RootOption = typer.Option(Path("."), "--root", help="A directory inside the project's git repo.")
+
+
+def project_root(start: Path) -> Path:
+    """The git top level: the daemon keys its state on it, so the CLI must too."""
+    done = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        err.print(f"[red]{start.resolve()} is not inside a git repository[/red]")
+        raise typer.Exit(2)
+    return Path(done.stdout.strip())
+
+
+def _service(root: Path) -> ProposalService:
+    return ProposalService.for_project(project_root(root))
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]{message}[/red]")
+    return typer.Exit(code)
+
+
+def _when(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _get(service: ProposalService, proposal_id: str) -> ProposalRecord:
+    try:
+        return service.get(proposal_id)
+    except BridgeError as exc:
+        raise _fail(exc.message) from exc
+
+
+def _suite_cell(fix: FixRecord) -> str:
+    if fix.latest_suite is None:
+        return "-"
+    run = fix.latest_suite
+    passed = sum(item.passed for item in run.items)
+    return f"{run.status} ({passed}/{len(run.items)})"
+
+
+@fixes_app.callback()
+def fixes_list(
+    ctx: typer.Context,
+    pending: bool = typer.Option(False, "--pending", help="List undecided proposals instead."),
+    root: Path = RootOption,
+) -> None:
+    """List fix branches (or, with --pending, proposals waiting for a decision)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    service = _service(root)
+    if pending:
+        records = service.pending()
+        if not records:
+            console.print("No proposals waiting.")
+            return
+        table = Table("id", "created", "title", "files", "trace")
+        for rec in records:
+            files = ", ".join(f"{f.path} (+{f.added} \u2212{f.removed})" for f in rec.files)
+            table.add_row(
+                rec.id, _when(rec.created), rec.args.title, files, rec.args.trace_id or "-"
+            )
+        console.print(table)
+        return
+    fixes = service.fix_records()
+    if not fixes:
+        console.print("No fixes yet.")
+        return
+    table = Table("id", "branch", "title", "trace", "created", "status", "suite")
+    for fix in fixes:
+        table.add_row(
+            fix.id,
+            fix.branch,
+            fix.title,
+            fix.trace_id or "-",
+            _when(fix.created),
+            str(fix.status),
+            _suite_cell(fix),
+        )
+    console.print(table)
+
+
+@fixes_app.command("show")
+def fixes_show(proposal_id: str, root: Path = RootOption) -> None:
+    """Show a fix (or proposal): its record, its diff and its suite runs."""
+    service = _service(root)
+    rec = _get(service, proposal_id)
+    fix = FixRecord.from_proposal(rec)
+    rows = [
+        ("id", rec.id),
+        ("title", rec.args.title),
+        ("status", f"{rec.status}" + (f" / {rec.fix_status}" if rec.fix_status else "")),
+        ("branch", rec.branch or "-"),
+        ("commit", rec.commit or "-"),
+        ("worktree", rec.worktree or "-"),
+        ("base", rec.base_head or "-"),
+        ("trace", rec.args.trace_id or "-"),
+        ("test cases", ", ".join(rec.args.test_case_ids) or "-"),
+        ("suite", rec.args.suite or "-"),
+        ("created", _when(rec.created)),
+        ("decided", f"{_when(rec.decided_at)} by {rec.decided_by}" if rec.decided_at else "-"),
+        ("note", rec.reason or "-"),
+        ("delivered", "yes" if rec.delivered else "no"),
+    ]
+    for key, value in rows:
+        console.print(f"[bold]{key:>11}[/bold]  {value}")
+    console.print(f"\n{rec.args.reason.strip()}\n")
+    console.print(Syntax(rec.diff, "diff", theme="ansi_dark", background_color="default"))
+    if not rec.suite_results:
+        console.print("No suite runs." if fix.commit else "")
+        return
+    table = Table("run", "suite", "status", "items passed", "started", "duration", "tree")
+    for run in rec.suite_results:
+        table.add_row(
+            run.run_id,
+            run.suite,
+            run.status,
+            f"{sum(i.passed for i in run.items)}/{len(run.items)}",
+            run.started_at,
+            f"{run.duration_s:.1f}s",
+            run.tree,
+        )
+    console.print(table)
+
+
+def _fix_record(service: ProposalService, proposal_id: str) -> ProposalRecord:
+    rec = _get(service, proposal_id)
+    if rec.status != "applied" or rec.branch is None:
+        raise _fail(f"proposal {rec.id} is {rec.status}; it has no fix branch")
+    return rec
+
+
+@fixes_app.command("merge")
+def fixes_merge(proposal_id: str, root: Path = RootOption) -> None:
+    """Merge a fix branch into the current branch (refuses on a dirty tree or a conflict)."""
+    service = _service(root)
+    rec = _fix_record(service, proposal_id)
+    try:
+        merged = service.fixes.merge(rec)
+    except FixError as exc:
+        raise _fail(f"not merged: {exc}") from exc
+    service.journal.update(rec.id, lambda r: setattr(r, "fix_status", "merged"))
+    console.print(f"Merged {rec.branch} ({merged[:10]}).")
+
+
+@fixes_app.command("drop")
+def fixes_drop(
+    proposal_id: str,
+    force: bool = typer.Option(False, "--force", help="Drop even if the fix was never merged."),
+    root: Path = RootOption,
+) -> None:
+    """Remove a fix's worktree and branch."""
+    service = _service(root)
+    rec = _fix_record(service, proposal_id)
+    try:
+        service.fixes.drop(rec, force=force)
+    except FixError as exc:
+        raise _fail(f"not dropped: {exc}") from exc
+    service.journal.update(rec.id, lambda r: setattr(r, "fix_status", "dropped"))
+    console.print(f"Dropped {rec.branch}.")
+
+
+def approve_command(proposal_id: str, root: Path = RootOption) -> None:
+    """Approve a pending proposal: its fix branch is built now; the daemon tells the platform."""
+    service = _service(root)
+    try:
+        rec = asyncio.run(service.approve(proposal_id, by="cli"))
+    except BridgeError as exc:
+        raise _fail(f"{exc.code.value}: {exc.message}") from exc
+    if rec.status != "applied":
+        raise _fail(f"proposal {rec.id} is {rec.status}: {rec.reason}")
+    console.print(f"Approved {rec.id}: branch {rec.branch} at {(rec.commit or '')[:10]}")
+
+
+def reject_command(
+    proposal_id: str,
+    reason: str = typer.Option("", "--reason", help="Goes back to Ollie."),
+    root: Path = RootOption,
+) -> None:
+    """Reject a pending proposal, optionally telling Ollie why."""
+    service = _service(root)
+    try:
+        rec = asyncio.run(service.reject(proposal_id, reason or None, by="cli"))
+    except BridgeError as exc:
+        raise _fail(f"{exc.code.value}: {exc.message}") from exc
+    console.print(f"Rejected {rec.id}.")
+
+
+def register_fixes_commands(app: typer.Typer) -> None:
+    """Adds `fixes`, `approve` and `reject` to the root CLI."""
+    app.add_typer(fixes_app, name="fixes")
+    app.command("approve")(approve_command)
+    app.command("reject")(reject_command)
