@@ -123,13 +123,17 @@ def _read_window(fd: int, offset: int, limit: int, path: str) -> _Window:
         size = len(data)
         while pos < size:
             if line_no < offset:
-                nl = pos - 1
-                for _ in range(offset - line_no):
-                    nl = data.find(b"\n", nl + 1)
-                    if nl == -1:
-                        break
-                    line_no += 1
-                stop = size if nl == -1 else nl + 1
+                need = offset - line_no
+                here = data.count(b"\n", pos)
+                if here < need:
+                    line_no += here
+                    stop = size
+                else:
+                    nl = pos - 1
+                    for _ in range(need):
+                        nl = data.find(b"\n", nl + 1)
+                    line_no = offset
+                    stop = nl + 1
                 segment = data[pos:stop]
                 key_open = private_key_open_at_end(key_tail + segment, key_open)
                 key_tail = segment[-96:]
@@ -440,16 +444,7 @@ class Sandbox:
         streams = [_RgStream(budget, regex)]
         try:
             walk = asyncio.ensure_future(self._run_rg([*base, rel_dir or "."], streams[0]))
-            wanted = self._glob_filter(glob)
-            prefix = rel_dir + "/" if rel_dir else ""
-            extra = [
-                f
-                for f in await extra_task
-                if f.startswith(prefix) and wanted(f) and not self.policy.is_sensitive(f)
-            ]
-            extra = await asyncio.to_thread(
-                lambda: [f for f in extra if self.policy.regular_file(f)]
-            )
+            extra = await self._tracked_ignored(extra_task, rel_dir, self._glob_filter(glob))
             if extra:
                 streams.append(_RgStream(budget, regex))
                 await self._run_rg([*base, *extra], streams[1])
@@ -483,32 +478,63 @@ class Sandbox:
             message = err.decode(errors="replace").strip().splitlines()[-1]
             raise BridgeError(ErrorCode.INVALID_ARGS, f"invalid regex: {message}", field="pattern")
 
+    async def _tracked_ignored(
+        self, listing: Awaitable[list[str]], rel_dir: str, wanted: Callable[[str], bool]
+    ) -> list[str]:
+        """Tracked files under rel_dir that match an ignore rule, safe to name explicitly."""
+        prefix = rel_dir + "/" if rel_dir else ""
+        extra = [
+            f
+            for f in await listing
+            if f.startswith(prefix) and wanted(f) and not self.policy.is_sensitive(f)
+        ]
+        return await asyncio.to_thread(lambda: [f for f in extra if self.policy.regular_file(f)])
+
     async def _search_git_grep(
         self, pattern: str, glob: str | None, rel_dir: str, regex: re.Pattern[str] | None
     ) -> tuple[list[_FileHits], frozenset[str]]:
-        """Without ripgrep: `git grep --untracked` searches exactly git's visible files."""
+        """Without ripgrep: `git grep --untracked` searches git's visible files, except tracked
+        files that match an ignore rule, which a second, tracked-only `git grep` names."""
+        wanted = self._glob_filter(glob)
+        budget = _Budget()
+        files: dict[str, _FileHits] = {}
+        await self._run_git_grep(
+            ["--untracked", "--", rel_dir or "."], pattern, wanted, budget, files, regex
+        )
+        extra = await self._tracked_ignored(self.repo.tracked_ignored_files(), rel_dir, wanted)
+        if extra:
+            specs = [f":(literal){f}" for f in extra]
+            await self._run_git_grep(["--", *specs], pattern, wanted, budget, files, regex)
+        hits = list(files.values())
+        await asyncio.to_thread(self._add_context, hits)
+        return hits, frozenset(files)
+
+    async def _run_git_grep(
+        self,
+        where: list[str],
+        pattern: str,
+        wanted: Callable[[str], bool],
+        budget: _Budget,
+        files: dict[str, _FileHits],
+        regex: re.Pattern[str] | None,
+    ) -> None:
         proc = await asyncio.create_subprocess_exec(
             "git",
             "grep",
             "-z",
             "-n",
             "-I",
-            "--untracked",
             "--no-color",
             "-P",
             "-e",
             pattern,
-            "--",
-            rel_dir or ".",
+            *where,
             cwd=self.root,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             limit=_RG_STREAM_LIMIT,
         )
-        wanted = self._glob_filter(glob)
-        budget = _Budget()
-        files: dict[str, _FileHits] = {}
         try:
             assert proc.stdout is not None and proc.stderr is not None
             async for raw in proc.stdout:
@@ -538,9 +564,6 @@ class Sandbox:
         if code == 128:
             message = err.decode(errors="replace").strip().splitlines()[-1]
             raise BridgeError(ErrorCode.INVALID_ARGS, f"invalid regex: {message}", field="pattern")
-        hits = list(files.values())
-        await asyncio.to_thread(self._add_context, hits)
-        return hits, frozenset(files)
 
     def _add_context(self, hits: list[_FileHits]) -> None:
         """git grep -z cannot tell context from matches, so read context for kept matches."""
