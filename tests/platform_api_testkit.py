@@ -1,0 +1,69 @@
+"""A real embedded platform (store + sessions + HTTP API) with a real daemon on a tmp git repo."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from opik_connect.agent.ollie_sessions import SessionDriver
+from opik_connect.agent.platform_services import PlatformServices
+from opik_connect.agent.platform_store import PlatformStore
+from opik_connect.config import ProjectConfig
+from opik_connect.connect.ask_client import PlatformAddress
+from opik_connect.connect.daemon import Daemon
+from opik_connect.connect.websocket_client import Handler
+
+
+def make_git_repo(root: Path, files: Mapping[str, str] | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in (files or {"README.md": "hello\n"}).items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "PATH": "/usr/bin:/bin",
+    }
+    for argv in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
+                 ["git", "commit", "-q", "-m", "init"]):  # fmt: skip
+        subprocess.run(argv, cwd=root, check=True, env=env)
+    return root
+
+
+@dataclass
+class EmbeddedPlatform:
+    daemon: Daemon
+    services: PlatformServices
+    address: PlatformAddress
+
+    @property
+    def store(self) -> PlatformStore:
+        assert self.services.store is not None
+        return self.services.store
+
+
+@asynccontextmanager
+async def embedded_platform(
+    root: Path,
+    driver: SessionDriver,
+    *,
+    env: Mapping[str, str] | None = None,
+    handlers: dict[str, Handler] | None = None,
+) -> AsyncIterator[EmbeddedPlatform]:
+    """The daemon starts the platform in-process and calls services.setup before it listens."""
+    services = PlatformServices(driver, env=env if env is not None else {"ANTHROPIC_API_KEY": "k"})
+    daemon = Daemon(root, ProjectConfig(), handlers=handlers or {}, platform_setup=services.setup)
+    try:
+        async with daemon:
+            await daemon.wait_connected(10)
+            assert daemon.platform is not None
+            address = PlatformAddress(url=daemon.platform.url, token=daemon.platform.operator_token)
+            yield EmbeddedPlatform(daemon, services, address)
+    finally:
+        await services.aclose()
