@@ -31,6 +31,9 @@ app.add_typer(platform_app, name="platform")
 from opik_connect.connect.fixes_cli import register_fixes_commands  # noqa: E402
 
 register_fixes_commands(app)
+from opik_connect.connect.ask_command import ask_command  # noqa: E402
+
+app.command("ask")(ask_command)
 # --- end of sub-command groups ---
 
 
