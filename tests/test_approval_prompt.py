@@ -179,3 +179,35 @@ def test_render_shows_stats_and_evidence(repo: Path) -> None:
     console.print(render_proposal(record))
     text = console.export_text()
     assert "agent.py (+1 \u22121)" in text and "case-a" in text and "reason for First fix" in text
+
+
+def test_proposal_arriving_while_prompt_waits_is_shown(repo: Path, tmp_path: Path) -> None:
+    child = spawn(repo, tmp_path, LATE_PROPOSAL_AFTER="0.5")
+    child.expect("No proposals waiting")
+    child.expect("Late fix")
+    child.expect(r"\[q\] stop asking")
+    child.send("y")
+    child.expect("Approved")
+    child.send("q")
+    child.expect("PROMPT DONE")
+    [record] = ProposalService(repo, check_path=check_path_for(repo)).journal.all()
+    assert record.status == "applied" and record.args.title == "Late fix"
+
+
+async def test_auto_approver_warns_and_approves(repo: Path) -> None:
+    from rich.console import Console
+
+    from opik_connect.connect.approval_prompt import run_auto_approver
+
+    service = ProposalService(repo, check_path=check_path_for(repo))
+    edit = FileEdit(path="notes.txt", old_string="two", new_string="TWO")
+    proposal = await service.submit(ProposeChangeArgs(title="Auto", reason="r", edits=[edit]))
+    console = Console(record=True, width=100)
+    task = asyncio.create_task(run_auto_approver(service, console))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if service.get(proposal.proposal_id).status == "applied":
+            break
+    task.cancel()
+    assert service.get(proposal.proposal_id).status == "applied"
+    assert "AUTO-APPROVE IS ON" in console.export_text()
