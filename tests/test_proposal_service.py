@@ -261,3 +261,11 @@ def test_journal_lock_is_exclusive_across_processes(repo: Path) -> None:
         assert child.wait(10) != 0
     time.sleep(0)
     assert os.path.exists(svc.journal.dir / ".lock")
+
+
+async def test_file_turned_binary_goes_stale(repo: Path) -> None:
+    svc = service(repo)
+    proposal = await svc.submit(args())
+    (repo / "agent.py").write_bytes(b"\x00\x01binary")
+    [stale] = await svc.recheck()
+    assert stale.id == proposal.proposal_id and "binary" in (stale.reason or "")

@@ -159,7 +159,10 @@ class ProposalService:
 
     def _recheck_one(self, record: ProposalRecord) -> ProposalRecord:
         """Re-plans a pending proposal whose files changed; stale when it no longer applies."""
-        current = {path: content_hash(self._read(path)) for path in record.hashes}
+        try:
+            current = {path: content_hash(self._read(path)) for path in record.hashes}
+        except BridgeError as exc:
+            current = {"": exc.message}
         if current == record.hashes:
             return record
 
