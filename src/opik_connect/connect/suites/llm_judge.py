@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import anthropic
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opik_connect.config import load_project_config
@@ -98,8 +97,12 @@ class AnthropicJudge:
         max_retries: int = 3,
         timeout_s: float = 120.0,
     ) -> None:
+        import anthropic  # here, not at the top: it takes seconds to import, and every CLI start
+        # (`suite list`, `protocol schema`) would pay for it
+
         self.model = model
         self.label = f"anthropic:{model}"
+        self._api_error = anthropic.APIError
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s
         )
@@ -125,7 +128,7 @@ class AnthropicJudge:
                 tool_choice={"type": "tool", "name": VERDICT_TOOL},
                 messages=[{"role": "user", "content": judge_prompt(input, output, assertions)}],
             )
-        except anthropic.APIError as exc:
+        except self._api_error as exc:
             raise JudgeError(f"judge API error: {exc}") from exc
         calls = [b for b in reply.content if b.type == "tool_use" and b.name == VERDICT_TOOL]
         if not calls:

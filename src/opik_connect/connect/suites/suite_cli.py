@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from opik_connect.agent.trace_store import TraceStore, TraceStoreError, parse_trace_document
+from opik_connect.agent.trace_store import TraceStoreError, parse_trace_document
 from opik_connect.config import ConfigError
 from opik_connect.connect.suites.assertions import Assertion, describe
 from opik_connect.connect.suites.llm_judge import judge_from_config
@@ -52,7 +52,7 @@ def _root(root: Path | None) -> Path:
 
 def _fail(console: Console, exc: Exception) -> typer.Exit:
     code = f"[{exc.code}] " if isinstance(exc, BridgeError) else ""
-    console.print(f"[bold red]error:[/] {code}{escape(str(exc))}")
+    console.print(f"[bold red]error:[/] {escape(code + str(exc))}")
     return typer.Exit(EXIT_ERROR)
 
 
@@ -183,6 +183,8 @@ def _read_trace(reference: str, traces_dir: Path) -> tuple[str, Any]:
         document = data if isinstance(data, dict) and "trace" in data else {"trace": data}
         record = parse_trace_document(document, str(path))
     else:
+        from opik_connect.agent.trace_store import TraceStore  # slow import (httpx), rarely used
+
         store = TraceStore.from_env(traces_dir if traces_dir.is_dir() else None)
         record = asyncio.run(store.get(reference))
     return record.trace.id, record.trace.input
@@ -193,7 +195,7 @@ def _item_from_trace(
 ) -> SuiteItem:
     data = trace_input if isinstance(trace_input, dict) else {"input": trace_input}
     taken = {item.id for item in suite.items}
-    wanted = item_id or "trace-" + re.sub(r"[^A-Za-z0-9_-]", "", trace_id)[:12]
+    wanted = item_id or "trace-" + re.sub(r"[^A-Za-z0-9]", "", trace_id)[:8]
     candidate, n = wanted, 2
     while item_id is None and candidate in taken:
         candidate, n = f"{wanted}-{n}", n + 1
