@@ -80,6 +80,7 @@ async def test_command_resent_after_drop_attaches_or_hits_cache():
         assert result.content == "sleep:0.3"
         assert handlers.calls == ["sleep:0.3"]
         # A finished, acked command id sent again is answered from the cache, not re-run.
+        await asyncio.sleep(0.1)  # acks are batched
         done_id = next(iter(link._done))
         link._on_command(
             link._signer.seal("command", "ReadFile", done_id, {"path": "sleep:0.3"})  # type: ignore[union-attr]

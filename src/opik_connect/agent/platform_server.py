@@ -83,6 +83,7 @@ EventCallback = Callable[["RunnerHandle", str, BaseModel], Any]
 
 DEFAULT_TIMEOUTS = {"RunSuite": 3600.0}
 HANDSHAKE_TIMEOUT_S = 15.0
+ACK_DELAY_S = 0.02
 SEEN_CACHE_SIZE = 8192
 
 
@@ -126,6 +127,27 @@ class PlatformConnection:
         self.ws = ws
         self.signer = signer
         self._lock = asyncio.Lock()
+        self._acks: list[str] = []
+        self._ack_flush: asyncio.TimerHandle | None = None
+        self._ack_task: asyncio.Task[None] | None = None
+
+    def ack(self, msg_id: str) -> None:
+        """Acks are batched over ACK_DELAY_S: one frame for many results keeps them off the
+        hot path. A batch lost with the connection only means the daemon re-sends; ids dedupe."""
+        self._acks.append(msg_id)
+        if self._ack_flush is None:
+            loop = asyncio.get_running_loop()
+            self._ack_flush = loop.call_later(ACK_DELAY_S, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._ack_flush = None
+        self._ack_task = asyncio.ensure_future(self._flush_acks())
+
+    async def _flush_acks(self) -> None:
+        ids, self._acks = self._acks, []
+        if ids:
+            with contextlib.suppress(ConnectionClosed):
+                await self.send("ack", "Ack", uuid.uuid4().hex, Ack(ids=ids).model_dump())
 
     async def send(self, kind: FrameKind, type_name: str, msg_id: str, payload: dict) -> None:
         async with self._lock:
@@ -280,7 +302,7 @@ class RunnerHandle:
         if pending is not None and not pending.future.done() and frame.id not in self._delivered:
             self._delivered.add(frame.id)
             pending.future.set_result(outcome)
-        await conn.send("ack", "Ack", uuid.uuid4().hex, Ack(ids=[frame.id]).model_dump())
+        conn.ack(frame.id)
 
     def _on_frame_error(self, error: FrameError) -> None:
         """A daemon refusing one of our commands (e.g. auth_failed) fails that command."""
@@ -641,7 +663,7 @@ class Platform:
             if model is None:
                 raise BridgeError(ErrorCode.UNKNOWN_TYPE, f"unknown event type {frame.type!r}")
             event = parse_model(model, frame.payload, ErrorCode.INVALID_ARGS)
-            await conn.send("ack", "Ack", uuid.uuid4().hex, Ack(ids=[frame.id]).model_dump())
+            conn.ack(frame.id)
             if frame.id in self._seen_events:
                 return
             self._seen_events.add(frame.id)
