@@ -121,10 +121,6 @@ def content_hash(ft: FileText) -> str | None:
     return hashlib.sha256(ft.encode(ft.text)).hexdigest()
 
 
-def hash_bytes(data: bytes | None) -> str | None:
-    return None if data is None else hashlib.sha256(data).hexdigest()
-
-
 def read_current(check_path: CheckPath, path: str) -> FileText:
     """Reads one file through the sandbox; a missing file is a FileText with text None."""
     absolute = check_path(path)

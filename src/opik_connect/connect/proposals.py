@@ -340,6 +340,11 @@ class ProposalService:
                 sent += 1
         return sent
 
+    async def run(self, interval_s: float = 2.0) -> None:
+        """The daemon's background service: start(), then the outbox loop, until cancelled."""
+        await self.start()
+        await self.run_outbox(interval_s)
+
     async def run_outbox(self, interval_s: float = 2.0) -> None:
         """Daemon task: picks up decisions made by other processes and new pending ones."""
         seen = {r.id for r in self.journal.pending()}
