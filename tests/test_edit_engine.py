@@ -45,6 +45,12 @@ OK_CASES = [
         {"a.txt": b"x - y - z\n"},
     ),
     (
+        "unicode quotes mid-line",
+        {"a.txt": "x = \u201cdone\u201d  # note\n".encode()},
+        [edit("a.txt", 'x = "done"', 'x = "finished"')],
+        {"a.txt": b'x = "finished"  # note\n'},
+    ),
+    (
         "trailing whitespace in file",
         {"a.txt": b"one   \ntwo\t\nthree\n"},
         [edit("a.txt", "one\ntwo\n", "ONE\nTWO\n")],
@@ -124,6 +130,13 @@ ERROR_CASES = [
         [edit("a.txt", "x = 1", "x = 2")],
         ErrorCode.MATCH_AMBIGUOUS,
         {"lines": [1, 3]},
+    ),
+    (
+        "ambiguous overlapping",
+        {"a.txt": b"aaa\n"},
+        [edit("a.txt", "aa", "b")],
+        ErrorCode.MATCH_AMBIGUOUS,
+        {"lines": [1, 1]},
     ),
     (
         "ambiguous fuzzy",

@@ -245,11 +245,23 @@ def _closest_region(text: str, old: str) -> tuple[int, str]:
     return start + 1, quoted
 
 
+def _occurrences(text: str, needle: str) -> list[int]:
+    """Start offsets of every occurrence, overlapping ones included."""
+    found = []
+    at = text.find(needle)
+    while at != -1:
+        found.append(at)
+        at = text.find(needle, at + 1)
+    return found
+
+
 def _locate(path: str, text: str, edit: FileEdit, index: int) -> _Span:
     """Where one edit applies in `text`: exact and unique, else the fuzzy fallback."""
     old = edit.old_string.replace("\r\n", "\n")
     new = edit.new_string.replace("\r\n", "\n")
-    exact = [m.start() for m in re.finditer(re.escape(old), text)]
+    exact = _occurrences(text, old)
+    if not exact:
+        exact = _occurrences(text.translate(_UNICODE_FOLD), old.translate(_UNICODE_FOLD))
     if len(exact) == 1:
         return _Span(exact[0], exact[0] + len(old), new, index)
     if len(exact) > 1:
