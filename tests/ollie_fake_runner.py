@@ -7,10 +7,10 @@ what each proposal returns (a BridgeError or pending) and what the user decides.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import re
 from typing import Any
 
+from opik_connect.connect.sandbox_policy import compile_glob
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
@@ -85,10 +85,13 @@ class FakeRunner:
     async def list_files(self, args: ListFilesArgs) -> ListFilesResult:
         self.calls.append(("list_files", args))
         base = "" if args.path in (".", "") else args.path.rstrip("/") + "/"
+        if base and not any(path.startswith(base) for path in self.files):
+            raise BridgeError(ErrorCode.FILE_NOT_FOUND, "no such directory", path=args.path)
+        matcher = compile_glob(args.pattern)
         files = sorted(
             path
             for path in self.files
-            if path.startswith(base) and fnmatch.fnmatch(path[len(base) :], args.pattern)
+            if path.startswith(base) and matcher.match(path[len(base) :])
         )
         return ListFilesResult(files=files, total=len(files), truncated=False)
 

@@ -16,6 +16,8 @@ from opik_connect.agent.runner_api import Runner
 from opik_connect.connect.suites.assertions import describe
 from opik_connect.connect.suites.suite_files import SUITES_DIR, parse_suite_text
 from opik_connect.protocol import (
+    BridgeError,
+    ErrorCode,
     ItemResult,
     ListFilesArgs,
     ReadFileArgs,
@@ -70,10 +72,16 @@ class RunnerSuiteCases:
         return cases
 
     async def _suite_names(self) -> list[str]:
-        listing = await self.runner.list_files(
-            ListFilesArgs(pattern="**/*.yaml", path=SUITES_DIR.as_posix())
-        )
-        return sorted({PurePosixPath(f).stem for f in listing.files if f.endswith(".yaml")})
+        """Every `.opik/suites/*.yaml`; a project with no suites directory has no suites."""
+        try:
+            listing = await self.runner.list_files(
+                ListFilesArgs(pattern="*.yaml", path=SUITES_DIR.as_posix())
+            )
+        except BridgeError as exc:
+            if exc.code is ErrorCode.FILE_NOT_FOUND:
+                return []
+            raise
+        return sorted(PurePosixPath(f).stem for f in listing.files)
 
     async def _load(self, name: str) -> list[TestCase]:
         path = f"{SUITES_DIR.as_posix()}/{name}.yaml"
