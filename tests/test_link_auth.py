@@ -343,3 +343,33 @@ async def test_linked_pair_signs_results_back():
     async with linked() as (_, runner, link):
         assert (await runner.read_file(ReadFileArgs(path="x"))).content == "x"
         assert link.connections == 1
+
+
+async def test_daemon_pairs_again_when_the_platform_forgot_it(state_dir):
+    async with Platform() as platform:
+        daemon_store = PairingStore(state_dir / "pairings.json")
+        stale = PairingRecord(
+            runner_id="runner-remote", activation_key=new_activation_key(), session_id="old"
+        )
+        link_key = f"{platform.url} proj"
+        daemon_store.put(link_key, stale)
+        codes: asyncio.Queue[str] = asyncio.Queue()
+        link = make_link(
+            platform.url,
+            None,
+            {},
+            pairing_store=daemon_store,
+            pairing_key=link_key,
+            on_pair_code=lambda code, expires: codes.put_nowait(code),
+            backoff_initial_s=0.05,
+        )
+        task = asyncio.create_task(link.run())
+        try:
+            code = await asyncio.wait_for(codes.get(), 5)
+            assert any("unknown runner" in detail for _, detail in link.states)
+            platform.confirm_pairing(code)
+            await asyncio.wait_for(link.connected.wait(), 5)
+            assert daemon_store.get(link_key).session_id != "old"
+        finally:
+            await link.stop()
+            await task

@@ -514,6 +514,8 @@ class Platform:
                 handle._detach(conn)
         except ConnectionClosed:
             return
+        except TimeoutError:
+            await ws.close(CLOSE_AUTH_FAILED, "no handshake in time")
 
     async def _reply_unsigned_error(self, ws: ServerConnection, exc: BridgeError, ref: str | None):
         frame = Frame(

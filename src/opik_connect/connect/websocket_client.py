@@ -86,6 +86,15 @@ class LinkError(Exception):
 class HandshakeRefused(Exception):
     """The platform refused pairing or the Hello; the message says why."""
 
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.AUTH_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @classmethod
+    def from_frame(cls, frame: Frame) -> HandshakeRefused:
+        error = parse_model(FrameError, frame.payload, ErrorCode.MALFORMED_FRAME).error
+        return cls(f"{error.code}: {error.message}", error.code)
+
 
 @dataclass(frozen=True)
 class RunnerIdentity:
@@ -198,7 +207,7 @@ class DaemonLink:
                 self._set_state(LinkState.RECONNECTING, str(exc))
             except InvalidURI as exc:
                 raise LinkError(str(exc)) from exc
-            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError, BridgeError) as exc:
                 log.debug("link attempt failed: %r", exc)
             finally:
                 self._detach()
@@ -248,8 +257,8 @@ class DaemonLink:
             record = await self._pair(ws)
         try:
             signer = await self._hello(ws, record)
-        except ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code == CLOSE_AUTH_FAILED and from_store:
+        except HandshakeRefused as exc:
+            if exc.code == ErrorCode.AUTH_FAILED and from_store:
                 # The platform no longer knows this pairing: pair again on the next attempt.
                 assert self._store is not None
                 self._store.remove(self._pairing_key)
@@ -310,8 +319,7 @@ class DaemonLink:
                     self._store.put(self._pairing_key, record)
                 return record
             elif reply.kind == "error":
-                error = parse_model(FrameError, reply.payload, ErrorCode.MALFORMED_FRAME)
-                raise HandshakeRefused(f"{error.error.code}: {error.error.message}")
+                raise HandshakeRefused.from_frame(reply)
 
     async def _hello(self, ws: ClientConnection, record: PairingRecord) -> FrameSigner:
         key = record.link_key()
@@ -329,8 +337,7 @@ class DaemonLink:
         async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
             reply = decode_frame(await ws.recv())
         if reply.kind == "error":
-            error = parse_model(FrameError, reply.payload, ErrorCode.MALFORMED_FRAME)
-            raise HandshakeRefused(f"{error.error.code}: {error.error.message}")
+            raise HandshakeRefused.from_frame(reply)
         welcome = parse_model(Welcome, reply.payload, ErrorCode.MALFORMED_FRAME)
         signer = FrameSigner(key, connection_id(nonce, welcome.nonce))
         try:
