@@ -1,0 +1,115 @@
+"""The daemon assembly: embedded platform, the real sandbox's handlers, hooks for other parts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from opik_connect.agent.platform_server import Platform
+from opik_connect.config import ProjectConfig, user_state_dir
+from opik_connect.connect.daemon import Daemon, NotAGitRepository, find_git_root
+from opik_connect.connect.embedded_pair import embedded_pair
+from opik_connect.protocol import (
+    BridgeError,
+    ErrorCode,
+    FileChange,
+    FilesChanged,
+    ListFilesArgs,
+    ReadFileArgs,
+    RunSuiteArgs,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    git = ["git", "-C", str(root), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (root / "app.py").write_text("def main():\n    return 42\n")
+    (root / ".env").write_text("API_KEY=sk-secret\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    return root
+
+
+def test_find_git_root(repo, tmp_path):
+    (repo / "sub").mkdir()
+    assert find_git_root(repo / "sub") == repo.resolve()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with pytest.raises(NotAGitRepository, match="not inside a git repository"):
+        find_git_root(outside)
+
+
+async def test_embedded_pair_serves_the_sandbox_read_commands(repo):
+    async with embedded_pair(repo) as (platform, runner, daemon):
+        result = await runner.read_file(ReadFileArgs(path="app.py"))
+        assert result.content.startswith("def main")
+        listing = await runner.list_files(ListFilesArgs())
+        assert listing.files == ["app.py"]  # .env is sensitive, never listed
+        with pytest.raises(BridgeError) as err:
+            await runner.read_file(ReadFileArgs(path=".env"))
+        assert err.value.code == ErrorCode.SENSITIVE_PATH
+        with pytest.raises(BridgeError) as err:
+            await runner.run_suite(RunSuiteArgs(suite="s"))  # not plugged in here
+        assert err.value.code == ErrorCode.UNKNOWN_TYPE
+        info = platform.runners()[0]
+        assert info.connected and info.project == "proj"
+        assert info.root is not None and info.root.visible_files == 1
+        assert daemon.sandbox is not None
+
+
+async def test_hooks_let_other_parts_plug_in(repo):
+    calls: list[str] = []
+    mounted: list[Platform] = []
+
+    async def run_suite(args: RunSuiteArgs):
+        raise BridgeError(ErrorCode.SUITE_NOT_FOUND, f"no suite {args.suite}")
+
+    async def watcher() -> None:
+        calls.append("started")
+        await asyncio.Event().wait()
+
+    async def setup(platform: Platform) -> None:
+        mounted.append(platform)
+
+    daemon = Daemon(repo, ProjectConfig(), platform_setup=setup)
+    daemon.add_service(watcher)
+    async with daemon:
+        await daemon.wait_connected()
+        assert mounted == [daemon.platform]
+        runner = daemon.platform.runner(daemon.identity.runner_id)
+        daemon.handlers["RunSuite"] = run_suite  # registered after start: served at once
+        with pytest.raises(BridgeError) as err:
+            await runner.run_suite(RunSuiteArgs(suite="smoke"))
+        assert err.value.code == ErrorCode.SUITE_NOT_FOUND
+        events = daemon.platform.event_queue()
+        change = FilesChanged(changes=[FileChange(path="app.py", change="modified")])
+        await daemon.send_event("FilesChanged", change)
+        _, kind, event = await asyncio.wait_for(events.get(), 5)
+        assert (kind, event) == ("FilesChanged", change)
+        assert calls == ["started"]
+        run_file = user_state_dir() / "platform.json"
+        found = json.loads(run_file.read_text())
+        assert found["url"] == daemon.url and found["token"] == daemon.platform.operator_token
+        assert stat.S_IMODE(run_file.stat().st_mode) == 0o600
+    assert not run_file.exists()
+
+
+async def test_runner_id_is_stable_per_project(repo):
+    first = Daemon(repo, ProjectConfig(), handlers={})
+    second = Daemon(repo, ProjectConfig(), handlers={})
+    assert first.identity.runner_id == second.identity.runner_id
