@@ -69,6 +69,8 @@ class FakeRunner:
         """Proposal id -> decision; an id with none never decides (wait_decision hangs)."""
         self.suite_runs = list(suite_runs or [])
         self.calls: list[tuple[str, Any]] = []
+        self.waiting = asyncio.Event()
+        """Set once someone waits for a decision."""
 
     async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
         self.calls.append(("read_file", args))
@@ -120,6 +122,7 @@ class FakeRunner:
 
     async def wait_decision(self, proposal_id: str) -> ProposalDecided:
         self.calls.append(("wait_decision", proposal_id))
+        self.waiting.set()
         decided = self.decisions.get(proposal_id)
         if decided is None:
             await asyncio.Event().wait()

@@ -1,6 +1,7 @@
 """Ollie's loop end to end: the real Anthropic SDK against the scripted Messages API, an
 in-memory runner, the fixture traces. Each test asserts both what Ollie did and what it sent."""
 
+import asyncio
 import io
 import json
 import os
@@ -390,3 +391,32 @@ async def test_empty_reply_is_nudged_once(tmp_path: Path) -> None:
     with ScriptedMessagesAPI([empty, text_turn(FINAL, match="no text and no tool call")]) as api:
         result = await Session(api, FakeRunner(FILES), tmp_path).run()
     assert result.status is SessionStatus.COMPLETED and result.turns == 2
+
+
+async def test_cancelled_session_records_cancelled_and_reraises(tmp_path: Path) -> None:
+    with ScriptedMessagesAPI([propose(FIX_EDIT)]) as api:
+        runner = FakeRunner(FILES, proposals=["prop-1"])
+        session = Session(api, runner, tmp_path)
+        task = asyncio.create_task(session.run())
+        await asyncio.wait_for(runner.waiting.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert session.events[-1].type == "session_stopped"
+    assert session.events[-1].status is SessionStatus.CANCELLED
+    (path,) = (tmp_path / "transcripts").glob("*.jsonl")
+    assert load_transcript(path)[-1]["status"] == "cancelled"
+
+
+class BrokenRunner(FakeRunner):
+    async def read_file(self, args: Any) -> Any:
+        raise ConnectionResetError("link dropped")
+
+
+async def test_unexpected_failure_stops_with_error_and_keeps_the_transcript(tmp_path: Path) -> None:
+    with ScriptedMessagesAPI([tool_turn("read_file", {"path": "agent.py"})]) as api:
+        session = Session(api, BrokenRunner(FILES), tmp_path)
+        result = await session.run()
+    assert result.status is SessionStatus.ERROR
+    assert "ConnectionResetError" in result.detail
+    assert load_transcript(Path(result.transcript_path))[-1]["status"] == "error"
