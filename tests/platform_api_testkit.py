@@ -30,7 +30,11 @@ def make_git_repo(root: Path, files: Mapping[str, str] | None = None) -> Path:
         "GIT_COMMITTER_EMAIL": "t@example.com",
         "PATH": "/usr/bin:/bin",
     }
-    for argv in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
+    for argv in (["git", "init", "-q", "-b", "main"],
+                 ["git", "config", "user.name", "t"],
+                 ["git", "config", "user.email", "t@example.com"],
+                 ["git", "config", "commit.gpgsign", "false"],
+                 ["git", "add", "-A"],
                  ["git", "commit", "-q", "-m", "init"]):  # fmt: skip
         subprocess.run(argv, cwd=root, check=True, env=env)
     return root
@@ -48,17 +52,31 @@ class EmbeddedPlatform:
         return self.services.store
 
 
+NO_HANDLERS: dict[str, Handler] = {}
+
+
 @asynccontextmanager
 async def embedded_platform(
     root: Path,
-    driver: SessionDriver,
+    driver: SessionDriver | None = None,
     *,
     env: Mapping[str, str] | None = None,
-    handlers: dict[str, Handler] | None = None,
+    services: PlatformServices | None = None,
+    handlers: dict[str, Handler] | None = NO_HANDLERS,
 ) -> AsyncIterator[EmbeddedPlatform]:
-    """The daemon starts the platform in-process and calls services.setup before it listens."""
-    services = PlatformServices(driver, env=env if env is not None else {"ANTHROPIC_API_KEY": "k"})
-    daemon = Daemon(root, ProjectConfig(), handlers=handlers or {}, platform_setup=services.setup)
+    """The daemon starts the platform in-process and calls services.setup before it listens.
+
+    handlers=None serves the real sandbox's read commands; add more through daemon.handlers.
+    """
+    services = services or PlatformServices(
+        driver=driver, env=env if env is not None else {"ANTHROPIC_API_KEY": "k"}
+    )
+    daemon = Daemon(
+        root,
+        ProjectConfig(),
+        handlers=None if handlers is None else dict(handlers),
+        platform_setup=services.setup,
+    )
     try:
         async with daemon:
             await daemon.wait_connected(10)

@@ -1,6 +1,6 @@
 """Everything the platform serves besides the daemon link, mounted on one Platform.
 
-    services = PlatformServices(driver=...)
+    services = PlatformServices(config=config, traces=TraceStore.from_env(root / ".opik/traces"))
     daemon = Daemon(root, config, platform_setup=services.setup)   # embedded platform
     ...
     await services.aclose()                                        # after the daemon stopped
@@ -16,10 +16,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from opik_connect.agent.ollie_sessions import OllieSessions, SessionDriver
+from opik_connect.agent.ollie import OllieLimits
+from opik_connect.agent.ollie_sessions import OllieSessions, SessionDriver, ollie_driver
 from opik_connect.agent.platform_http_api import PlatformHttpApi
 from opik_connect.agent.platform_server import Platform, RunnerHandle
 from opik_connect.agent.platform_store import PlatformStore
+from opik_connect.agent.trace_store import TraceStore
+from opik_connect.config import ProjectConfig
 
 
 class PlatformServices:
@@ -27,11 +30,20 @@ class PlatformServices:
 
     def __init__(
         self,
-        driver: SessionDriver,
         *,
+        config: ProjectConfig | None = None,
+        traces: TraceStore | None = None,
+        limits: OllieLimits | None = None,
+        transcript_dir: Path | None = None,
+        driver: SessionDriver | None = None,
         store_path: Path | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
+        """Sessions run Ollie (model from config, key from env) unless a driver is given."""
+        self._config = config
+        self._traces = traces or TraceStore.from_env()
+        self._limits = limits
+        self._transcript_dir = transcript_dir
         self._driver = driver
         self._store_path = store_path
         self._env = env
@@ -48,7 +60,15 @@ class PlatformServices:
             return store.record_event(runner.runner_id, event)
 
         self._unsubscribe = platform.subscribe(record)
-        self.sessions = OllieSessions(platform, store, self._driver, env=self._env)
+        driver = self._driver or ollie_driver(
+            store=store,
+            traces=self._traces,
+            config=self._config,
+            limits=self._limits,
+            transcript_dir=self._transcript_dir,
+            env=self._env,
+        )
+        self.sessions = OllieSessions(platform, store, driver, env=self._env)
         self.http_api = PlatformHttpApi(
             token=platform.operator_token,
             store=store,

@@ -1,0 +1,177 @@
+"""`ask` end to end: real Ollie (the real SDK against the scripted Messages API), a real daemon on a
+tmp git repo serving the sandbox, proposals (ProposalService) and suites, the embedded platform
+with its store and HTTP API. Only the model's turns and the user's "yes" are scripted."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+from platform_api_testkit import embedded_platform, make_git_repo
+from proposal_fixtures import check_path_for
+from rich.console import Console
+
+from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
+from opik_connect.agent.ollie import OllieLimits
+from opik_connect.agent.platform_services import PlatformServices
+from opik_connect.agent.trace_store import TraceStore
+from opik_connect.connect.ask_client import ask_stream, read_json
+from opik_connect.connect.proposals import ProposalService
+from opik_connect.connect.suites.suite_commands import make_after_commit, make_run_suite_handler
+from opik_connect.protocol import AskEvent, AskRequest
+
+pytestmark = pytest.mark.timeout(60)
+
+AGENT = """\
+from opik import track
+
+
+@track(entrypoint=True)
+def answer(question: str = "", **extra):
+    return {"output": "Your refund is 20 dollars"}
+"""
+SUITE = """\
+name: refunds
+items:
+  - id: c1
+    data: {question: "how much is my refund?"}
+    assertions: [{contains: 10 dollars}]
+"""
+FINAL = "Cause: answer() hard-codes 20 dollars. Fix: 10 dollars. Evidence: suite refunds passes."
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "state"
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(path))
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+def script() -> list[dict]:
+    return [
+        tool_turn("run_suite", {"suite": "refunds"}, match="refund", tool_id="toolu_before"),
+        tool_turn(
+            "read_file", {"path": "agentpkg/agent.py"}, match="toolu_before", tool_id="toolu_read"
+        ),
+        tool_turn(
+            "propose_change",
+            {
+                "title": "Answer the right refund",
+                "reason": "the suite's c1 fails: the agent says 20 dollars",
+                "suite": "refunds",
+                "test_case_ids": ["c1"],
+                "edits": [
+                    {
+                        "path": "agentpkg/agent.py",
+                        "old_string": "20 dollars",
+                        "new_string": "10 dollars",
+                    }
+                ],
+            },
+            match="toolu_read",
+            tool_id="toolu_propose",
+        ),
+        text_turn(FINAL, match=["toolu_propose", "approved"]),
+    ]
+
+
+async def approve_when_proposed(service: ProposalService) -> str:
+    """The user at the approval prompt: waits for the proposal and says yes."""
+    while not service.pending():
+        service.changed.clear()
+        await service.changed.wait()
+    [record] = service.pending()
+    await service.approve(record.id, by="test")
+    return record.id
+
+
+async def test_ask_runs_ollie_on_a_real_daemon_and_records_everything(tmp_path: Path) -> None:
+    repo = make_git_repo(
+        tmp_path / "project",
+        {
+            "agentpkg/__init__.py": "",
+            "agentpkg/agent.py": AGENT,
+            ".opik/suites/refunds.yaml": SUITE,
+        },
+    )
+    quiet = Console(file=io.StringIO())
+    with ScriptedMessagesAPI(script()) as api:
+        services = PlatformServices(
+            traces=TraceStore(),
+            limits=OllieLimits(max_turns=8, wall_time_s=50),
+            transcript_dir=tmp_path / "transcripts",
+            env={"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
+        )
+        async with embedded_platform(repo, services=services, handlers=None) as p:
+            daemon = p.daemon
+            proposals = ProposalService(
+                repo,
+                check_path=check_path_for(repo),
+                emit=lambda event: daemon.send_event(type(event).__name__, event),
+                after_commit=make_after_commit(repo, judge=None, console=quiet),
+            )
+            daemon.handlers["ProposeChange"] = proposals.submit
+            daemon.handlers["RunSuite"] = make_run_suite_handler(repo, judge=None)
+            user = asyncio.create_task(approve_when_proposed(proposals))
+
+            request = AskRequest(question="Why is the refund answer wrong?", suite="refunds")
+            events: list[AskEvent] = [e async for e in ask_stream(p.address, request)]
+            proposal_id = await user
+
+            assert api.unmatched == [] and api.remaining == 0
+            types = [e.type for e in events]
+            assert types[0] == "accepted" and types[-1] == "result"
+            for expected in ("session_started", "suite_ran", "proposal_sent",
+                             "decision_received", "final_answer", "session_stopped"):  # fmt: skip
+                assert expected in types
+            by_type = {e.type: e.data for e in events}
+            assert (by_type["suite_ran"]["status"], by_type["suite_ran"]["tree"]) == (
+                "failed",
+                "user",
+            )
+            decision = by_type["decision_received"]
+            assert (decision["decision"], decision["suite_statuses"]) == (
+                "approved",
+                {"refunds": "passed"},
+            )
+            result = by_type["result"]
+            assert (result["status"], result["final_answer"]) == ("completed", FINAL)
+            assert await asyncio.to_thread(Path(result["transcript_path"]).is_file)
+            session_id = events[0].session_id
+
+            detail = await read_json(p.address, f"/v1/sessions/{session_id}")
+            [proposal] = detail["proposals"]
+            assert (proposal["proposal_id"], proposal["session_id"]) == (proposal_id, session_id)
+            assert '+    return {"output": "Your refund is 10 dollars"}' in proposal["diff"]
+            [decided] = detail["decisions"]
+            assert decided["decision"]["decision"] == "approved"
+            runs = {(r["run"]["tree"], r["run"]["status"]) for r in detail["suite_results"]}
+            branch = decided["decision"]["branch"]
+            assert runs == {("user", "failed"), (branch, "passed")}
+            [fix] = await read_json(p.address, "/v1/fixes")
+            assert (fix["proposal_id"], fix["branch"], fix["suite"]) == (
+                proposal_id,
+                branch,
+                "refunds",
+            )
+            assert (fix["before_status"], fix["after_status"]) == ("failed", "passed")
+            assert fix["commit"] == decided["decision"]["commit"]
+
+    # The user's checkout is untouched; the fix lives on its branch.
+    assert "20 dollars" in await asyncio.to_thread((repo / "agentpkg" / "agent.py").read_text)
+    shown = (
+        await asyncio.to_thread(
+            subprocess.run,
+            ["git", "show", f"{branch}:agentpkg/agent.py"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    ).stdout
+    assert "10 dollars" in shown
