@@ -14,7 +14,7 @@ from proposal_fixtures import check_path_for, git, make_repo, snapshot
 
 from opik_connect.connect.fix_branches import APPLY_STEPS, FAULT_ENV, FixError
 from opik_connect.connect.proposals import ProposalService
-from opik_connect.protocol import FileEdit, ProposeChangeArgs
+from opik_connect.protocol import BridgeError, FileEdit, ProposeChangeArgs
 
 TESTS_DIR = Path(__file__).resolve().parent
 CHILD = """
@@ -139,3 +139,46 @@ def test_drop_refuses_unmerged_without_force(repo: Path) -> None:
     svc.fixes.drop(record, force=True)
     assert git(repo, "branch", "--list", record.branch) == ""
     assert not Path(record.worktree).exists()
+
+
+@pytest.mark.timeout(60)
+def test_approve_again_finishes_an_interrupted_approval(repo: Path) -> None:
+    svc = service(repo)
+    proposal = asyncio.run(svc.submit(change())).proposal_id
+    env = {**os.environ, FAULT_ENV: "files_written", "PYTHONPATH": str(TESTS_DIR)}
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(repo), proposal], env=env, capture_output=True, timeout=30
+    )
+    assert child.returncode == -signal.SIGKILL
+    assert svc.get(proposal).status == "applying"
+    [settled] = svc.recover_interrupted()
+    assert settled.status == "approved" and worktrees(repo) == [str(repo)]
+    record = asyncio.run(svc.approve(proposal))
+    assert record.status == "applied"
+    assert git(repo, "rev-parse", record.branch) == record.commit
+
+
+def test_apply_lock_held_elsewhere_refuses_and_is_not_recovered(repo: Path) -> None:
+    svc = service(repo)
+    proposal = asyncio.run(svc.submit(change())).proposal_id
+    svc._set(proposal, status="applying")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl,os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR|os.O_CREAT);"
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)",
+            str(svc.journal.dir / f".apply-{proposal}.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert svc.recover_interrupted() == []
+        with pytest.raises(BridgeError, match="being applied by another process"):
+            asyncio.run(svc.approve(proposal))
+        assert svc.get(proposal).status == "applying"
+    finally:
+        holder.kill()
+        holder.wait()

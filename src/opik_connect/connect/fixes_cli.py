@@ -43,7 +43,10 @@ def project_root(start: Path) -> Path:
 
 
 def _service(root: Path) -> ProposalService:
-    return ProposalService.for_project(project_root(root))
+    """The project's proposals, with any apply a crash interrupted settled first."""
+    service = ProposalService.for_project(project_root(root))
+    service.recover_interrupted()
+    return service
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

@@ -125,6 +125,25 @@ class ProposalJournal:
                 os.close(self._lock_fd)
                 self._lock_fd = None
 
+    @contextlib.contextmanager
+    def apply_lock(self, proposal_id: str) -> Iterator[bool]:
+        """Held while one process builds a proposal's fix; yields False if another holds it.
+
+        Never blocks (safe on the event loop); the kernel drops it when its holder dies, so a
+        free lock on an `applying` record means the apply was interrupted.
+        """
+        self._path(proposal_id)
+        fd = os.open(self.dir / f".apply-{proposal_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
     def new_id(self) -> str:
         while True:
             candidate = secrets.token_hex(4)

@@ -230,21 +230,47 @@ class ProposalService:
         return record
 
     async def approve(self, proposal_id: str, by: str = "user") -> ProposalRecord:
-        """Local only: re-checks, builds the fix branch, runs the suite, tells the platform."""
+        """Local only: re-checks, builds the fix branch, runs the suite, tells the platform.
+
+        Also finishes an approval a crash interrupted (status approved or applying).
+        """
         record = await asyncio.to_thread(self.journal.get, proposal_id)
-        if record.status == "pending":
-            record = await asyncio.to_thread(self._recheck_one, record)
-            if record.status == "stale":
-                self.notify(f"proposal {record.id} is stale: {record.reason}")
+        with self.journal.apply_lock(record.id) as mine:
+            if not mine:
+                raise BridgeError(
+                    ErrorCode.INVALID_ARGS,
+                    f"proposal {record.id} is being applied by another process",
+                    proposal_id=record.id,
+                )
+            if record.status == "pending":
+                record = await asyncio.to_thread(self._recheck_one, record)
+                if record.status == "stale":
+                    self.notify(f"proposal {record.id} is stale: {record.reason}")
+                    self.changed.set()
+                    await self.deliver_outbox()
+                    return record
+                record = await asyncio.to_thread(self._claim, record.id, "approved", by, None)
                 self.changed.set()
-                await self.deliver_outbox()
-                return record
-        record = await asyncio.to_thread(self._claim, record.id, "approved", by, None)
-        self.changed.set()
-        fault_point("approved")
-        record = await asyncio.to_thread(self._apply, record)
+                fault_point("approved")
+            elif record.status not in ("approved", "applying"):
+                raise BridgeError(
+                    ErrorCode.INVALID_ARGS,
+                    f"proposal {record.id} is already {record.status}",
+                    proposal_id=record.id,
+                    status=record.status,
+                )
+            record = await asyncio.to_thread(self._settle, record)
         await self.deliver_outbox()
         return self.journal.get(record.id)
+
+    def _settle(self, record: ProposalRecord) -> ProposalRecord:
+        """Under the apply lock: recover an interrupted apply, then build what is still owed."""
+        if record.status == "applying":
+            record = self.recover_one(record)
+        if record.status == "approved":
+            self.fixes.ensure_clean_slate(record)
+            record = self._apply(record)
+        return record
 
     def _set(self, proposal_id: str, **fields: object) -> ProposalRecord:
         def assign(rec: ProposalRecord) -> None:
@@ -281,15 +307,27 @@ class ProposalService:
     async def start(self) -> None:
         """On daemon start: settle interrupted applies, finish approved ones, flush the outbox."""
         for record in await asyncio.to_thread(self.journal.all):
-            if record.status == "applying":
-                await asyncio.to_thread(self.recover_one, record)
-            elif record.status == "approved":
-                await asyncio.to_thread(self.fixes.ensure_clean_slate, record)
-        for record in await asyncio.to_thread(self.journal.all):
-            if record.status == "approved":
-                await asyncio.to_thread(self._apply, record)
+            if record.status not in ("approved", "applying"):
+                continue
+            with self.journal.apply_lock(record.id) as mine:
+                if mine:
+                    await asyncio.to_thread(self._settle, self.journal.get(record.id))
         self.changed.set()
         await self.deliver_outbox()
+
+    def recover_interrupted(self) -> list[ProposalRecord]:
+        """Settles applies a crash interrupted (no holder of their lock) without building more.
+
+        The CLI calls this before listing, so `fixes` never shows a half-made state.
+        """
+        settled = []
+        for record in self.journal.all():
+            if record.status != "applying":
+                continue
+            with self.journal.apply_lock(record.id) as mine:
+                if mine:
+                    settled.append(self.recover_one(self.journal.get(record.id)))
+        return settled
 
     def recover_one(self, record: ProposalRecord) -> ProposalRecord:
         """A crash mid-apply: either the branch is complete (applied) or gone (approved again)."""
