@@ -269,3 +269,15 @@ async def test_file_turned_binary_goes_stale(repo: Path) -> None:
     (repo / "agent.py").write_bytes(b"\x00\x01binary")
     [stale] = await svc.recheck()
     assert stale.id == proposal.proposal_id and "binary" in (stale.reason or "")
+
+
+async def test_building_a_fix_runs_none_of_the_users_hooks(repo: Path) -> None:
+    marker = repo.parent / "hook-ran.txt"
+    for hook in ("post-checkout", "post-commit", "pre-commit", "commit-msg"):
+        path = repo / ".git" / "hooks" / hook
+        path.write_text(f"#!/bin/sh\necho {hook} >> {marker}\n")
+        path.chmod(0o755)
+    svc = service(repo)
+    record = await svc.approve((await svc.submit(args())).proposal_id)
+    assert record.status == "applied"
+    assert not marker.exists()

@@ -37,6 +37,8 @@ APPLY_STEPS = (
 )
 """The points of the apply at which a fault can be injected, in order."""
 BRANCH_PREFIX = "opik/fix/"
+NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
+"""The user's hooks are for the user's checkout; building a fix must not run them."""
 
 
 class FixError(Exception):
@@ -168,11 +170,12 @@ class FixBranches:
             raise BridgeError(ErrorCode.INTERNAL, f"branch {branch} already exists")
         worktree = self.worktree_for(record)
         self._remove_worktree(worktree)
-        _git(self.root, "worktree", "add", "--detach", str(worktree), record.base_head)
+        _git(self.root, *NO_HOOKS, "worktree", "add", "--detach", str(worktree), record.base_head)
         fault_point("worktree_added")
         touched = self._write_change(worktree, record)
         fault_point("files_written")
         repo = git.Repo(worktree)
+        repo.git.set_persistent_git_options(c=NO_HOOKS[1])
         repo.git.add("-A", "--", *touched)
         repo.git.commit("--no-verify", "-m", commit_message(record), env=_identity_env(repo))
         commit = repo.head.commit.hexsha
@@ -220,7 +223,7 @@ class FixBranches:
                     _git(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
             else:
                 self._remove_worktree(worktree)
-                _git(self.root, "worktree", "add", str(worktree), branch)
+                _git(self.root, *NO_HOOKS, "worktree", "add", str(worktree), branch)
             return branch, commit, worktree
         self._remove_worktree(worktree)
         return None
