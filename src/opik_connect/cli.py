@@ -34,6 +34,9 @@ register_fixes_commands(app)
 from opik_connect.connect.ask_command import ask_command  # noqa: E402
 
 app.command("ask")(ask_command)
+from opik_connect.agent.transcript_cli import transcript_command  # noqa: E402
+
+app.command("transcript")(transcript_command)
 # --- end of sub-command groups ---
 
 
