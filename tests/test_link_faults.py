@@ -23,6 +23,7 @@ from opik_connect.link_auth import (
 from opik_connect.link_frames import decode_frame
 from opik_connect.protocol import (
     CLOSE_FRAME_TOO_LARGE,
+    MAX_FRAME_BYTES,
     BridgeError,
     ErrorCode,
     FileChange,
@@ -31,6 +32,7 @@ from opik_connect.protocol import (
     Hello,
     ProposalDecided,
     ReadFileArgs,
+    ReadFileResult,
     Welcome,
 )
 
@@ -276,3 +278,14 @@ async def test_daemon_answers_malformed_frames_and_closes_on_oversize():
         finally:
             await link.stop()
             await task
+
+
+async def test_result_too_big_for_a_frame_becomes_limit_reached():
+    async def huge(args: ReadFileArgs) -> ReadFileResult:
+        return ReadFileResult(content="z" * (MAX_FRAME_BYTES + 10), total_lines=1, truncated=False)
+
+    async with linked({"ReadFile": huge}) as (_, runner, link):
+        with pytest.raises(BridgeError) as err:
+            await runner.read_file(ReadFileArgs(path="big"))
+        assert err.value.code == ErrorCode.LIMIT_REACHED
+        assert link.state == LinkState.CONNECTED and link.connections == 1

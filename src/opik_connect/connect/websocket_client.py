@@ -56,7 +56,6 @@ from opik_connect.protocol import (
     PairRequest,
     RootSummary,
     Welcome,
-    canonical_json,
 )
 
 log = logging.getLogger(__name__)
@@ -361,9 +360,28 @@ class DaemonLink:
             ws, signer = self._ws, self._signer
             if ws is None or signer is None:
                 return
-            frame = signer.seal(kind, type_name, msg_id, payload)
+            text = encode(signer.seal(kind, type_name, msg_id, payload))
+            if len(text.encode()) > MAX_FRAME_BYTES:
+                text = self._oversize(signer, kind, type_name, msg_id)
+                if not text:
+                    return
             with contextlib.suppress(ConnectionClosed):
-                await ws.send(encode(frame))
+                await ws.send(text)
+
+    def _oversize(self, signer: FrameSigner, kind: FrameKind, type_name: str, msg_id: str) -> str:
+        """A frame the platform would close the link over: a result becomes limit_reached,
+        an event is dropped (its sender must split it)."""
+        if kind != "result":
+            log.error("dropping %s %s: over %d bytes", kind, type_name, MAX_FRAME_BYTES)
+            self._outbox.pop(msg_id, None)
+            return ""
+        body = ErrorBody(
+            code=ErrorCode.LIMIT_REACHED,
+            message=f"{type_name} result exceeds {MAX_FRAME_BYTES} bytes; narrow the request",
+        )
+        payload = CommandResult(ok=False, error=body).model_dump(mode="json")
+        self._outbox[msg_id] = (kind, type_name, payload)
+        return encode(signer.seal(kind, type_name, msg_id, payload))
 
     async def _send_error(self, exc: BridgeError, ref: str | None) -> None:
         body = FrameError(error=exc.to_body(), ref=ref)
@@ -414,7 +432,7 @@ class DaemonLink:
         try:
             async with self._semaphore:
                 result = await self._run_handler(frame.type, frame.payload)
-            payload = self._bounded(frame.type, result)
+            payload = result.model_dump(mode="json")
             self._outbox[frame.id] = ("result", frame.type, payload)
         finally:
             self._running.pop(frame.id, None)
@@ -444,18 +462,6 @@ class DaemonLink:
             log.exception("command %s failed", type_name)
             body = ErrorBody(code=ErrorCode.INTERNAL, message=f"internal error in {type_name}")
             return CommandResult(ok=False, error=body)
-
-    @staticmethod
-    def _bounded(type_name: str, result: CommandResult) -> dict[str, Any]:
-        """A result too big for one frame would get the link closed: answer limit_reached."""
-        payload = result.model_dump(mode="json")
-        if len(canonical_json(payload).encode()) > MAX_FRAME_BYTES - 4096:
-            body = ErrorBody(
-                code=ErrorCode.LIMIT_REACHED,
-                message=f"{type_name} result exceeds {MAX_FRAME_BYTES} bytes; narrow the request",
-            )
-            payload = CommandResult(ok=False, error=body).model_dump(mode="json")
-        return payload
 
     def _on_ack(self, frame: Frame) -> None:
         try:
