@@ -152,19 +152,9 @@ class ApprovalPrompt:
                         await task
         return key_task.result() if key_task in done else None
 
-    async def run(self) -> None:
-        """Until q: show the oldest pending proposal, act on the key, wait when none is left."""
-        idle_shown = False
-        while True:
-            queue = self._queue()
-            if not queue:
-                if not idle_shown:
-                    self.console.print("[dim]No proposals waiting. (q stops asking)[/dim]")
-                    idle_shown = True
-                if await self._key_or_change() == "q":
-                    return
-                continue
-            idle_shown = False
+    async def drain(self) -> bool:
+        """Shows waiting proposals one at a time until none is left (True) or q (False)."""
+        while queue := self._queue():
             record = queue[0]
             self.console.print(render_proposal(record, position=f" (1 of {len(queue)})"))
             if not await self._decide(record):
@@ -173,7 +163,16 @@ class ApprovalPrompt:
                     f"[yellow]Stopped asking; {waiting} proposal(s) stay pending "
                     "(opik-connect fixes --pending).[/yellow]"
                 )
-                return
+                return False
+        return True
+
+    async def run(self) -> None:
+        """Until q: drain the queue, then wait for a proposal to arrive."""
+        while await self.drain():
+            self.console.print("[dim]No proposals waiting. (q stops asking)[/dim]")
+            while not self._queue():
+                if await self._key_or_change() == "q":
+                    return
 
     async def _decide(self, record: ProposalRecord) -> bool:
         """Handles keys for one proposal; False means the user pressed q."""
