@@ -1,0 +1,259 @@
+"""The `ollie>` prompt in the daemon's terminal: set the context, ask, watch the session.
+
+    ollie> /trace 0193f...        the trace to look at (/trace alone clears it)
+    ollie> /suite refunds         the suite to work with
+    ollie> /case item-3           add a test case (/case alone clears them)
+    ollie> why did the refund tool double the amount?
+
+The terminal has one reader at a time. Whenever a proposal waits for the user, the approval
+prompt takes the terminal over (from a waiting `ollie>` read, or while a session streams); type-
+ahead is dropped first, and the session's output is held back until the approval prompt is done.
+
+Daemon entry point:
+
+    approvals = ProposalApprovals(proposal_service, console, sys.stdin.fileno())
+    await OllieTerminal(console, embedded_asker(services.sessions),
+                        lines=LineReader(sys.stdin.fileno()), approvals=approvals).run()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from pydantic import BaseModel, Field, ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from opik_connect.agent.ollie_sessions import OllieSessions
+from opik_connect.connect.approval_prompt import ApprovalPrompt, TerminalKeys, render_proposal
+from opik_connect.connect.ask_client import AskError, PlatformAddress, ask_stream
+from opik_connect.connect.proposals import ProposalService
+from opik_connect.connect.session_view import SessionView
+from opik_connect.connect.terminal_input import LineReader
+from opik_connect.protocol import AskEvent, AskRequest, BridgeError
+
+PROMPT = "ollie> "
+HELP = (
+    "Ask Ollie about this project's traces and tests; plain text is a question.\n"
+    "  /trace ID     set the trace (/trace alone clears it)\n"
+    "  /suite NAME   set the suite (/suite alone clears it)\n"
+    "  /case ID      add test case ids (/case alone clears them)\n"
+    "  /context      show the context    /help  this text"
+)
+
+Asker = Callable[[AskRequest], AsyncIterator[AskEvent]]
+"""Starts a session and yields its events up to the 'result' or 'error' one."""
+
+
+class ApprovalTakeover(Protocol):
+    """What the `ollie>` prompt needs from the approval prompt."""
+
+    changed: asyncio.Event
+    """Set when proposals may have arrived (ProposalService.changed)."""
+
+    def waiting(self) -> bool:
+        """A proposal waits for the user (and was not put off by them)."""
+        ...
+
+    async def take_over(self) -> None:
+        """Use the terminal until no proposal waits or the user puts them off."""
+        ...
+
+
+class AskContext(BaseModel):
+    trace_id: str | None = None
+    suite: str | None = None
+    case_ids: list[str] = Field(default_factory=list)
+
+
+def embedded_asker(sessions: OllieSessions) -> Asker:
+    """Ask the in-process platform directly (the daemon's embedded one)."""
+
+    async def ask(request: AskRequest) -> AsyncIterator[AskEvent]:
+        try:
+            live = await sessions.ask(request)
+        except BridgeError as exc:
+            body = exc.to_body().model_dump(mode="json")
+            yield AskEvent(session_id=None, seq=0, type="error", data=body)
+            return
+        async for event in live.stream():
+            yield event
+
+    return ask
+
+
+def remote_asker(address: PlatformAddress) -> Asker:
+    """Ask a platform over its HTTP API (a team platform, or one in another process)."""
+
+    async def ask(request: AskRequest) -> AsyncIterator[AskEvent]:
+        async for event in ask_stream(address, request):
+            yield event
+
+    return ask
+
+
+class ProposalApprovals:
+    """The approval prompt (connect/approval_prompt.py) as a takeover of the shared terminal."""
+
+    def __init__(self, service: ProposalService, console: Console, fd: int) -> None:
+        self.service = service
+        self.changed = service.changed
+        self.console = console
+        self.fd = fd
+        self.deferred: set[str] = set()
+
+    def waiting(self) -> bool:
+        return any(record.id not in self.deferred for record in self.service.pending())
+
+    async def take_over(self) -> None:
+        with TerminalKeys(self.fd) as keys:
+            prompt = ApprovalPrompt(self.service, keys, self.console)
+            prompt.later = self.deferred  # 's' (later) puts a proposal off for this prompt too
+            while queue := prompt._queue():
+                record = queue[0]
+                self.console.print(render_proposal(record, position=f" (1 of {len(queue)})"))
+                if not await prompt._decide(record):
+                    self.deferred.update(r.id for r in queue)
+                    self.console.print(
+                        "[yellow]Put off; decide later with `opik-connect approve|reject`.[/]"
+                    )
+                    return
+
+
+class OllieTerminal:
+    """The daemon terminal's input loop: `ollie>` lines, and approvals whenever they wait."""
+
+    def __init__(
+        self,
+        console: Console,
+        asker: Asker,
+        *,
+        lines: LineReader,
+        approvals: ApprovalTakeover | None = None,
+    ) -> None:
+        self.console = console
+        self.asker = asker
+        self.lines = lines
+        self.approvals = approvals
+        self.context = AskContext()
+        self._output_free = asyncio.Event()
+        self._output_free.set()
+
+    async def run(self) -> None:
+        """Until end of input: approvals first, else read a line and act on it."""
+        self.console.print("[dim]ollie> ready: ask a question, or /help[/]", highlight=False)
+        while True:
+            await self._approvals_turn()
+            self.console.print(PROMPT, end="", highlight=False, markup=False)
+            line = await self._line_or_proposal()
+            if line is None:
+                return
+            if line is _PROPOSAL:
+                self.console.print()
+                continue
+            await self.handle_line(line)
+
+    async def handle_line(self, line: str) -> SessionView | None:
+        text = line.strip()
+        if not text:
+            return None
+        if text.startswith("/"):
+            self._command(text)
+            return None
+        return await self.ask(text)
+
+    async def ask(self, question: str) -> SessionView:
+        """Stream one session; approvals that arrive meanwhile take the terminal first."""
+        view = SessionView(self.console)
+        try:
+            request = AskRequest(question=question, **self.context.model_dump())
+        except ValidationError as exc:
+            self.console.print(f"[red]{escape(exc.errors()[0]['msg'])}[/]")
+            return view
+        printer = asyncio.create_task(self._print_session(request, view))
+        try:
+            while not printer.done():
+                await self._approvals_turn()
+                await self._until(printer)
+        finally:
+            if not printer.done():
+                printer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await printer
+        return view
+
+    async def _print_session(self, request: AskRequest, view: SessionView) -> None:
+        try:
+            async for event in self.asker(request):
+                await self._output_free.wait()
+                view.show(event)
+        except AskError as exc:
+            self.console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+
+    async def _approvals_turn(self) -> None:
+        """If a proposal waits, hand it the terminal (output held back, type-ahead dropped)."""
+        if self.approvals is None:
+            return
+        self.approvals.changed.clear()
+        if not self.approvals.waiting():
+            return
+        self._output_free.clear()
+        try:
+            self.lines.drop_type_ahead()
+            await self.approvals.take_over()
+        finally:
+            self._output_free.set()
+
+    async def _until(self, task: asyncio.Future[object]) -> None:
+        """Wait for the task, or return early when proposals may have arrived."""
+        if self.approvals is None:
+            await asyncio.wait({task})
+            return
+        changed = asyncio.ensure_future(self.approvals.changed.wait())
+        try:
+            await asyncio.wait({task, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+
+    async def _line_or_proposal(self) -> str | object | None:
+        reader = asyncio.ensure_future(self.lines.read_line())
+        await self._until(reader)
+        if reader.done():
+            return reader.result()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        return _PROPOSAL
+
+    def _command(self, text: str) -> None:
+        name, _, arg = text.partition(" ")
+        arg = arg.strip()
+        if name == "/trace":
+            self.context.trace_id = arg or None
+        elif name == "/suite":
+            self.context.suite = arg or None
+        elif name == "/case":
+            self.context.case_ids = [*self.context.case_ids, *arg.split()] if arg else []
+        elif name == "/help":
+            self.console.print(HELP, highlight=False, markup=False)
+            return
+        elif name != "/context":
+            self.console.print(f"[red]unknown command {escape(name)}[/] (try /help)")
+            return
+        self.show_context()
+
+    def show_context(self) -> None:
+        ctx = self.context
+        cases = ", ".join(ctx.case_ids) or "-"
+        self.console.print(
+            f"[dim]context: trace {escape(ctx.trace_id or '-')} · suite "
+            f"{escape(ctx.suite or '-')} · cases {escape(cases)}[/]",
+            highlight=False,
+        )
+
+
+_PROPOSAL = object()
+"""_line_or_proposal's answer when a proposal arrived before a line."""
