@@ -420,3 +420,19 @@ async def test_unexpected_failure_stops_with_error_and_keeps_the_transcript(tmp_
     assert result.status is SessionStatus.ERROR
     assert "ConnectionResetError" in result.detail
     assert load_transcript(Path(result.transcript_path))[-1]["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "status"),
+    [
+        ("model_context_window_exceeded", SessionStatus.CONTEXT_WINDOW),
+        ("something_new", SessionStatus.ERROR),
+    ],
+)
+async def test_other_stop_reasons_end_with_their_status(
+    tmp_path: Path, stop_reason: str, status: SessionStatus
+) -> None:
+    reply = {"message": {"content": [{"type": "text", "text": "…"}], "stop_reason": stop_reason}}
+    with ScriptedMessagesAPI([reply]) as api:
+        result = await Session(api, FakeRunner(FILES), tmp_path).run()
+    assert result.status is status and result.final_answer is None

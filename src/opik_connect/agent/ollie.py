@@ -270,11 +270,12 @@ class _Session:
                 status, detail = await self._loop()
         except _Stop as stop:
             status, detail = stop.status, stop.detail
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            status = SessionStatus.WALL_TIME
-            detail = f"wall time of {self.limits.wall_time_s:g}s reached"
+        except TimeoutError as exc:
+            if deadline.expired():
+                status = SessionStatus.WALL_TIME
+                detail = f"wall time of {self.limits.wall_time_s:g}s reached"
+            else:
+                status, detail = SessionStatus.ERROR, f"internal error: {exc!r}"
         except anthropic.APIStatusError as exc:
             status = SessionStatus.ERROR
             detail = f"Anthropic API error {exc.status_code} after retries: {exc.message}"
@@ -371,28 +372,29 @@ class _Session:
             text = "\n".join(b["text"] for b in content if b["type"] == "text").strip()
             stop = response.stop_reason
 
-            if stop in ("end_turn", "stop_sequence"):
-                if text:
-                    self._append("assistant", content)
-                    self.final_answer = text
-                    await self.emitter.emit(FinalAnswer, text=text)
-                    return SessionStatus.COMPLETED, "final answer given"
-                continuations = self._continue_or_stop(
-                    continuations, EMPTY_REPLY_NOTE, "the model replied with nothing, twice"
-                )
-                continue
+            if stop in ("end_turn", "stop_sequence") and text:
+                self._append("assistant", content)
+                self.final_answer = text
+                await self.emitter.emit(FinalAnswer, text=text)
+                return SessionStatus.COMPLETED, "final answer given"
+            if stop == "max_tokens":
+                kept = [b for b in content if b["type"] == "text" and b["text"].strip()]
+                self._append("assistant", kept or [{"type": "text", "text": "(cut off)"}])
+            elif stop not in ("end_turn", "stop_sequence"):
+                self._append("assistant", content)
+            if stop == "refusal":
+                return SessionStatus.REFUSED, "the model refused" + (f": {text}" if text else "")
+            if stop == "model_context_window_exceeded":
+                return SessionStatus.CONTEXT_WINDOW, "the conversation outgrew the context window"
+            if stop not in ("tool_use", "pause_turn", "max_tokens", "end_turn", "stop_sequence"):
+                return SessionStatus.ERROR, f"unexpected stop_reason {stop!r}"
             self._check_budget()
             if stop == "tool_use":
                 continuations = 0
-                self._append("assistant", content)
                 if text:
                     await self.emitter.emit(AssistantText, turn=self.turns, text=text)
                 self._append("user", await self._run_tools(content))
-            elif stop == "pause_turn":
-                self._append("assistant", content)
             elif stop == "max_tokens":
-                kept = [b for b in content if b["type"] == "text" and b["text"].strip()]
-                self._append("assistant", kept or [{"type": "text", "text": "(cut off)"}])
                 continuations = self._continue_or_stop(
                     continuations,
                     CUT_OFF_NOTE,
@@ -400,13 +402,10 @@ class _Session:
                     f"{continuations + 1} times in a row",
                     status=SessionStatus.MAX_TOKENS,
                 )
-            elif stop == "refusal":
-                self._append("assistant", content)
-                return SessionStatus.REFUSED, "the model refused" + (f": {text}" if text else "")
-            elif stop == "model_context_window_exceeded":
-                return SessionStatus.CONTEXT_WINDOW, "the conversation outgrew the context window"
-            else:
-                return SessionStatus.ERROR, f"unexpected stop_reason {stop!r}"
+            elif stop != "pause_turn":
+                continuations = self._continue_or_stop(
+                    continuations, EMPTY_REPLY_NOTE, "the model ended its turn without an answer"
+                )
         return SessionStatus.MAX_TURNS, f"stopped after {limits.max_turns} turns"
 
     def _continue_or_stop(
