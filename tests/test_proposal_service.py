@@ -281,3 +281,18 @@ async def test_building_a_fix_runs_none_of_the_users_hooks(repo: Path) -> None:
     record = await svc.approve((await svc.submit(args())).proposal_id)
     assert record.status == "applied"
     assert not marker.exists()
+
+
+async def test_change_against_uncommitted_edits_fails_cleanly(repo: Path) -> None:
+    (repo / "agent.py").write_text((repo / "agent.py").read_text().replace("'empty'", "'blank'"))
+    outbox = Outbox()
+    svc = service(repo, outbox)
+    proposal = await svc.submit(
+        args(edits=[FileEdit(path="agent.py", old_string="'blank'", new_string="'Ask.'")])
+    )
+    record = await svc.approve(proposal.proposal_id)
+    assert record.status == "failed" and "hunk 1 of 1" in (record.reason or "")
+    assert git(repo, "branch", "--list", "opik/*") == ""
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert [(e.decision, e.branch) for e in outbox.events] == [("approved", None)]
+    assert "could not be built" in (outbox.events[0].reason or "")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shlex
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -68,6 +70,14 @@ def sandbox_check_path(policy: PathPolicy) -> CheckPath:
         return full
 
     return check
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, BridgeError):
+        return exc.message
+    if isinstance(exc, subprocess.CalledProcessError):
+        return f"{shlex.join(map(str, exc.cmd))}: {(exc.stderr or '').strip()}"
+    return str(exc)
 
 
 def _head(root: Path) -> str | None:
@@ -285,12 +295,16 @@ class ProposalService:
         record = self._set(record.id, status="applying", branch=branch)
         try:
             branch, commit, worktree = self.fixes.build(record)
-        except (BridgeError, git.GitCommandError, OSError) as exc:
-            message = exc.message if isinstance(exc, BridgeError) else str(exc)
-            self.fixes.recover(record)
-            return self._set(
-                record.id, status="failed", reason=f"the fix branch could not be built: {message}"
-            )
+        except (BridgeError, git.GitCommandError, subprocess.SubprocessError, OSError) as exc:
+            found = self.fixes.recover(record)
+            if found is None:
+                return self._set(
+                    record.id,
+                    status="failed",
+                    branch=None,
+                    reason=f"the fix branch could not be built: {_describe(exc)}",
+                )
+            branch, commit, worktree = found
         record = self._set(
             record.id,
             status="applied",
