@@ -436,3 +436,11 @@ async def test_other_stop_reasons_end_with_their_status(
     with ScriptedMessagesAPI([reply]) as api:
         result = await Session(api, FakeRunner(FILES), tmp_path).run()
     assert result.status is status and result.final_answer is None
+
+
+async def test_empty_replies_twice_stop_with_error(tmp_path: Path) -> None:
+    empty = {"message": {"content": [], "stop_reason": "end_turn"}, "repeat": True}
+    with ScriptedMessagesAPI([empty]) as api:
+        result = await Session(api, FakeRunner(FILES), tmp_path).run()
+    assert result.status is SessionStatus.ERROR and "without an answer" in result.detail
+    assert len(api.requests) == 2
