@@ -104,7 +104,7 @@ def fixes_list(
     for fix in fixes:
         table.add_row(
             fix.id,
-            fix.branch,
+            fix.branch if fix.commit else "-",
             fix.title,
             fix.trace_id or "-",
             _when(fix.created),
