@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from opik_connect.agent.ollie_sessions import OllieSessions
-from opik_connect.connect.approval_prompt import ApprovalPrompt, TerminalKeys, render_proposal
+from opik_connect.connect.approval_prompt import ApprovalPrompt, TerminalKeys
 from opik_connect.connect.ask_client import AskError, PlatformAddress, ask_stream
 from opik_connect.connect.proposals import ProposalService
 from opik_connect.connect.session_view import SessionView
@@ -112,15 +112,8 @@ class ProposalApprovals:
         with TerminalKeys(self.fd) as keys:
             prompt = ApprovalPrompt(self.service, keys, self.console)
             prompt.later = self.deferred  # 's' (later) puts a proposal off for this prompt too
-            while queue := prompt._queue():
-                record = queue[0]
-                self.console.print(render_proposal(record, position=f" (1 of {len(queue)})"))
-                if not await prompt._decide(record):
-                    self.deferred.update(r.id for r in queue)
-                    self.console.print(
-                        "[yellow]Put off; decide later with `opik-connect approve|reject`.[/]"
-                    )
-                    return
+            if not await prompt.drain():  # q: stop asking about the ones waiting now
+                self.deferred.update(record.id for record in self.service.pending())
 
 
 class OllieTerminal:

@@ -1,0 +1,59 @@
+"""Runs the real `ollie>` prompt with the real approval prompt on a pty, for the pexpect test.
+
+The asker stands in for Ollie: on a question it proposes a change through the ProposalService
+(as the daemon's ProposeChange handler would) and waits for the user's decision in the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from proposal_fixtures import check_path_for
+from rich.console import Console
+
+from opik_connect.connect.ollie_terminal import OllieTerminal, ProposalApprovals
+from opik_connect.connect.proposals import ProposalService
+from opik_connect.connect.terminal_input import LineReader
+from opik_connect.protocol import AskEvent, AskRequest, FileEdit, ProposeChangeArgs
+
+FINAL = {"applied": "approved", "rejected": "rejected", "stale": "stale", "failed": "failed"}
+
+
+async def main(root: Path) -> None:
+    console = Console()
+    service = ProposalService(root, check_path=check_path_for(root))
+
+    async def asker(request: AskRequest) -> AsyncIterator[AskEvent]:
+        yield AskEvent(session_id="s1", seq=1, type="accepted", data={"id": "s1"})
+        args = ProposeChangeArgs(
+            title="Greet politely",
+            reason=f"asked: {request.question} (trace {request.trace_id})",
+            edits=[FileEdit(path="agent.py", old_string="'empty'", new_string="'Please ask.'")],
+        )
+        proposed = await service.submit(args)
+        for _ in range(1200):  # the user decides in the approval prompt; the fix gets built
+            decided = service.get(proposed.proposal_id).status
+            if decided in FINAL:
+                break
+            await asyncio.sleep(0.05)
+        yield AskEvent(
+            session_id="s1",
+            seq=2,
+            type="decision_received",
+            data={"proposal_id": proposed.proposal_id, "decision": FINAL.get(decided, decided)},
+        )
+        yield AskEvent(
+            session_id="s1", seq=3, type="result", data={"id": "s1", "status": "completed"}
+        )
+
+    fd = sys.stdin.fileno()
+    approvals = ProposalApprovals(service, console, fd)
+    await OllieTerminal(console, asker, lines=LineReader(fd), approvals=approvals).run()
+    print("PROMPT DONE", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1])))
