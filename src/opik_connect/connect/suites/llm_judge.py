@@ -96,12 +96,13 @@ class AnthropicJudge:
         base_url: str | None = None,
         max_retries: int = 3,
         timeout_s: float = 120.0,
+        label: str | None = None,
     ) -> None:
         import anthropic  # here, not at the top: it takes seconds to import, and every CLI start
         # (`suite list`, `protocol schema`) would pay for it
 
         self.model = model
-        self.label = f"anthropic:{model}"
+        self.label = label or f"anthropic:{model}"
         self._api_error = anthropic.APIError
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s

@@ -134,6 +134,9 @@ def run_command(
             )
     except (BridgeError, ConfigError) as exc:
         raise _fail(console, exc) from exc
+    except Exception as exc:  # anything unforeseen is still exit 2 (error), never 1 (fail)
+        console.print_exception()
+        raise _fail(console, exc) from exc
     render_summary(console, summary)
     if json_out is not None:
         json_out.write_text(summary.model_dump_json(indent=2), encoding="utf-8")

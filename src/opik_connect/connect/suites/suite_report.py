@@ -99,17 +99,23 @@ def _verdict(item: ItemResult) -> str:
 
 
 def _why(item: ItemResult, limit: int = 6) -> str:
-    lines: list[str] = []
+    """Each distinct problem once, with the runs it happened in."""
+    runs_by_problem: dict[str, list[int]] = {}
     for run in item.runs:
         if run.status == "passed":
             continue
-        prefix = f"run {run.run_index + 1}: "
-        if run.error:
-            lines.append(prefix + escape(_first_line(run.error)))
-        for verdict in run.assertions:
-            if verdict.status in ("failed", "error"):
-                text = f"{verdict.status} {verdict.assertion} - {verdict.reason}"
-                lines.append(prefix + escape(text))
+        problems = [_first_line(run.error)] if run.error else []
+        problems += [
+            f"{v.status} {v.assertion} - {v.reason}"
+            for v in run.assertions
+            if v.status in ("failed", "error")
+        ]
+        for problem in problems:
+            runs_by_problem.setdefault(problem, []).append(run.run_index + 1)
+    lines = [
+        f"run{'s' if len(runs) > 1 else ''} {','.join(map(str, runs))}: {escape(problem)}"
+        for problem, runs in runs_by_problem.items()
+    ]
     if len(lines) > limit:
         lines = [*lines[:limit], f"... {len(lines) - limit} more"]
     return "\n".join(lines)
