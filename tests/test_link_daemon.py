@@ -113,3 +113,35 @@ async def test_runner_id_is_stable_per_project(repo):
     first = Daemon(repo, ProjectConfig(), handlers={})
     second = Daemon(repo, ProjectConfig(), handlers={})
     assert first.identity.runner_id == second.identity.runner_id
+
+
+async def test_parts_plug_in_before_connecting_and_the_watcher_reports_changes(repo):
+    batches: list[FilesChanged] = []
+
+    async def remember(batch: FilesChanged) -> None:
+        batches.append(batch)
+
+    async def part(daemon: Daemon) -> None:
+        assert daemon.link is not None and not daemon.link.connected.is_set()
+        daemon.file_listeners.append(remember)
+        await daemon.send_event(  # queued until the link is up
+            "FilesChanged", FilesChanged(changes=[FileChange(path="x", change="added")])
+        )
+
+    queues: list[asyncio.Queue] = []
+
+    async def setup(platform: Platform) -> None:
+        queues.append(platform.event_queue())
+
+    async with Daemon(repo, ProjectConfig(), parts=[part], platform_setup=setup) as daemon:
+        await daemon.wait_connected()
+        events = queues[0]
+        _, kind, first = await asyncio.wait_for(events.get(), 5)
+        assert (kind, first.changes[0].path) == ("FilesChanged", "x")
+        await asyncio.sleep(0.3)  # let the watcher arm
+        (repo / "app.py").write_text("def main():\n    return 43\n")
+        (repo / ".env").write_text("API_KEY=changed\n")
+        _, kind, event = await asyncio.wait_for(events.get(), 10)
+        assert kind == "FilesChanged"
+        assert event.changes == [FileChange(path="app.py", change="modified")]
+        assert batches == [event]

@@ -1,9 +1,12 @@
 """The daemon as one object: the link, its command handlers, its event sender, its services.
 
-This module only assembles. Other parts plug in through three hooks:
+This module only assembles. Features plug in as parts, `async def part(daemon) -> None`, passed
+as `Daemon(parts=[...])` and run at start before the link connects; a part uses these hooks:
 - `daemon.handlers[type_name] = async handler(args_model) -> result_model` (a command it serves);
 - `await daemon.send_event(type_name, model)` (an event, buffered until the platform acks it);
-- `daemon.add_service(factory)` (a background task, e.g. the watcher, run while the daemon runs).
+- `daemon.add_service(factory)` (a background task run while the daemon runs);
+- `daemon.file_listeners.append(async fn(FilesChanged))` (the watcher's batches, e.g. to mark
+  proposals stale), called before the batch is sent to the platform as FilesChanged.
 With no platform URL it starts the platform in-process on loopback and pairs with it by itself.
 """
 
@@ -14,8 +17,9 @@ import contextlib
 import os
 import subprocess
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -23,6 +27,7 @@ from opik_connect.agent.platform_run_file import remove_run_files, write_run_fil
 from opik_connect.agent.platform_server import Platform
 from opik_connect.config import ProjectConfig, project_state_dir, user_state_dir
 from opik_connect.connect.bridge_commands import Sandbox, read_handlers
+from opik_connect.connect.watcher import run_watcher
 from opik_connect.connect.websocket_client import (
     DaemonLink,
     Handler,
@@ -32,11 +37,13 @@ from opik_connect.connect.websocket_client import (
     StateCallback,
 )
 from opik_connect.link_auth import PairingStore, new_activation_key
-from opik_connect.protocol import RootSummary
+from opik_connect.protocol import FilesChanged, RootSummary
 
 PLATFORM_ENV = "OPIK_CONNECT_PLATFORM"
 Service = Callable[[], Awaitable[None]]
 PlatformSetup = Callable[[Platform], Awaitable[None]]
+Part = Callable[["Daemon"], Awaitable[None]]
+FileListener = Callable[[FilesChanged], Awaitable[Any]]
 
 
 class NotAGitRepository(Exception):
@@ -115,8 +122,11 @@ class Daemon:
         runner_name: str | None = None,
         backoff_max_s: float = 30.0,
         platform_setup: PlatformSetup | None = None,
+        parts: Sequence[Part] = (),
+        watch: bool = True,
     ) -> None:
-        """handlers=None serves the sandbox's read commands; a dict serves exactly those.
+        """handlers=None serves the sandbox's read commands (and watches the tree unless
+        watch=False); a dict serves exactly those handlers, with no sandbox and no watcher.
 
         platform_setup runs on the in-process platform before it listens (e.g. to mount
         `platform.http_api`); it is not called when a platform URL is given.
@@ -131,6 +141,11 @@ class Daemon:
         self._on_pair_code = on_pair_code
         self._backoff_max_s = backoff_max_s
         self._platform_setup = platform_setup
+        self._parts = list(parts)
+        self._watch = watch
+        self.file_listeners: list[FileListener] = []
+        self.stopping = asyncio.Event()
+        """Set by stop(); services may wait on it to end cleanly."""
         self.sandbox: Sandbox | None = None
         """The read sandbox when handlers were not given (the watcher invalidates its cache)."""
         self._run_files: list[Path] = []
@@ -157,7 +172,7 @@ class Daemon:
     def add_service(self, factory: Service) -> None:
         """Run `factory()` as a task while the daemon runs (started now if already running)."""
         self._services.append(factory)
-        if self.link is not None:
+        if self._link_task is not None:
             self._tasks.append(asyncio.create_task(factory()))
 
     async def send_event(self, type_name: str, event: BaseModel) -> str:
@@ -165,15 +180,32 @@ class Daemon:
             raise RuntimeError("the daemon is not started")
         return await self.link.send_event(type_name, event)
 
+    async def _files_changed(self, batch: FilesChanged) -> None:
+        for listener in list(self.file_listeners):
+            await listener(batch)
+        await self.send_event("FilesChanged", batch)
+
     async def root_summary(self) -> RootSummary:
         if self.sandbox is not None:
             return await self.sandbox.summary()
         return await summarize_root(self.root)
 
     async def start(self) -> None:
+        """Sandbox, then the link (so parts can already queue events), parts, then run."""
         if self._load_sandbox:
             self.sandbox = await Sandbox.open(self.root, self.config)
             self.handlers.update(read_handlers(self.sandbox))
+            if self._watch:
+                sandbox = self.sandbox
+                self.add_service(lambda: run_watcher(sandbox, self._files_changed, self.stopping))
+        self.link = await self._make_link()
+        for part in self._parts:
+            await part(self)
+        self._link_task = asyncio.create_task(self.link.run())
+        self._tasks.append(self._link_task)
+        self._tasks.extend(asyncio.create_task(factory()) for factory in self._services)
+
+    async def _make_link(self) -> DaemonLink:
         pairing, store = None, None
         url = self.platform_url
         if url is None:
@@ -191,7 +223,7 @@ class Daemon:
             )
         else:
             store = PairingStore(user_state_dir() / "pairings.json")
-        self.link = DaemonLink(
+        return DaemonLink(
             url,
             self.identity,
             handlers=self.handlers,
@@ -204,9 +236,6 @@ class Daemon:
             insecure=self._insecure,
             backoff_max_s=self._backoff_max_s,
         )
-        self._link_task = asyncio.create_task(self.link.run())
-        self._tasks.append(self._link_task)
-        self._tasks.extend(asyncio.create_task(factory()) for factory in self._services)
 
     async def wait_link_ended(self) -> None:
         """Returns when the link stops; raises what ended it (e.g. LinkError)."""
@@ -219,6 +248,7 @@ class Daemon:
             await self.link.connected.wait()
 
     async def stop(self) -> None:
+        self.stopping.set()
         if self.link is not None:
             await self.link.stop()
         for task in self._tasks:

@@ -16,10 +16,20 @@ import typer
 from rich.console import Console
 
 from opik_connect.config import ConfigError, load_project_config, project_state_dir
-from opik_connect.connect.daemon import PLATFORM_ENV, Daemon, NotAGitRepository, find_git_root
+from opik_connect.connect.daemon import (
+    PLATFORM_ENV,
+    Daemon,
+    NotAGitRepository,
+    Part,
+    find_git_root,
+)
 from opik_connect.connect.websocket_client import LinkError, LinkState
 
 PID_FILE = "daemon.pid"
+
+# --- daemon parts: each feature adds its `async def part(daemon)` here, one line each ---
+DAEMON_PARTS: list[Part] = []
+# --- end of daemon parts ---
 STATE_STYLE = {
     LinkState.CONNECTED: "green",
     LinkState.PAIRING: "yellow",
@@ -90,9 +100,17 @@ def run_daemon(
         pid = running_pid(root)
         if pid is not None:
             raise DaemonError(f"a daemon already serves {root} (pid {pid}); `opik-connect stop`")
-        asyncio.run(_serve(Daemon(root, config, platform_url=url, insecure=insecure,
-                                  runner_name=name, on_state=_show_state,
-                                  on_pair_code=_show_code)))  # fmt: skip
+        daemon = Daemon(
+            root,
+            config,
+            platform_url=url,
+            insecure=insecure,
+            runner_name=name,
+            on_state=_show_state,
+            on_pair_code=_show_code,
+            parts=DAEMON_PARTS,
+        )
+        asyncio.run(_serve(daemon))
     except (NotAGitRepository, ConfigError, LinkError, DaemonError, OSError) as exc:
         raise fail(exc, debug) from None
     except Exception as exc:
