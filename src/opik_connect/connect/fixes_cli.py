@@ -100,16 +100,17 @@ def fixes_list(
     if not fixes:
         console.print("No fixes yet.")
         return
-    table = Table("id", "branch", "title", "trace", "created", "status", "suite")
+    table = Table("id", "title", "trace", "created", "status", "suite")
+    table.add_column("branch", no_wrap=True, overflow="fold")
     for fix in fixes:
         table.add_row(
             fix.id,
-            fix.branch if fix.commit else "-",
             fix.title,
             fix.trace_id or "-",
             _when(fix.created),
             str(fix.status),
             _suite_cell(fix),
+            fix.branch if fix.commit else "-",
         )
     console.print(table)
 
