@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from opik_connect.agent.trace_render import clip, render_span, render_trace
-from opik_connect.agent.trace_store import TraceStore
+from opik_connect.agent.trace_store import TraceStore, parse_trace_document
 
 TRACES = Path(__file__).parent / "trace_fixtures"
 GOLDEN = Path(__file__).parent / "golden"
@@ -66,3 +66,24 @@ async def test_span_in_full_is_capped_for_huge_payloads(store: TraceStore) -> No
 def test_clip_leaves_short_text_alone() -> None:
     assert clip("short", 10) == "short"
     assert clip("x" * 12, 10) == "x" * 10 + " …[clipped 2 of 12 chars]"
+
+
+def test_spans_in_a_parent_cycle_are_shown_once() -> None:
+    spans = [
+        {"id": "a", "parent_span_id": "b", "name": "first"},
+        {"id": "b", "parent_span_id": "a", "name": "second"},
+        {"id": "c", "name": "root"},
+    ]
+    record = parse_trace_document({"trace": {"id": "t"}, "spans": spans}, "inline")
+    text = render_trace(record)
+    assert text.count("id=a") == 1 and text.count("id=b") == 1 and text.count("id=c") == 1
+    assert "- first [general] ?s  id=a  (parent b forms a cycle)" in text
+    assert "  - second [general] ?s  id=b" in text
+
+
+def test_span_count_cap_says_how_many_are_hidden() -> None:
+    spans = [{"id": f"s{i}", "name": f"n{i}"} for i in range(5)]
+    record = parse_trace_document({"trace": {"id": "t"}, "spans": spans}, "inline")
+    text = render_trace(record, max_spans=3)
+    assert "id=s2" in text and "id=s3" not in text
+    assert text.rstrip().endswith("… 2 more spans not shown")

@@ -92,10 +92,14 @@ def render_trace(
     lines.append(f"spans: {len(record.spans)} (depth-first; get_span ID shows one in full)")
 
     roots, children = _ordered_children(record)
+    known = {span.id for span in record.spans}
     shown = 0
     seen: set[str] = set()
     stack: list[tuple[Span, int]] = [(span, 0) for span in reversed(roots)]
-    while stack:
+    while stack or len(seen) < len(known):
+        if not stack:
+            # Only spans whose parents form a cycle are left: show each as a root, once.
+            stack.append((next(s for s in record.spans if s.id not in seen), 0))
         span, depth = stack.pop()
         if span.id in seen:
             continue
@@ -111,7 +115,8 @@ def render_trace(
             line += f"  model={span.model}"
         line += f"  id={span.id}"
         if span.parent_span_id and depth == 0:
-            line += f"  (parent {span.parent_span_id} not in trace)"
+            problem = "forms a cycle" if span.parent_span_id in known else "not in trace"
+            line += f"  (parent {span.parent_span_id} {problem})"
         lines.append(line)
         span_error = _error_line(span.error_info)
         if span_error:
