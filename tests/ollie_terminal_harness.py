@@ -14,9 +14,8 @@ from pathlib import Path
 from proposal_fixtures import check_path_for
 from rich.console import Console
 
-from opik_connect.connect.ollie_terminal import OllieTerminal, ProposalApprovals
+from opik_connect.connect.ollie_terminal import run_ollie_terminal
 from opik_connect.connect.proposals import ProposalService
-from opik_connect.connect.terminal_input import LineReader
 from opik_connect.protocol import AskEvent, AskRequest, FileEdit, ProposeChangeArgs
 
 FINAL = {"applied": "approved", "rejected": "rejected", "stale": "stale", "failed": "failed"}
@@ -49,9 +48,7 @@ async def main(root: Path) -> None:
             session_id="s1", seq=3, type="result", data={"id": "s1", "status": "completed"}
         )
 
-    fd = sys.stdin.fileno()
-    approvals = ProposalApprovals(service, console, fd)
-    await OllieTerminal(console, asker, lines=LineReader(fd), approvals=approvals).run()
+    await run_ollie_terminal(console, asker, service)
     print("PROMPT DONE", flush=True)
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from opik_connect.agent.ollie_sessions import OllieSessions
 from opik_connect.agent.platform_store import PlatformStore
-from opik_connect.connect.ollie_terminal import OllieTerminal, embedded_asker
+from opik_connect.connect.ollie_terminal import OllieTerminal, embedded_asker, run_ollie_terminal
 from opik_connect.connect.terminal_input import LineReader
 from opik_connect.protocol import AskEvent, AskRequest
 
@@ -192,3 +192,12 @@ async def test_no_key_is_said_plainly_in_the_prompt(pipe: Pipe, tmp_path: Path) 
     await store.close()
     text = output(terminal)
     assert "no_api_key" in text and "export ANTHROPIC_API_KEY=" in text
+
+
+async def test_without_a_terminal_the_prompt_does_not_start(pipe: Pipe) -> None:
+    asker = ScriptedAsker()
+    view = console()
+    pipe.type("a question nobody may read\n")
+    await run_ollie_terminal(view, asker, None, fd=pipe.read_fd)
+    assert asker.requests == []
+    assert "No terminal" in view.file.getvalue()  # type: ignore[attr-defined]

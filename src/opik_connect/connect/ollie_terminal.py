@@ -9,17 +9,17 @@ The terminal has one reader at a time. Whenever a proposal waits for the user, t
 prompt takes the terminal over (from a waiting `ollie>` read, or while a session streams); type-
 ahead is dropped first, and the session's output is held back until the approval prompt is done.
 
-Daemon entry point:
+Daemon entry point (runs until end of input; returns at once without a terminal):
 
-    approvals = ProposalApprovals(proposal_service, console, sys.stdin.fileno())
-    await OllieTerminal(console, embedded_asker(services.sessions),
-                        lines=LineReader(sys.stdin.fileno()), approvals=approvals).run()
+    await run_ollie_terminal(console, embedded_asker(services.sessions), proposal_service)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
@@ -250,3 +250,21 @@ class OllieTerminal:
 
 _PROPOSAL = object()
 """_line_or_proposal's answer when a proposal arrived before a line."""
+
+
+async def run_ollie_terminal(
+    console: Console,
+    asker: Asker,
+    proposals: ProposalService | None,
+    fd: int | None = None,
+) -> None:
+    """The daemon's terminal: `ollie>` plus approvals on stdin; nothing without a TTY."""
+    fd = sys.stdin.fileno() if fd is None else fd
+    if not os.isatty(fd):
+        console.print(
+            "No terminal: ask with `opik-connect ask` from another shell; proposals wait for "
+            "`opik-connect approve|reject`."
+        )
+        return
+    approvals = ProposalApprovals(proposals, console, fd) if proposals is not None else None
+    await OllieTerminal(console, asker, lines=LineReader(fd), approvals=approvals).run()
