@@ -20,10 +20,16 @@ from opik_connect.protocol import (
     AssertionVerdict,
     BridgeError,
     ErrorCode,
+    FileEdit,
     ItemResult,
+    ListFilesArgs,
     ProposalDecided,
+    ProposeChangeArgs,
+    ReadFileArgs,
     ReadFileResult,
     RunOutcome,
+    RunSuiteArgs,
+    SearchFilesArgs,
     SuiteRunSummary,
 )
 from tests.ollie_fake_runner import FakeRunner, suite_run
@@ -278,3 +284,24 @@ async def test_project_without_suites_has_no_test_cases() -> None:
     tools = Tools(FakeRunner({"agent.py": ""}), context=SessionContext(None, None, []))
     body = json.loads((await tools("get_test_cases")).content)
     assert body == {"test_cases": [], "missing_case_ids": []}
+
+
+@pytest.mark.parametrize(
+    ("tool", "model"),
+    [
+        ("read_file", ReadFileArgs),
+        ("list_files", ListFilesArgs),
+        ("search_files", SearchFilesArgs),
+        ("run_suite", RunSuiteArgs),
+    ],
+)
+def test_bridge_tool_schemas_match_the_wire_contract(tool: str, model: type) -> None:
+    (definition,) = [t for t in TOOL_DEFINITIONS if t["name"] == tool]
+    assert set(definition["input_schema"]["properties"]) == set(model.model_fields)
+
+
+def test_propose_change_schema_offers_every_edit_field() -> None:
+    (definition,) = [t for t in TOOL_DEFINITIONS if t["name"] == "propose_change"]
+    properties = definition["input_schema"]["properties"]
+    assert set(properties) <= set(ProposeChangeArgs.model_fields)
+    assert set(properties["edits"]["items"]["properties"]) == set(FileEdit.model_fields)

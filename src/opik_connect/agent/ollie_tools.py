@@ -87,6 +87,10 @@ _EDIT_SCHEMA = {
             "description": "Exact text now in the file (unique). Empty to create a new file.",
         },
         "new_string": {"type": "string", "description": "Replacement text."},
+        "delete": {
+            "type": "boolean",
+            "description": "Delete the file (old_string '' or its whole content, new_string '').",
+        },
     },
     "required": ["path", "old_string", "new_string"],
 }
