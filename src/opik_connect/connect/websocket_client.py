@@ -192,6 +192,7 @@ class DaemonLink:
         self._stopping.clear()
         self._set_state(LinkState.CONNECTING, self.url)
         while not self._stopping.is_set():
+            sessions = self.connections
             try:
                 async with connect(
                     self.url,
@@ -199,8 +200,7 @@ class DaemonLink:
                     max_size=MAX_FRAME_BYTES,
                     open_timeout=HANDSHAKE_TIMEOUT_S,
                 ) as ws:
-                    if await self._session(ws):
-                        attempt = 0
+                    await self._session(ws)
             except HandshakeRefused as exc:
                 log.warning("platform refused the link: %s", exc)
                 self._set_state(LinkState.RECONNECTING, str(exc))
@@ -212,6 +212,8 @@ class DaemonLink:
                 self._detach()
             if self._stopping.is_set():
                 break
+            if self.connections > sessions:
+                attempt = 0  # it was up: a drop starts the backoff afresh
             delay = backoff_delay(attempt, *self._backoff)
             attempt += 1
             self._set_state(LinkState.RECONNECTING, f"retrying in {delay:.1f}s")
@@ -245,8 +247,8 @@ class DaemonLink:
 
     # --- connection -----------------------------------------------------------------------------
 
-    async def _session(self, ws: ClientConnection) -> bool:
-        """Run one connection to its end; True if it got as far as Welcome."""
+    async def _session(self, ws: ClientConnection) -> None:
+        """Pair if needed, authenticate, then serve until the connection ends."""
         from_store = False
         record = self._pairing
         if record is None and self._store is not None:
@@ -275,7 +277,6 @@ class DaemonLink:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        return True
 
     def _detach(self) -> None:
         self._ws = None
