@@ -45,12 +45,13 @@ async def test_model_from_config_key_and_base_url_from_env(
     with ScriptedMessagesAPI([text_turn("Cause: none. Fix: none. Evidence: none.")]) as api:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "env-key")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
-        ollie = Ollie.from_config(ProjectConfig(model="claude-haiku-4-5-20251001"))
-        result = await ollie.run_session(
-            OllieRequest.from_ask(AskRequest(question="why?")),
-            runner=FakeRunner({}),
-            traces=TraceStore(),
-        )
+        async with Ollie.from_config(ProjectConfig(model="claude-haiku-4-5-20251001")) as ollie:
+            result = await ollie.run_session(
+                OllieRequest.from_ask(AskRequest(question="why?")),
+                runner=FakeRunner({}),
+                traces=TraceStore(),
+            )
+        assert ollie.client.is_closed()
     assert result.status is SessionStatus.COMPLETED
     assert api.requests[0]["model"] == "claude-haiku-4-5-20251001"
     assert Path(result.transcript_path).parent == tmp_path / "state" / "transcripts"

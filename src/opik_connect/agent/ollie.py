@@ -184,6 +184,16 @@ class Ollie:
             timeout=request_timeout_s,
         )
 
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the model client."""
+        await self.client.close()
+
+    async def __aenter__(self) -> Ollie:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     @classmethod
     def from_config(cls, config: ProjectConfig, **overrides: Any) -> Ollie:
         """Model from `[tool.opik-connect] model`; key and base URL from the environment."""
