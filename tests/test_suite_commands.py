@@ -48,9 +48,13 @@ async def test_run_suite_command_on_the_user_tree_and_on_a_fix_branch(
     repo_with_fix: tuple[Path, Path],
 ) -> None:
     root, worktree = repo_with_fix
-    handle = make_run_suite_handler(root, workers=2, judge=None)
+    shown = io.StringIO()
+    handle = make_run_suite_handler(
+        root, workers=2, judge=None, console=Console(file=shown, width=200)
+    )
     before = await handle(RunSuiteArgs(suite="s"))
     assert (before.tree, before.status) == ("user", "failed")
+    assert "output does not contain 'fixed'" in shown.getvalue()
     assert before.commit == git(root, "rev-parse", "HEAD")
     after = await handle(RunSuiteArgs(suite="s", branch=BRANCH, item_ids=["b"]))
     assert (after.tree, after.status) == (BRANCH, "passed")

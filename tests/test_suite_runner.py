@@ -126,7 +126,8 @@ async def test_crash_and_hang_fail_their_run_and_the_worker_is_replaced(suite_en
           - {id: b-crash, data: {question: q2, mode: crash}}
           - {id: c-hang, data: {question: q3, mode: hang}}
           - {id: d-after, data: {question: q4}, assertions: [{contains: answer to q4}]}
-        """,
+          - {id: e-long, data: {question: LONG, mode: raise}}
+        """.replace("LONG", "x" * 5000),
     )
     # One worker, items in order: the later run only works if dead workers are replaced.
     summary = await run_suite(root, "s", judge=None, workers=1, run_timeout_s=1.5)
@@ -139,6 +140,9 @@ async def test_crash_and_hang_fail_their_run_and_the_worker_is_replaced(suite_en
     assert runs["c-hang"].status == "failed"
     assert "timed out after 1.5s" in (runs["c-hang"].error or "")
     assert runs["d-after"].status == "passed"
+    long_error = runs["e-long"].error or ""
+    assert len(long_error) < 2100, "errors are cut so a summary fits one wire frame"
+    assert long_error.rstrip().endswith("x" * 100), "the end (the exception line) is kept"
     assert summary.status == "failed"
 
 

@@ -195,7 +195,6 @@ class WorkerPool:
         self.run_timeout = run_timeout
         self.startup_timeout = startup_timeout
         self.python = python
-        self.started = 0
         self._slots = asyncio.Semaphore(max(1, size))
         self._idle: list[AgentWorker] = []
         self._all: set[AgentWorker] = set()
@@ -222,7 +221,6 @@ class WorkerPool:
             if worker is None:
                 worker = AgentWorker(self.tree, self.spec, self.python)
                 self._all.add(worker)
-                self.started += 1
                 try:
                     await worker.start(self.startup_timeout)
                 except WorkerStartError as exc:

@@ -104,7 +104,10 @@ def scan_entrypoints(tree: Path) -> list[EntrypointSpec]:
 
 def _scan_file(tree: Path, path: Path) -> list[EntrypointSpec]:
     try:
-        module_ast = ast.parse(path.read_bytes(), filename=str(path))
+        source = path.read_bytes()
+        if b"opik" not in source:
+            return []
+        module_ast = ast.parse(source, filename=str(path))
     except (SyntaxError, ValueError, OSError):
         return []
     opik_names, track_names = _opik_aliases(module_ast)
@@ -119,8 +122,8 @@ def _scan_file(tree: Path, path: Path) -> list[EntrypointSpec]:
     if not functions:
         return []
     import_root, module = _module_name(tree, path)
-    source = path.relative_to(tree).as_posix()
-    return [EntrypointSpec(module, fn.name, import_root, source) for fn in functions]
+    relative = path.relative_to(tree).as_posix()
+    return [EntrypointSpec(module, fn.name, import_root, relative) for fn in functions]
 
 
 def _opik_aliases(module_ast: ast.Module) -> tuple[set[str], set[str]]:

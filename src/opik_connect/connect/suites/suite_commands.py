@@ -4,6 +4,7 @@ fix commit. RunSuite is the only execution the platform can trigger, and only of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
@@ -38,16 +39,23 @@ def make_run_suite_handler(
         suite_path(root, args.suite)
         tree, label = await resolve_tree(root, args.branch)
         async with one_at_a_time:
-            summary = await run_suite(
-                root,
-                args.suite,
-                tree=tree,
-                tree_label=label,
-                item_ids=args.item_ids,
-                workers=workers,
-                judge=judge,
-                run_timeout_s=run_timeout_s,
-            )
+            with contextlib.ExitStack() as stack:
+                progress = (
+                    stack.enter_context(progress_bar(console, f"{args.suite} on {label}"))
+                    if console is not None
+                    else None
+                )
+                summary = await run_suite(
+                    root,
+                    args.suite,
+                    tree=tree,
+                    tree_label=label,
+                    item_ids=args.item_ids,
+                    workers=workers,
+                    judge=judge,
+                    progress=progress,
+                    run_timeout_s=run_timeout_s,
+                )
         if console is not None:
             render_summary(console, summary)
         return summary

@@ -42,7 +42,8 @@ from opik_connect.protocol import (
 
 NO_JUDGE = "none"
 NO_JUDGE_REASON = "no judge"
-MAX_OUTPUT_CHARS = 4000
+MAX_OUTPUT_CHARS = 2000
+"""Outputs and errors are cut to this on the wire: 300 runs must still fit one 1 MiB frame."""
 DEFAULT_RUN_TIMEOUT_S = 60.0
 
 
@@ -181,7 +182,7 @@ async def _run_once(
             return RunOutcome(
                 run_index=index,
                 status="failed",
-                error=call.error,
+                error=_clip_error(call.error),
                 duration_s=round(call.duration_s, 3),
             )
         verdicts = await _check(suite, item, call, judge)
@@ -276,6 +277,13 @@ def suite_status(items: list[ItemResult]) -> RunStatus:
     if any(not i.passed for i in items):
         return "error"
     return "passed"
+
+
+def _clip_error(error: str | None) -> str | None:
+    """The end of an error is the useful part (the exception line, the last output)."""
+    if error is None or len(error) <= MAX_OUTPUT_CHARS:
+        return error
+    return f"[{len(error) - MAX_OUTPUT_CHARS} chars cut] ..." + error[-MAX_OUTPUT_CHARS:]
 
 
 def _clip(output: Any) -> Any:
