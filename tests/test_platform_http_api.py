@@ -280,3 +280,19 @@ async def test_run_file_is_private_found_by_ask_and_removed_on_stop(
     console = Console(record=True, width=100)
     assert await run_ask(AskRequest(question="why?"), console=console) == EXIT_NO_PLATFORM
     assert "no running platform" in console.export_text()
+
+
+async def test_a_session_outlives_an_asker_who_hangs_up(repo: Path) -> None:
+    gate = asyncio.Event()
+    async with embedded_platform(repo, StandInDriver(gate)) as p:
+        async with connect(
+            p.address.websocket_url("/v1/ask"), additional_headers=p.address.headers
+        ) as ws:
+            await ws.send(AskRequest(question="why?").model_dump_json())
+            accepted = AskEvent.model_validate_json(await ws.recv())
+        gate.set()
+        session_id = accepted.session_id or ""
+        events = await collect(follow_stream(p.address, session_id))
+        assert events[-1].data["status"] == "completed"
+        detail = await read_json(p.address, f"/v1/sessions/{session_id}")
+        assert detail["session"]["final_answer"] == "the refund tool adds cents twice"
