@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -31,7 +31,7 @@ ASK_PATH = "/v1/ask"
 FOLLOW_PREFIX = "/v1/sessions/"
 FOLLOW_SUFFIX = "/stream"
 
-RunnerList = Callable[[], list[BaseModel]]
+RunnerList = Callable[[], Sequence[BaseModel]]
 
 
 def _json_response(connection: ServerConnection, status: int, body: Any) -> Response:

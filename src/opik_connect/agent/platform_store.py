@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -30,12 +30,6 @@ from opik_connect.protocol import (
 
 SCHEMA_VERSION = 1
 STORE_FILENAME = "platform.sqlite3"
-
-SessionStatus = Literal[
-    "pending", "running", "completed", "failed", "cancelled", "limit_reached", "refused"
-]
-"""'pending' until a runner is chosen, 'running' while Ollie works, then how it ended. Ollie's
-own stop statuses (e.g. 'max_turns') are stored as given, so this list documents, not limits."""
 
 T = TypeVar("T")
 
