@@ -5,7 +5,6 @@ Both ends of the link use this so a malformed frame gets the same answer from ei
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -17,20 +16,16 @@ M = TypeVar("M", bound=BaseModel)
 
 def decode_frame(message: str | bytes) -> Frame:
     """Parse one websocket message; anything that is not a valid Frame is malformed_frame."""
-    if isinstance(message, bytes):
-        try:
-            message = message.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BridgeError(ErrorCode.MALFORMED_FRAME, "frame is not UTF-8 text") from exc
     try:
-        data = json.loads(message)
-    except ValueError as exc:
-        raise BridgeError(ErrorCode.MALFORMED_FRAME, f"frame is not JSON: {exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise BridgeError(ErrorCode.MALFORMED_FRAME, "frame must be a JSON object")
-    try:
-        return Frame.model_validate(data)
+        return Frame.model_validate_json(message)
     except ValidationError as exc:
+        err = exc.errors()[0]
+        if err["type"] == "json_invalid":
+            raise BridgeError(
+                ErrorCode.MALFORMED_FRAME, f"frame is not JSON: {err['msg']}"
+            ) from exc
+        if err["type"] == "model_type":
+            raise BridgeError(ErrorCode.MALFORMED_FRAME, "frame must be a JSON object") from exc
         field, msg = first_error(exc)
         raise BridgeError(
             ErrorCode.MALFORMED_FRAME, f"bad frame field {field}: {msg}", field=field
