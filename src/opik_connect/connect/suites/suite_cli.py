@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,17 +36,19 @@ EXIT_FOR_STATUS = {"passed": EXIT_PASS, "failed": EXIT_FAIL, "error": EXIT_ERROR
 suite_app = typer.Typer(help="Test suites (.opik/suites/*.yaml): list, show, run, add.")
 RootOption = Annotated[
     Path | None,
-    typer.Option("--root", help="Project root (default: the git checkout around the cwd)."),
+    typer.Option("--root", help="Project root (default: nearest with .opik/ or pyproject.toml)."),
 ]
 
 
 def _root(root: Path | None) -> Path:
+    """The nearest directory up from the cwd that holds `.opik/` or a pyproject.toml."""
     if root is not None:
         return root.resolve()
-    done = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=False
-    )
-    return Path(done.stdout.strip()) if done.returncode == 0 else Path.cwd()
+    cwd = Path.cwd()
+    for candidate in (cwd, *cwd.parents):
+        if (candidate / ".opik").is_dir() or (candidate / "pyproject.toml").is_file():
+            return candidate
+    return cwd
 
 
 def _fail(console: Console, exc: Exception) -> typer.Exit:
