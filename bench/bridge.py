@@ -3,7 +3,8 @@
 Each section measures one bridge path against the bare baseline it is built on, in the same run,
 and prints the ratio with its target:
 - ReadFile of a 4 KiB file through the real link (embedded platform, signed frames, the sandbox)
-  against a bare websockets echo of the same payload. Target: <= 1.5x.
+  against a bare websockets echo of the same payload. Target: <= 1.5x. A second line shows the
+  link alone (an in-memory handler), to tell the link's share from the sandbox's.
 - SearchFiles on a generated 20,000-file repo through the real link against raw `rg`.
   Target: <= 1.2x.
 """
@@ -25,7 +26,7 @@ from websockets.asyncio.server import serve
 
 from opik_connect.connect.bridge_commands import find_ripgrep
 from opik_connect.connect.embedded_pair import embedded_pair
-from opik_connect.protocol import ReadFileArgs, SearchFilesArgs
+from opik_connect.protocol import ReadFileArgs, ReadFileResult, SearchFilesArgs
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -100,7 +101,22 @@ async def bench_read_file(n: int) -> bool:
                 assert len(result.content) == 4096
 
             ours = await timed(link, n, n // 10)
-        return report("ReadFile 4 KiB round trip", ours, base, 1.5)
+        ok = report("ReadFile 4 KiB round trip", ours, base, 1.5)
+
+        # The link alone (signing, framing, acks, dispatch): a handler that reads nothing.
+        canned = ReadFileResult(content=content, total_lines=content.count("\n"), truncated=False)
+
+        async def in_memory(_args: ReadFileArgs) -> ReadFileResult:
+            return canned
+
+        async with embedded_pair(root, handlers={"ReadFile": in_memory}) as (_, runner, _d):
+
+            async def link_only() -> None:
+                await runner.read_file(args)
+
+            ours = await timed(link_only, n, n // 10)
+        report("  of which the link alone", ours, base, 1.5)
+        return ok
 
 
 async def bench_search_files(n: int, files: int) -> bool:
