@@ -323,13 +323,6 @@ def ollie_driver(
     config = config or ProjectConfig()
 
     async def drive(context: SessionContext) -> SessionOutcome:
-        ollie = Ollie.from_config(
-            config,
-            api_key=env.get(API_KEY_ENV),
-            base_url=env.get(BASE_URL_ENV),
-            limits=limits,
-            transcript_dir=transcript_dir,
-        )
         request = OllieRequest.from_ask(
             context.request, last_runs=await _last_user_runs(store, context.request.suite)
         )
@@ -337,13 +330,20 @@ def ollie_driver(
         async def forward(event: SessionEvent) -> None:
             await context.emit(event.type, to_ask_event(event).data)
 
-        result = await ollie.run_session(
-            request,
-            runner=context.runner,
-            traces=traces,
-            on_event=forward,
-            session_id=context.session_id,
-        )
+        async with Ollie.from_config(
+            config,
+            api_key=env.get(API_KEY_ENV),
+            base_url=env.get(BASE_URL_ENV),
+            limits=limits,
+            transcript_dir=transcript_dir,
+        ) as ollie:
+            result = await ollie.run_session(
+                request,
+                runner=context.runner,
+                traces=traces,
+                on_event=forward,
+                session_id=context.session_id,
+            )
         completed = result.status == OllieStatus.COMPLETED
         return SessionOutcome(
             status=result.status.value,
