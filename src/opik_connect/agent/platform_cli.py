@@ -14,6 +14,7 @@ import signal
 import ssl
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +38,17 @@ from opik_connect.protocol import (
 
 SERVER_RUN_FILE = "platform-server.json"
 """Not platform.json: an embedded daemon's platform writes that one and may replace it."""
+
+# --- platform parts: each adds `async def part(platform)` here (e.g. mount platform.http_api) ---
+PLATFORM_PARTS: list[Callable[[Platform], Awaitable[None]]] = []
+# --- end of platform parts ---
+
+
+async def setup_platform(platform: Platform) -> None:
+    """Run every platform part; both the standalone and the embedded platform go through it."""
+    for part in PLATFORM_PARTS:
+        await part(platform)
+
 
 platform_app = typer.Typer(
     help="Run the platform server standalone and confirm daemon pairings.",
@@ -112,6 +124,7 @@ async def _serve(host: str, port: int, context: ssl.SSLContext | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await setup_platform(platform)
     await platform.start()
     run_file = server_run_file()
     record = PlatformRunFile(

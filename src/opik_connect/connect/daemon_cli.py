@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from opik_connect.agent.platform_cli import setup_platform
 from opik_connect.config import ConfigError, load_project_config, project_state_dir
 from opik_connect.connect.daemon import (
     PLATFORM_ENV,
@@ -109,6 +110,7 @@ def run_daemon(
             on_state=_show_state,
             on_pair_code=_show_code,
             parts=DAEMON_PARTS,
+            platform_setup=setup_platform,
         )
         asyncio.run(_serve(daemon))
     except (NotAGitRepository, ConfigError, LinkError, DaemonError, OSError) as exc:
