@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import stat
+import sys
 from pathlib import Path
 
 import httpx
@@ -296,3 +298,29 @@ async def test_a_session_outlives_an_asker_who_hangs_up(repo: Path) -> None:
         assert events[-1].data["status"] == "completed"
         detail = await read_json(p.address, f"/v1/sessions/{session_id}")
         assert detail["session"]["final_answer"] == "the refund tool adds cents twice"
+
+
+async def test_the_ask_command_in_another_process(repo: Path, state_dir: Path) -> None:
+    async with embedded_platform(repo, StandInDriver()) as p:
+        env = {**os.environ, "OPIK_CONNECT_STATE_DIR": str(state_dir), "COLUMNS": "120"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "opik_connect.cli", "ask", "why?", "--trace", "t9",
+            "--case", "c1", "--case", "c2", cwd=repo, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        text = out.decode()
+        assert proc.returncode == 0, text
+        assert "the refund tool adds cents twice" in text and "completed" in text
+        [session] = await read_json(p.address, "/v1/sessions")
+        assert (session["trace_id"], session["case_ids"]) == ("t9", ["c1", "c2"])
+
+        env["OPIK_CONNECT_TOKEN"] = "wrong"
+        env["OPIK_CONNECT_PLATFORM"] = p.address.url
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "opik_connect.cli", "ask", "why?", cwd=repo, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        assert proc.returncode == EXIT_NO_PLATFORM
+        assert "refused the token (401)" in out.decode()
