@@ -33,6 +33,7 @@ from opik_connect.link_auth import (
 from opik_connect.link_frames import decode_frame
 from opik_connect.protocol import (
     CLOSE_AUTH_FAILED,
+    CLOSE_PROTOCOL_VERSION,
     BridgeError,
     ConfirmPairing,
     ErrorCode,
@@ -373,3 +374,41 @@ async def test_daemon_pairs_again_when_the_platform_forgot_it(state_dir):
         finally:
             await link.stop()
             await task
+
+
+async def test_too_many_waiting_pairings_and_wrong_protocol_version_are_refused():
+    async with Platform(max_pending_pairings=1) as platform:
+        request = {
+            "runner_id": "r",
+            "runner_name": "n",
+            "project": "p",
+            "activation_key": new_activation_key(),
+        }
+        frame = Frame(kind="control", type="PairRequest", id="p1", payload=request)
+        async with connect(platform.url) as first, connect(platform.url) as second:
+            await first.send(frame.model_dump_json())
+            assert decode_frame(await first.recv()).type == "PairPending"
+            await second.send(frame.model_dump_json())
+            reply = FrameError.model_validate(decode_frame(await second.recv()).payload)
+            assert reply.error.code == ErrorCode.LIMIT_REACHED
+            with pytest.raises(ConnectionClosed):
+                await second.recv()
+            assert second.close_code == 1013
+        record = platform.pre_pair("r1", new_activation_key())
+        nonce = new_nonce()
+        hello = Hello(
+            protocol_version=99,
+            runner_id="r1",
+            runner_name="x",
+            project="p",
+            root=ROOT,
+            nonce=nonce,
+        )
+        async with connect(platform.url) as ws:
+            await ws.send(
+                sign_hello(record.link_key(), nonce, "h", hello.model_dump()).model_dump_json()
+            )
+            decode_frame(await ws.recv())
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == CLOSE_PROTOCOL_VERSION

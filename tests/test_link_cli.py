@@ -79,6 +79,8 @@ def test_refuses_outside_a_git_repo(tmp_path, env):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "not inside a git repository" in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+    debug = run(["--debug"], plain, env)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
 def test_refuses_plain_ws_to_a_remote_host(repo, env):

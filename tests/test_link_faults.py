@@ -289,3 +289,16 @@ async def test_result_too_big_for_a_frame_becomes_limit_reached():
             await runner.read_file(ReadFileArgs(path="big"))
         assert err.value.code == ErrorCode.LIMIT_REACHED
         assert link.state == LinkState.CONNECTED and link.connections == 1
+
+
+async def test_commands_beyond_the_queue_bound_get_limit_reached():
+    handlers = EchoHandlers()
+    async with linked(handlers.table(), max_concurrency=1, max_queued=2) as (_, runner, _l):
+        outcomes = await asyncio.gather(
+            *(runner.read_file(ReadFileArgs(path="sleep:0.2")) for _ in range(4)),
+            return_exceptions=True,
+        )
+        refused = [o for o in outcomes if isinstance(o, BridgeError)]
+        assert refused and all(o.code == ErrorCode.LIMIT_REACHED for o in refused)
+        assert len(handlers.calls) == 4 - len(refused) == 2
+        assert (await runner.read_file(ReadFileArgs(path="later"))).content == "later"

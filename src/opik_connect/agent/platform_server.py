@@ -2,7 +2,8 @@
 
 Close codes (see protocol.py): 1009 for a frame over MAX_FRAME_BYTES (enforced by websockets'
 max_size), CLOSE_AUTH_FAILED (4401) for an unknown runner, a bad Hello signature, a replayed
-Hello, an expired or refused pairing; CLOSE_PROTOCOL_VERSION (4426) for a version we do not speak.
+Hello, an expired or refused pairing; CLOSE_PROTOCOL_VERSION (4426) for a version we do not speak;
+1013 (try again later) when too many pairings already wait for an operator.
 Everything that can be answered (not JSON, wrong types, bad signatures after the handshake) gets
 a FrameError reply and the connection stays usable.
 """
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from opik_connect.link_auth import (
     FrameSigner,
@@ -84,6 +86,8 @@ EventCallback = Callable[["RunnerHandle", str, BaseModel], Any]
 DEFAULT_TIMEOUTS = {"RunSuite": 3600.0}
 HANDSHAKE_TIMEOUT_S = 15.0
 ACK_DELAY_S = 0.02
+CLOSE_TRY_AGAIN_LATER = 1013
+"""RFC 6455 'try again later': too many pairings are waiting for an operator."""
 SEEN_CACHE_SIZE = 8192
 
 
@@ -347,6 +351,7 @@ class Platform:
         operator_token: str | None = None,
         on_pair_request: Callable[[PairRequest], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        max_pending_pairings: int = 32,
     ) -> None:
         self.host = host
         self._ssl = ssl_context
@@ -361,6 +366,7 @@ class Platform:
         self.operator_token = operator_token or secrets.token_urlsafe(32)
         self._on_pair_request = on_pair_request
         self._pairings: dict[str, _PendingPairing] = {}
+        self._max_pending_pairings = max_pending_pairings
         self._runners: dict[str, RunnerHandle] = {}
         self._subscribers: list[EventCallback] = []
         self._seen_events = _Bounded()
@@ -562,6 +568,10 @@ class Platform:
         except BridgeError as exc:
             await self._reply_unsigned_error(ws, exc, frame.id)
             return True
+        if len(self._pairings) >= self._max_pending_pairings:
+            exc = BridgeError(ErrorCode.LIMIT_REACHED, "too many pairings waiting; retry later")
+            await self._refuse(ws, exc, frame.id, CLOSE_TRY_AGAIN_LATER)
+            return False
         code = new_pairing_code()
         pending = _PendingPairing(code, request, time.time() + self._pairing_ttl_s)
         self._pairings[code] = pending
@@ -573,17 +583,24 @@ class Platform:
         )
         if self._on_pair_request is not None:
             self._on_pair_request(request)
+        closed = asyncio.ensure_future(ws.wait_closed())
         try:
-            async with asyncio.timeout(self._pairing_ttl_s):
-                session_id = await asyncio.shield(pending.confirmed)
-        except TimeoutError:
-            exc = BridgeError(ErrorCode.NOT_PAIRED, "pairing code expired")
-            await self._refuse(ws, exc, frame.id, CLOSE_AUTH_FAILED)
-            return False
+            # Give up as soon as the daemon goes away, so stop() never waits on an operator.
+            await asyncio.wait(
+                {pending.confirmed, closed},
+                timeout=self._pairing_ttl_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
+            closed.cancel()
             if self._pairings.get(code) is pending:
                 del self._pairings[code]
-        paired = Paired(session_id=session_id).model_dump()
+        if not pending.confirmed.done():
+            if ws.state is State.OPEN:
+                exc = BridgeError(ErrorCode.NOT_PAIRED, "pairing code expired")
+                await self._refuse(ws, exc, frame.id, CLOSE_AUTH_FAILED)
+            return False
+        paired = Paired(session_id=pending.confirmed.result()).model_dump()
         await ws.send(encode(Frame(kind="control", type="Paired", id=frame.id, payload=paired)))
         return True
 

@@ -151,6 +151,7 @@ class DaemonLink:
         on_pair_code: PairCodeCallback | None = None,
         insecure: bool = False,
         max_concurrency: int = 32,
+        max_queued: int = 1024,
         command_timeout_s: float = 60.0,
         command_timeouts: dict[str, float] | None = None,
         backoff_initial_s: float = 0.5,
@@ -167,6 +168,7 @@ class DaemonLink:
         self._on_state = on_state
         self._on_pair_code = on_pair_code
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._max_queued = max_queued
         self._timeout_s = command_timeout_s
         self._timeouts = {**DEFAULT_COMMAND_TIMEOUTS, **(command_timeouts or {})}
         self._backoff = (backoff_initial_s, backoff_max_s)
@@ -421,6 +423,15 @@ class DaemonLink:
             entry = ("result", *self._done[frame.id])
         if entry is not None:  # finished before: answer from the cache, never run twice
             self._spawn(self._send(entry[0], entry[1], frame.id, entry[2]))
+            return
+        if len(self._running) >= self._max_queued:
+            body = ErrorBody(
+                code=ErrorCode.LIMIT_REACHED,
+                message=f"{len(self._running)} commands already queued; retry later",
+            )
+            payload = CommandResult(ok=False, error=body).model_dump(mode="json")
+            self._outbox[frame.id] = ("result", frame.type, payload)
+            self._spawn(self._send("result", frame.type, frame.id, payload))
             return
         self._running[frame.id] = asyncio.create_task(self._execute(frame))
 
