@@ -79,6 +79,11 @@ class PlatformHttpApi:
             "/v1/fixes": self._get_fixes,
         }
 
+    @property
+    def sessions(self) -> OllieSessions:
+        """The platform's session manager (the daemon's `ollie>` prompt asks it in-process)."""
+        return self._sessions
+
     def authorized(self, headers: Headers) -> bool:
         """Constant-time compare, so the token cannot be guessed byte by byte from timings."""
         value = headers.get("Authorization", "")

@@ -11,6 +11,7 @@ the HTTP API (token = the platform's operator token, which the daemon writes to 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from opik_connect.agent.platform_http_api import PlatformHttpApi
 from opik_connect.agent.platform_server import Platform, RunnerHandle
 from opik_connect.agent.platform_store import PlatformStore
 from opik_connect.agent.trace_store import TraceStore
-from opik_connect.config import ProjectConfig
+from opik_connect.config import ProjectConfig, load_project_config
 
 
 class PlatformServices:
@@ -86,3 +87,28 @@ class PlatformServices:
         if self.store is not None:
             await self.store.close()
             self.store = None
+
+
+TRACES_DIR = Path(".opik") / "traces"
+"""Where a project keeps trace files (as `opik-connect suite add --trace` reads them)."""
+
+
+def enclosing_work_tree(start: Path) -> Path | None:
+    """The git work tree around `start` (where a daemon runs), or None."""
+    for path in (start, *start.parents):
+        if (path / ".git").exists():
+            return path
+    return None
+
+
+async def platform_services_part(platform: Platform) -> None:
+    """The platform part (agent/platform_cli.py PLATFORM_PARTS) that mounts PlatformServices.
+
+    Run inside a project (the embedded platform), Ollie takes the project's model and its
+    .opik/traces; elsewhere (a standalone platform), the defaults. Both also fetch traces from the
+    Opik server named by OPIK_URL_OVERRIDE. The services live as long as the process.
+    """
+    root = await asyncio.to_thread(enclosing_work_tree, Path.cwd())
+    config = await asyncio.to_thread(load_project_config, root) if root else ProjectConfig()
+    traces = TraceStore.from_env(root / TRACES_DIR if root else None)
+    await PlatformServices(config=config, traces=traces).setup(platform)
