@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from opik_connect.agent.platform_run_file import PlatformRunFile
-from opik_connect.agent.platform_server import Platform
+from opik_connect.agent.platform_server import Platform, RunnerInfo
 from opik_connect.config import user_state_dir
 from opik_connect.link_auth import PairingStore, write_private_json
 from opik_connect.link_frames import decode_frame, encode
@@ -41,6 +41,9 @@ SERVER_RUN_FILE = "platform-server.json"
 
 # --- platform parts: each adds `async def part(platform)` here (e.g. mount platform.http_api) ---
 PLATFORM_PARTS: list[Callable[[Platform], Awaitable[None]]] = []
+from opik_connect.agent.platform_services import platform_services_part  # noqa: E402
+
+PLATFORM_PARTS.append(platform_services_part)
 # --- end of platform parts ---
 
 
@@ -111,6 +114,17 @@ def _announce_pair_request(request: PairRequest) -> None:
     )
 
 
+def _announce_runner(info: RunnerInfo) -> None:
+    if info.connected:
+        files = info.root.visible_files if info.root else 0
+        console.print(
+            f"[green]●[/green] runner [bold]{info.name}[/bold] connected "
+            f"(project {info.project}, {files} files)"
+        )
+    else:
+        console.print(f"[yellow]●[/yellow] runner [bold]{info.name}[/bold] disconnected")
+
+
 async def _serve(host: str, port: int, context: ssl.SSLContext | None) -> None:
     state = user_state_dir() / "platform"
     platform = Platform(
@@ -118,6 +132,7 @@ async def _serve(host: str, port: int, context: ssl.SSLContext | None) -> None:
         port=port,
         pairing_store=PairingStore(state / "runners.json"),
         on_pair_request=_announce_pair_request,
+        on_runner_change=_announce_runner,
         ssl_context=context,
     )
     stop = asyncio.Event()
