@@ -141,6 +141,7 @@ async def test_remote_platform_pairing_confirmed_with_the_operator_command(repo,
         assert confirmed.returncode == 0, confirmed.stderr
         assert "paired runner" in confirmed.stdout
         await read_until(daemon, r"connected \(ws://", seen)
+        await read_until(platform, r"runner .* connected \(project proj, 2 files\)", seen)
     finally:
         for proc in (daemon, platform):
             if proc is not None and proc.returncode is None:

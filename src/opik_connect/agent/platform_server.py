@@ -350,6 +350,7 @@ class Platform:
         command_timeout_s: float = 120.0,
         operator_token: str | None = None,
         on_pair_request: Callable[[PairRequest], None] | None = None,
+        on_runner_change: Callable[[RunnerInfo], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_pending_pairings: int = 32,
     ) -> None:
@@ -365,6 +366,7 @@ class Platform:
         self._command_timeout_s = command_timeout_s
         self.operator_token = operator_token or secrets.token_urlsafe(32)
         self._on_pair_request = on_pair_request
+        self._on_runner_change = on_runner_change
         self._pairings: dict[str, _PendingPairing] = {}
         self._max_pending_pairings = max_pending_pairings
         self._runners: dict[str, RunnerHandle] = {}
@@ -485,6 +487,10 @@ class Platform:
         self.subscribe(lambda runner, kind, event: queue.put_nowait((runner, kind, event)))
         return queue
 
+    def _runner_changed(self, handle: RunnerHandle) -> None:
+        if self._on_runner_change is not None:
+            self._on_runner_change(handle.info())
+
     def _publish(self, runner: RunnerHandle, type_name: str, event: BaseModel) -> None:
         for callback in list(self._subscribers):
             try:
@@ -518,6 +524,7 @@ class Platform:
                 await self._serve(handle, conn)
             finally:
                 handle._detach(conn)
+                self._runner_changed(handle)
         except ConnectionClosed:
             return
         except TimeoutError:
@@ -658,6 +665,7 @@ class Platform:
             )
             self._runners[hello.runner_id] = handle
         await handle._attach(conn, hello)
+        self._runner_changed(handle)
         return handle, conn
 
     async def _serve(self, handle: RunnerHandle, conn: PlatformConnection) -> None:
