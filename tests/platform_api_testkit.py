@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +13,7 @@ from opik_connect.agent.platform_services import PlatformServices
 from opik_connect.agent.platform_store import PlatformStore
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.ask_client import PlatformAddress
-from opik_connect.connect.daemon import Daemon
+from opik_connect.connect.daemon import Daemon, Part
 from opik_connect.connect.websocket_client import Handler
 
 
@@ -63,6 +63,7 @@ async def embedded_platform(
     env: Mapping[str, str] | None = None,
     services: PlatformServices | None = None,
     handlers: dict[str, Handler] | None = NO_HANDLERS,
+    parts: Sequence[Part] = (),
 ) -> AsyncIterator[EmbeddedPlatform]:
     """The daemon starts the platform in-process and calls services.setup before it listens.
 
@@ -76,6 +77,7 @@ async def embedded_platform(
         ProjectConfig(),
         handlers=None if handlers is None else dict(handlers),
         platform_setup=services.setup,
+        parts=parts,
     )
     try:
         async with daemon:

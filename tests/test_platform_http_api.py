@@ -28,6 +28,7 @@ from opik_connect.connect.ask_client import (
     read_json,
 )
 from opik_connect.connect.ask_command import EXIT_NO_PLATFORM, run_ask
+from opik_connect.connect.ollie_terminal import daemon_asker, ollie_terminal_part
 from opik_connect.protocol import (
     AskEvent,
     AskRequest,
@@ -324,3 +325,15 @@ async def test_the_ask_command_in_another_process(repo: Path, state_dir: Path) -
         out, _ = await proc.communicate()
         assert proc.returncode == EXIT_NO_PLATFORM
         assert "refused the token (401)" in out.decode()
+
+
+async def test_the_daemon_terminal_asks_its_embedded_platform_in_process(repo: Path) -> None:
+    shown = Console(record=True, width=100)
+    part = ollie_terminal_part(lambda daemon: None, shown)
+    async with embedded_platform(repo, StandInDriver(), parts=[part]) as p:
+        events = await collect(daemon_asker(p.daemon)(AskRequest(question="why?")))
+        assert [e.type for e in events][-1] == "result"
+        assert events[-1].data["status"] == "completed"
+        [session] = await read_json(p.address, "/v1/sessions")
+        assert session["id"] == events[0].session_id
+    assert "No terminal" in shown.export_text()  # pytest's stdin is no tty: no prompt starts

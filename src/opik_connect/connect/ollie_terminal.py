@@ -9,9 +9,10 @@ The terminal has one reader at a time. Whenever a proposal waits for the user, t
 prompt takes the terminal over (from a waiting `ollie>` read, or while a session streams); type-
 ahead is dropped first, and the session's output is held back until the approval prompt is done.
 
-Daemon entry point (runs until end of input; returns at once without a terminal):
+Daemon entry points (run until end of input; return at once without a terminal):
 
-    await run_ollie_terminal(console, embedded_asker(services.sessions), proposal_service)
+    DAEMON_PARTS.append(ollie_terminal_part(lambda daemon: <its ProposalService or None>))
+    await run_ollie_terminal(console, daemon_asker(daemon), proposal_service)
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from opik_connect.agent.ollie_sessions import OllieSessions
+from opik_connect.agent.platform_http_api import PlatformHttpApi
 from opik_connect.connect.approval_prompt import ApprovalPrompt, TerminalKeys
-from opik_connect.connect.ask_client import AskError, PlatformAddress, ask_stream
+from opik_connect.connect.ask_client import AskError, PlatformAddress, ask_stream, locate_platform
+from opik_connect.connect.daemon import Daemon, Part
 from opik_connect.connect.proposals import ProposalService
 from opik_connect.connect.session_view import SessionView
 from opik_connect.connect.terminal_input import LineReader
@@ -83,6 +86,37 @@ def embedded_asker(sessions: OllieSessions) -> Asker:
             yield event
 
     return ask
+
+
+def daemon_asker(daemon: Daemon) -> Asker:
+    """The embedded platform's sessions in-process; else the daemon's platform over its HTTP API,
+    located when asked (token from OPIK_CONNECT_TOKEN or the platform's run file)."""
+    api = daemon.platform.http_api if daemon.platform is not None else None
+    if isinstance(api, PlatformHttpApi):
+        return embedded_asker(api.sessions)
+
+    async def ask(request: AskRequest) -> AsyncIterator[AskEvent]:
+        address = locate_platform(daemon.url, None, root=daemon.root)
+        async for event in ask_stream(address, request):
+            yield event
+
+    return ask
+
+
+def ollie_terminal_part(
+    proposals: Callable[[Daemon], ProposalService | None],
+    console: Console | None = None,
+) -> Part:
+    """A daemon part: the `ollie>` prompt, with approvals, on the daemon's terminal. Use it instead
+    of running the approval prompt on its own: only one of them may read the terminal."""
+
+    async def part(daemon: Daemon) -> None:
+        shown = console or Console()
+        daemon.add_service(
+            lambda: run_ollie_terminal(shown, daemon_asker(daemon), proposals(daemon))
+        )
+
+    return part
 
 
 def remote_asker(address: PlatformAddress) -> Asker:
@@ -259,8 +293,12 @@ async def run_ollie_terminal(
     fd: int | None = None,
 ) -> None:
     """The daemon's terminal: `ollie>` plus approvals on stdin; nothing without a TTY."""
-    fd = sys.stdin.fileno() if fd is None else fd
-    if not os.isatty(fd):
+    if fd is None:
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, OSError, ValueError):  # closed, replaced or detached stdin
+            fd = -1
+    if fd < 0 or not os.isatty(fd):
         console.print(
             "No terminal: ask with `opik-connect ask` from another shell; proposals wait for "
             "`opik-connect approve|reject`."
