@@ -412,3 +412,18 @@ async def test_too_many_waiting_pairings_and_wrong_protocol_version_are_refused(
             with pytest.raises(ConnectionClosed):
                 await ws.recv()
             assert ws.close_code == CLOSE_PROTOCOL_VERSION
+
+
+async def test_frame_from_one_connection_is_refused_on_another():
+    async with Platform() as platform:
+        record = platform.pre_pair("r1", new_activation_key())
+        first = await RawDaemon.connect(platform, record)
+        captured = await first.send("event", "FilesChanged", {"changes": []})
+        assert (await first.recv()).kind == "ack"
+        await first.ws.close()
+        second = await RawDaemon.connect(platform, record)
+        await second.ws.send(captured.model_dump_json())
+        reply = FrameError.model_validate((await second.recv()).payload)
+        assert reply.error.code == ErrorCode.AUTH_FAILED
+        assert "bad signature" in reply.error.message
+        await second.ws.close()
