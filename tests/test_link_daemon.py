@@ -86,8 +86,12 @@ async def test_hooks_let_other_parts_plug_in(repo):
     async def setup(platform: Platform) -> None:
         mounted.append(platform)
 
+    async def close() -> None:
+        calls.append("closed")
+
     daemon = Daemon(repo, ProjectConfig(), platform_setup=setup)
     daemon.add_service(watcher)
+    daemon.add_closer(close)
     async with daemon:
         await daemon.wait_connected()
         assert mounted == [daemon.platform]
@@ -107,6 +111,7 @@ async def test_hooks_let_other_parts_plug_in(repo):
         assert found["url"] == daemon.url and found["token"] == daemon.platform.operator_token
         assert stat.S_IMODE(run_file.stat().st_mode) == 0o600
     assert not run_file.exists()
+    assert calls == ["started", "closed"]
 
 
 async def test_runner_id_is_stable_per_project(repo):

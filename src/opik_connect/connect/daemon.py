@@ -5,6 +5,7 @@ as `Daemon(parts=[...])` and run at start before the link connects; a part uses 
 - `daemon.handlers[type_name] = async handler(args_model) -> result_model` (a command it serves);
 - `await daemon.send_event(type_name, model)` (an event, buffered until the platform acks it);
 - `daemon.add_service(factory)` (a background task run while the daemon runs);
+- `daemon.add_closer(async fn)` (run at the end of stop(), after the platform stopped);
 - `daemon.file_listeners.append(async fn(FilesChanged))` (the watcher's batches, e.g. to mark
   proposals stale), called before the batch is sent to the platform as FilesChanged.
 With no platform URL it starts the platform in-process on loopback and pairs with it by itself.
@@ -144,6 +145,7 @@ class Daemon:
         self._parts = list(parts)
         self._watch = watch
         self.file_listeners: list[FileListener] = []
+        self._closers: list[Callable[[], Awaitable[Any]]] = []
         self.stopping = asyncio.Event()
         """Set by stop(); services may wait on it to end cleanly."""
         self.sandbox: Sandbox | None = None
@@ -174,6 +176,10 @@ class Daemon:
         self._services.append(factory)
         if self._link_task is not None:
             self._tasks.append(asyncio.create_task(factory()))
+
+    def add_closer(self, closer: Callable[[], Awaitable[Any]]) -> None:
+        """Run `await closer()` at the end of stop(), last added first (e.g. close a store)."""
+        self._closers.append(closer)
 
     async def send_event(self, type_name: str, event: BaseModel) -> str:
         if self.link is None:
@@ -258,6 +264,8 @@ class Daemon:
         if self.platform is not None:
             await self.platform.stop()
             remove_run_files(self._run_files)
+        while self._closers:
+            await self._closers.pop()()
 
     async def __aenter__(self) -> Daemon:
         await self.start()
