@@ -20,7 +20,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from opik_connect.protocol import BridgeError, ErrorCode, Frame, FrameKind, canonical_json
+from opik_connect.protocol import (
+    PROTOCOL_VERSION,
+    BridgeError,
+    ErrorCode,
+    Frame,
+    FrameKind,
+    canonical_json,
+)
 
 HKDF_INFO = b"opik-bridge-v1"
 PAIRING_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -109,7 +116,16 @@ class FrameSigner:
         """Assign the next seq and sign. Callers send frames in the order they were sealed."""
         self._out_seq += 1
         sig = frame_signature(self._key, self.conn_id, kind, type_, id_, self._out_seq, payload)
-        return Frame(kind=kind, type=type_, id=id_, seq=self._out_seq, payload=payload, sig=sig)
+        # Our own typed values: skip re-validation on the hot path.
+        return Frame.model_construct(
+            v=PROTOCOL_VERSION,
+            kind=kind,
+            type=type_,
+            id=id_,
+            seq=self._out_seq,
+            payload=payload,
+            sig=sig,
+        )
 
     def verify(self, frame: Frame) -> None:
         """Raise BridgeError(auth_failed) unless the frame is signed for this link and fresh."""
