@@ -1,4 +1,8 @@
-"""The daemon and platform commands as a user runs them: real subprocesses, real git repos."""
+"""The daemon and platform commands as a user runs them: real subprocesses, real git repos.
+
+Error paths that never start a server run in process (typer's CliRunner): the CLI's import alone
+costs seconds per subprocess on this machine.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from opik_connect.cli import app
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,6 +46,13 @@ def repo(tmp_path) -> Path:
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "init"], check=True)
     return root
+
+
+def invoke(args: list[str], cwd: Path, env: dict[str, str], monkeypatch):
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", env["OPIK_CONNECT_STATE_DIR"])
+    monkeypatch.delenv(PLATFORM_ENV, raising=False)
+    return CliRunner().invoke(app, args)
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -79,26 +93,38 @@ def test_refuses_outside_a_git_repo(tmp_path, env):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "not inside a git repository" in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
-    debug = run(["--debug"], plain, env)
-    assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
-def test_refuses_plain_ws_to_a_remote_host(repo, env):
-    result = run(["--platform", "ws://example.com:9"], repo, env)
-    assert result.returncode == 1
+def test_debug_raises_instead_of_one_line(tmp_path, env, monkeypatch):
+    result = invoke(["--debug"], tmp_path, env, monkeypatch)
+    assert result.exit_code != 0 and type(result.exception).__name__ == "NotAGitRepository"
+
+
+def test_refuses_plain_ws_to_a_remote_host(repo, env, monkeypatch):
+    result = invoke(["--platform", "ws://example.com:9"], repo, env, monkeypatch)
+    assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
         "error: refusing ws:// to non-loopback host 'example.com'; use wss://"
     ]
+    monkeypatch.setenv(PLATFORM_ENV, "http://127.0.0.1:9")
+    result = CliRunner().invoke(app, [])
+    assert result.exit_code == 1 and "must be ws:// or wss://" in result.stderr
 
 
-def test_protocol_schema_is_json(repo, env):
-    result = run(["protocol", "schema"], repo, env)
-    assert result.returncode == 0
+def test_stop_without_a_daemon(repo, env, monkeypatch):
+    result = invoke(["stop"], repo, env, monkeypatch)
+    assert result.exit_code == 1
+    assert result.stderr == f"error: no daemon is running for {repo.resolve()}\n"
+
+
+def test_protocol_schema_is_json(repo, env, monkeypatch):
+    result = invoke(["protocol", "schema"], repo, env, monkeypatch)
+    assert result.exit_code == 0
     schema = json.loads(result.stdout)
     assert "ReadFileArgs" in schema["$defs"] and schema["close_codes"]["auth_failed"] == 4401
 
 
-async def test_daemon_starts_shows_connection_and_stops(repo, env):
+async def test_daemon_starts_shows_connection_and_stops(repo, env, monkeypatch):
     proc = await start([], repo, env)
     seen: list[str] = []
     try:
@@ -112,15 +138,13 @@ async def test_daemon_starts_shows_connection_and_stops(repo, env):
         assert len(pid_files) == 1
         assert stat.S_IMODE(pid_files[0].stat().st_mode) == 0o600
         assert pid_files[0].read_text() == str(proc.pid)
-        again = await asyncio.to_thread(run, [], repo, env)
-        assert again.returncode == 1 and "already serves" in again.stderr
+        again = invoke([], repo, env, monkeypatch)
+        assert again.exit_code == 1 and "already serves" in again.stderr
         stopped = await asyncio.to_thread(run, ["stop"], repo, env)
         assert stopped.returncode == 0, stopped.stderr
         async with asyncio.timeout(10):
             assert await proc.wait() == 0
         assert not pid_files[0].exists()
-        none_left = await asyncio.to_thread(run, ["stop"], repo, env)
-        assert none_left.returncode == 1 and "no daemon is running" in none_left.stderr
     finally:
         if proc.returncode is None:
             proc.kill()
