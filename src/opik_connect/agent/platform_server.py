@@ -294,11 +294,14 @@ class RunnerHandle:
         for command_id in list(self._pending):
             await self._send_command(command_id)
 
-    def _detach(self, conn: PlatformConnection) -> None:
-        if self._conn is conn:
-            self._conn = None
-            self.connected_since = None
-            self._connected.clear()
+    def _detach(self, conn: PlatformConnection) -> bool:
+        """False if a newer connection already replaced this one."""
+        if self._conn is not conn:
+            return False
+        self._conn = None
+        self.connected_since = None
+        self._connected.clear()
+        return True
 
     async def _on_result(self, conn: PlatformConnection, frame: Frame) -> None:
         outcome = parse_model(CommandResult, frame.payload, ErrorCode.MALFORMED_FRAME)
@@ -523,8 +526,8 @@ class Platform:
             try:
                 await self._serve(handle, conn)
             finally:
-                handle._detach(conn)
-                self._runner_changed(handle)
+                if handle._detach(conn):
+                    self._runner_changed(handle)
         except ConnectionClosed:
             return
         except TimeoutError:
