@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 import time
 
 import pytest
@@ -302,3 +305,40 @@ async def test_commands_beyond_the_queue_bound_get_limit_reached():
         assert refused and all(o.code == ErrorCode.LIMIT_REACHED for o in refused)
         assert len(handlers.calls) == 4 - len(refused) == 2
         assert (await runner.read_file(ReadFileArgs(path="later"))).content == "later"
+
+
+@pytest.fixture
+def tls_context(tmp_path):
+    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def test_wss_verifies_the_certificate_unless_insecure(tls_context):
+    async with Platform(ssl_context=tls_context) as platform:
+        assert platform.url.startswith("wss://")
+        record = platform.pre_pair("r-tls", new_activation_key())
+        strict = make_link(platform.url, record, EchoHandlers().table(), backoff_initial_s=0.05)
+        task = asyncio.create_task(strict.run())
+        await asyncio.sleep(0.5)
+        assert not strict.connected.is_set() and strict.state == LinkState.RECONNECTING
+        await strict.stop()
+        await task
+        lax = make_link(platform.url, record, EchoHandlers().table(), insecure=True)
+        task = asyncio.create_task(lax.run())
+        try:
+            runner = await asyncio.wait_for(platform.wait_runner("r-tls"), 5)
+            assert (await runner.read_file(ReadFileArgs(path="tls"))).content == "tls"
+        finally:
+            await lax.stop()
+            await task
