@@ -103,7 +103,10 @@ def test_pairing_store_is_private_and_atomic(state_dir):
     store.put("k", record)
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
     assert store.get("k") == record
-    assert [p.name for p in store.path.parent.iterdir()] == ["pairings.json"]
+    assert sorted(p.name for p in store.path.parent.iterdir()) == [
+        "pairings.json",
+        "pairings.json.lock",
+    ]
     store.remove("k")
     assert store.get("k") is None
 

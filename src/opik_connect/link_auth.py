@@ -9,12 +9,15 @@ captured frame cannot be replayed on the same connection or on another one.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -221,12 +224,25 @@ class PairingStore:
                 continue
         return out
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Daemons of several projects share the file: serialize read-modify-write."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def put(self, key: str, record: PairingRecord) -> None:
-        data = self._load()
-        data[key] = record.model_dump()
-        write_private_json(self.path, data)
+        with self._locked():
+            data = self._load()
+            data[key] = record.model_dump()
+            write_private_json(self.path, data)
 
     def remove(self, key: str) -> None:
-        data = self._load()
-        if data.pop(key, None) is not None:
-            write_private_json(self.path, data)
+        with self._locked():
+            data = self._load()
+            if data.pop(key, None) is not None:
+                write_private_json(self.path, data)
