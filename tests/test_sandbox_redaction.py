@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from opik_connect.connect.secret_redaction import private_key_open_at_end, redact
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opik_connect.connect.secret_redaction import (
+    might_contain_secret,
+    private_key_open_at_end,
+    redact,
+)
 
 PEM_BODY = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw\n" * 3
 
@@ -94,3 +102,41 @@ def test_private_key_state_tracking() -> None:
     assert private_key_open_at_end(b"x\n-----BEGIN RSA PRIVATE KEY-----\nabc\n", False)
     assert not private_key_open_at_end(b"-----END RSA PRIVATE KEY-----\n", True)
     assert private_key_open_at_end(b"no markers", True)
+
+
+@pytest.mark.parametrize(("kind", "text", "secret"), SECRETS)
+def test_fast_precheck_sees_every_secret_plain_and_json_escaped(
+    kind: str, text: str, secret: str
+) -> None:
+    assert might_contain_secret(text)
+    assert might_contain_secret(json.dumps(text))
+
+
+FRAGMENTS = st.sampled_from(
+    [s for _, s, _ in SECRETS]
+    + [
+        "x",
+        " ",
+        "=",
+        ":",
+        '"',
+        "'",
+        "\n",
+        "\t",
+        "token",
+        "key",
+        "sk",
+        "-",
+        "_",
+        "def f():",
+        "a1b2c3",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(FRAGMENTS, max_size=8).map("".join))
+def test_precheck_is_a_necessary_condition_for_redaction(text: str) -> None:
+    if redact(text)[1]:
+        assert might_contain_secret(text)
+        assert might_contain_secret(json.dumps(text))

@@ -31,7 +31,7 @@ from opik_connect.connect.sandbox_policy import (
     normalize_relative,
 )
 from opik_connect.connect.secret_redaction import (
-    DETECTOR,
+    might_contain_secret,
     private_key_open_at_end,
     redact,
 )
@@ -62,6 +62,7 @@ VISIBLE_CACHE_TTL_S = 5.0
 """ReadFile trusts git's file list for this long, so a read costs no git process."""
 LINE_CUT_MARK = " [line truncated]"
 _RG_STREAM_LIMIT = 32 << 20
+_RG_READ_BYTES = 1 << 18
 
 Handler = Callable[[Any], Awaitable[BaseModel]]
 
@@ -162,6 +163,14 @@ def _read_window(fd: int, offset: int, limit: int, path: str) -> _Window:
     return _Window(lines=lines, total_lines=total, key_open_at_start=key_open)
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """git's answer at one moment: visible files, and tracked files matching an ignore rule."""
+
+    visible: frozenset[str]
+    tracked_ignored: tuple[str, ...]
+
+
 @dataclass
 class _Budget:
     """How many match lines all streams of one search have kept in full so far."""
@@ -178,7 +187,6 @@ class _FileHits:
     matched_lines: int = 0
     dropped: int = 0
     bad: bool = False
-    last_stored_match: int = -(10**9)
 
 
 def _strip_eol(text: str) -> str:
@@ -192,8 +200,23 @@ def _hides_only_secret(line: str, regex: re.Pattern[str] | None) -> bool:
     return count > 0 and (regex is None or regex.search(redacted) is None)
 
 
+_RG_BEGIN = b'{"type":"begin"'
+_RG_BEGIN_TEXT = b'{"type":"begin","data":{"path":{"text":'
+_RG_LINE_TEXT = b'"lines":{"text":'
+
+
+def _json_line_text(raw: bytes) -> str:
+    """The still JSON-escaped line text of an rg match record, without decoding the record."""
+    start = raw.find(_RG_LINE_TEXT)
+    end = raw.find(b'},"line_number"', start)
+    if start == -1 or end == -1:
+        return raw.decode("utf-8", "replace")
+    return raw[start + len(_RG_LINE_TEXT) : end].decode("utf-8", "replace")
+
+
 class _RgStream:
-    """Parses one `rg --json` stream; lines past the budget are counted without being decoded."""
+    """Parses one `rg --json` stream; matches past the budget are counted without being decoded.
+    Context lines come from the files afterwards, for the kept matches only."""
 
     def __init__(self, budget: _Budget, regex: re.Pattern[str] | None) -> None:
         self.budget = budget
@@ -202,45 +225,35 @@ class _RgStream:
         self.current: _FileHits | None = None
 
     def feed(self, raw: bytes) -> None:
-        if raw.startswith(b'{"type":"begin"'):
-            path = json.loads(raw)["data"]["path"]
-            name = path.get("text")
-            self.current = _FileHits(path=(name or "").removeprefix("./"), bad=name is None)
+        if raw.startswith(_RG_BEGIN):
+            if raw.startswith(_RG_BEGIN_TEXT) and raw.endswith(b"}}}"):
+                name = json.loads(raw[len(_RG_BEGIN_TEXT) : -3])
+                self.current = _FileHits(path=name.removeprefix("./"))
+            else:
+                self.current = _FileHits(path="", bad=True)
             return
         hit = self.current
         if hit is None:
             return
         if raw.startswith(b'{"type":"end"'):
-            if json.loads(raw)["data"].get("binary_offset") is not None:
+            if b'"binary_offset":null' not in raw:
                 hit.bad = True
             self.files.append(hit)
             self.current = None
             return
-        is_match = raw.startswith(b'{"type":"match"')
-        if not is_match and not raw.startswith(b'{"type":"context"'):
+        if not raw.startswith(b'{"type":"match"'):
             return
-        hit.matched_lines += is_match
+        hit.matched_lines += 1
         if hit.bad or b'"lines":{"bytes"' in raw:
             hit.bad = True
             return
-        store = self.budget.stored < MAX_SEARCH_MATCHES
-        if not is_match and not store:
-            store = 0 < self._line_number(raw) - hit.last_stored_match <= SEARCH_CONTEXT_LINES
-        if store:
+        if self.budget.stored < MAX_SEARCH_MATCHES:
             data = json.loads(raw)["data"]
-            number = data["line_number"]
-            hit.lines.append((number, _strip_eol(data["lines"]["text"]), is_match))
-            if is_match:
-                hit.last_stored_match = number
-                self.budget.stored += 1
-        elif is_match and DETECTOR.search(raw.decode("utf-8", "replace")):
+            hit.lines.append((data["line_number"], _strip_eol(data["lines"]["text"]), True))
+            self.budget.stored += 1
+        elif might_contain_secret(_json_line_text(raw)):
             text = _strip_eol(json.loads(raw)["data"]["lines"]["text"])
             hit.dropped += _hides_only_secret(text, self.regex)
-
-    @staticmethod
-    def _line_number(raw: bytes) -> int:
-        found = re.search(rb'"line_number":(\d+)', raw)
-        return int(found.group(1)) if found else -(10**9)
 
 
 def _redact_window(lines: list[str]) -> tuple[list[str], int]:
@@ -270,8 +283,9 @@ class Sandbox:
         self.repo = repo
         self.policy = policy
         self.rg = rg
-        self._visible: frozenset[str] = frozenset()
-        self._visible_at = float("-inf")
+        self._listing: _Listing | None = None
+        self._listing_at = float("-inf")
+        self._refreshing: asyncio.Future[_Listing] | None = None
 
     @classmethod
     async def open(
@@ -285,21 +299,38 @@ class Sandbox:
         return cls(root, repo, PathPolicy(root, config.deny), rg)
 
     def invalidate(self) -> None:
-        """Forget the cached file list (the watcher calls this when files change)."""
-        self._visible_at = float("-inf")
+        """Forget the cached file lists (the watcher calls this when files change)."""
+        self._listing_at = float("-inf")
+
+    async def _current_listing(self) -> _Listing:
+        """git's lists, cached for VISIBLE_CACHE_TTL_S or until invalidated; one refresh at a
+        time however many commands ask at once."""
+        if self._listing is not None and time.monotonic() - self._listing_at <= VISIBLE_CACHE_TTL_S:
+            return self._listing
+        if self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self._refresh_listing())
+        refreshing = self._refreshing
+        try:
+            return await asyncio.shield(refreshing)
+        finally:
+            if self._refreshing is refreshing and refreshing.done():
+                self._refreshing = None
+
+    async def _refresh_listing(self) -> _Listing:
+        started = time.monotonic()
+        visible, tracked_ignored = await asyncio.gather(
+            self.repo.visible_files(), self.repo.tracked_ignored_files()
+        )
+        self._listing = _Listing(frozenset(visible), tuple(tracked_ignored))
+        self._listing_at = started
+        return self._listing
 
     async def _visible_set(self) -> frozenset[str]:
-        if time.monotonic() - self._visible_at > VISIBLE_CACHE_TTL_S:
-            self._visible = frozenset(await self.repo.visible_files())
-            self._visible_at = time.monotonic()
-        return self._visible
+        return (await self._current_listing()).visible
 
     async def visible_files(self, under: str = "") -> list[str]:
         """Git-visible, non-sensitive, safe (regular or in-root symlink) files, sorted."""
         raw = await self.repo.visible_files(*([under] if under else []))
-        if not under:
-            self._visible = frozenset(raw)
-            self._visible_at = time.monotonic()
         names = [f for f in raw if not self.policy.is_sensitive(f)]
         safe = await asyncio.to_thread(
             lambda: [f for f in names if self.policy.safe_for_listing(f)]
@@ -430,8 +461,6 @@ class Sandbox:
             "--hidden",
             "--no-ignore-dot",
             "--no-messages",
-            "--context",
-            str(SEARCH_CONTEXT_LINES),
             *(["--glob", glob] if glob else []),
             *excludes,
             "--regexp",
@@ -439,21 +468,32 @@ class Sandbox:
             "--",
         ]
         budget = _Budget()
-        visible_task = asyncio.ensure_future(self.repo.visible_files(*filter(None, [rel_dir])))
-        extra_task = asyncio.ensure_future(self.repo.tracked_ignored_files())
         streams = [_RgStream(budget, regex)]
+        walk = asyncio.ensure_future(self._run_rg([*base, rel_dir or "."], streams[0]))
         try:
-            walk = asyncio.ensure_future(self._run_rg([*base, rel_dir or "."], streams[0]))
-            extra = await self._tracked_ignored(extra_task, rel_dir, self._glob_filter(glob))
+            listing = await self._current_listing()
+            extra = await self._tracked_ignored(listing, rel_dir, self._glob_filter(glob))
             if extra:
                 streams.append(_RgStream(budget, regex))
                 await self._run_rg([*base, *extra], streams[1])
             await walk
-            visible = frozenset(await visible_task)
         finally:
-            for task in (visible_task, extra_task):
-                task.cancel()
-        return [hit for stream in streams for hit in stream.files], visible
+            walk.cancel()
+        hits = [hit for stream in streams for hit in stream.files]
+        visible = await self._confirm_visible(listing, {hit.path for hit in hits})
+        await asyncio.to_thread(self._add_context, [h for h in hits if h.path in visible])
+        return hits, visible
+
+    async def _confirm_visible(self, listing: _Listing, paths: set[str]) -> frozenset[str]:
+        """The cached list decides for known paths; git is asked about the others (files
+        created since the list was taken), so a new file is found and an ignored one is not."""
+        unknown = sorted(paths - listing.visible)
+        if not unknown:
+            return listing.visible
+        if len(unknown) > MAX_LIST_FILES:
+            self.invalidate()
+            return (await self._current_listing()).visible
+        return listing.visible | frozenset(await self.repo.visible_files(*unknown))
 
     async def _run_rg(self, cmd: list[str], stream: _RgStream) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -466,8 +506,18 @@ class Sandbox:
         )
         try:
             assert proc.stdout is not None and proc.stderr is not None
-            async for raw in proc.stdout:
-                stream.feed(raw)
+            pending = bytearray()
+            while chunk := await proc.stdout.read(_RG_READ_BYTES):
+                pending += chunk
+                end = pending.rfind(b"\n")
+                if end == -1:
+                    continue
+                block = bytes(pending[:end])
+                del pending[: end + 1]
+                for raw in block.split(b"\n"):
+                    stream.feed(raw)
+            if pending:
+                stream.feed(bytes(pending))
             err = await proc.stderr.read()
             code = await proc.wait()
         finally:
@@ -479,13 +529,13 @@ class Sandbox:
             raise BridgeError(ErrorCode.INVALID_ARGS, f"invalid regex: {message}", field="pattern")
 
     async def _tracked_ignored(
-        self, listing: Awaitable[list[str]], rel_dir: str, wanted: Callable[[str], bool]
+        self, listing: _Listing, rel_dir: str, wanted: Callable[[str], bool]
     ) -> list[str]:
         """Tracked files under rel_dir that match an ignore rule, safe to name explicitly."""
         prefix = rel_dir + "/" if rel_dir else ""
         extra = [
             f
-            for f in await listing
+            for f in listing.tracked_ignored
             if f.startswith(prefix) and wanted(f) and not self.policy.is_sensitive(f)
         ]
         return await asyncio.to_thread(lambda: [f for f in extra if self.policy.regular_file(f)])
@@ -501,7 +551,7 @@ class Sandbox:
         await self._run_git_grep(
             ["--untracked", "--", rel_dir or "."], pattern, wanted, budget, files, regex
         )
-        extra = await self._tracked_ignored(self.repo.tracked_ignored_files(), rel_dir, wanted)
+        extra = await self._tracked_ignored(await self._current_listing(), rel_dir, wanted)
         if extra:
             specs = [f":(literal){f}" for f in extra]
             await self._run_git_grep(["--", *specs], pattern, wanted, budget, files, regex)
@@ -566,7 +616,8 @@ class Sandbox:
             raise BridgeError(ErrorCode.INVALID_ARGS, f"invalid regex: {message}", field="pattern")
 
     def _add_context(self, hits: list[_FileHits]) -> None:
-        """git grep -z cannot tell context from matches, so read context for kept matches."""
+        """Read the context lines of kept matches from the files themselves (race-free open);
+        a file whose context is not UTF-8 is dropped, as ReadFile would refuse it."""
         for hit in hits:
             wanted = {
                 n + d
@@ -581,14 +632,18 @@ class Sandbox:
             except BridgeError:
                 hit.bad = True
                 continue
+            last = max(wanted)
             with os.fdopen(opened.fd, "rb") as handle:
                 for number, raw in enumerate(handle, start=1):
-                    if number > max(wanted):
+                    if number > last:
                         break
-                    if number in wanted:
-                        hit.lines.append(
-                            (number, _strip_eol(raw.decode("utf-8", "replace")), False)
-                        )
+                    if number not in wanted:
+                        continue
+                    try:
+                        hit.lines.append((number, _strip_eol(raw.decode()), False))
+                    except UnicodeDecodeError:
+                        hit.bad = True
+                        break
             hit.lines.sort()
 
     def _collect(
