@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from platform_api_testkit import embedded_platform, make_git_repo
-from proposal_fixtures import check_path_for
+from fix_flow_testkit import FIX_EDIT, make_refund_project
+from platform_api_testkit import embedded_platform
 from rich.console import Console
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
@@ -19,27 +19,12 @@ from opik_connect.agent.ollie import OllieLimits
 from opik_connect.agent.platform_services import PlatformServices
 from opik_connect.agent.trace_store import TraceStore
 from opik_connect.connect.ask_client import ask_stream, read_json
+from opik_connect.connect.daemon_parts import FixParts
 from opik_connect.connect.proposals import ProposalService
-from opik_connect.connect.suites.suite_commands import make_after_commit, make_run_suite_handler
 from opik_connect.protocol import AskEvent, AskRequest
 
 pytestmark = pytest.mark.timeout(60)
 
-AGENT = """\
-from opik import track
-
-
-@track(entrypoint=True)
-def answer(question: str = "", **extra):
-    return {"output": "Your refund is 20 dollars"}
-"""
-SUITE = """\
-name: refunds
-items:
-  - id: c1
-    data: {question: "how much is my refund?"}
-    assertions: [{contains: 10 dollars}]
-"""
 FINAL = "Cause: answer() hard-codes 20 dollars. Fix: 10 dollars. Evidence: suite refunds passes."
 
 
@@ -65,13 +50,7 @@ def script() -> list[dict]:
                 "reason": "the suite's c1 fails: the agent says 20 dollars",
                 "suite": "refunds",
                 "test_case_ids": ["c1"],
-                "edits": [
-                    {
-                        "path": "agentpkg/agent.py",
-                        "old_string": "20 dollars",
-                        "new_string": "10 dollars",
-                    }
-                ],
+                "edits": [FIX_EDIT],
             },
             match="toolu_read",
             tool_id="toolu_propose",
@@ -91,14 +70,7 @@ async def approve_when_proposed(service: ProposalService) -> str:
 
 
 async def test_ask_runs_ollie_on_a_real_daemon_and_records_everything(tmp_path: Path) -> None:
-    repo = make_git_repo(
-        tmp_path / "project",
-        {
-            "agentpkg/__init__.py": "",
-            "agentpkg/agent.py": AGENT,
-            ".opik/suites/refunds.yaml": SUITE,
-        },
-    )
+    repo = make_refund_project(tmp_path / "project")
     quiet = Console(file=io.StringIO())
     with ScriptedMessagesAPI(script()) as api:
         services = PlatformServices(
@@ -107,17 +79,12 @@ async def test_ask_runs_ollie_on_a_real_daemon_and_records_everything(tmp_path: 
             transcript_dir=tmp_path / "transcripts",
             env={"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
         )
-        async with embedded_platform(repo, services=services, handlers=None) as p:
-            daemon = p.daemon
-            proposals = ProposalService(
-                repo,
-                check_path=check_path_for(repo),
-                emit=lambda event: daemon.send_event(type(event).__name__, event),
-                after_commit=make_after_commit(repo, judge=None, console=quiet),
-            )
-            daemon.handlers["ProposeChange"] = proposals.submit
-            daemon.handlers["RunSuite"] = make_run_suite_handler(repo, judge=None)
-            user = asyncio.create_task(approve_when_proposed(proposals))
+        fixes = FixParts(console=quiet, terminal=False, judge=None)
+        async with embedded_platform(
+            repo, services=services, handlers=None, parts=fixes.parts
+        ) as p:
+            assert fixes.service is not None
+            user = asyncio.create_task(approve_when_proposed(fixes.service))
 
             request = AskRequest(question="Why is the refund answer wrong?", suite="refunds")
             events: list[AskEvent] = [e async for e in ask_stream(p.address, request)]

@@ -24,11 +24,13 @@ from opik_connect.connect.daemon import (
     Part,
     find_git_root,
 )
+from opik_connect.connect.daemon_parts import fix_parts
 from opik_connect.connect.websocket_client import LinkError, LinkState
 
 PID_FILE = "daemon.pid"
 
 # --- daemon parts: each feature adds its `async def part(daemon)` here, one line each ---
+# (the fixes parts, which take the --auto-approve flag, are added in run_daemon: fix_parts)
 DAEMON_PARTS: list[Part] = []
 # --- end of daemon parts ---
 STATE_STYLE = {
@@ -88,6 +90,11 @@ def run_daemon(
         False, "--insecure", help="Allow ws:// to non-loopback hosts and unverified wss://."
     ),
     name: str | None = typer.Option(None, "--name", help="Runner name shown on the platform."),
+    auto_approve: bool = typer.Option(
+        False,
+        "--auto-approve",
+        help="Approve every proposal without asking (scripts and CI only; never the default).",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
 ) -> None:
     """Serve this project to the platform (embedded on loopback unless one is configured)."""
@@ -109,7 +116,7 @@ def run_daemon(
             runner_name=name,
             on_state=_show_state,
             on_pair_code=_show_code,
-            parts=DAEMON_PARTS,
+            parts=[*fix_parts(auto_approve=auto_approve, console=console).parts, *DAEMON_PARTS],
             platform_setup=setup_platform,
         )
         asyncio.run(_serve(daemon))
