@@ -1,0 +1,604 @@
+"""`opik-connect demo`: the whole loop (log → analyze → test → improve → validate) in one command.
+
+It copies the example project (fixtures/example_project) into a fresh git repo and runs the same
+parts `opik-connect` runs: the embedded platform (store, sessions, HTTP API) and the daemon, over
+the real websocket, with the fixes parts (connect/daemon_parts.py) serving proposals and suites.
+Ollie is the real tool-using loop; without ANTHROPIC_API_KEY its model turns and the judge's
+verdicts are replayed from fixtures/demo/*.json by a local Messages API stand-in, and the demo
+says so. The decision is the user's, through the real approval prompt (or --yes, which says so).
+
+Exit codes: 0 the loop completed (suite failed before, passed after), 1 it did not, 2 there is no
+terminal to approve in and --yes was not given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console, Group
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.panel import Panel
+from rich.text import Text
+
+from opik_connect.agent.ollie import OllieLimits
+from opik_connect.agent.platform_services import PlatformServices
+from opik_connect.agent.platform_store import PlatformStore
+from opik_connect.agent.trace_render import render_trace
+from opik_connect.agent.trace_store import TraceStore, TraceWithSpans
+from opik_connect.config import load_project_config
+from opik_connect.connect.approval_prompt import render_proposal
+from opik_connect.connect.daemon import Daemon
+from opik_connect.connect.daemon_parts import FixParts
+from opik_connect.connect.ollie_terminal import (
+    AskContext,
+    OllieTerminal,
+    ProposalApprovals,
+    daemon_asker,
+)
+from opik_connect.connect.proposal_journal import ProposalRecord
+from opik_connect.connect.proposals import ProposalService
+from opik_connect.connect.session_view import SessionView
+from opik_connect.connect.suites.llm_judge import AnthropicJudge, Judge
+from opik_connect.connect.terminal_input import LineReader
+from opik_connect.protocol import BridgeError, RunSuiteArgs, SuiteRunSummary
+
+FIXTURES_ENV = "OPIK_CONNECT_FIXTURES"
+STATE_ENV = "OPIK_CONNECT_STATE_DIR"
+TRACE_ID = "01a20cc8-8e80-7db4-9391-3add8bd68e37"
+SUITE = "customer-support-qa"
+FAILING_CASE = "refund-window"
+QUESTION = (
+    "A customer asked whether they can still return order A1002 for a refund and got only the "
+    "delivery date back. Find the step in this trace that went wrong and propose the smallest fix."
+)
+SCRIPTED_MODEL = "scripted-replay"
+SKIPPED_NAMES = {
+    ".git",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".opik-state",
+}
+SKIPPED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+DEMO_IDENTITY = ("opik-connect demo", "demo@opik-connect.invalid")
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_NO_TERMINAL = 2
+
+
+class DemoError(Exception):
+    """Something stopped the demo; shown as one line."""
+
+
+# --- where things are ---------------------------------------------------------------------------
+
+
+def fixtures_dir() -> Path:
+    """fixtures/ of the source checkout (the README installs editable), or OPIK_CONNECT_FIXTURES."""
+    override = os.environ.get(FIXTURES_ENV)
+    path = Path(override) if override else Path(__file__).resolve().parents[2] / "fixtures"
+    if not (path / "example_project").is_dir() or not (path / "demo").is_dir():
+        raise DemoError(
+            f"the demo's fixtures are not at {path}: run it from a source checkout "
+            f"(pip install -e .) or set {FIXTURES_ENV} to its fixtures/ directory"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class DemoDirs:
+    base: Path
+    project: Path
+    state: Path
+
+
+def demo_dirs(keep: Path | None) -> DemoDirs:
+    """--keep DIR (new or empty), else a fresh temp dir; both are left behind for review."""
+    if keep is None:
+        base = Path(tempfile.mkdtemp(prefix="opik-connect-demo-"))
+    else:
+        base = keep.expanduser().resolve()
+        if base.exists() and (not base.is_dir() or any(base.iterdir())):
+            raise DemoError(f"--keep {base}: choose a new or empty directory")
+        base.mkdir(parents=True, exist_ok=True)
+    return DemoDirs(base=base, project=base / "project", state=base / "state")
+
+
+def _tracked_files(source: Path) -> list[Path]:
+    """The example's files as git would track them: git's own listing, else the same skip rules."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", "."],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if listed.returncode == 0 and listed.stdout:
+        return [source / name for name in listed.stdout.split("\0") if name]
+    return [
+        path
+        for path in sorted(source.rglob("*"))
+        if path.is_file()
+        and not any(part in SKIPPED_NAMES for part in path.relative_to(source).parts)
+        and not path.name.endswith(SKIPPED_SUFFIXES)
+    ]
+
+
+def copy_example(source: Path, dest: Path) -> int:
+    """Copy the example project's tracked files into `dest`; returns how many."""
+    files = [path for path in _tracked_files(source) if path.is_file()]
+    for path in files:
+        target = dest / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    return len(files)
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "core.hooksPath=/dev/null", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise DemoError(f"git {' '.join(args)} failed in {root}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def init_repo(project: Path) -> str:
+    """`git init`, a local demo identity, and the first commit; returns HEAD."""
+    name, email = DEMO_IDENTITY
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "config", "user.name", name)
+    _git(project, "config", "user.email", email)
+    _git(project, "config", "commit.gpgsign", "false")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", "Trailhead support agent (opik-connect example)")
+    return _git(project, "rev-parse", "HEAD")
+
+
+# --- the model: a real one with a key, else the scripted replay ---------------------------------
+
+
+def _scripted_api_module(fixtures: Path) -> ModuleType:
+    """fixtures/scripted_messages_api.py, loaded from the checkout (fixtures/ is not installed)."""
+    path = fixtures / "scripted_messages_api.py"
+    spec = importlib.util.spec_from_file_location("opik_connect_demo_scripted_api", path)
+    if spec is None or spec.loader is None:
+        raise DemoError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Backends:
+    """Who answers as Ollie's model and who judges natural-language assertions."""
+
+    scripted: bool
+    ollie_env: dict[str, str]
+    judge: Judge | Literal["auto"]
+    model: str | None
+    lines: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def model_backends(fixtures: Path) -> Iterator[Backends]:
+    """The real model and judge when ANTHROPIC_API_KEY is set; else both replayed from scripts
+    served on 127.0.0.1 (the real SDK pointed at them through base_url)."""
+    if os.environ.get("ANTHROPIC_API_KEY", "").strip():
+        yield Backends(
+            scripted=False,
+            ollie_env=dict(os.environ),
+            judge="auto",
+            model=None,
+            lines=[
+                "Ollie: [bold]real model[/] (ANTHROPIC_API_KEY is set; model from the example's "
+                "config)",
+                "judge: [bold]real judge[/] for natural-language assertions",
+            ],
+        )
+        return
+    scripted = _scripted_api_module(fixtures)
+    session_script = fixtures / "demo" / "ollie_session.json"
+    judge_script = fixtures / "demo" / "judge_script.json"
+    with (
+        scripted.ScriptedMessagesAPI(scripted.load_script(session_script)) as ollie_api,
+        scripted.ScriptedMessagesAPI(scripted.load_script(judge_script)) as judge_api,
+    ):
+        judge = AnthropicJudge(
+            model=SCRIPTED_MODEL,
+            api_key="scripted",
+            base_url=judge_api.url,
+            max_retries=0,
+            label="scripted",
+        )
+        yield Backends(
+            scripted=True,
+            ollie_env={"ANTHROPIC_API_KEY": "scripted", "ANTHROPIC_BASE_URL": ollie_api.url},
+            judge=judge,
+            model=SCRIPTED_MODEL,
+            lines=[
+                "Ollie: [bold yellow]scripted session[/]: replaying "
+                "fixtures/demo/ollie_session.json; no model is called "
+                "(set ANTHROPIC_API_KEY for a real one)",
+                "judge: [bold yellow]scripted judge[/]: verdicts from "
+                "fixtures/demo/judge_script.json; no model is called",
+            ],
+        )
+
+
+# --- approvals ----------------------------------------------------------------------------------
+
+
+class _Approvals:
+    """The approval step inside the session: a heading, then who decides (the real prompt on the
+    terminal, or --yes); the validate heading goes up once the user said yes."""
+
+    def __init__(
+        self,
+        service: ProposalService,
+        console: Console,
+        *,
+        fd: int | None,
+        on_improve: Callable[[], None],
+        on_validate: Callable[[], None],
+    ) -> None:
+        self.service = service
+        self.changed = service.changed
+        self.console = console
+        self._on_improve = on_improve
+        self._on_validate = on_validate
+        self._prompt = (
+            ProposalApprovals(_ValidateOnApprove(service, on_validate), console, fd)  # type: ignore[arg-type]
+            if fd is not None
+            else None
+        )
+        self.decided: list[ProposalRecord] = []
+
+    def waiting(self) -> bool:
+        if self._prompt is not None:
+            return self._prompt.waiting()
+        return bool(self.service.pending())
+
+    async def take_over(self) -> None:
+        self._on_improve()
+        if self._prompt is not None:
+            await self._prompt.take_over()
+            return
+        for record in self.service.pending():
+            self.console.print(render_proposal(record))
+            self.console.print(
+                f"[bold yellow]--yes[/]: approving proposal {record.id} without asking "
+                "(scripted use)"
+            )
+            self._on_validate()
+            try:
+                done = await self.service.approve(record.id, by="demo --yes")
+            except BridgeError as exc:
+                self.console.print(f"[red]{exc.code.value}[/]: {escape(exc.message)}")
+                continue
+            self.console.print(
+                f"[green]Approved[/]: branch {escape(done.branch or '-')} at "
+                f"{(done.commit or '')[:10]} ({done.status})"
+            )
+
+
+class _ValidateOnApprove:
+    """The service as the approval prompt sees it: approving first puts up the validate heading."""
+
+    def __init__(self, service: ProposalService, on_validate: Callable[[], None]) -> None:
+        self._service = service
+        self._on_validate = on_validate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service, name)
+
+    async def approve(self, proposal_id: str, by: str = "user") -> ProposalRecord:
+        self._on_validate()
+        return await self._service.approve(proposal_id, by=by)
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+class Steps:
+    """The step headings, each shown once, in the loop's words."""
+
+    NAMES = ("log", "test", "analyze", "improve", "validate")
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.shown: set[str] = set()
+
+    def show(self, name: str, text: str) -> None:
+        if name in self.shown:
+            return
+        self.shown.add(name)
+        number = self.NAMES.index(name) + 1 if name in self.NAMES else None
+        label = f"{number}/{len(self.NAMES)} {name}" if number else name
+        self.console.print()
+        self.console.rule(f"[bold cyan]{label}[/]: {text}", align="left")
+
+
+@dataclass
+class Outcome:
+    before: SuiteRunSummary | None = None
+    after: SuiteRunSummary | None = None
+    session_id: str | None = None
+    session_status: str | None = None
+    final_answer: str | None = None
+    proposal: ProposalRecord | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def span_tree(record: TraceWithSpans) -> Text:
+    """The trace's question and answer, then its span tree (render_trace's lines, values left
+    out: Ollie reads them in full)."""
+    trace = record.trace
+    text = Text()
+    text.append("question  ", style="dim")
+    text.append(f"{_field(trace.input, 'question')}\n")
+    text.append("answer    ", style="dim")
+    text.append(f"{_field(trace.output, 'output')}\n", style="red")
+    for line in render_trace(record).splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("trace ", "- ", "spans:")):
+            text.append(line + "\n", style="bold" if stripped.startswith("trace ") else "")
+    return text
+
+
+def _field(value: Any, name: str) -> str:
+    return str(value.get(name, value)) if isinstance(value, dict) else str(value)
+
+
+def _items(run: SuiteRunSummary) -> str:
+    return f"{sum(item.passed for item in run.items)}/{len(run.items)} items passed"
+
+
+async def run_demo(dirs: DemoDirs, fixtures: Path, *, yes: bool, console: Console) -> int:
+    steps = Steps(console)
+    steps.show("setup", "a fresh copy of the example project")
+    copied = await asyncio.to_thread(copy_example, fixtures / "example_project", dirs.project)
+    head = await asyncio.to_thread(init_repo, dirs.project)
+    console.print(f"project  {dirs.project}  ({copied} files, first commit {head[:10]} on main)")
+    console.print(f"state    {dirs.state}  (the demo's own; your real state is not touched)")
+    with model_backends(fixtures) as backends:
+        for line in backends.lines:
+            console.print(line, highlight=False)
+        try:
+            outcome = await _loop(dirs, fixtures, backends, steps, console, yes=yes)
+        finally:
+            if isinstance(backends.judge, AnthropicJudge):
+                await backends.judge.aclose()
+    return await _summarize(dirs, head, outcome, console)
+
+
+async def _loop(
+    dirs: DemoDirs,
+    fixtures: Path,
+    backends: Backends,
+    steps: Steps,
+    console: Console,
+    *,
+    yes: bool,
+) -> Outcome:
+    config = await asyncio.to_thread(load_project_config, dirs.project)
+    if backends.model is not None:
+        config = config.model_copy(update={"model": backends.model})
+    traces = TraceStore(directory=fixtures / "example_traces")
+    services = PlatformServices(
+        config=config,
+        traces=traces,
+        limits=OllieLimits(max_turns=12, wall_time_s=240),
+        transcript_dir=dirs.state / "transcripts",
+        env=backends.ollie_env,
+    )
+    fixes = FixParts(console=console, terminal=False, judge=backends.judge)
+    daemon = Daemon(dirs.project, config, platform_setup=services.setup, parts=fixes.parts)
+    outcome = Outcome()
+    try:
+        async with daemon:
+            await daemon.wait_connected(15)
+            assert daemon.platform is not None and fixes.service is not None
+            summary = await daemon.root_summary()
+            console.print(
+                f"platform {daemon.platform.url} (embedded, on loopback); daemon connected "
+                f"over the websocket, serving {summary.visible_files} files"
+            )
+            runner = daemon.platform.runner(daemon.identity.runner_id)
+            store = services.store
+            assert store is not None
+
+            steps.show("log", f"the failing production trace {TRACE_ID}")
+            console.print(span_tree(await traces.get(TRACE_ID)))
+
+            steps.show("test", f"suite {SUITE} on your tree (RunSuite, sent by the platform)")
+            outcome.before = await runner.run_suite(RunSuiteArgs(suite=SUITE))
+            await store.record_suite_result(runner.runner_id, outcome.before)
+
+            steps.show("analyze", f"Ollie on trace {TRACE_ID}")
+            view = await _ask_ollie(daemon, fixes.service, steps, console, yes=yes)
+            outcome.session_id = view.session_id
+            outcome.session_status = view.status
+            outcome.final_answer = view.final_answer
+            await _collect(store, fixes.service, outcome)
+    finally:
+        await services.aclose()
+    return outcome
+
+
+async def _ask_ollie(
+    daemon: Daemon, service: ProposalService, steps: Steps, console: Console, *, yes: bool
+) -> SessionView:
+    """One `ollie>` question as the daemon's terminal asks it, approvals on the same terminal."""
+    fd = None if yes else sys.stdin.fileno()
+    approvals = _Approvals(
+        service,
+        console,
+        fd=fd,
+        on_improve=lambda: steps.show(
+            "improve", "Ollie's proposal; nothing changes without your yes"
+        ),
+        on_validate=lambda: steps.show(
+            "validate", "the fix branch (in a worktree) and the suite rerun on it"
+        ),
+    )
+    with contextlib.ExitStack() as stack:
+        if fd is None:
+            fd = os.open(os.devnull, os.O_RDONLY)
+            stack.callback(os.close, fd)
+        terminal = OllieTerminal(
+            console, daemon_asker(daemon), lines=LineReader(fd), approvals=approvals
+        )
+        terminal.context = AskContext(trace_id=TRACE_ID, suite=SUITE, case_ids=[FAILING_CASE])
+        terminal.show_context()
+        console.print(f"[bold]ollie>[/] {escape(QUESTION)}", highlight=False)
+        return await terminal.ask(QUESTION)
+
+
+async def _collect(store: PlatformStore, service: ProposalService, outcome: Outcome) -> None:
+    """What the platform recorded (the proposal, its decision, the rerun) and the journal's view."""
+    proposals = await store.list_proposals(outcome.session_id)
+    if not proposals:
+        outcome.problems.append("Ollie made no proposal")
+        return
+    proposal_id = proposals[-1].proposal_id
+    outcome.proposal = await asyncio.to_thread(service.get, proposal_id)
+    after = [
+        r.run
+        for r in await store.list_suite_results(suite=SUITE, proposal_id=proposal_id)
+        if r.run.tree != "user"
+    ]
+    outcome.after = after[-1] if after else None
+
+
+async def _summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Console) -> int:
+    console.print()
+    console.rule("[bold cyan]summary[/]", align="left")
+    before, after, proposal = outcome.before, outcome.after, outcome.proposal
+    if outcome.session_status != "completed":
+        outcome.problems.append(
+            f"Ollie's session ended {outcome.session_status or 'without a result'}"
+        )
+    if proposal is None or proposal.status != "applied" or not proposal.branch:
+        status = proposal.status if proposal else "missing"
+        outcome.problems.append(f"no fix branch was built (proposal {status})")
+    if before is None or before.status != "failed":
+        outcome.problems.append(
+            f"the suite did not fail before the fix ({before and before.status})"
+        )
+    if after is None or after.status != "passed":
+        outcome.problems.append(
+            f"the suite did not pass on the fix branch ({after and after.status})"
+        )
+    user_head = await asyncio.to_thread(_git, dirs.project, "rev-parse", "HEAD")
+    dirty = await asyncio.to_thread(_git, dirs.project, "status", "--porcelain")
+    if user_head != head or dirty:
+        outcome.problems.append("your tree changed (it must not)")
+
+    ok = not outcome.problems
+    parts: list[Text | Markdown] = []
+    if outcome.final_answer:
+        parts.append(Text("cause (Ollie's answer)", style="bold"))
+        parts.append(Markdown(outcome.final_answer.strip().split("\n\n")[0]))
+        parts.append(Text())
+    facts = Text()
+    if proposal is not None and proposal.branch:
+        facts.append("branch     ", style="bold")
+        facts.append(f"{proposal.branch} (commit {(proposal.commit or '')[:10]})\n")
+    if before is not None:
+        facts.append("suite      ", style="bold")
+        facts.append(f"{SUITE}: ")
+        facts.append(f"{before.status} ({_items(before)})", style="red")
+        facts.append(" → ")
+        if after is not None:
+            facts.append(f"{after.status} ({_items(after)})", style="green")
+        else:
+            facts.append("not rerun", style="red")
+        facts.append("\n")
+    facts.append("your tree  ", style="bold")
+    facts.append(f"{dirs.project} unchanged (main at {head[:10]}, clean)\n")
+    facts.append("records    ", style="bold")
+    facts.append(
+        f"{dirs.state / 'platform.sqlite3'} (session {outcome.session_id or '-'}, its proposal, "
+        f"the decision, both suite runs); transcripts in {dirs.state / 'transcripts'}"
+    )
+    parts.append(facts)
+    console.print(
+        Panel(
+            Group(*parts),
+            title="[bold green]the loop completed[/]"
+            if ok
+            else "[bold red]the loop did not complete[/]",
+            border_style="green" if ok else "red",
+        )
+    )
+    if proposal is not None and proposal.branch:
+        console.print("[bold]review the fix:[/]")
+        for command in (
+            f"cd {dirs.project}",
+            f"{STATE_ENV}={dirs.state} opik-connect fixes show {proposal.id}",
+            f"git -C {dirs.project} diff main...{proposal.branch}",
+            f"git -C {dirs.project} log -1 {proposal.branch}",
+        ):
+            console.print(f"  {command}", soft_wrap=True, markup=False)
+    for problem in outcome.problems:
+        console.print(f"[red]error:[/] {escape(problem)}", highlight=False)
+    return EXIT_OK if ok else EXIT_INCOMPLETE
+
+
+def _interactive() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def demo_command(
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Approve Ollie's proposal without asking (scripts, CI).")
+    ] = False,
+    keep: Annotated[
+        Path | None,
+        typer.Option("--keep", help="Build the demo in this (new or empty) directory."),
+    ] = None,
+) -> None:
+    """Run the whole loop on the example project: log, test, analyze, improve, validate."""
+    console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    if not yes and not _interactive():
+        err.print(
+            "[red]error:[/] the demo asks for your approval in a terminal, and stdin is not one; "
+            "rerun with --yes to approve without asking"
+        )
+        raise typer.Exit(EXIT_NO_TERMINAL)
+    try:
+        fixtures = fixtures_dir()
+        dirs = demo_dirs(keep)
+        os.environ.setdefault(STATE_ENV, str(dirs.state))
+        dirs = DemoDirs(dirs.base, dirs.project, Path(os.environ[STATE_ENV]))
+        code = asyncio.run(run_demo(dirs, fixtures, yes=yes, console=console))
+    except DemoError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INCOMPLETE) from None
+    raise typer.Exit(code)
