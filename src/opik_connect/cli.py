@@ -37,6 +37,9 @@ app.command("ask")(ask_command)
 from opik_connect.agent.transcript_cli import transcript_command  # noqa: E402
 
 app.command("transcript")(transcript_command)
+from opik_connect.demo import demo_command  # noqa: E402
+
+app.command("demo")(demo_command)
 # --- end of sub-command groups ---
 
 
