@@ -1,0 +1,212 @@
+"""`opik-connect demo` end to end: the real command in a subprocess, under a pseudo-terminal, with
+a real `y` keypress at the real approval prompt, in a CI-like environment (no ANTHROPIC_API_KEY,
+so the scripted session and the scripted judge). Everything else is real: git, the embedded
+platform and its SQLite store, the daemon on the websocket, the suite runs in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+from typer.testing import CliRunner
+
+from opik_connect.cli import app
+from opik_connect.demo import EXIT_INCOMPLETE, EXIT_NO_TERMINAL, FAILING_CASE, SUITE, TRACE_ID
+
+pytestmark = pytest.mark.timeout(60)
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "fixtures" / "example_project"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\r")
+KEYS = r"\[y\] approve"
+FIX_REFS = "refs/heads/opik/fix/"
+
+
+def ci_env() -> dict[str, str]:
+    """The caller's environment as CI has it: no model key, no state or platform override."""
+    env = dict(os.environ)
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "OPIK_CONNECT_STATE_DIR",
+        "OPIK_CONNECT_PLATFORM",
+        "OPIK_CONNECT_FIXTURES",
+        "OPIK_URL_OVERRIDE",
+    ):
+        env.pop(name, None)
+    return {**env, "CI": "true", "TERM": "xterm", "COLUMNS": "120"}
+
+
+def demo_argv(*args: str) -> list[str]:
+    script = Path(sys.executable).with_name("opik-connect")
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "opik_connect.cli"]
+    return [*base, "demo", *args]
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def plain(text: str) -> str:
+    return ANSI.sub("", text)
+
+
+def records(state: Path) -> dict[str, list[sqlite3.Row]]:
+    conn = sqlite3.connect(state / "platform.sqlite3")
+    conn.row_factory = sqlite3.Row
+    try:
+        return {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+            for table in ("sessions", "proposals", "decisions", "suite_results", "fixes")
+        }
+    finally:
+        conn.close()
+
+
+def check_loop_left_behind(keep: Path) -> str:
+    """The fix branch, the untouched user tree and the platform's records; returns the branch."""
+    project, state = keep / "project", keep / "state"
+    # The user's tree: one commit on main, clean, every file byte for byte the example's.
+    assert git(project, "rev-list", "--count", "main") == "1"
+    assert git(project, "symbolic-ref", "--short", "HEAD") == "main"
+    assert git(project, "status", "--porcelain", "--untracked-files=all") == ""
+    tracked = git(project, "ls-files").splitlines()
+    assert "support_agent/prompt.py" in tracked and not any("__pycache__" in f for f in tracked)
+    for name in tracked:
+        assert (project / name).read_bytes() == (EXAMPLE / name).read_bytes(), name
+
+    # The fix: one branch, one commit on top of main, the one-line change and its trailers.
+    [branch] = git(project, "for-each-ref", "--format=%(refname:short)", FIX_REFS).splitlines()
+    assert git(project, "rev-parse", f"{branch}~1") == git(project, "rev-parse", "main")
+    diff = git(project, "diff", f"main...{branch}")
+    assert '+        context += "\\n\\n" + format_order(order)' in diff
+    assert "-        context = format_order(order)" in diff
+    trailers = git(project, "log", "-1", "--format=%(trailers:only,unfold)", branch).splitlines()
+    parsed = dict(line.split(": ", 1) for line in trailers if line)
+    db = records(state)
+    [proposal] = db["proposals"]
+    assert parsed == {
+        "Opik-Proposal": proposal["proposal_id"],
+        "Opik-Trace": TRACE_ID,
+        "Opik-Test-Case": FAILING_CASE,
+        "Opik-Suite": SUITE,
+    }
+    assert branch == f"opik/fix/{proposal['proposal_id']}-" + branch.split("-", 1)[1]
+
+    # The platform's records: the session, its proposal, the decision and both suite runs.
+    [session] = db["sessions"]
+    assert (session["status"], session["trace_id"]) == ("completed", TRACE_ID)
+    assert "**Cause.**" in session["final_answer"]
+    assert proposal["session_id"] == session["id"]
+    [decision] = db["decisions"]
+    assert (decision["proposal_id"], decision["decision"]) == (proposal["proposal_id"], "approved")
+    runs = {(r["tree"], r["status"], r["proposal_id"]) for r in db["suite_results"]}
+    assert runs == {("user", "failed", None), (branch, "passed", proposal["proposal_id"])}
+    [fix] = db["fixes"]
+    assert (fix["branch"], fix["commit_sha"]) == (branch, git(project, "rev-parse", branch))
+    assert (fix["before_status"], fix["after_status"]) == ("failed", "passed")
+    return branch
+
+
+def check_output(out: str, branch: str) -> None:
+    assert "scripted session: replaying fixtures/demo/ollie_session.json; no model is called" in out
+    assert "scripted judge" in out
+    for step in ("1/5 log", "2/5 test", "3/5 analyze", "4/5 improve", "5/5 validate", "summary"):
+        assert step in out
+    before, _, after = out.partition("4/5 improve")
+    assert re.search(r"FAILED 7/8 items passed .*judge: scripted", before)
+    assert re.search(r"PASSED 8/8 items passed .*judge: scripted", after)
+    assert "failed (7/8 items passed) → passed (8/8 items passed)" in out
+    assert "the loop completed" in out
+    assert f"diff main...{branch}" in out
+
+
+def test_demo_on_a_pty_approved_with_a_keypress(tmp_path: Path) -> None:
+    keep = tmp_path / "demo"
+    argv = demo_argv("--keep", str(keep))
+    child = pexpect.spawn(
+        argv[0],
+        argv[1:],
+        env=ci_env(),
+        cwd=str(tmp_path),
+        timeout=40,
+        encoding="utf-8",
+        dimensions=(50, 120),
+    )
+    log = (tmp_path / "demo.log").open("w", encoding="utf-8")
+    child.logfile_read = log
+    child.expect("Ollie proposes a change")
+    child.expect(KEYS)
+    # Nothing is built before the user's yes.
+    assert git(keep / "project", "for-each-ref", FIX_REFS) == ""
+    child.send("y")
+    child.expect("Approving")
+    child.expect("the loop completed")
+    child.expect(pexpect.EOF)
+    child.close()
+    log.close()
+    out = plain((tmp_path / "demo.log").read_text(encoding="utf-8"))
+    assert child.exitstatus == 0, out[-3000:]
+    branch = check_loop_left_behind(keep)
+    check_output(out, branch)
+    assert "--yes" not in out
+
+
+def test_demo_with_yes_runs_to_the_end_without_a_terminal(tmp_path: Path) -> None:
+    keep = tmp_path / "demo"
+    done = subprocess.run(
+        demo_argv("--yes", "--keep", str(keep)),
+        env=ci_env(),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    out = plain(done.stdout)
+    assert done.returncode == 0, out[-3000:] + done.stderr
+    assert "--yes: approving proposal" in out
+    branch = check_loop_left_behind(keep)
+    check_output(out, branch)
+
+
+def test_demo_without_a_terminal_or_yes_exits_2_and_says_why(tmp_path: Path) -> None:
+    keep = tmp_path / "demo"
+    done = subprocess.run(
+        demo_argv("--keep", str(keep)),
+        env=ci_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == EXIT_NO_TERMINAL
+    assert "stdin is not one; rerun with --yes" in " ".join(done.stderr.split())
+    assert not keep.exists()
+
+
+def test_demo_refuses_missing_fixtures_and_a_used_keep_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    runner = CliRunner()
+    monkeypatch.setenv("OPIK_CONNECT_FIXTURES", str(tmp_path / "nowhere"))
+    missing = runner.invoke(app, ["demo", "--yes", "--keep", str(tmp_path / "a")])
+    assert missing.exit_code == EXIT_INCOMPLETE
+    assert "the demo's fixtures are not at" in " ".join(missing.output.split())
+    assert not (tmp_path / "a").exists()
+
+    monkeypatch.delenv("OPIK_CONNECT_FIXTURES")
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "mine.txt").write_text("keep me\n", encoding="utf-8")
+    refused = runner.invoke(app, ["demo", "--yes", "--keep", str(used)])
+    assert refused.exit_code == EXIT_INCOMPLETE
+    assert "choose a new or empty directory" in " ".join(refused.output.split())
+    assert [p.name for p in used.iterdir()] == ["mine.txt"]
