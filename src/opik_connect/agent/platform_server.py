@@ -318,11 +318,15 @@ class RunnerHandle:
             outcome = CommandResult(ok=False, error=error.error)
             pending.future.set_result(outcome)
 
-    def _on_decision(self, decided: ProposalDecided) -> None:
+    def _on_decision(self, decided: ProposalDecided) -> bool:
+        """False if this proposal's decision arrived before: a decision is taken once."""
+        if decided.proposal_id in self._decisions:
+            return False
         self._decisions[decided.proposal_id] = decided
         for future in self._decision_waiters.pop(decided.proposal_id, []):
             if not future.done():
                 future.set_result(decided)
+        return True
 
 
 @dataclass
@@ -697,8 +701,8 @@ class Platform:
             if frame.id in self._seen_events:
                 return
             self._seen_events.add(frame.id)
-            if isinstance(event, ProposalDecided):
-                handle._on_decision(event)
+            if isinstance(event, ProposalDecided) and not handle._on_decision(event):
+                return  # the same decision again (its daemon restarted before our Ack)
             self._publish(handle, frame.type, event)
         elif frame.kind == "error":
             handle._on_frame_error(

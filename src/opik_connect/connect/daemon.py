@@ -3,7 +3,8 @@
 This module only assembles. Features plug in as parts, `async def part(daemon) -> None`, passed
 as `Daemon(parts=[...])` and run at start before the link connects; a part uses these hooks:
 - `daemon.handlers[type_name] = async handler(args_model) -> result_model` (a command it serves);
-- `await daemon.send_event(type_name, model)` (an event, buffered until the platform acks it);
+- `await daemon.send_event(type_name, model)` (an event, buffered until the platform acks it;
+  `wait_ack=True` returns only after the Ack, `event_id=` makes re-sends idempotent);
 - `daemon.add_service(factory)` (a background task run while the daemon runs);
 - `daemon.add_closer(async fn)` (run at the end of stop(), after the platform stopped);
 - `daemon.file_listeners.append(async fn(FilesChanged))` (the watcher's batches, e.g. to mark
@@ -181,10 +182,21 @@ class Daemon:
         """Run `await closer()` at the end of stop(), last added first (e.g. close a store)."""
         self._closers.append(closer)
 
-    async def send_event(self, type_name: str, event: BaseModel) -> str:
+    async def send_event(
+        self,
+        type_name: str,
+        event: BaseModel,
+        *,
+        event_id: str | None = None,
+        wait_ack: bool = False,
+        ack_timeout_s: float | None = None,
+    ) -> str:
+        """DaemonLink.send_event: queued until acked; wait_ack=True returns after the Ack."""
         if self.link is None:
             raise RuntimeError("the daemon is not started")
-        return await self.link.send_event(type_name, event)
+        return await self.link.send_event(
+            type_name, event, event_id=event_id, wait_ack=wait_ack, ack_timeout_s=ack_timeout_s
+        )
 
     async def _files_changed(self, batch: FilesChanged) -> None:
         for listener in list(self.file_listeners):

@@ -51,6 +51,7 @@ class FixParts:
         judge: Judge | Literal["auto"] | None = "auto",
         run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S,
         outbox_interval_s: float = 2.0,
+        ack_timeout_s: float = 10.0,
     ) -> None:
         """terminal=False leaves stdin alone (no `ollie>`, no approval prompt): the caller
         approves through `service` (or --auto-approve does)."""
@@ -61,6 +62,8 @@ class FixParts:
         self.judge = judge
         self.run_timeout_s = run_timeout_s
         self.outbox_interval_s = outbox_interval_s
+        self.ack_timeout_s = ack_timeout_s
+        """How long a decision waits for the platform's Ack before the outbox retries it."""
         self.service: ProposalService | None = None
         """The daemon's ProposalService, set when the fixes part runs (at daemon start)."""
 
@@ -121,10 +124,21 @@ class FixParts:
         daemon.add_service(lambda: run_auto_approver(service, self.console))
 
     def _emit_decision(self, daemon: Daemon) -> Emit:
+        """Returns once the platform acked the decision, so the journal marks it delivered only
+        then; raises otherwise and the outbox sends it again, under the same event id, which
+        the platform takes once."""
+
         async def emit(event: BaseModel) -> None:
-            await daemon.send_event(type(event).__name__, event)
-            if isinstance(event, ProposalDecided):
-                self._show_decision(event)
+            assert isinstance(event, ProposalDecided)
+            connected = daemon.link is not None and daemon.link.connected.is_set()
+            await daemon.send_event(
+                "ProposalDecided",
+                event,
+                event_id=f"ProposalDecided:{event.proposal_id}",
+                wait_ack=True,
+                ack_timeout_s=self.ack_timeout_s if connected else 0.0,
+            )
+            self._show_decision(event)
 
         return emit
 

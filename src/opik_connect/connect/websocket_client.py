@@ -82,6 +82,11 @@ class LinkError(Exception):
     """The link cannot be used as configured (bad URL policy); retrying will not help."""
 
 
+class EventNotAcked(Exception):
+    """send_event(wait_ack=True) gave up: no Ack in time, or the link stopped. The event may
+    still be delivered later (it stays queued until stop); send it again under the same id."""
+
+
 class HandshakeRefused(Exception):
     """The platform refused pairing or the Hello; the message says why."""
 
@@ -181,6 +186,8 @@ class DaemonLink:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._outbox: OrderedDict[str, tuple[FrameKind, str, dict[str, Any]]] = OrderedDict()
         self._done: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        self._acked_events: OrderedDict[str, None] = OrderedDict()
+        self._ack_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._welcome_interval = 10.0
         self.connections = 0
@@ -231,17 +238,59 @@ class DaemonLink:
         for task in [*self._running.values(), *self._tasks]:
             task.cancel()
         await asyncio.gather(*self._running.values(), *self._tasks, return_exceptions=True)
+        for waiters in self._ack_waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(EventNotAcked("the link stopped before the Ack"))
 
-    async def send_event(self, type_name: str, event: BaseModel) -> str:
-        """Queue an event; it is re-sent after reconnects until the platform acks it."""
+    async def send_event(
+        self,
+        type_name: str,
+        event: BaseModel,
+        *,
+        event_id: str | None = None,
+        wait_ack: bool = False,
+        ack_timeout_s: float | None = None,
+    ) -> str:
+        """Queue an event; it is re-sent after reconnects until the platform acks it.
+
+        wait_ack=True returns only once the platform acked it (EventNotAcked after ack_timeout_s,
+        or when the link stops). A caller that must deliver exactly once across restarts gives a
+        stable event_id: the platform drops an id it has seen, and an id this link already saw
+        acked returns at once without being sent again.
+        """
         model = EVENTS.get(type_name)
         if model is None or not isinstance(event, model) or type_name == "Heartbeat":
             raise ValueError(f"not a bufferable event: {type_name}")
-        event_id = uuid.uuid4().hex
-        payload = event.model_dump(mode="json")
-        self._outbox[event_id] = ("event", type_name, payload)
-        await self._send("event", type_name, event_id, payload)
+        event_id = event_id or uuid.uuid4().hex
+        if event_id in self._acked_events:
+            return event_id
+        acked: asyncio.Future[None] | None = None
+        if wait_ack:
+            acked = asyncio.get_running_loop().create_future()
+            self._ack_waiters.setdefault(event_id, []).append(acked)
+        if event_id not in self._outbox:  # already queued: the link (re)sends it by itself
+            payload = event.model_dump(mode="json")
+            self._outbox[event_id] = ("event", type_name, payload)
+            await self._send("event", type_name, event_id, payload)
+        if acked is not None:
+            await self._wait_ack(event_id, acked, ack_timeout_s)
         return event_id
+
+    async def _wait_ack(
+        self, event_id: str, acked: asyncio.Future[None], timeout_s: float | None
+    ) -> None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await acked
+        except TimeoutError as exc:
+            raise EventNotAcked(f"no Ack for event {event_id} within {timeout_s:g}s") from exc
+        finally:
+            waiters = self._ack_waiters.get(event_id, [])
+            if acked in waiters:
+                waiters.remove(acked)
+            if not waiters:
+                self._ack_waiters.pop(event_id, None)
 
     @property
     def unacked(self) -> int:
@@ -487,6 +536,13 @@ class DaemonLink:
                 self._done[msg_id] = (entry[1], entry[2])
                 while len(self._done) > DONE_CACHE_SIZE:
                     self._done.popitem(last=False)
+            elif entry is not None:
+                self._acked_events[msg_id] = None
+                while len(self._acked_events) > DONE_CACHE_SIZE:
+                    self._acked_events.popitem(last=False)
+            for future in self._ack_waiters.pop(msg_id, []):
+                if not future.done():
+                    future.set_result(None)
 
     def _set_state(self, state: LinkState, detail: str) -> None:
         self.state = state
