@@ -210,3 +210,32 @@ def test_demo_refuses_missing_fixtures_and_a_used_keep_dir(
     assert refused.exit_code == EXIT_INCOMPLETE
     assert "choose a new or empty directory" in " ".join(refused.output.split())
     assert [p.name for p in used.iterdir()] == ["mine.txt"]
+
+
+def test_demo_rejected_at_the_prompt_builds_nothing_and_exits_1(tmp_path: Path) -> None:
+    keep = tmp_path / "demo"
+    argv = demo_argv("--keep", str(keep))
+    child = pexpect.spawn(
+        argv[0], argv[1:], env=ci_env(), timeout=40, encoding="utf-8", dimensions=(50, 120)
+    )
+    log = (tmp_path / "demo.log").open("w", encoding="utf-8")
+    child.logfile_read = log
+    child.expect(KEYS)
+    child.send("n")
+    child.expect("Reason for Ollie")
+    child.sendline("not now")
+    child.expect("the loop did not complete")
+    child.expect(pexpect.EOF)
+    child.close()
+    log.close()
+    out = " ".join(plain((tmp_path / "demo.log").read_text(encoding="utf-8")).split())
+    assert child.exitstatus == EXIT_INCOMPLETE, out[-2000:]
+    assert "you rejected the proposal, so no fix branch was built" in out
+    project = keep / "project"
+    assert git(project, "for-each-ref", FIX_REFS) == ""
+    assert git(project, "status", "--porcelain", "--untracked-files=all") == ""
+    db = records(keep / "state")
+    [decision] = db["decisions"]
+    assert decision["decision"] == "rejected"
+    assert [r["tree"] for r in db["suite_results"]] == ["user"]
+    assert db["fixes"] == []

@@ -73,9 +73,9 @@ SKIPPED_NAMES = {
     "__pycache__",
     ".pytest_cache",
     ".ruff_cache",
-    ".opik-state",
 }
 SKIPPED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+CONNECT_TIMEOUT_S = 15
 DEMO_IDENTITY = ("opik-connect demo", "demo@opik-connect.invalid")
 
 EXIT_OK = 0
@@ -194,7 +194,6 @@ def _scripted_api_module(fixtures: Path) -> ModuleType:
 class Backends:
     """Who answers as Ollie's model and who judges natural-language assertions."""
 
-    scripted: bool
     ollie_env: dict[str, str]
     judge: Judge | Literal["auto"]
     model: str | None
@@ -207,7 +206,6 @@ def model_backends(fixtures: Path) -> Iterator[Backends]:
     served on 127.0.0.1 (the real SDK pointed at them through base_url)."""
     if os.environ.get("ANTHROPIC_API_KEY", "").strip():
         yield Backends(
-            scripted=False,
             ollie_env=dict(os.environ),
             judge="auto",
             model=None,
@@ -233,7 +231,6 @@ def model_backends(fixtures: Path) -> Iterator[Backends]:
             label="scripted",
         )
         yield Backends(
-            scripted=True,
             ollie_env={"ANTHROPIC_API_KEY": "scripted", "ANTHROPIC_BASE_URL": ollie_api.url},
             judge=judge,
             model=SCRIPTED_MODEL,
@@ -273,7 +270,6 @@ class _Approvals:
             if fd is not None
             else None
         )
-        self.decided: list[ProposalRecord] = []
 
     def waiting(self) -> bool:
         if self._prompt is not None:
@@ -284,6 +280,11 @@ class _Approvals:
         self._on_improve()
         if self._prompt is not None:
             await self._prompt.take_over()
+            if self.service.pending():  # s or q: Ollie waits on this decision, so ask again
+                self._prompt.deferred.clear()
+                self.console.print(
+                    "[yellow]The demo goes on once you decide: y approves, n rejects.[/]"
+                )
             return
         for record in self.service.pending():
             self.console.print(render_proposal(record))
@@ -418,7 +419,12 @@ async def _loop(
     outcome = Outcome()
     try:
         async with daemon:
-            await daemon.wait_connected(15)
+            try:
+                await daemon.wait_connected(CONNECT_TIMEOUT_S)
+            except TimeoutError:
+                raise DemoError(
+                    f"the daemon did not connect to the embedded platform in {CONNECT_TIMEOUT_S}s"
+                ) from None
             assert daemon.platform is not None and fixes.service is not None
             summary = await daemon.root_summary()
             console.print(
@@ -492,30 +498,38 @@ async def _collect(store: PlatformStore, service: ProposalService, outcome: Outc
     outcome.after = after[-1] if after else None
 
 
+def loop_problems(outcome: Outcome, *, tree_changed: bool) -> list[str]:
+    """Why the loop did not complete, in the user's words; empty when it did."""
+    problems = []
+    before, after, proposal = outcome.before, outcome.after, outcome.proposal
+    if outcome.session_status != "completed":
+        problems.append(f"Ollie's session ended {outcome.session_status or 'without a result'}")
+    if before is None or before.status != "failed":
+        status = before.status if before else "not run"
+        problems.append(f"the suite did not fail on your tree before the fix ({status})")
+    if proposal is not None and proposal.status == "rejected":
+        problems.append(
+            "you rejected the proposal, so no fix branch was built; run the demo again and "
+            "press y to see the rest of the loop"
+        )
+    elif proposal is None or proposal.status != "applied" or not proposal.branch:
+        status = proposal.status if proposal else "none was made"
+        problems.append(f"no fix branch was built (proposal: {status})")
+    elif after is None or after.status != "passed":
+        status = after.status if after else "not run"
+        problems.append(f"the suite did not pass on the fix branch ({status})")
+    if tree_changed:
+        problems.append("your tree changed (the demo must never change it)")
+    return problems
+
+
 async def _summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Console) -> int:
     console.print()
     console.rule("[bold cyan]summary[/]", align="left")
     before, after, proposal = outcome.before, outcome.after, outcome.proposal
-    if outcome.session_status != "completed":
-        outcome.problems.append(
-            f"Ollie's session ended {outcome.session_status or 'without a result'}"
-        )
-    if proposal is None or proposal.status != "applied" or not proposal.branch:
-        status = proposal.status if proposal else "missing"
-        outcome.problems.append(f"no fix branch was built (proposal {status})")
-    if before is None or before.status != "failed":
-        outcome.problems.append(
-            f"the suite did not fail before the fix ({before and before.status})"
-        )
-    if after is None or after.status != "passed":
-        outcome.problems.append(
-            f"the suite did not pass on the fix branch ({after and after.status})"
-        )
     user_head = await asyncio.to_thread(_git, dirs.project, "rev-parse", "HEAD")
     dirty = await asyncio.to_thread(_git, dirs.project, "status", "--porcelain")
-    if user_head != head or dirty:
-        outcome.problems.append("your tree changed (it must not)")
-
+    outcome.problems.extend(loop_problems(outcome, tree_changed=user_head != head or bool(dirty)))
     ok = not outcome.problems
     parts: list[Text | Markdown] = []
     if outcome.final_answer:
@@ -600,5 +614,8 @@ def demo_command(
         code = asyncio.run(run_demo(dirs, fixtures, yes=yes, console=console))
     except DemoError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INCOMPLETE) from None
+    except BridgeError as exc:
+        err.print(f"[red]error:[/] {exc.code.value}: {escape(exc.message)}")
         raise typer.Exit(EXIT_INCOMPLETE) from None
     raise typer.Exit(code)
