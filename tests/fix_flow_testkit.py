@@ -1,12 +1,23 @@
-"""The refund project the fix-flow tests share: an agent that answers 20 dollars where its suite
-wants 10, and the proposal that fixes it."""
+"""What the fix-flow tests share: the refund project (an agent that answers 20 dollars where its
+suite wants 10) with the proposal that fixes it, and a standalone platform outliving daemons."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from platform_api_testkit import make_git_repo
+from rich.console import Console
 
+from opik_connect.agent.platform_server import Platform
+from opik_connect.agent.platform_services import PlatformServices
+from opik_connect.config import ProjectConfig, user_state_dir
+from opik_connect.connect.daemon import Daemon, stable_runner_id
+from opik_connect.connect.daemon_parts import FixParts
+from opik_connect.link_auth import PairingStore, new_activation_key
 from opik_connect.protocol import FileEdit, ProposeChangeArgs
 
 AGENT = """\
@@ -47,3 +58,41 @@ def refund_fix(title: str = "Answer the right refund") -> ProposeChangeArgs:
         test_case_ids=["c1"],
         edits=[FileEdit(**FIX_EDIT)],
     )
+
+
+@asynccontextmanager
+async def team_platform(repo: Path) -> AsyncIterator[tuple[Platform, PlatformServices]]:
+    """A standalone platform the project's daemons are already paired with."""
+    platform = Platform()
+    services = PlatformServices(env={"ANTHROPIC_API_KEY": "k"})
+    await services.setup(platform)
+    await platform.start()
+    record = platform.pre_pair(stable_runner_id(repo), new_activation_key(), project=repo.name)
+    PairingStore(user_state_dir() / "pairings.json").put(f"{platform.url} {repo}", record)
+    try:
+        yield platform, services
+    finally:
+        await platform.stop()
+        await services.aclose()
+
+
+def daemon_on(repo: Path, platform: Platform) -> tuple[Daemon, FixParts]:
+    fixes = FixParts(
+        console=Console(file=io.StringIO()),
+        terminal=False,
+        judge=None,
+        outbox_interval_s=0.1,
+        ack_timeout_s=0.5,
+    )
+    daemon = Daemon(
+        repo, ProjectConfig(), platform_url=platform.url, handlers=None, parts=fixes.parts
+    )
+    return daemon, fixes
+
+
+async def until(check: Callable[[], object], within: float = 10.0) -> None:
+    for _ in range(int(within / 0.05)):
+        if await asyncio.to_thread(check):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not true within {within:g}s")

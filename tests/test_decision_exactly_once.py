@@ -4,21 +4,12 @@ platform's Ack: a standalone platform (with its store) outlives two daemons on o
 from __future__ import annotations
 
 import asyncio
-import io
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from fix_flow_testkit import make_refund_project, refund_fix
-from rich.console import Console
+from fix_flow_testkit import daemon_on, make_refund_project, refund_fix, team_platform, until
 
 from opik_connect.agent.platform_server import Platform, PlatformConnection
-from opik_connect.agent.platform_services import PlatformServices
-from opik_connect.config import ProjectConfig, user_state_dir
-from opik_connect.connect.daemon import Daemon, stable_runner_id
-from opik_connect.connect.daemon_parts import FixParts
-from opik_connect.link_auth import PairingStore, new_activation_key
 from opik_connect.protocol import ProposalDecided
 
 pytestmark = pytest.mark.timeout(60)
@@ -49,44 +40,6 @@ def swallowed_acks(monkeypatch: pytest.MonkeyPatch) -> set[str]:
 
     monkeypatch.setattr(Platform, "_dispatch", dispatch)
     return types
-
-
-@asynccontextmanager
-async def team_platform(repo: Path) -> AsyncIterator[tuple[Platform, PlatformServices]]:
-    """A standalone platform the project's daemons are already paired with."""
-    platform = Platform()
-    services = PlatformServices(env={"ANTHROPIC_API_KEY": "k"})
-    await services.setup(platform)
-    await platform.start()
-    record = platform.pre_pair(stable_runner_id(repo), new_activation_key(), project=repo.name)
-    PairingStore(user_state_dir() / "pairings.json").put(f"{platform.url} {repo}", record)
-    try:
-        yield platform, services
-    finally:
-        await platform.stop()
-        await services.aclose()
-
-
-def daemon_on(repo: Path, platform: Platform) -> tuple[Daemon, FixParts]:
-    fixes = FixParts(
-        console=Console(file=io.StringIO()),
-        terminal=False,
-        judge=None,
-        outbox_interval_s=0.1,
-        ack_timeout_s=0.5,
-    )
-    daemon = Daemon(
-        repo, ProjectConfig(), platform_url=platform.url, handlers=None, parts=fixes.parts
-    )
-    return daemon, fixes
-
-
-async def until(check, within: float = 10.0) -> None:
-    for _ in range(int(within / 0.05)):
-        if await asyncio.to_thread(check):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not true within {within:g}s")
 
 
 async def test_a_decision_whose_ack_was_lost_is_delivered_once_after_restart(

@@ -60,6 +60,7 @@ class ProposalRecord(BaseModel):
     suite_results: list[SuiteRunSummary] = Field(default_factory=list)
     suites_done: bool = False
     delivered: bool = False
+    command_id: str | None = Field(None, description="The ProposeChange command that made it.")
 
     def decision_event(self) -> ProposalDecided | None:
         """The event the platform is owed for this record, or None while undecided."""
@@ -158,6 +159,19 @@ class ProposalJournal:
     def save(self, record: ProposalRecord) -> None:
         with self.locked():
             atomic_write(self._path(record.id), record.model_dump_json(indent=1).encode())
+
+    def by_command(self, command_id: str) -> ProposalRecord | None:
+        """The proposal a ProposeChange command made, if it was handled before."""
+        return next((r for r in self.all() if r.command_id == command_id), None)
+
+    def save_new(self, record: ProposalRecord) -> ProposalRecord:
+        """Save a new proposal unless its command already made one; returns the one kept."""
+        with self.locked():
+            earlier = self.by_command(record.command_id) if record.command_id else None
+            if earlier is not None:
+                return earlier
+            self.save(record)
+            return record
 
     def get(self, proposal_id: str) -> ProposalRecord:
         """A record by id or by a unique prefix of it (what a user types)."""

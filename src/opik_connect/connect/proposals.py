@@ -22,6 +22,7 @@ import git
 from pydantic import BaseModel
 
 from opik_connect.config import load_project_config, project_state_dir
+from opik_connect.connect.command_context import current_command_id
 from opik_connect.connect.edit_engine import (
     CanonicalChange,
     CheckPath,
@@ -87,6 +88,10 @@ def _head(root: Path) -> str | None:
         return None
 
 
+def _proposed(record: ProposalRecord) -> ProposeChangeResult:
+    return ProposeChangeResult(proposal_id=record.id, diff=record.diff, files=record.files)
+
+
 class ProposalService:
     """One project's proposals; safe to use from the daemon and the CLI at the same time."""
 
@@ -144,7 +149,16 @@ class ProposalService:
         return plan_diff(args.diff or "", self._read)
 
     async def submit(self, args: ProposeChangeArgs) -> ProposeChangeResult:
-        """The ProposeChange handler: pending with the canonical diff, or BridgeError at once."""
+        """The ProposeChange handler: pending with the canonical diff, or BridgeError at once.
+
+        Idempotent per command id (set by the link): a ProposeChange the platform re-sends,
+        even to a restarted daemon, answers with the proposal it made the first time.
+        """
+        command_id = current_command_id.get()
+        if command_id is not None:
+            earlier = await asyncio.to_thread(self.journal.by_command, command_id)
+            if earlier is not None:
+                return _proposed(earlier)
         change = await asyncio.to_thread(self._plan, args)
         record = ProposalRecord(
             id=self.journal.new_id(),
@@ -153,10 +167,11 @@ class ProposalService:
             files=change.files,
             base_head=await asyncio.to_thread(_head, self.root),
             hashes=change.base_hashes(),
+            command_id=command_id,
         )
-        await asyncio.to_thread(self.journal.save, record)
+        record = await asyncio.to_thread(self.journal.save_new, record)
         self.changed.set()
-        return ProposeChangeResult(proposal_id=record.id, diff=record.diff, files=record.files)
+        return _proposed(record)
 
     def pending(self) -> list[ProposalRecord]:
         """Undecided proposals, oldest first."""

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from opik_connect.connect.command_context import serving
 from opik_connect.link_auth import (
     FrameSigner,
     PairingRecord,
@@ -492,7 +493,8 @@ class DaemonLink:
     async def _execute(self, frame: Frame) -> None:
         try:
             async with self._semaphore:
-                result = await self._run_handler(frame.type, frame.payload)
+                with serving(frame.id):
+                    result = await self._run_handler(frame.type, frame.payload)
             payload = result.model_dump(mode="json")
             self._outbox[frame.id] = ("result", frame.type, payload)
         finally:
