@@ -17,7 +17,14 @@ import pytest
 from typer.testing import CliRunner
 
 from opik_connect.cli import app
-from opik_connect.demo import EXIT_INCOMPLETE, EXIT_NO_TERMINAL, FAILING_CASE, SUITE, TRACE_ID
+from opik_connect.demo import (
+    EXIT_INCOMPLETE,
+    EXIT_NO_TERMINAL,
+    FAILING_CASE,
+    SUITE,
+    TRACE_ID,
+    copy_example,
+)
 
 pytestmark = pytest.mark.timeout(60)
 REPO = Path(__file__).resolve().parents[1]
@@ -212,7 +219,7 @@ def test_demo_refuses_missing_fixtures_and_a_used_keep_dir(
     assert [p.name for p in used.iterdir()] == ["mine.txt"]
 
 
-def test_demo_rejected_at_the_prompt_builds_nothing_and_exits_1(tmp_path: Path) -> None:
+def test_demo_put_off_then_rejected_builds_nothing_and_exits_1(tmp_path: Path) -> None:
     keep = tmp_path / "demo"
     argv = demo_argv("--keep", str(keep))
     child = pexpect.spawn(
@@ -220,6 +227,9 @@ def test_demo_rejected_at_the_prompt_builds_nothing_and_exits_1(tmp_path: Path) 
     )
     log = (tmp_path / "demo.log").open("w", encoding="utf-8")
     child.logfile_read = log
+    child.expect(KEYS)
+    child.send("s")  # later: Ollie waits on this decision, so the demo asks again
+    child.expect("The demo goes on once you decide")
     child.expect(KEYS)
     child.send("n")
     child.expect("Reason for Ollie")
@@ -239,3 +249,19 @@ def test_demo_rejected_at_the_prompt_builds_nothing_and_exits_1(tmp_path: Path) 
     assert decision["decision"] == "rejected"
     assert [r["tree"] for r in db["suite_results"]] == ["user"]
     assert db["fixes"] == []
+
+
+def test_copy_takes_only_what_git_would_track(tmp_path: Path) -> None:
+    """Outside a git checkout the same rules apply: no caches, virtualenvs or bytecode."""
+    source = tmp_path / "example"
+    for name in ("pkg/agent.py", "pkg/__pycache__/agent.cpython-311.pyc", ".venv/bin/python",
+                 "pkg/stale.pyc", ".opik/suites/s.yaml"):  # fmt: skip
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(name, encoding="utf-8")
+    assert copy_example(source, tmp_path / "copy") == 2
+    copied = sorted(
+        p.relative_to(tmp_path / "copy").as_posix()
+        for p in (tmp_path / "copy").rglob("*")
+        if p.is_file()
+    )
+    assert copied == [".opik/suites/s.yaml", "pkg/agent.py"]

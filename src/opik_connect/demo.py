@@ -34,7 +34,6 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
-from opik_connect.agent.ollie import OllieLimits
 from opik_connect.agent.platform_services import PlatformServices
 from opik_connect.agent.platform_store import PlatformStore
 from opik_connect.agent.trace_render import render_trace
@@ -44,6 +43,7 @@ from opik_connect.connect.approval_prompt import render_proposal
 from opik_connect.connect.daemon import Daemon
 from opik_connect.connect.daemon_parts import FixParts
 from opik_connect.connect.ollie_terminal import (
+    ApprovalTakeover,
     AskContext,
     OllieTerminal,
     ProposalApprovals,
@@ -247,52 +247,51 @@ def model_backends(fixtures: Path) -> Iterator[Backends]:
 # --- approvals ----------------------------------------------------------------------------------
 
 
-class _Approvals:
-    """The approval step inside the session: a heading, then who decides (the real prompt on the
-    terminal, or --yes); the validate heading goes up once the user said yes."""
+IMPROVE = ("improve", "Ollie's proposal; nothing changes without your yes")
+VALIDATE = ("validate", "the fix branch (in a worktree) and the suite rerun on it")
 
-    def __init__(
-        self,
-        service: ProposalService,
-        console: Console,
-        *,
-        fd: int | None,
-        on_improve: Callable[[], None],
-        on_validate: Callable[[], None],
-    ) -> None:
+
+class PromptApprovals(ProposalApprovals):
+    """The real approval prompt on the terminal, under the improve heading. Ollie waits for this
+    decision, so putting it off (s, q) only asks again."""
+
+    def __init__(self, service: ProposalService, console: Console, fd: int, steps: Steps) -> None:
+        watched = _ValidateOnApprove(service, lambda: steps.show(*VALIDATE))
+        super().__init__(watched, console, fd)  # type: ignore[arg-type]
+        self.steps = steps
+
+    async def take_over(self) -> None:
+        self.steps.show(*IMPROVE)
+        await super().take_over()
+        while self.service.pending():
+            self.deferred.clear()
+            self.console.print(
+                "[yellow]The demo goes on once you decide: y approves, n rejects.[/]"
+            )
+            await super().take_over()
+
+
+class YesApprovals:
+    """--yes: each proposal is shown as the prompt shows it, then approved without asking."""
+
+    def __init__(self, service: ProposalService, console: Console, steps: Steps) -> None:
         self.service = service
         self.changed = service.changed
         self.console = console
-        self._on_improve = on_improve
-        self._on_validate = on_validate
-        self._prompt = (
-            ProposalApprovals(_ValidateOnApprove(service, on_validate), console, fd)  # type: ignore[arg-type]
-            if fd is not None
-            else None
-        )
+        self.steps = steps
 
     def waiting(self) -> bool:
-        if self._prompt is not None:
-            return self._prompt.waiting()
         return bool(self.service.pending())
 
     async def take_over(self) -> None:
-        self._on_improve()
-        if self._prompt is not None:
-            await self._prompt.take_over()
-            if self.service.pending():  # s or q: Ollie waits on this decision, so ask again
-                self._prompt.deferred.clear()
-                self.console.print(
-                    "[yellow]The demo goes on once you decide: y approves, n rejects.[/]"
-                )
-            return
+        self.steps.show(*IMPROVE)
         for record in self.service.pending():
             self.console.print(render_proposal(record))
             self.console.print(
                 f"[bold yellow]--yes[/]: approving proposal {record.id} without asking "
                 "(scripted use)"
             )
-            self._on_validate()
+            self.steps.show(*VALIDATE)
             try:
                 done = await self.service.approve(record.id, by="demo --yes")
             except BridgeError as exc:
@@ -349,6 +348,7 @@ class Outcome:
     session_status: str | None = None
     final_answer: str | None = None
     proposal: ProposalRecord | None = None
+    recorded: str = "nothing"
     problems: list[str] = field(default_factory=list)
 
 
@@ -410,7 +410,6 @@ async def _loop(
     services = PlatformServices(
         config=config,
         traces=traces,
-        limits=OllieLimits(max_turns=12, wall_time_s=240),
         transcript_dir=dirs.state / "transcripts",
         env=backends.ollie_env,
     )
@@ -457,22 +456,15 @@ async def _ask_ollie(
     daemon: Daemon, service: ProposalService, steps: Steps, console: Console, *, yes: bool
 ) -> SessionView:
     """One `ollie>` question as the daemon's terminal asks it, approvals on the same terminal."""
-    fd = None if yes else sys.stdin.fileno()
-    approvals = _Approvals(
-        service,
-        console,
-        fd=fd,
-        on_improve=lambda: steps.show(
-            "improve", "Ollie's proposal; nothing changes without your yes"
-        ),
-        on_validate=lambda: steps.show(
-            "validate", "the fix branch (in a worktree) and the suite rerun on it"
-        ),
-    )
+    approvals: ApprovalTakeover
     with contextlib.ExitStack() as stack:
-        if fd is None:
-            fd = os.open(os.devnull, os.O_RDONLY)
+        if yes:
+            fd = os.open(os.devnull, os.O_RDONLY)  # nothing is read: --yes decides
             stack.callback(os.close, fd)
+            approvals = YesApprovals(service, console, steps)
+        else:
+            fd = sys.stdin.fileno()
+            approvals = PromptApprovals(service, console, fd, steps)
         terminal = OllieTerminal(
             console, daemon_asker(daemon), lines=LineReader(fd), approvals=approvals
         )
@@ -485,16 +477,18 @@ async def _ask_ollie(
 async def _collect(store: PlatformStore, service: ProposalService, outcome: Outcome) -> None:
     """What the platform recorded (the proposal, its decision, the rerun) and the journal's view."""
     proposals = await store.list_proposals(outcome.session_id)
+    decisions = await store.list_decisions()
+    runs = await store.list_suite_results(suite=SUITE)
+    outcome.recorded = (
+        f"session {outcome.session_id or '-'}, {len(proposals)} proposal(s), "
+        f"{len(decisions)} decision(s), {len(runs)} suite run(s)"
+    )
     if not proposals:
         outcome.problems.append("Ollie made no proposal")
         return
     proposal_id = proposals[-1].proposal_id
     outcome.proposal = await asyncio.to_thread(service.get, proposal_id)
-    after = [
-        r.run
-        for r in await store.list_suite_results(suite=SUITE, proposal_id=proposal_id)
-        if r.run.tree != "user"
-    ]
+    after = [r.run for r in runs if r.proposal_id == proposal_id and r.run.tree != "user"]
     outcome.after = after[-1] if after else None
 
 
@@ -554,8 +548,8 @@ async def _summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Conso
     facts.append(f"{dirs.project} unchanged (main at {head[:10]}, clean)\n")
     facts.append("records    ", style="bold")
     facts.append(
-        f"{dirs.state / 'platform.sqlite3'} (session {outcome.session_id or '-'}, its proposal, "
-        f"the decision, both suite runs); transcripts in {dirs.state / 'transcripts'}"
+        f"{dirs.state / 'platform.sqlite3'} ({outcome.recorded}); transcripts in "
+        f"{dirs.state / 'transcripts'}"
     )
     parts.append(facts)
     console.print(
