@@ -8,6 +8,13 @@ import sys
 import typer
 
 from opik_connect import protocol
+from opik_connect.agent.platform_cli import platform_app
+from opik_connect.agent.transcript_cli import transcript_command
+from opik_connect.connect.ask_command import ask_command
+from opik_connect.connect.daemon_cli import register as register_daemon
+from opik_connect.connect.fixes_cli import register_fixes_commands
+from opik_connect.connect.suites.suite_cli import suite_app
+from opik_connect.demo import demo_command
 
 app = typer.Typer(
     name="opik-connect",
@@ -19,26 +26,13 @@ app = typer.Typer(
 protocol_app = typer.Typer(help="The wire protocol between the daemon and the platform.")
 app.add_typer(protocol_app, name="protocol")
 
-# --- sub-command groups: register each with one line here ---
-from opik_connect.connect.suites.suite_cli import suite_app  # noqa: E402
-
+# --- sub-command groups: import each at the top, register it with one line here ---
 app.add_typer(suite_app, name="suite")
-from opik_connect.agent.platform_cli import platform_app  # noqa: E402
-from opik_connect.connect.daemon_cli import register as register_daemon  # noqa: E402
-
 register_daemon(app)
 app.add_typer(platform_app, name="platform")
-from opik_connect.connect.fixes_cli import register_fixes_commands  # noqa: E402
-
 register_fixes_commands(app)
-from opik_connect.connect.ask_command import ask_command  # noqa: E402
-
 app.command("ask")(ask_command)
-from opik_connect.agent.transcript_cli import transcript_command  # noqa: E402
-
 app.command("transcript")(transcript_command)
-from opik_connect.demo import demo_command  # noqa: E402
-
 app.command("demo")(demo_command)
 # --- end of sub-command groups ---
 

@@ -19,9 +19,8 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
 from pydantic import BaseModel, Field
 
 from opik_connect.agent.model_prices import estimate_cost, price_for
@@ -58,6 +57,9 @@ from opik_connect.agent.suite_cases import (
 from opik_connect.agent.trace_store import TraceStore
 from opik_connect.agent.transcript import COST_NOTE, TranscriptWriter, transcript_path
 from opik_connect.config import DEFAULT_MODEL, ProjectConfig
+
+if TYPE_CHECKING:
+    import anthropic
 from opik_connect.protocol import AskRequest, BridgeError, ErrorCode, SuiteRunSummary
 
 NO_KEY_MESSAGE = (
@@ -177,7 +179,9 @@ class Ollie:
         self.model = model
         self.limits = limits or OllieLimits()
         self.transcript_dir = transcript_dir
-        self.client = anthropic.AsyncAnthropic(
+        import anthropic  # here, not at the top: it takes a second to import, on every CLI start
+
+        self.client: anthropic.AsyncAnthropic = anthropic.AsyncAnthropic(
             api_key=key,
             base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
             max_retries=max_retries,
@@ -272,6 +276,8 @@ class _Session:
             await self._on_event(event)
 
     async def run(self) -> SessionResult:
+        import anthropic  # loaded already: the session's Ollie made the client
+
         status, detail = SessionStatus.ERROR, "session did not start"
         deadline = asyncio.timeout(self.limits.wall_time_s)
         try:
