@@ -475,21 +475,21 @@ async def _ask_ollie(
 
 
 async def _collect(store: PlatformStore, service: ProposalService, outcome: Outcome) -> None:
-    """What the platform recorded (the proposal, its decision, the rerun) and the journal's view."""
-    proposals = await store.list_proposals(outcome.session_id)
-    decisions = await store.list_decisions()
-    runs = await store.list_suite_results(suite=SUITE)
+    """What the platform recorded of this session (its proposal, the decision, the rerun), and
+    the journal's view of the proposal."""
+    proposals = await store.list_proposals(outcome.session_id) if outcome.session_id else []
+    proposal_id = proposals[-1].proposal_id if proposals else None
+    decision = await store.get_decision(proposal_id) if proposal_id else None
+    runs = [outcome.before] if outcome.before else []
+    if proposal_id is not None:
+        outcome.proposal = await asyncio.to_thread(service.get, proposal_id)
+        reruns = await store.list_suite_results(suite=SUITE, proposal_id=proposal_id)
+        runs += [r.run for r in reruns if r.run.tree != "user"]
+        outcome.after = runs[-1] if len(runs) > 1 else None
     outcome.recorded = (
         f"session {outcome.session_id or '-'}, {len(proposals)} proposal(s), "
-        f"{len(decisions)} decision(s), {len(runs)} suite run(s)"
+        f"{'a' if decision else 'no'} decision, {len(runs)} suite run(s)"
     )
-    if not proposals:
-        outcome.problems.append("Ollie made no proposal")
-        return
-    proposal_id = proposals[-1].proposal_id
-    outcome.proposal = await asyncio.to_thread(service.get, proposal_id)
-    after = [r.run for r in runs if r.proposal_id == proposal_id and r.run.tree != "user"]
-    outcome.after = after[-1] if after else None
 
 
 def loop_problems(outcome: Outcome, *, tree_changed: bool) -> list[str]:
