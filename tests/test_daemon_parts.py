@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fix_flow_testkit import make_refund_project, refund_fix
+from fix_flow_testkit import make_refund_project, refund_fix, until
 from platform_api_testkit import EmbeddedPlatform, embedded_platform
 from rich.console import Console
 
@@ -48,13 +48,15 @@ class FixesDaemon:
 
 
 @asynccontextmanager
-async def fixes_daemon(repo: Path, *, auto_approve: bool = False) -> AsyncIterator[FixesDaemon]:
-    """A real daemon running the fixes parts (no terminal, no judge) and its platform's events."""
+async def fixes_daemon(
+    repo: Path, *, auto_approve: bool = False, terminal: bool = False
+) -> AsyncIterator[FixesDaemon]:
+    """A real daemon running the fixes parts (no judge) and its platform's events."""
     out = io.StringIO()
     fixes = FixParts(
         auto_approve=auto_approve,
         console=Console(file=out, width=200),
-        terminal=False,
+        terminal=terminal,
         judge=None,
         outbox_interval_s=0.1,
     )
@@ -129,14 +131,18 @@ async def test_a_decision_from_another_process_reaches_the_platform(tmp_path: Pa
 
 
 async def test_auto_approve_commits_every_proposal_and_warns(tmp_path: Path) -> None:
+    """As `opik-connect --auto-approve` runs it: with the terminal part, here without a TTY."""
     repo = make_refund_project(tmp_path / "project")
-    async with fixes_daemon(repo, auto_approve=True) as d:
+    async with fixes_daemon(repo, auto_approve=True, terminal=True) as d:
         proposed = await d.runner.propose_change(refund_fix())
         async with asyncio.timeout(30):
             decided = await d.runner.wait_decision(proposed.proposal_id)
         assert decided.decision == "approved" and decided.branch
         assert [run.status for run in decided.suite_results] == ["passed"]
-    assert "AUTO-APPROVE IS ON" in d.output.getvalue()
+        await until(lambda: d.service.get(proposed.proposal_id).delivered)
+    shown = d.output.getvalue()
+    assert "AUTO-APPROVE IS ON" in shown and "No terminal" in shown
+    assert f"proposal {proposed.proposal_id} approved on {decided.branch}" in shown
 
 
 async def test_a_bad_proposal_is_refused_at_once(tmp_path: Path) -> None:

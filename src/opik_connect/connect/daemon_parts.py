@@ -74,12 +74,12 @@ class FixParts:
         if self.auto_approve:
             parts.append(self.auto_approve_part)
         if self.terminal:
-            approvals = None if self.auto_approve else self._service
-            parts.append(ollie_terminal_part(approvals, self.console))
+            parts.append(ollie_terminal_part(self._approvals, self.console))
         return parts
 
-    def _service(self, daemon: Daemon) -> ProposalService | None:
-        return self.service
+    def _approvals(self, daemon: Daemon) -> ProposalService | None:
+        """What the terminal's approval prompt decides on: nothing when auto-approving."""
+        return None if self.auto_approve else self.service
 
     async def fixes_part(self, daemon: Daemon) -> None:
         root = daemon.root
