@@ -24,7 +24,7 @@ from opik_connect.connect.approval_prompt import run_auto_approver
 from opik_connect.connect.daemon import Daemon, Part
 from opik_connect.connect.fix_branches import FixRecord
 from opik_connect.connect.ollie_terminal import ollie_terminal_part
-from opik_connect.connect.proposals import Emit, ProposalService
+from opik_connect.connect.proposals import AfterCommit, Emit, ProposalService
 from opik_connect.connect.suites.llm_judge import Judge
 from opik_connect.connect.suites.suite_commands import make_after_commit, make_run_suite_handler
 from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S
@@ -100,17 +100,21 @@ class FixParts:
 
         async def propose_change(args: ProposeChangeArgs) -> ProposeChangeResult:
             result = await service.submit(args)
+            how = (
+                "auto-approving"
+                if self.auto_approve
+                else f"decide here or with `opik-connect approve|reject {result.proposal_id}`"
+            )
             self.console.print(
                 f"[cyan]●[/] proposal [bold]{result.proposal_id}[/]: {escape(args.title)} "
-                f"[dim]({len(result.files)} file(s); decide here or with "
-                f"`opik-connect approve|reject {result.proposal_id}`)[/]"
+                f"[dim]({len(result.files)} file(s); {how})[/]"
             )
             return result
 
         async def run_suite_and_report(args: RunSuiteArgs) -> SuiteRunSummary:
             summary = await run_suite(args)
             proposal_id = await asyncio.to_thread(_proposal_of, service, args.branch)
-            await self._send_suite_result(daemon, summary, proposal_id)
+            await _report_run(daemon, summary, proposal_id)
             return summary
 
         daemon.handlers["ProposeChange"] = propose_change
@@ -152,7 +156,7 @@ class FixParts:
             " [dim]- sent to the platform[/]"
         )
 
-    def _after_commit(self, daemon: Daemon):
+    def _after_commit(self, daemon: Daemon) -> AfterCommit:
         rerun = make_after_commit(
             daemon.root,
             workers=self.workers,
@@ -164,15 +168,15 @@ class FixParts:
         async def after_commit(fix: FixRecord) -> list[SuiteRunSummary]:
             runs = await rerun(fix)
             for run in runs:
-                await self._send_suite_result(daemon, run, fix.id)
+                await _report_run(daemon, run, fix.id)
             return runs
 
         return after_commit
 
-    async def _send_suite_result(
-        self, daemon: Daemon, run: SuiteRunSummary, proposal_id: str | None
-    ) -> None:
-        await daemon.send_event("SuiteResult", SuiteResult(run=run, proposal_id=proposal_id))
+
+async def _report_run(daemon: Daemon, run: SuiteRunSummary, proposal_id: str | None) -> None:
+    """Every suite run goes to the platform's store (a user-tree run is a fix's 'before')."""
+    await daemon.send_event("SuiteResult", SuiteResult(run=run, proposal_id=proposal_id))
 
 
 def _proposal_of(service: ProposalService, branch: str | None) -> str | None:
