@@ -287,6 +287,8 @@ class DaemonLink:
         except TimeoutError as exc:
             raise EventNotAcked(f"no Ack for event {event_id} within {timeout_s:g}s") from exc
         finally:
+            if acked.done() and not acked.cancelled():
+                acked.exception()  # retrieved even if our caller was cancelled meanwhile
             waiters = self._ack_waiters.get(event_id, [])
             if acked in waiters:
                 waiters.remove(acked)
