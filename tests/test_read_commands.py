@@ -405,6 +405,30 @@ async def test_search_invalid_regex(searcher: Sandbox) -> None:
     assert code == ErrorCode.INVALID_ARGS
 
 
+async def test_search_in_one_file(searcher: Sandbox) -> None:
+    result = await searcher.search_files(SearchFilesArgs(pattern="needle", path="README.md"))
+    assert [(m.file, m.line) for m in result.matches] == [("README.md", 2)]
+
+
+async def test_search_and_list_through_a_symlinked_dir(
+    searcher: Sandbox, repo: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "proj-out"
+    outside.mkdir()
+    (outside / "loot.py").write_text("needle outside\n")
+    os.symlink(outside, repo / "out_link")
+    os.symlink(repo / "pkg", repo / "pkg_link")
+    for call in (
+        searcher.search_files(SearchFilesArgs(pattern="needle", path="out_link")),
+        searcher.list_files(ListFilesArgs(path="out_link")),
+    ):
+        assert await error_code(call) == ErrorCode.PATH_TRAVERSAL
+    inside = await searcher.search_files(SearchFilesArgs(pattern="needle", path="pkg_link"))
+    assert [m.file for m in inside.matches] == ["pkg/util.py"]
+    everywhere = await searcher.search_files(SearchFilesArgs(pattern="needle outside"))
+    assert everywhere.total_matches == 0
+
+
 async def test_search_path_errors(searcher: Sandbox) -> None:
     assert await error_code(searcher.search_files(SearchFilesArgs(pattern="x", path="../.."))) == (
         ErrorCode.PATH_TRAVERSAL

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from opik_connect.config import ProjectConfig
+from opik_connect.connect.child_process import child_process
 from opik_connect.connect.repo_files import RepoFiles
 from opik_connect.connect.sandbox_policy import (
     SENSITIVE_NAME_GLOBS,
@@ -61,7 +62,6 @@ MAX_CONTENT_CHARS = 512 * 1024
 VISIBLE_CACHE_TTL_S = 5.0
 """ReadFile trusts git's file list for this long, so a read costs no git process."""
 LINE_CUT_MARK = " [line truncated]"
-_RG_STREAM_LIMIT = 32 << 20
 _RG_READ_BYTES = 1 << 18
 
 Handler = Callable[[Any], Awaitable[BaseModel]]
@@ -286,6 +286,7 @@ class Sandbox:
         self._listing: _Listing | None = None
         self._listing_at = float("-inf")
         self._refreshing: asyncio.Future[_Listing] | None = None
+        self._generation = 0
 
     @classmethod
     async def open(
@@ -301,6 +302,8 @@ class Sandbox:
     def invalidate(self) -> None:
         """Forget the cached file lists (the watcher calls this when files change)."""
         self._listing_at = float("-inf")
+        self._generation += 1
+        self._refreshing = None
 
     async def _current_listing(self) -> _Listing:
         """git's lists, cached for VISIBLE_CACHE_TTL_S or until invalidated; one refresh at a
@@ -317,13 +320,14 @@ class Sandbox:
                 self._refreshing = None
 
     async def _refresh_listing(self) -> _Listing:
-        started = time.monotonic()
+        started, generation = time.monotonic(), self._generation
         visible, tracked_ignored = await asyncio.gather(
             self.repo.visible_files(), self.repo.tracked_ignored_files()
         )
-        self._listing = _Listing(frozenset(visible), tuple(tracked_ignored))
-        self._listing_at = started
-        return self._listing
+        listing = _Listing(frozenset(visible), tuple(tracked_ignored))
+        if generation == self._generation:
+            self._listing, self._listing_at = listing, started
+        return listing
 
     async def _visible_set(self) -> frozenset[str]:
         return (await self._current_listing()).visible
@@ -388,12 +392,21 @@ class Sandbox:
 
     # --- ListFiles ------------------------------------------------------------------------------
 
-    def _directory(self, path: str) -> str:
+    def _directory(self, path: str, *, allow_file: bool = False) -> str:
+        """Where a listing or search starts, as its real path relative to the root: a path
+        through a symlink is replaced by its target when that stays inside, else refused."""
         rel = normalize_relative(path)
-        if rel:
-            self.policy.check_sensitive(rel)
-            if not (self.root / rel).is_dir() or (self.root / rel).is_symlink():
-                raise BridgeError(ErrorCode.FILE_NOT_FOUND, "no such directory", path=rel)
+        if not rel:
+            return rel
+        self.policy.check_sensitive(rel)
+        root = str(self.policy.root)
+        real = os.path.realpath(os.path.join(root, rel))
+        if real != root and not real.startswith(root + "/"):
+            raise BridgeError(ErrorCode.PATH_TRAVERSAL, "path leads outside the root", path=rel)
+        rel = real[len(root) + 1 :]
+        self.policy.check_sensitive(rel)
+        if not (os.path.isdir(real) or (allow_file and os.path.isfile(real))):
+            raise BridgeError(ErrorCode.FILE_NOT_FOUND, "no such directory", path=rel)
         return rel
 
     async def list_files(self, args: ListFilesArgs) -> ListFilesResult:
@@ -418,7 +431,7 @@ class Sandbox:
             raise BridgeError(ErrorCode.INVALID_ARGS, "pattern must be a regex of 1-500 characters")
         if args.glob is not None and "\0" in args.glob:
             raise BridgeError(ErrorCode.INVALID_ARGS, "glob contains a NUL byte")
-        rel_dir = self._directory(args.path)
+        rel_dir = self._directory(args.path, allow_file=True)
         try:
             regex: re.Pattern[str] | None = re.compile(args.pattern)
         except re.error:
@@ -479,6 +492,7 @@ class Sandbox:
             await walk
         finally:
             walk.cancel()
+            await asyncio.gather(walk, return_exceptions=True)
         hits = [hit for stream in streams for hit in stream.files]
         visible = await self._confirm_visible(listing, {hit.path for hit in hits})
         await asyncio.to_thread(self._add_context, [h for h in hits if h.path in visible])
@@ -496,15 +510,7 @@ class Sandbox:
         return listing.visible | frozenset(await self.repo.visible_files(*unknown))
 
     async def _run_rg(self, cmd: list[str], stream: _RgStream) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            cwd=self.root,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=_RG_STREAM_LIMIT,
-        )
-        try:
+        async with child_process(*cmd, cwd=self.root) as proc:
             assert proc.stdout is not None and proc.stderr is not None
             pending = bytearray()
             while chunk := await proc.stdout.read(_RG_READ_BYTES):
@@ -520,10 +526,6 @@ class Sandbox:
                 stream.feed(bytes(pending))
             err = await proc.stderr.read()
             code = await proc.wait()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
         if code == 2 and b"regex" in err:
             message = err.decode(errors="replace").strip().splitlines()[-1]
             raise BridgeError(ErrorCode.INVALID_ARGS, f"invalid regex: {message}", field="pattern")
@@ -568,7 +570,7 @@ class Sandbox:
         files: dict[str, _FileHits],
         regex: re.Pattern[str] | None,
     ) -> None:
-        proc = await asyncio.create_subprocess_exec(
+        async with child_process(
             "git",
             "grep",
             "-z",
@@ -580,12 +582,7 @@ class Sandbox:
             pattern,
             *where,
             cwd=self.root,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=_RG_STREAM_LIMIT,
-        )
-        try:
+        ) as proc:
             assert proc.stdout is not None and proc.stderr is not None
             async for raw in proc.stdout:
                 parts = raw.split(b"\0", 2)
@@ -607,10 +604,6 @@ class Sandbox:
                     hit.dropped += _hides_only_secret(text, regex)
             err = await proc.stderr.read()
             code = await proc.wait()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
         if code == 128:
             message = err.decode(errors="replace").strip().splitlines()[-1]
             raise BridgeError(ErrorCode.INVALID_ARGS, f"invalid regex: {message}", field="pattern")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from opik_connect.connect.child_process import child_process
+
 
 class NotAGitRepoError(Exception):
     """The root is not inside a git work tree; the daemon refuses to start with this message."""
@@ -20,17 +22,10 @@ class GitCommandError(Exception):
 
 async def run_git(root: Path, *args: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
     """Run git in `root` without a shell; returns (exit code, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        "git",
-        "-c",
-        "core.quotepath=off",
-        *args,
-        cwd=root,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate(stdin)
+    async with child_process(
+        "git", "-c", "core.quotepath=off", *args, cwd=root, stdin_pipe=stdin is not None
+    ) as proc:
+        out, err = await proc.communicate(stdin)
     return proc.returncode or 0, out, err
 
 
