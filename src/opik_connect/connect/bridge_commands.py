@@ -227,7 +227,8 @@ class _RgStream:
     def feed(self, raw: bytes) -> None:
         if raw.startswith(_RG_BEGIN):
             if raw.startswith(_RG_BEGIN_TEXT) and raw.endswith(b"}}}"):
-                name = json.loads(raw[len(_RG_BEGIN_TEXT) : -3])
+                quoted = raw[len(_RG_BEGIN_TEXT) : -3]
+                name = json.loads(quoted) if b"\\" in quoted else quoted[1:-1].decode()
                 self.current = _FileHits(path=name.removeprefix("./"))
             else:
                 self.current = _FileHits(path="", bad=True)

@@ -43,6 +43,8 @@ SENSITIVE_NAME_GLOBS: tuple[str, ...] = (
 """Names (of a file or of any directory above it) that are never read, listed or searched."""
 
 MAX_SYMLINK_HOPS = 40
+SENSITIVE_MEMO_SIZE = 200_000
+"""Verdicts remembered per path: a large repo is listed and searched again and again."""
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -118,6 +120,7 @@ class PathPolicy:
         self.root = Path(os.path.realpath(root))
         names = "|".join(glob_to_regex(g) for g in SENSITIVE_NAME_GLOBS)
         self._sensitive_name = re.compile(rf"(?:{names})\Z", re.IGNORECASE | re.DOTALL)
+        self._sensitive_memo: dict[str, bool] = {}
         self.deny_globs = tuple(g.strip() for g in deny if g.strip())
         anchored, named = [], []
         for glob in self.deny_globs:
@@ -130,6 +133,14 @@ class PathPolicy:
 
     def is_sensitive(self, rel: str) -> bool:
         """True when the path, or any directory above it, is sensitive or denied by config."""
+        known = self._sensitive_memo.get(rel)
+        if known is None:
+            if len(self._sensitive_memo) >= SENSITIVE_MEMO_SIZE:
+                self._sensitive_memo.clear()
+            known = self._sensitive_memo[rel] = self._check_names(rel)
+        return known
+
+    def _check_names(self, rel: str) -> bool:
         parts = rel.split("/")
         for i, part in enumerate(parts):
             if self._sensitive_name.match(part):

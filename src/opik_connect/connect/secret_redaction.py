@@ -96,9 +96,12 @@ def might_contain_secret(text: str) -> bool:
     """A fast necessary condition for `redact` to change a line. It also holds on the
     JSON-escaped text ripgrep prints, so search lines past the cap are checked undecoded."""
     low = text.lower()
-    if any(hint in low for hint in _VALUE_HINTS):
-        return True
+    for hint in _VALUE_HINTS:
+        if hint in low:
+            return True
     for hint in _NAME_HINTS:
+        if hint not in low:
+            continue
         start = low.find(hint)
         while start != -1:
             if _AFTER_NAME.match(low, start + len(hint)):
