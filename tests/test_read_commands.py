@@ -400,9 +400,18 @@ async def test_search_cannot_probe_a_secret_character_by_character(
     assert visible.total_matches == 1 and SK_ANT not in visible.matches[0].content
 
 
-async def test_search_invalid_regex(searcher: Sandbox) -> None:
-    code = await error_code(searcher.search_files(SearchFilesArgs(pattern="(unclosed")))
+@pytest.mark.parametrize("pattern", ["(unclosed", "a\nb", "x\0y"])
+async def test_search_invalid_regex(searcher: Sandbox, pattern: str) -> None:
+    code = await error_code(searcher.search_files(SearchFilesArgs(pattern=pattern)))
     assert code == ErrorCode.INVALID_ARGS
+
+
+async def test_search_pattern_and_glob_that_look_like_flags(searcher: Sandbox, repo: Path) -> None:
+    (repo / "dash.txt").write_text("-foo here\n")
+    found = await searcher.search_files(SearchFilesArgs(pattern="-foo"))
+    assert [(m.file, m.line) for m in found.matches] == [("dash.txt", 1)]
+    flag_glob = await searcher.search_files(SearchFilesArgs(pattern="needle", glob="--files"))
+    assert flag_glob.matches == []
 
 
 async def test_search_in_one_file(searcher: Sandbox) -> None:

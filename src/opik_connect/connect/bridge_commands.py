@@ -428,8 +428,10 @@ class Sandbox:
     # --- SearchFiles ----------------------------------------------------------------------------
 
     async def search_files(self, args: SearchFilesArgs) -> SearchFilesResult:
-        if not args.pattern or "\0" in args.pattern or len(args.pattern) > 500:
+        if not args.pattern or len(args.pattern) > 500 or "\0" in args.pattern:
             raise BridgeError(ErrorCode.INVALID_ARGS, "pattern must be a regex of 1-500 characters")
+        if "\n" in args.pattern:
+            raise BridgeError(ErrorCode.INVALID_ARGS, "pattern must be one line", field="pattern")
         if args.glob is not None and "\0" in args.glob:
             raise BridgeError(ErrorCode.INVALID_ARGS, "glob contains a NUL byte")
         rel_dir = self._directory(args.path, allow_file=True)
@@ -475,10 +477,9 @@ class Sandbox:
             "--hidden",
             "--no-ignore-dot",
             "--no-messages",
-            *(["--glob", glob] if glob else []),
+            *([f"--glob={glob}"] if glob else []),
             *excludes,
-            "--regexp",
-            pattern,
+            f"--regexp={pattern}",
             "--",
         ]
         budget = _Budget()
