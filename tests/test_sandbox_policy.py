@@ -103,6 +103,15 @@ def test_symlink_to_a_sensitive_file_is_sensitive(tree) -> None:
     assert code_of(PathPolicy(root).open_file, "innocent.txt") == ErrorCode.SENSITIVE_PATH
 
 
+def test_symlinked_dir_reaching_a_denied_path_is_sensitive(tree) -> None:
+    root, _ = tree
+    (root / "data" / "private").mkdir(parents=True)
+    (root / "data" / "private" / "x.csv").write_text("pii\n")
+    os.symlink("data", root / "alias")
+    policy = PathPolicy(root, deny=["data/private/**"])
+    assert code_of(policy.open_file, "alias/private/x.csv") == ErrorCode.SENSITIVE_PATH
+
+
 def test_symlink_loop_is_refused(tree) -> None:
     root, _ = tree
     os.symlink("loop_b", root / "loop_a")

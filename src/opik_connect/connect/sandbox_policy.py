@@ -235,8 +235,10 @@ class PathPolicy:
                         "not a regular file (FIFO, socket or device); refused without opening",
                         path=rel,
                     )
+                real_path = "/".join(done)
+                self.check_sensitive(real_path)
                 fd = self._open_checked(name, fds[-1], _FILE_FLAGS, st, rel)
-                return OpenedFile(fd=fd, real_path="/".join(done), size=st.st_size)
+                return OpenedFile(fd=fd, real_path=real_path, size=st.st_size)
             raise BridgeError(
                 ErrorCode.INVALID_ARGS, "path is a directory; use ListFiles", path=rel
             )
