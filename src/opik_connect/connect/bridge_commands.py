@@ -62,6 +62,9 @@ MAX_CONTENT_CHARS = 512 * 1024
 VISIBLE_CACHE_TTL_S = 5.0
 """ReadFile trusts git's file list for this long, so a read costs no git process."""
 LINE_CUT_MARK = " [line truncated]"
+INLINE_READ_BYTES = 256 * 1024
+"""Smaller files are opened and read on the loop: a dozen local syscalls cost less than a
+worker-thread hop (a FIFO cannot block: it is refused before open, and opens are O_NONBLOCK)."""
 _RG_READ_BYTES = 1 << 18
 
 Handler = Callable[[Any], Awaitable[BaseModel]]
@@ -139,28 +142,56 @@ def _read_window(fd: int, offset: int, limit: int, path: str) -> _Window:
                 key_open = private_key_open_at_end(key_tail + segment, key_open)
                 key_tail = segment[-96:]
                 pos = stop
-            elif line_no < end and not full:
-                nl = data.find(b"\n", pos)
-                stop = size if nl == -1 else nl + 1
-                piece = data[pos : stop - 1 if nl != -1 else stop]
-                room = MAX_LINE_BYTES - len(current)
-                if len(piece) > room:
-                    piece = piece[: max(room, 0)]
-                    cut = True
-                current += piece
-                pos = stop
-                if nl != -1:
-                    finish_line(True)
-                    line_no += 1
-            else:
+                continue
+            if line_no >= end or full:
                 line_no += data.count(b"\n", pos)
                 pos = size
+                continue
+            if not current and not cut:
+                taken = _whole_lines(data, pos, end - line_no, MAX_CONTENT_CHARS - chars)
+                if taken is not None:
+                    texts, pos = taken
+                    lines.extend(texts)
+                    chars += sum(map(len, texts))
+                    full = chars >= MAX_CONTENT_CHARS
+                    line_no += len(texts)
+                    continue
+            nl = data.find(b"\n", pos)
+            stop = size if nl == -1 else nl + 1
+            piece = data[pos : stop - 1 if nl != -1 else stop]
+            room = MAX_LINE_BYTES - len(current)
+            if len(piece) > room:
+                piece = piece[: max(room, 0)]
+                cut = True
+            current += piece
+            pos = stop
+            if nl != -1:
+                finish_line(True)
+                line_no += 1
     with contextlib.suppress(UnicodeDecodeError):
         decoder.decode(b"", final=True)
     total = line_no + (1 if seen_bytes and not ends_with_newline else 0)
     if seen_bytes and not ends_with_newline and offset <= line_no < end and not full:
         finish_line(False)
     return _Window(lines=lines, total_lines=total, key_open_at_start=key_open)
+
+
+def _whole_lines(data: bytes, pos: int, want: int, room: int) -> tuple[list[str], int] | None:
+    """Up to `want` complete lines from `pos` in one decode; None when a line is too long, the
+    content cap would be passed, or no newline follows (the line-by-line path handles those)."""
+    nl = pos - 1
+    got = 0
+    while got < want:
+        found = data.find(b"\n", nl + 1)
+        if found == -1:
+            break
+        nl, got = found, got + 1
+    if not got or nl + 1 - pos > room:
+        return None
+    texts = data[pos:nl].decode("utf-8").split("\n")
+    if max(map(len, texts)) > MAX_LINE_BYTES:
+        return None
+    return [text + "\n" for text in texts], nl + 1
 
 
 @dataclass(frozen=True)
@@ -372,13 +403,19 @@ class Sandbox:
             )
         self.policy.check_sensitive(rel)
         await self._require_visible(rel)
-        opened = await asyncio.to_thread(self.policy.open_file, rel)
+        opened = self.policy.open_file(rel)
         try:
-            if opened.real_path != rel:
-                await self._require_visible(opened.real_path)
-            window = await asyncio.to_thread(_read_window, opened.fd, args.offset, args.limit, rel)
+            if opened.size <= INLINE_READ_BYTES:
+                window = _read_window(opened.fd, args.offset, args.limit, rel)
+            else:
+                window = await asyncio.to_thread(
+                    _read_window, opened.fd, args.offset, args.limit, rel
+                )
         finally:
             os.close(opened.fd)
+        real_path = opened.real_path
+        if real_path != rel:
+            await self._require_visible(real_path)
         content, redactions = redact(
             "".join(window.lines), inside_private_key=window.key_open_at_start
         )

@@ -89,7 +89,9 @@ _NAME_HINTS = (
     "credential",
 )
 _AFTER_NAME = re.compile(r"[a-z0-9_.\-]*\\?[\"']?(?:\s|\\t)*(?::=|=|:)")
-_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{60}")
+_BASE64_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_BASE64_MASK = bytes(ord("a") if byte in _BASE64_BYTES else ord(" ") for byte in range(256))
+_BASE64_RUN = b"a" * 60
 
 
 def might_contain_secret(text: str) -> bool:
@@ -107,7 +109,7 @@ def might_contain_secret(text: str) -> bool:
             if _AFTER_NAME.match(low, start + len(hint)):
                 return True
             start = low.find(hint, start + 1)
-    return _BASE64_RUN.search(text) is not None
+    return _BASE64_RUN in text.encode("utf-8", "surrogatepass").translate(_BASE64_MASK)
 
 
 def private_key_open_at_end(text: bytes, open_before: bool) -> bool:
