@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from proposal_fixtures import check_path_for, git, make_repo, snapshot
 
-from opik_connect.connect.fix_branches import APPLY_STEPS, FAULT_ENV, FixError
+from opik_connect.connect.fix_branches import APPLY_STEPS, FAULT_ENV, FixError, slugify
 from opik_connect.connect.proposals import ProposalService
 from opik_connect.protocol import BridgeError, FileEdit, ProposeChangeArgs
 
@@ -182,3 +184,32 @@ def test_apply_lock_held_elsewhere_refuses_and_is_not_recovered(repo: Path) -> N
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize(
+    ("title", "slug"),
+    [
+        (
+            "Keep the help articles in the prompt when an order is looked up",
+            "keep-the-help-articles-in-the-prompt",
+        ),
+        ("Polite empty answer", "polite-empty-answer"),
+        ("Exactly forty chars here abcdefghijklmno", "exactly-forty-chars-here-abcdefghijklmno"),
+        ("Forty one chars here abcdefghijklmnopqrst", "forty-one-chars-here"),
+        ("Supercalifragilistic" * 3, "supercalifragilistic" * 2),
+        ("Caf\u00e9 \u2014 r\u00e9sum\u00e9!", "cafe-resume"),
+        ("!!!", "fix"),
+    ],
+)
+def test_slug_is_capped_at_a_word_boundary(title: str, slug: str) -> None:
+    assert slugify(title) == slug
+
+
+@given(st.text(max_size=120))
+def test_slug_never_ends_mid_word(title: str) -> None:
+    slug = slugify(title)
+    assert 0 < len(slug) <= 40 and not slug.startswith("-") and not slug.endswith("-")
+    full = slugify(title, limit=10_000)
+    assert full.startswith(slug)
+    if slug != full and "-" in full[:41]:
+        assert full[len(slug)] == "-"

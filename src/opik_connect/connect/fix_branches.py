@@ -86,9 +86,14 @@ def fault_point(step: str) -> None:
 
 
 def slugify(title: str, limit: int = 40) -> str:
+    """At most `limit` characters, cut at a word boundary so the branch name still reads;
+    only a first word longer than the limit is cut inside."""
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
-    return slug[:limit].rstrip("-") or "fix"
+    if len(slug) > limit:
+        cut = slug[: limit + 1]
+        slug = cut.rsplit("-", 1)[0] if "-" in cut else slug[:limit]
+    return slug or "fix"
 
 
 def fix_branch_name(record: ProposalRecord) -> str:
