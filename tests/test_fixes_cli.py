@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,15 @@ from typer.testing import CliRunner
 
 from opik_connect.connect.fixes_cli import register_fixes_commands
 from opik_connect.connect.proposals import ProposalService
-from opik_connect.protocol import BridgeError, ErrorCode, FileEdit, ProposeChangeArgs
+from opik_connect.connect.suites.run_records import USER_TREE, RunRecord, save_record
+from opik_connect.protocol import (
+    BridgeError,
+    ErrorCode,
+    FileEdit,
+    ItemResult,
+    ProposeChangeArgs,
+    SuiteRunSummary,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -25,20 +34,21 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return make_repo(tmp_path / "repo")
 
 
-def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(repo: Path, *args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
     """In-process, for speed; the same typer commands the console script registers."""
     app = typer.Typer()
     register_fixes_commands(app)
-    result = CliRunner().invoke(app, [*args, "--root", str(repo)], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, [*args, "--root", str(repo)], env={"COLUMNS": str(columns)})
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
-def real_cli(repo: Path, *args: str) -> subprocess.Popen[str]:
+def real_cli(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "opik_connect.cli", *args],
         cwd=repo,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -166,3 +176,93 @@ def test_proposal_paths_go_through_the_sandbox(repo: Path, tmp_path: Path, path,
     with pytest.raises(BridgeError) as caught:
         propose(repo, path=path, old_string="", new_string="x = 1\n")
     assert caught.value.code == code
+
+
+LONG_TITLE = "Keep the help articles in the prompt when an order is looked up"
+
+
+def record_run(
+    repo: Path, run_id: str, status: str, passed: int, *, tree: str = USER_TREE, proposal=None
+) -> SuiteRunSummary:
+    """A suite run as the runner records it; run ids double as start times (seconds)."""
+    summary = SuiteRunSummary(
+        run_id=run_id,
+        suite="support-qa",
+        status=status,
+        commit="c0ffee1234567890",
+        tree=tree,
+        items=[
+            ItemResult(
+                item_id=f"i{n}", passed=n < passed, runs_passed=1, runs_needed=1, runs_total=1
+            )
+            for n in range(2)
+        ],
+        started_at=f"2026-11-25T10:00:{run_id[-2:]}+00:00",
+        duration_s=1.5,
+        judge="none",
+    )
+    branch = None if tree == USER_TREE else tree
+    save_record(
+        repo, RunRecord(summary=summary, tree_path=str(repo), branch=branch, proposal_id=proposal)
+    )
+    return summary
+
+
+def approved_fix_with_runs(repo: Path) -> tuple[str, str]:
+    """A fix whose suite failed on the user's tree before it and passed on its branch after."""
+    proposal = propose(repo, title=LONG_TITLE)
+    record_run(repo, "run-01", "error", 0)
+    record_run(repo, "run-02", "failed", 1)
+    assert cli(repo, "approve", proposal).returncode == 0
+    service = ProposalService.for_project(repo)
+    branch = service.get(proposal).branch
+    after = record_run(repo, "run-03", "passed", 2, tree=branch, proposal=proposal)
+    record_run(repo, "run-04", "error", 0)
+    service.journal.update(proposal, lambda r: r.suite_results.append(after))
+    return proposal, branch
+
+
+def test_fixes_list_is_readable_when_piped_at_80_columns(repo: Path) -> None:
+    proposal, branch = approved_fix_with_runs(repo)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    listing = real_cli(repo, "fixes", env=env)
+    out, errors = listing.communicate(timeout=30)
+    assert listing.returncode == 0, errors
+    for value in (proposal, branch, LONG_TITLE, "trace-7", "active"):
+        assert value in out
+    assert "support-qa: passed (2/2 items passed)" in out
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_fixes_list_keeps_every_field_in_narrow_terminals(repo: Path, columns: int) -> None:
+    proposal, branch = approved_fix_with_runs(repo)
+    pending = propose(repo, title="Second fix", path="other.py", old_string="", new_string="x\n")
+    shown = cli(repo, "fixes", columns=columns).stdout
+    for value in (proposal, branch, "trace-7", "active", "passed (2/2 items passed)"):
+        assert value in shown
+    assert LONG_TITLE.split()[0] in shown and pending not in shown
+    waiting = cli(repo, "fixes", "--pending", columns=columns).stdout
+    assert pending in waiting and "other.py (+1 \u22120)" in waiting and "trace-7" in waiting
+
+
+def test_fixes_show_gives_before_and_after(repo: Path) -> None:
+    proposal, branch = approved_fix_with_runs(repo)
+    assert branch.endswith("-keep-the-help-articles-in-the-prompt")
+    shown = cli(repo, "fixes", "show", proposal, columns=80).stdout
+    assert "support-qa: failed (1/2 items passed) \u2192 passed (2/2 items passed)" in shown
+    assert "run run-02 on your tree at c0ffee1234" in shown
+    assert "run run-03 on the fix branch" in shown
+    assert "run-01" not in shown and "run-04" not in shown and "error" not in shown
+    assert all(len(line) <= 80 for line in shown.splitlines() if "run-0" in line)
+
+
+def test_fixes_show_without_a_user_tree_run_before(repo: Path) -> None:
+    proposal = propose(repo)
+    assert cli(repo, "approve", proposal).returncode == 0
+    shown = cli(repo, "fixes", "show", proposal).stdout
+    assert "No suite runs." in shown
+    branch = ProposalService.for_project(repo).get(proposal).branch
+    record_run(repo, "run-05", "passed", 2, tree=branch, proposal=proposal)
+    shown = cli(repo, "fixes", "show", proposal).stdout
+    assert "support-qa: no run \u2192 passed (2/2 items passed)" in shown
+    assert "no run of this suite on your tree before the fix" in shown

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
-from rich.table import Table
 
 from opik_connect.connect.fix_branches import FixError, FixRecord
 from opik_connect.connect.proposal_journal import ProposalRecord
 from opik_connect.connect.proposals import ProposalService
-from opik_connect.protocol import BridgeError
+from opik_connect.connect.suites.run_records import before_after
+from opik_connect.protocol import BridgeError, FileStat, SuiteRunSummary
 
 fixes_app = typer.Typer(
     help="Fix branches made from approved proposals.", invoke_without_command=True
@@ -65,12 +66,31 @@ def _get(service: ProposalService, proposal_id: str) -> ProposalRecord:
         raise _fail(exc.message) from exc
 
 
+def _items_passed(run: SuiteRunSummary) -> str:
+    return f"{sum(item.passed for item in run.items)}/{len(run.items)} items passed"
+
+
 def _suite_cell(fix: FixRecord) -> str:
     if fix.latest_suite is None:
         return "-"
     run = fix.latest_suite
-    passed = sum(item.passed for item in run.items)
-    return f"{run.status} ({passed}/{len(run.items)})"
+    return f"{escape(run.suite)}: {run.status} ({_items_passed(run)})"
+
+
+def _file_change(stat: FileStat) -> str:
+    return f"{stat.path} (+{stat.added} \u2212{stat.removed})"
+
+
+def _print_records(records: list[tuple[str, str, list[tuple[str, str]]]]) -> None:
+    """One block per record (id and title, then one labelled value a line), not a table: seven
+    columns with a 36-character trace id and a long branch cannot share 80 columns, and rich
+    squeezed them to nothing. Lines soft-wrap, so a branch or path is never cut or folded."""
+    for number, (record_id, title, fields) in enumerate(records):
+        if number:
+            console.print()
+        console.print(f"[bold]{escape(record_id)}[/bold]  {escape(title)}", soft_wrap=True)
+        for label, value in fields:
+            console.print(f"  {label:<8} {value}", soft_wrap=True)
 
 
 @fixes_app.callback()
@@ -88,31 +108,41 @@ def fixes_list(
         if not records:
             console.print("No proposals waiting.")
             return
-        table = Table("id", "created", "title", "files", "trace")
-        for rec in records:
-            files = ", ".join(f"{f.path} (+{f.added} \u2212{f.removed})" for f in rec.files)
-            table.add_row(
-                rec.id, _when(rec.created), rec.args.title, files, rec.args.trace_id or "-"
-            )
-        console.print(table)
+        _print_records(
+            [
+                (
+                    rec.id,
+                    rec.args.title,
+                    [
+                        ("created", _when(rec.created)),
+                        ("files", escape(", ".join(_file_change(f) for f in rec.files))),
+                        ("trace", escape(rec.args.trace_id or "-")),
+                    ],
+                )
+                for rec in records
+            ]
+        )
         return
     fixes = service.fix_records()
     if not fixes:
         console.print("No fixes yet.")
         return
-    table = Table("id", "title", "trace", "created", "status", "suite")
-    table.add_column("branch", no_wrap=True, overflow="fold")
-    for fix in fixes:
-        table.add_row(
-            fix.id,
-            fix.title,
-            fix.trace_id or "-",
-            _when(fix.created),
-            str(fix.status),
-            _suite_cell(fix),
-            fix.branch if fix.commit else "-",
-        )
-    console.print(table)
+    _print_records(
+        [
+            (
+                fix.id,
+                fix.title,
+                [
+                    ("branch", escape(fix.branch) if fix.commit else "-"),
+                    ("trace", escape(fix.trace_id or "-")),
+                    ("created", _when(fix.created)),
+                    ("status", str(fix.status)),
+                    ("suite", _suite_cell(fix)),
+                ],
+            )
+            for fix in fixes
+        ]
+    )
 
 
 @fixes_app.command("show")
@@ -138,24 +168,52 @@ def fixes_show(proposal_id: str, root: Path = RootOption) -> None:
         ("delivered", "yes" if rec.delivered else "no"),
     ]
     for key, value in rows:
-        console.print(f"[bold]{key:>11}[/bold]  {value}")
-    console.print(f"\n{rec.args.reason.strip()}\n")
+        console.print(f"[bold]{key:>11}[/bold]  {escape(value)}")
+    console.print(f"\n{escape(rec.args.reason.strip())}\n")
     console.print(Syntax(rec.diff, "diff", theme="ansi_dark", background_color="default"))
-    if not rec.suite_results:
-        console.print("No suite runs." if fix.commit else "")
+    if fix.commit:
+        _print_suite_runs(service.root, rec)
+
+
+def _print_suite_runs(root: Path, rec: ProposalRecord) -> None:
+    """Each suite run on the fix branch (after) beside the latest run of the same suite on the
+    user's tree that preceded it (before), as the run records hold them."""
+    pairs = before_after(root, branch=rec.branch) if rec.branch else []
+    if not pairs:
+        console.print("No suite runs.")
         return
-    table = Table("run", "suite", "status", "items passed", "started", "duration", "tree")
-    for run in rec.suite_results:
-        table.add_row(
-            run.run_id,
-            run.suite,
-            run.status,
-            f"{sum(i.passed for i in run.items)}/{len(run.items)}",
-            run.started_at,
-            f"{run.duration_s:.1f}s",
-            run.tree,
+    console.print("[bold]suite runs[/bold]  before (your tree) \u2192 after (the fix branch)")
+    for pair in pairs:
+        before = pair.before.summary if pair.before else None
+        after = pair.after.summary
+        was = f"{before.status} ({_items_passed(before)})" if before else "no run"
+        console.print(
+            f"  {escape(pair.suite)}: {was} \u2192 {after.status} ({_items_passed(after)})",
+            soft_wrap=True,
         )
-    console.print(table)
+        if before is None:
+            console.print("    before  no run of this suite on your tree before the fix")
+        else:
+            dirty = " (uncommitted changes)" if pair.before.dirty else ""
+            _print_run("before", before, f"your tree{dirty}")
+        _print_run("after", after, "the fix branch")
+
+
+def _print_run(label: str, run: SuiteRunSummary, where: str) -> None:
+    started = _started(run.started_at)
+    commit = f" at {run.commit[:10]}" if run.commit else ""
+    console.print(
+        f"    {label:<6}  {run.status}  {_items_passed(run)}  {started}  {run.duration_s:.1f}s"
+    )
+    console.print(f"            run {escape(run.run_id)} on {where}{commit}", soft_wrap=True)
+
+
+def _started(iso: str) -> str:
+    try:
+        moment = datetime.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return _when(moment.timestamp())
 
 
 def _fix_record(service: ProposalService, proposal_id: str) -> ProposalRecord:
