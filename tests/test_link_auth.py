@@ -97,6 +97,26 @@ def test_signer_refuses_tampering_replay_and_other_connections():
         elsewhere.verify(sender.seal("command", "ReadFile", "c2", {"path": "x"}))
 
 
+def test_sealed_text_is_a_frame_signed_over_the_bytes_it_carries():
+    key = derive_link_key(new_activation_key(), "s")
+    sender, receiver = FrameSigner(key, "a.b"), FrameSigner(key, "a.b")
+    payload = {"z": '\u00e9\n"q"', "a": [1, {"y": None, "b": True}]}
+    text = sender.seal_text("result", "ReadFile", "c1", payload)
+    frame = decode_frame(text)
+    assert (frame.kind, frame.type, frame.id, frame.seq, frame.payload) == (
+        "result",
+        "ReadFile",
+        "c1",
+        1,
+        payload,
+    )
+    assert frame.sig == FrameSigner(key, "a.b").seal("result", "ReadFile", "c1", payload).sig
+    receiver.verify(frame)
+    tampered = decode_frame(text.replace('"c1"', '"c2"'))
+    with pytest.raises(BridgeError, match="bad signature"):
+        FrameSigner(key, "a.b").verify(tampered)
+
+
 def test_pairing_store_is_private_and_atomic(state_dir):
     store = PairingStore(state_dir / "pairings.json")
     record = PairingRecord(runner_id="r", activation_key=new_activation_key(), session_id="s")

@@ -98,7 +98,16 @@ def hello_connection_id(daemon_nonce: str) -> str:
 def frame_signature(
     key: bytes, conn_id: str, kind: str, type_: str, id_: str, seq: int, payload: dict[str, Any]
 ) -> str:
-    message = canonical_json([kind, type_, id_, seq, conn_id, payload]).encode()
+    return _sign(key, conn_id, kind, type_, id_, seq, canonical_json(payload))
+
+
+def _sign(
+    key: bytes, conn_id: str, kind: str, type_: str, id_: str, seq: int, payload_json: str
+) -> str:
+    """HMAC over canonical_json([kind, type_, id_, seq, conn_id, payload]), spelled from the
+    payload's canonical JSON so a sender serialises the payload once for signing and sending."""
+    head = canonical_json([kind, type_, id_, seq, conn_id])
+    message = f"{head[:-1]},{payload_json}]".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -129,6 +138,18 @@ class FrameSigner:
             payload=payload,
             sig=sig,
         )
+
+    def seal_text(self, kind: FrameKind, type_: str, id_: str, payload: dict[str, Any]) -> str:
+        """Like seal(), but straight to the frame's JSON text: the payload is serialised once,
+        and those same canonical bytes are both signed and sent."""
+        self._out_seq += 1
+        seq = self._out_seq
+        payload_json = canonical_json(payload)
+        sig = _sign(self._key, self.conn_id, kind, type_, id_, seq, payload_json)
+        head = canonical_json(
+            {"v": PROTOCOL_VERSION, "kind": kind, "type": type_, "id": id_, "seq": seq, "sig": sig}
+        )
+        return f'{head[:-1]},"payload":{payload_json}}}'
 
     def verify(self, frame: Frame) -> None:
         """Raise BridgeError(auth_failed) unless the frame is signed for this link and fresh."""

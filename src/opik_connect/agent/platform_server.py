@@ -155,8 +155,7 @@ class PlatformConnection:
 
     async def send(self, kind: FrameKind, type_name: str, msg_id: str, payload: dict) -> None:
         async with self._lock:
-            frame = self.signer.seal(kind, type_name, msg_id, payload)
-            await self.ws.send(encode(frame))
+            await self.ws.send(self.signer.seal_text(kind, type_name, msg_id, payload))
 
     async def send_error(self, exc: BridgeError, ref: str | None) -> None:
         body = FrameError(error=exc.to_body(), ref=ref).model_dump(mode="json")

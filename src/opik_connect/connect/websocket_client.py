@@ -415,7 +415,7 @@ class DaemonLink:
             ws, signer = self._ws, self._signer
             if ws is None or signer is None:
                 return
-            text = encode(signer.seal(kind, type_name, msg_id, payload))
+            text = signer.seal_text(kind, type_name, msg_id, payload)
             if len(text.encode()) > MAX_FRAME_BYTES:
                 text = self._oversize(signer, kind, type_name, msg_id)
                 if not text:
@@ -436,7 +436,7 @@ class DaemonLink:
         )
         payload = CommandResult(ok=False, error=body).model_dump(mode="json")
         self._outbox[msg_id] = (kind, type_name, payload)
-        return encode(signer.seal(kind, type_name, msg_id, payload))
+        return signer.seal_text(kind, type_name, msg_id, payload)
 
     async def _send_error(self, exc: BridgeError, ref: str | None) -> None:
         body = FrameError(error=exc.to_body(), ref=ref)
