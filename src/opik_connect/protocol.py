@@ -399,9 +399,13 @@ class Frame(Strict):
     sig: str | None = None
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""Built once: json.dumps with non-default options builds an encoder on every call."""
+
+
 def canonical_json(value: Any) -> str:
     """One spelling per value, so both sides sign the same bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def json_schema() -> dict[str, Any]:
