@@ -179,13 +179,13 @@ def _read_window(fd: int, offset: int, limit: int, path: str) -> _Window:
 def _whole_lines(data: bytes, pos: int, want: int, room: int) -> tuple[list[str], int] | None:
     """Up to `want` complete lines from `pos` in one decode; None when a line is too long, the
     content cap would be passed, or no newline follows (the line-by-line path handles those)."""
-    nl = pos - 1
-    got = 0
-    while got < want:
-        found = data.find(b"\n", nl + 1)
-        if found == -1:
-            break
-        nl, got = found, got + 1
+    got = data.count(b"\n", pos)
+    if got <= want:  # the window runs past this chunk: take every line in it
+        nl = data.rfind(b"\n", pos)
+    else:
+        got, nl = want, pos - 1
+        for _ in range(want):
+            nl = data.find(b"\n", nl + 1)
     if not got or nl + 1 - pos > room:
         return None
     texts = data[pos:nl].decode("utf-8").split("\n")
