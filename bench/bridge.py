@@ -26,6 +26,7 @@ from websockets.asyncio.server import serve
 
 from opik_connect.connect.bridge_commands import find_ripgrep
 from opik_connect.connect.embedded_pair import embedded_pair
+from opik_connect.connect.websocket_client import link_compression
 from opik_connect.protocol import ReadFileArgs, ReadFileResult, SearchFilesArgs
 
 
@@ -85,7 +86,12 @@ async def bench_read_file(n: int) -> bool:
 
         async with serve(echo, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
-            async with connect(f"ws://127.0.0.1:{port}") as ws:
+            url = f"ws://127.0.0.1:{port}"
+            # The same websocket settings as the link: the platform serves with the defaults,
+            # the daemon dials with link_compression(url) (no deflate on loopback).
+            compression = link_compression(url)
+            print(f"websocket compression, link and baseline alike: {compression}")
+            async with connect(url, compression=compression) as ws:
 
                 async def bare() -> None:
                     await ws.send(content)

@@ -17,7 +17,12 @@ from opik_connect.agent.platform_cli import (
     confirm_pairing_remote,
 )
 from opik_connect.agent.platform_server import Platform
-from opik_connect.connect.websocket_client import LinkError, LinkState, check_url_policy
+from opik_connect.connect.websocket_client import (
+    LinkError,
+    LinkState,
+    check_url_policy,
+    link_compression,
+)
 from opik_connect.link_auth import (
     FrameSigner,
     PairingRecord,
@@ -367,6 +372,15 @@ async def test_linked_pair_signs_results_back():
     async with linked() as (_, runner, link):
         assert (await runner.read_file(ReadFileArgs(path="x"))).content == "x"
         assert link.connections == 1
+
+
+async def test_loopback_link_skips_deflate_remote_links_keep_it():
+    assert link_compression("ws://127.0.0.1:1") is None
+    assert link_compression("ws://localhost:1") is None
+    assert link_compression("wss://platform.example.com") == "deflate"
+    async with linked() as (_, runner, link):
+        await runner.read_file(ReadFileArgs(path="x"))
+        assert link._ws is not None and link._ws.protocol.extensions == []
 
 
 async def test_daemon_pairs_again_when_the_platform_forgot_it(state_dir):
