@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from opik_connect.link_frames import decode_frame
 from opik_connect.protocol import (
     PROTOCOL_VERSION,
     BridgeError,
@@ -146,14 +147,21 @@ class FrameSigner:
         seq = self._out_seq
         payload_json = canonical_json(payload)
         sig = _sign(self._key, self.conn_id, kind, type_, id_, seq, payload_json)
-        head = canonical_json(
-            {"v": PROTOCOL_VERSION, "kind": kind, "type": type_, "id": id_, "seq": seq, "sig": sig}
-        )
-        return f'{head[:-1]},"payload":{payload_json}}}'
+        return f"{_text_head(PROTOCOL_VERSION, kind, type_, id_, seq, sig)}{payload_json}}}"
+
+    def open(self, message: str | bytes) -> Frame:
+        """Parse one websocket message and verify it (malformed_frame or auth_failed). A
+        seal_text frame is checked over the payload bytes it carries, not serialised again."""
+        frame = decode_frame(message)
+        self._check_fresh(frame, message)
+        return frame
 
     def verify(self, frame: Frame) -> None:
         """Raise BridgeError(auth_failed) unless the frame is signed for this link and fresh."""
-        check_signature(self._key, self.conn_id, frame)
+        self._check_fresh(frame, None)
+
+    def _check_fresh(self, frame: Frame, text: str | bytes | None) -> None:
+        check_signature(self._key, self.conn_id, frame, text)
         if frame.seq <= self._in_seq:
             raise BridgeError(
                 ErrorCode.AUTH_FAILED, f"replayed frame: seq {frame.seq} <= {self._in_seq}"
@@ -161,9 +169,31 @@ class FrameSigner:
         self._in_seq = frame.seq
 
 
-def check_signature(key: bytes, conn_id: str, frame: Frame) -> None:
+def _text_head(v: int, kind: str, type_: str, id_: str, seq: int, sig: str) -> str:
+    """What seal_text puts before the payload: the other fields, canonical, payload last."""
+    head = canonical_json({"v": v, "kind": kind, "type": type_, "id": id_, "seq": seq, "sig": sig})
+    return f'{head[:-1]},"payload":'
+
+
+def check_signature(
+    key: bytes, conn_id: str, frame: Frame, text: str | bytes | None = None
+) -> None:
+    """Check the frame's HMAC over its kind, type, id, seq, conn_id and canonical payload.
+
+    Fast path: a text laid out as seal_text lays it out (the parsed fields, canonical, then the
+    payload, then the closing brace) is checked over its payload bytes as they are. A match
+    proves those bytes are the canonical JSON a key holder signed, so they are the one payload
+    member the frame was parsed with. Anything else is checked the long way.
+    """
     if not frame.sig:
         raise BridgeError(ErrorCode.AUTH_FAILED, f"unsigned {frame.kind} frame {frame.type}")
+    if isinstance(text, str) and text.endswith("}"):
+        head = _text_head(frame.v, frame.kind, frame.type, frame.id, frame.seq, frame.sig)
+        if text.startswith(head):
+            payload_json = text[len(head) : -1]
+            carried = _sign(key, conn_id, frame.kind, frame.type, frame.id, frame.seq, payload_json)
+            if hmac.compare_digest(carried, frame.sig):
+                return
     expected = frame_signature(
         key, conn_id, frame.kind, frame.type, frame.id, frame.seq, frame.payload
     )

@@ -677,8 +677,7 @@ class Platform:
     async def _serve(self, handle: RunnerHandle, conn: PlatformConnection) -> None:
         async for message in conn.ws:
             try:
-                frame = decode_frame(message)
-                conn.signer.verify(frame)
+                frame = conn.signer.open(message)
                 await self._dispatch(handle, conn, frame)
             except BridgeError as exc:
                 ref = None

@@ -452,8 +452,7 @@ class DaemonLink:
     async def _receive(self, ws: ClientConnection, signer: FrameSigner) -> None:
         async for message in ws:
             try:
-                frame = decode_frame(message)
-                signer.verify(frame)
+                frame = signer.open(message)
             except BridgeError as exc:
                 ref = None
                 with contextlib.suppress(BridgeError):
