@@ -502,14 +502,15 @@ class DaemonLink:
         try:
             async with self._semaphore:
                 with serving(frame.id):
-                    result = await self._run_handler(frame.type, frame.payload)
-            payload = result.model_dump(mode="json")
+                    payload = await self._run_handler(frame.type, frame.payload)
             self._outbox[frame.id] = ("result", frame.type, payload)
         finally:
             self._running.pop(frame.id, None)
         await self._send("result", frame.type, frame.id, payload)
 
-    async def _run_handler(self, type_name: str, args_payload: dict[str, Any]) -> CommandResult:
+    async def _run_handler(self, type_name: str, args_payload: dict[str, Any]) -> dict[str, Any]:
+        """The CommandResult payload: a success is spelled directly from the handler's result,
+        already checked for its type, so it is dumped once and not validated twice."""
         try:
             spec = COMMANDS.get(type_name)
             handler = self.handlers.get(type_name)
@@ -526,13 +527,13 @@ class DaemonLink:
                 ) from exc
             if not isinstance(result, spec[1]):
                 raise TypeError(f"{type_name} handler returned {type(result).__name__}")
-            return CommandResult(ok=True, result=result.model_dump(mode="json"))
+            return {"ok": True, "result": result.model_dump(mode="json"), "error": None}
         except BridgeError as exc:
-            return CommandResult(ok=False, error=exc.to_body())
+            return CommandResult(ok=False, error=exc.to_body()).model_dump(mode="json")
         except Exception:
             log.exception("command %s failed", type_name)
             body = ErrorBody(code=ErrorCode.INTERNAL, message=f"internal error in {type_name}")
-            return CommandResult(ok=False, error=body)
+            return CommandResult(ok=False, error=body).model_dump(mode="json")
 
     def _on_ack(self, frame: Frame) -> None:
         try:
