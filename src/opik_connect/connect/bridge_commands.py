@@ -80,7 +80,10 @@ def find_ripgrep() -> str | None:
 
 @dataclass
 class _Window:
-    lines: list[str]
+    pieces: list[str]
+    """The window's text in order: single lines, or runs of whole lines decoded at once."""
+    count: int
+    """How many lines the pieces hold."""
     total_lines: int
     key_open_at_start: bool
 
@@ -92,7 +95,8 @@ def _read_window(fd: int, offset: int, limit: int, path: str) -> _Window:
     """
     end = offset + limit
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    lines: list[str] = []
+    pieces: list[str] = []
+    count = 0
     current = bytearray()
     cut = False
     chars = 0
@@ -104,12 +108,13 @@ def _read_window(fd: int, offset: int, limit: int, path: str) -> _Window:
     ends_with_newline = True
 
     def finish_line(with_newline: bool) -> None:
-        nonlocal current, cut, chars, full
+        nonlocal current, cut, chars, full, count
         text = current.decode("utf-8", errors="ignore")
         if cut:
             text += LINE_CUT_MARK
-        lines.append(text + ("\n" if with_newline else ""))
-        chars += len(lines[-1])
+        pieces.append(text + ("\n" if with_newline else ""))
+        count += 1
+        chars += len(pieces[-1])
         full = chars >= MAX_CONTENT_CHARS
         current = bytearray()
         cut = False
@@ -150,11 +155,12 @@ def _read_window(fd: int, offset: int, limit: int, path: str) -> _Window:
             if not current and not cut:
                 taken = _whole_lines(data, pos, end - line_no, MAX_CONTENT_CHARS - chars)
                 if taken is not None:
-                    texts, pos = taken
-                    lines.extend(texts)
-                    chars += sum(map(len, texts))
+                    block, got, pos = taken
+                    pieces.append(block)
+                    count += got
+                    chars += len(block)
                     full = chars >= MAX_CONTENT_CHARS
-                    line_no += len(texts)
+                    line_no += got
                     continue
             nl = data.find(b"\n", pos)
             stop = size if nl == -1 else nl + 1
@@ -173,12 +179,13 @@ def _read_window(fd: int, offset: int, limit: int, path: str) -> _Window:
     total = line_no + (1 if seen_bytes and not ends_with_newline else 0)
     if seen_bytes and not ends_with_newline and offset <= line_no < end and not full:
         finish_line(False)
-    return _Window(lines=lines, total_lines=total, key_open_at_start=key_open)
+    return _Window(pieces=pieces, count=count, total_lines=total, key_open_at_start=key_open)
 
 
-def _whole_lines(data: bytes, pos: int, want: int, room: int) -> tuple[list[str], int] | None:
-    """Up to `want` complete lines from `pos` in one decode; None when a line is too long, the
-    content cap would be passed, or no newline follows (the line-by-line path handles those)."""
+def _whole_lines(data: bytes, pos: int, want: int, room: int) -> tuple[str, int, int] | None:
+    """Up to `want` complete lines from `pos` in one decode, as (text, lines, next pos); None
+    when a line is too long, the content cap would be passed, or no newline follows (the
+    line-by-line path handles those)."""
     got = data.count(b"\n", pos)
     if got <= want:  # the window runs past this chunk: take every line in it
         nl = data.rfind(b"\n", pos)
@@ -188,10 +195,10 @@ def _whole_lines(data: bytes, pos: int, want: int, room: int) -> tuple[list[str]
             nl = data.find(b"\n", nl + 1)
     if not got or nl + 1 - pos > room:
         return None
-    texts = data[pos:nl].decode("utf-8").split("\n")
-    if max(map(len, texts)) > MAX_LINE_BYTES:
+    block = data[pos : nl + 1].decode("utf-8")
+    if len(block) > MAX_LINE_BYTES and max(map(len, block.split("\n"))) > MAX_LINE_BYTES:
         return None
-    return [text + "\n" for text in texts], nl + 1
+    return block, got, nl + 1
 
 
 @dataclass(frozen=True)
@@ -417,9 +424,9 @@ class Sandbox:
         if real_path != rel:
             await self._require_visible(real_path)
         content, redactions = redact(
-            "".join(window.lines), inside_private_key=window.key_open_at_start
+            "".join(window.pieces), inside_private_key=window.key_open_at_start
         )
-        returned_end = min(args.offset + len(window.lines), window.total_lines)
+        returned_end = min(args.offset + window.count, window.total_lines)
         return ReadFileResult(
             content=content,
             total_lines=window.total_lines,
