@@ -18,8 +18,16 @@ from rich.console import Console
 
 from opik_connect.agent.platform_server import RunnerHandle
 from opik_connect.connect.daemon_parts import FixParts
+from opik_connect.connect.edit_engine import content_hash, decode_file
 from opik_connect.connect.proposals import ProposalService
-from opik_connect.protocol import BridgeError, ErrorCode, ProposalDecided, RunSuiteArgs, SuiteResult
+from opik_connect.protocol import (
+    BridgeError,
+    ErrorCode,
+    FilesChanged,
+    ProposalDecided,
+    RunSuiteArgs,
+    SuiteResult,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -155,3 +163,53 @@ async def test_a_bad_proposal_is_refused_at_once(tmp_path: Path) -> None:
             await d.runner.propose_change(bad)
         assert caught.value.code == ErrorCode.MATCH_NOT_FOUND
         assert d.service.pending() == []
+
+
+AGENT_FILE = "agentpkg/agent.py"
+
+
+async def test_an_edit_on_disk_that_breaks_the_diff_makes_the_proposal_stale(
+    tmp_path: Path,
+) -> None:
+    """Through the daemon's own watcher, not a direct on_files_changed call."""
+    repo = make_refund_project(tmp_path / "project")
+    async with fixes_daemon(repo) as d:
+        proposed = await d.runner.propose_change(refund_fix())
+        agent = repo / AGENT_FILE
+        agent.write_text(agent.read_text().replace("20 dollars", "25 dollars"))
+        async with asyncio.timeout(15):
+            decided = await d.runner.wait_decision(proposed.proposal_id)
+        assert decided.decision == "stale"
+        assert decided.reason and "no longer applies" in decided.reason
+        record = ProposalService.for_project(repo).get(proposed.proposal_id)
+        assert (record.status, record.decided_by) == ("stale", "staleness check")
+        assert d.service.pending() == []
+    assert f"proposal {proposed.proposal_id} (Answer the right refund) is stale" in (
+        d.output.getvalue()
+    )
+
+
+async def test_an_edit_that_keeps_the_diff_applicable_leaves_it_pending(tmp_path: Path) -> None:
+    """The watcher's recheck re-plans the diff on the new content instead of dropping it."""
+    repo = make_refund_project(tmp_path / "project")
+    async with fixes_daemon(repo) as d:
+        proposed = await d.runner.propose_change(refund_fix())
+        agent = repo / AGENT_FILE
+        before = d.service.get(proposed.proposal_id).hashes[AGENT_FILE]
+        changed = agent.read_text() + "\n\ndef unrelated():\n    return 1\n"
+        agent.write_text(changed)
+        # the daemon runs its file listeners before it sends the batch on to the platform
+        seen = []
+        async with asyncio.timeout(15):
+            while not (
+                isinstance(seen[-1:] and seen[-1], FilesChanged)
+                and AGENT_FILE in [c.path for c in seen[-1].changes]
+            ):
+                seen.append((await d.events.get())[2])
+        assert not [e for e in seen if isinstance(e, ProposalDecided)]
+        record = d.service.get(proposed.proposal_id)
+        assert record.status == "pending"
+        now = content_hash(decode_file(AGENT_FILE, changed.encode()))
+        assert record.hashes[AGENT_FILE] == now != before
+        assert '+    return {"output": "Your refund is 10 dollars"}' in record.diff
+        assert [r.id for r in d.service.pending()] == [proposed.proposal_id]
