@@ -1,0 +1,87 @@
+"""The link state the daemon's terminal shows, as a user sees it: `opik-connect --platform URL`
+in a real subprocess, against a pre-paired platform this test stops and starts on the same port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from opik_connect.agent.platform_server import Platform
+from opik_connect.config import user_state_dir
+from opik_connect.connect.daemon import stable_runner_id
+from opik_connect.link_auth import PairingStore, new_activation_key
+
+pytestmark = pytest.mark.timeout(30)
+
+CLI = str(Path(sys.executable).with_name("opik-connect"))
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    root = tmp_path / "proj"
+    root.mkdir()
+    git = ["git", "-C", str(root), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (root / "app.py").write_text("print('hi')\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    return root.resolve()
+
+
+async def read_until(proc: asyncio.subprocess.Process, needle: str, seen: list[str]) -> str:
+    assert proc.stdout is not None
+    async with asyncio.timeout(15):
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            if not line:
+                raise AssertionError(f"exited before {needle!r}: {''.join(seen)}")
+            seen.append(line)
+            if needle in line:
+                return line
+
+
+async def test_terminal_shows_connected_reconnecting_and_connected_again(repo: Path) -> None:
+    platform = Platform()
+    await platform.start()
+    runner_id = stable_runner_id(repo)
+    record = platform.pre_pair(runner_id, new_activation_key(), project=repo.name)
+    PairingStore(user_state_dir() / "pairings.json").put(f"{platform.url} {repo}", record)
+    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+    env.pop("OPIK_CONNECT_PLATFORM", None)
+    proc = await asyncio.create_subprocess_exec(
+        CLI,
+        "--platform",
+        platform.url,
+        cwd=repo,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    seen: list[str] = []
+    try:
+        up = await read_until(proc, "● connected", seen)
+        assert up.strip() == f"● connected ({platform.url})"
+        assert [r.runner_id for r in platform.runners() if r.connected] == [runner_id]
+
+        await platform.stop()
+        shown_up = len(seen)
+        await read_until(proc, "● reconnecting", seen)
+        assert "connected" not in "".join(seen[shown_up:-1])
+
+        await platform.start()  # same port: stop() keeps it, and the pairing
+        again = await read_until(proc, "● connected", seen)
+        assert again.strip() == up.strip()
+        await platform.wait_runner(runner_id)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            async with asyncio.timeout(10):
+                await proc.wait()
+        await platform.stop()
+    assert proc.returncode == 0, "".join(seen)
