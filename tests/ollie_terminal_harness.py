@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from proposal_fixtures import check_path_for
+from proposal_fixtures import sandbox_reader_for
 from rich.console import Console
 
 from opik_connect.connect.ollie_terminal import run_ollie_terminal
@@ -23,7 +23,7 @@ FINAL = {"applied": "approved", "rejected": "rejected", "stale": "stale", "faile
 
 async def main(root: Path) -> None:
     console = Console()
-    service = ProposalService(root, check_path=check_path_for(root))
+    service = ProposalService(root, read=sandbox_reader_for(root))
 
     async def asker(request: AskRequest) -> AsyncIterator[AskEvent]:
         yield AskEvent(session_id="s1", seq=1, type="accepted", data={"id": "s1"})

@@ -6,7 +6,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from opik_connect.protocol import BridgeError, ErrorCode
+from opik_connect.connect.proposals import sandbox_reader
+from opik_connect.connect.sandbox_policy import PathPolicy
 
 AGENT_PY = (
     "def answer(question):\n"
@@ -36,17 +37,9 @@ def make_repo(path: Path) -> Path:
     return path
 
 
-def check_path_for(root: Path):
-    """The sandbox contract: root-relative in, absolute out, BridgeError for anything else."""
-
-    def check(path: str) -> Path:
-        if path.startswith("/") or ".." in Path(path).parts or "\0" in path:
-            raise BridgeError(ErrorCode.PATH_TRAVERSAL, f"{path} leaves the root")
-        if Path(path).name.startswith(".env") or ".git" in Path(path).parts:
-            raise BridgeError(ErrorCode.SENSITIVE_PATH, f"{path} is sensitive")
-        return root / path
-
-    return check
+def sandbox_reader_for(root: Path):
+    """The real proposal sandbox for `root`: the race-free opener plus git's visibility."""
+    return sandbox_reader(PathPolicy(root))
 
 
 def snapshot(root: Path) -> dict[str, object]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from proposal_fixtures import check_path_for, git, make_repo
+from proposal_fixtures import git, make_repo, sandbox_reader_for
 
 from opik_connect.connect.approval_prompt import render_proposal
 from opik_connect.connect.proposals import ProposalService
@@ -27,7 +27,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def propose(repo: Path, title: str, old: str, new: str, path: str = "agent.py") -> str:
-    service = ProposalService(repo, check_path=check_path_for(repo))
+    service = ProposalService(repo, read=sandbox_reader_for(repo))
     args = ProposeChangeArgs(
         title=title,
         reason=f"reason for {title}",
@@ -39,7 +39,7 @@ def propose(repo: Path, title: str, old: str, new: str, path: str = "agent.py") 
 
 
 def status(repo: Path, proposal_id: str) -> str:
-    return ProposalService(repo, check_path=check_path_for(repo)).get(proposal_id).status
+    return ProposalService(repo, read=sandbox_reader_for(repo)).get(proposal_id).status
 
 
 def spawn(repo: Path, tmp_path: Path, **env: str) -> pexpect.spawn:
@@ -90,7 +90,7 @@ def test_approve_reject_with_reason_and_skip(repo: Path, tmp_path: Path) -> None
     child.send("q")
     child.expect("PROMPT DONE")
     child.expect(pexpect.EOF)
-    service = ProposalService(repo, check_path=check_path_for(repo))
+    service = ProposalService(repo, read=sandbox_reader_for(repo))
     assert service.get(first).status == "applied"
     assert git(repo, "rev-parse", service.get(first).branch) == service.get(first).commit
     rejected = service.get(second)
@@ -130,7 +130,7 @@ def test_edit_diff_in_scripted_editor_then_approve(repo: Path, tmp_path: Path) -
     child.expect("Approved")
     child.send("q")
     child.expect("PROMPT DONE")
-    record = ProposalService(repo, check_path=check_path_for(repo)).get(proposal)
+    record = ProposalService(repo, read=sandbox_reader_for(repo)).get(proposal)
     assert record.status == "applied"
     assert "Ask me anything." in git(repo, "show", f"{record.branch}:agent.py")
 
@@ -149,9 +149,7 @@ def test_edit_that_breaks_the_diff_is_refused(repo: Path, tmp_path: Path) -> Non
     child.expect("keeps its diff")
     child.send("q")
     child.expect("PROMPT DONE")
-    assert (
-        "Please ask." in ProposalService(repo, check_path=check_path_for(repo)).get(proposal).diff
-    )
+    assert "Please ask." in ProposalService(repo, read=sandbox_reader_for(repo)).get(proposal).diff
 
 
 def test_no_tty_leaves_proposals_pending(repo: Path) -> None:
@@ -174,7 +172,7 @@ def test_render_shows_stats_and_evidence(repo: Path) -> None:
     from rich.console import Console
 
     proposal = propose(repo, "First fix", "return 'empty'", "return 'Please ask.'")
-    record = ProposalService(repo, check_path=check_path_for(repo)).get(proposal)
+    record = ProposalService(repo, read=sandbox_reader_for(repo)).get(proposal)
     console = Console(width=120, record=True)
     console.print(render_proposal(record))
     text = console.export_text()
@@ -190,7 +188,7 @@ def test_proposal_arriving_while_prompt_waits_is_shown(repo: Path, tmp_path: Pat
     child.expect("Approved")
     child.send("q")
     child.expect("PROMPT DONE")
-    [record] = ProposalService(repo, check_path=check_path_for(repo)).journal.all()
+    [record] = ProposalService(repo, read=sandbox_reader_for(repo)).journal.all()
     assert record.status == "applied" and record.args.title == "Late fix"
 
 
@@ -199,7 +197,7 @@ async def test_auto_approver_warns_and_approves(repo: Path) -> None:
 
     from opik_connect.connect.approval_prompt import run_auto_approver
 
-    service = ProposalService(repo, check_path=check_path_for(repo))
+    service = ProposalService(repo, read=sandbox_reader_for(repo))
     edit = FileEdit(path="notes.txt", old_string="two", new_string="TWO")
     proposal = await service.submit(ProposeChangeArgs(title="Auto", reason="r", edits=[edit]))
     console = Console(record=True, width=100)

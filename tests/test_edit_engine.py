@@ -330,11 +330,10 @@ def test_second_hunk_named() -> None:
 
 
 def test_sandbox_refusal_propagates(tmp_path: Path) -> None:
-    def check(path: str) -> Path:
-        raise BridgeError(ErrorCode.SENSITIVE_PATH, f"{path} is sensitive")
-
     from opik_connect.connect.edit_engine import read_current
+    from opik_connect.connect.sandbox_policy import PathPolicy
 
+    policy = PathPolicy(tmp_path)
     with pytest.raises(BridgeError) as caught:
-        plan_edits([edit(".env", "", "X=1\n")], lambda p: read_current(check, p))
+        plan_edits([edit(".env", "", "X=1\n")], lambda p: read_current(policy, lambda *_: True, p))
     assert caught.value.code == ErrorCode.SENSITIVE_PATH

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from proposal_fixtures import check_path_for, git, make_repo, snapshot
+from proposal_fixtures import git, make_repo, sandbox_reader_for, snapshot
 
 from opik_connect.connect.fix_branches import APPLY_STEPS, FAULT_ENV, FixError, slugify
 from opik_connect.connect.proposals import ProposalService
@@ -23,9 +23,9 @@ CHILD = """
 import asyncio, sys
 from pathlib import Path
 from opik_connect.connect.proposals import ProposalService
-from proposal_fixtures import check_path_for
+from proposal_fixtures import sandbox_reader_for
 root = Path(sys.argv[1])
-asyncio.run(ProposalService(root, check_path=check_path_for(root)).approve(sys.argv[2]))
+asyncio.run(ProposalService(root, read=sandbox_reader_for(root)).approve(sys.argv[2]))
 """
 
 
@@ -36,7 +36,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def service(repo: Path, emit=None) -> ProposalService:
-    return ProposalService(repo, check_path=check_path_for(repo), emit=emit)
+    return ProposalService(repo, read=sandbox_reader_for(repo), emit=emit)
 
 
 def change(old: str = "return 'empty'", new: str = "return 'Please ask.'", path="agent.py"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from proposal_fixtures import check_path_for, make_repo
+from proposal_fixtures import make_repo, sandbox_reader_for
 
 from opik_connect.connect.proposals import ProposalService
 
@@ -50,6 +50,6 @@ def test_question_proposal_approval_and_back_to_the_prompt(repo: Path, tmp_path:
     child.sendeof()
     child.expect("PROMPT DONE")
     child.expect(pexpect.EOF)
-    [record] = ProposalService(repo, check_path=check_path_for(repo)).journal.all()
+    [record] = ProposalService(repo, read=sandbox_reader_for(repo)).journal.all()
     assert record.status == "applied"
     assert "why so curt?" in record.args.reason

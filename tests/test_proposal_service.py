@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from proposal_fixtures import check_path_for, git, make_repo, snapshot
+from proposal_fixtures import git, make_repo, sandbox_reader_for, snapshot
 
 from opik_connect.connect.fix_branches import FixRecord
 from opik_connect.connect.proposals import ProposalService
@@ -73,7 +73,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def service(repo: Path, outbox: Outbox | None = None, after_commit=None) -> ProposalService:
     return ProposalService(
-        repo, check_path=check_path_for(repo), emit=outbox, after_commit=after_commit
+        repo, read=sandbox_reader_for(repo), emit=outbox, after_commit=after_commit
     )
 
 
@@ -296,3 +296,83 @@ async def test_change_against_uncommitted_edits_fails_cleanly(repo: Path) -> Non
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert [(e.decision, e.branch) for e in outbox.events] == [("approved", None)]
     assert "could not be built" in (outbox.events[0].reason or "")
+
+
+FAKE_KEY = "sk-ant-api03-" + "A1b2C3d4" * 4
+
+
+def commit_file(repo: Path, name: str, data: str | bytes) -> None:
+    path = repo / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    git(repo, "add", "-f", name)
+    git(repo, "commit", "-q", "-m", f"add {name}")
+
+
+async def test_diff_and_closest_quote_reach_the_platform_redacted(repo: Path) -> None:
+    commit_file(repo, "settings.py", f'KEY = "{FAKE_KEY}"\nNAME = "bot"\nDEBUG = False\n')
+    svc = service(repo)
+    edits = [FileEdit(path="settings.py", old_string="DEBUG = False", new_string="DEBUG = True")]
+    result = await svc.submit(args(edits=edits))
+    assert FAKE_KEY not in result.diff and "[REDACTED:anthropic_key]" in result.diff
+    assert FAKE_KEY in svc.get(result.proposal_id).diff, "the local journal keeps it exact"
+    with pytest.raises(BridgeError) as caught:
+        await svc.submit(
+            args(edits=[FileEdit(path="settings.py", old_string='KEY = "sk-x"', new_string="")])
+        )
+    assert caught.value.code == ErrorCode.MATCH_NOT_FOUND
+    body = caught.value.to_body().model_dump_json()
+    assert "closest" in caught.value.details and FAKE_KEY not in body
+
+
+async def test_ignored_files_are_not_proposal_targets(repo: Path) -> None:
+    (repo / "debug.log").write_text("one\ntwo\n")
+    svc = service(repo)
+    for edit in (
+        FileEdit(path="debug.log", old_string="one", new_string="uno"),
+        FileEdit(path="debug.log", old_string="", new_string="x"),
+        FileEdit(path="fresh.log", old_string="", new_string="x"),
+    ):
+        with pytest.raises(BridgeError) as caught:
+            await svc.submit(args(edits=[edit]))
+        assert caught.value.code == ErrorCode.FILE_NOT_FOUND
+        assert caught.value.message == "file not found (or ignored by git)"
+    assert svc.pending() == []
+
+
+async def test_fifo_is_refused_without_hanging(repo: Path) -> None:
+    (repo / "notes.txt").unlink()
+    os.mkfifo(repo / "notes.txt")
+    with pytest.raises(BridgeError) as caught:
+        await service(repo).submit(
+            args(edits=[FileEdit(path="notes.txt", old_string="one", new_string="uno")])
+        )
+    assert caught.value.code == ErrorCode.PERMISSION_DENIED
+
+
+async def test_files_over_the_cap_are_refused(repo: Path) -> None:
+    commit_file(repo, "big.txt", "x = 1\n" * 200_000)
+    with pytest.raises(BridgeError) as caught:
+        await service(repo).submit(
+            args(edits=[FileEdit(path="big.txt", old_string="x = 1\n", new_string="x = 2\n")])
+        )
+    assert caught.value.code == ErrorCode.LIMIT_REACHED
+
+
+async def test_symlink_to_an_ignored_file_is_not_followed(repo: Path) -> None:
+    (repo / "debug.log").write_text("one\n")
+    (repo / "view.txt").symlink_to("debug.log")
+    with pytest.raises(BridgeError) as caught:
+        await service(repo).submit(
+            args(edits=[FileEdit(path="view.txt", old_string="one", new_string="uno")])
+        )
+    assert caught.value.code == ErrorCode.FILE_NOT_FOUND
+
+
+async def test_decision_reaches_the_platform_redacted(repo: Path) -> None:
+    outbox = Outbox()
+    svc = service(repo, outbox)
+    proposal = await svc.submit(args())
+    await svc.reject(proposal.proposal_id, f"never commit {FAKE_KEY}")
+    [event] = outbox.events
+    assert FAKE_KEY not in (event.reason or "") and "[REDACTED:" in (event.reason or "")
+    assert FAKE_KEY in (svc.get(proposal.proposal_id).reason or "")

@@ -2,7 +2,8 @@
 
 The canonical diff is computed against the files as they are on disk now, so what the user
 approves is exactly what will be committed. Everything here is pure except `read_current`,
-which reads through the sandbox's `check_path` so no path can escape the root or touch a secret.
+which reads only through the sandbox's race-free opener and only what git shows (as ReadFile
+does), so no path can escape the root, touch a secret, an ignored file or a FIFO.
 
 Line endings: files are handled with "\\n" internally; a file that used CRLF is written back with
 CRLF, and a UTF-8 BOM is kept. The canonical diff therefore always uses "\\n".
@@ -16,18 +17,27 @@ from __future__ import annotations
 import difflib
 import hashlib
 import itertools
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
+from opik_connect.connect.sandbox_policy import PathPolicy, normalize_relative
 from opik_connect.protocol import BridgeError, ErrorCode, FileEdit, FileStat
 
-CheckPath = Callable[[str], Path]
-"""Resolves a root-relative path to an absolute one, or raises BridgeError (sandbox policy)."""
+ReadCurrent = Callable[[str], "FileText"]
+"""A root-relative path -> the file as it is now (text None when missing), or BridgeError."""
+Visible = Callable[[str, bool], bool]
+"""(root-relative path, exists) -> whether git shows it: tracked or untracked-not-ignored when it
+exists, not ignored when it does not (a new file there would be committed visibly)."""
+
+MAX_PROPOSAL_FILE_BYTES = 1 << 20
+"""Proposals edit source files; a larger file is refused (limit_reached) rather than read whole."""
+NOT_VISIBLE = "file not found (or ignored by git)"
+"""ReadFile's message for a path git does not show; the same words here reveal nothing more."""
 
 MAX_HUNK_OFFSET = 10
 """How many lines a diff hunk may have drifted from its stated position and still apply."""
@@ -121,15 +131,59 @@ def content_hash(ft: FileText) -> str | None:
     return hashlib.sha256(ft.encode(ft.text)).hexdigest()
 
 
-def read_current(check_path: CheckPath, path: str) -> FileText:
-    """Reads one file through the sandbox; a missing file is a FileText with text None."""
-    absolute = check_path(path)
+def _read_fd(fd: int, path: str) -> bytes:
+    """At most the cap from an opened file; a file that grew past it is refused, not cut."""
+    chunks, size = [], 0
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_PROPOSAL_FILE_BYTES:
+            raise _too_big(path)
+    return b"".join(chunks)
+
+
+def _too_big(path: str) -> BridgeError:
+    return BridgeError(
+        ErrorCode.LIMIT_REACHED,
+        f"{path} is larger than {MAX_PROPOSAL_FILE_BYTES} bytes; proposals edit source files",
+        path=path,
+        limit=MAX_PROPOSAL_FILE_BYTES,
+    )
+
+
+def read_current(policy: PathPolicy, visible: Visible, path: str) -> FileText:
+    """Reads one file as ReadFile would; a missing (not ignored) file is FileText(text=None).
+
+    Visibility is asked before the file is touched, so an ignored path answers file_not_found
+    whether or not it exists, a FIFO, socket or device, and past a symlink swap, by
+    permission_denied or path_traversal from the opener, never by a read that hangs.
+    """
+    rel = normalize_relative(path)
+    if not rel:
+        raise BridgeError(ErrorCode.INVALID_ARGS, "a proposal must name a file", path=path)
+    policy.check_sensitive(rel)
+    listed = visible(rel, True)
+    if not listed and not visible(rel, False):
+        real = os.path.realpath(policy.root / rel)
+        if not real.startswith(f"{policy.root}/"):
+            raise BridgeError(
+                ErrorCode.PATH_TRAVERSAL, "path leaves the root through a symlink", path=path
+            )
+        raise BridgeError(ErrorCode.FILE_NOT_FOUND, NOT_VISIBLE, path=path)
     try:
-        data = absolute.read_bytes() if absolute.exists() else None
-    except IsADirectoryError as exc:
-        raise BridgeError(ErrorCode.INVALID_ARGS, f"{path} is a directory", path=path) from exc
-    except PermissionError as exc:
-        raise BridgeError(ErrorCode.PERMISSION_DENIED, f"cannot read {path}", path=path) from exc
+        opened = policy.open_file(rel)
+    except BridgeError as exc:
+        if exc.code == ErrorCode.FILE_NOT_FOUND:
+            return FileText(path, None)
+        raise
+    try:
+        if not listed or (opened.real_path != rel and not visible(opened.real_path, True)):
+            raise BridgeError(ErrorCode.FILE_NOT_FOUND, NOT_VISIBLE, path=path)
+        if opened.size > MAX_PROPOSAL_FILE_BYTES:
+            raise _too_big(path)
+        data = _read_fd(opened.fd, path)
+    finally:
+        os.close(opened.fd)
     return decode_file(path, data)
 
 

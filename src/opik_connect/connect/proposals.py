@@ -25,16 +25,17 @@ from opik_connect.config import load_project_config, project_state_dir
 from opik_connect.connect.command_context import current_command_id
 from opik_connect.connect.edit_engine import (
     CanonicalChange,
-    CheckPath,
     FileText,
+    ReadCurrent,
     content_hash,
     plan_diff,
     plan_edits,
     read_current,
 )
 from opik_connect.connect.fix_branches import FixBranches, FixRecord, fault_point, fix_branch_name
+from opik_connect.connect.outbound_redaction import redact_decision, redact_error, redact_text
 from opik_connect.connect.proposal_journal import ProposalJournal, ProposalRecord
-from opik_connect.connect.sandbox_policy import PathPolicy, normalize_relative
+from opik_connect.connect.sandbox_policy import PathPolicy
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
@@ -53,24 +54,35 @@ AfterCommit = Callable[[FixRecord], Awaitable[list[SuiteRunSummary]]]
 Notify = Callable[[str], None]
 
 
-def sandbox_check_path(policy: PathPolicy) -> CheckPath:
-    """The read sandbox's rules for proposal paths: no escape, no secret, not even via symlink."""
+def git_visible(root: Path) -> Callable[[str, bool], bool]:
+    """Git's view of one path, asked synchronously (the engine reads in a worker thread)."""
 
-    def check(path: str) -> Path:
-        rel = normalize_relative(path)
-        if not rel:
-            raise BridgeError(ErrorCode.INVALID_ARGS, "a proposal must name a file", path=path)
-        policy.check_sensitive(rel)
-        full = policy.root / rel
-        real = Path(os.path.realpath(full))
-        if not real.is_relative_to(policy.root) or real == policy.root:
-            raise BridgeError(
-                ErrorCode.PATH_TRAVERSAL, "path leaves the root through a symlink", path=path
-            )
-        policy.check_sensitive(real.relative_to(policy.root).as_posix())
-        return full
+    def git_says(*args: str, literal: bool = False) -> subprocess.CompletedProcess[bytes]:
+        """check-ignore refuses literal pathspecs; a magic-looking path there is an error."""
+        return subprocess.run(
+            ["git", "-c", "core.quotepath=off", *args],
+            cwd=root,
+            capture_output=True,
+            env={**os.environ, "GIT_LITERAL_PATHSPECS": "1" if literal else "0"},
+            check=False,
+        )
 
-    return check
+    def visible(rel: str, exists: bool) -> bool:
+        """Deny by default: a path git cannot judge (e.g. beyond a symlink) is not visible."""
+        if not exists:
+            return git_says("check-ignore", "-q", "--", rel).returncode == 1
+        done = git_says(
+            "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", rel, literal=True
+        )
+        return done.returncode == 0 and rel.encode() in done.stdout.split(b"\0")
+
+    return visible
+
+
+def sandbox_reader(policy: PathPolicy) -> ReadCurrent:
+    """The read sandbox's rules for proposal paths: what ReadFile would read, nothing more."""
+    visible = git_visible(policy.root)
+    return lambda path: read_current(policy, visible, path)
 
 
 def _describe(exc: Exception) -> str:
@@ -89,7 +101,10 @@ def _head(root: Path) -> str | None:
 
 
 def _proposed(record: ProposalRecord) -> ProposeChangeResult:
-    return ProposeChangeResult(proposal_id=record.id, diff=record.diff, files=record.files)
+    """What the platform sees: the diff redacted; the journal and the terminal keep it exact."""
+    return ProposeChangeResult(
+        proposal_id=record.id, diff=redact_text(record.diff), files=record.files
+    )
 
 
 class ProposalService:
@@ -100,7 +115,7 @@ class ProposalService:
         root: Path,
         state_dir: Path | None = None,
         *,
-        check_path: CheckPath,
+        read: ReadCurrent,
         emit: Emit | None = None,
         after_commit: AfterCommit | None = None,
         notify: Notify | None = None,
@@ -109,7 +124,7 @@ class ProposalService:
         self.state_dir = state_dir or project_state_dir(self.root)
         self.journal = ProposalJournal(self.state_dir)
         self.fixes = FixBranches(self.root, self.state_dir)
-        self.check_path = check_path
+        self.read = read
         self.emit = emit
         self.after_commit = after_commit
         self.notify = notify or (lambda message: log.info("%s", message))
@@ -132,7 +147,7 @@ class ProposalService:
         return cls(
             root,
             state_dir,
-            check_path=sandbox_check_path(policy),
+            read=sandbox_reader(policy),
             emit=emit,
             after_commit=after_commit,
             notify=notify,
@@ -141,7 +156,7 @@ class ProposalService:
     # --- arrival --------------------------------------------------------------------------------
 
     def _read(self, path: str) -> FileText:
-        return read_current(self.check_path, path)
+        return self.read(path)
 
     def _plan(self, args: ProposeChangeArgs) -> CanonicalChange:
         if args.edits is not None:
@@ -159,7 +174,10 @@ class ProposalService:
             earlier = await asyncio.to_thread(self.journal.by_command, command_id)
             if earlier is not None:
                 return _proposed(earlier)
-        change = await asyncio.to_thread(self._plan, args)
+        try:
+            change = await asyncio.to_thread(self._plan, args)
+        except BridgeError as exc:
+            raise redact_error(exc) from exc
         record = ProposalRecord(
             id=self.journal.new_id(),
             args=args,
@@ -399,7 +417,7 @@ class ProposalService:
                 if event is None:
                     continue
                 try:
-                    await self.emit(event)
+                    await self.emit(redact_decision(event))
                 except Exception:  # the link is down: the record stays in the outbox
                     log.info("ProposalDecided %s not delivered yet", record.id, exc_info=True)
                     return sent
