@@ -15,6 +15,7 @@ import pytest
 from fix_flow_testkit import make_refund_project, refund_fix, until
 from platform_api_testkit import EmbeddedPlatform, embedded_platform
 from rich.console import Console
+from suite_testkit import git, make_project
 
 from opik_connect.agent.platform_server import RunnerHandle
 from opik_connect.connect.daemon_parts import FixParts
@@ -81,6 +82,34 @@ async def next_event(events: asyncio.Queue, kind: type, within: float = 30.0):
             _, _, event = await events.get()
             if isinstance(event, kind):
                 return event
+
+
+FAKE_KEY = "sk-ant-api03-" + "Q9w8E7r6" * 4
+LEAKY_SUITE = f"""
+name: leaky
+items:
+  - {{id: out, data: {{question: "{FAKE_KEY}"}}, assertions: [{{contains: "{FAKE_KEY}!"}}]}}
+  - {{id: err, data: {{question: "password=hunter2abc9", mode: raise}}}}
+"""
+
+
+async def test_suite_outputs_and_errors_reach_the_platform_redacted(tmp_path: Path) -> None:
+    from opik_connect.connect.suites.run_records import list_records
+
+    repo = make_project(tmp_path, LEAKY_SUITE, name="leaky")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "init")
+    async with fixes_daemon(repo) as d:
+        result = await d.runner.run_suite(RunSuiteArgs(suite="leaky"))
+        reported = await next_event(d.events, SuiteResult)
+    for sent in (result.model_dump_json(), reported.run.model_dump_json()):
+        assert "[REDACTED:anthropic_key]" in sent and "[REDACTED:secret_value]" in sent
+        assert FAKE_KEY not in sent and "hunter2abc9" not in sent
+    runs = {item.item_id: item.runs[0] for item in result.items}
+    assert "the agent broke" in (runs["err"].error or "")
+    [local] = list_records(repo)
+    assert FAKE_KEY in local.summary.model_dump_json(), "the local record stays exact"
 
 
 async def test_propose_approve_and_suite_results_reach_the_platform(tmp_path: Path) -> None:

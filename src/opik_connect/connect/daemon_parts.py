@@ -24,6 +24,7 @@ from opik_connect.connect.approval_prompt import run_auto_approver
 from opik_connect.connect.daemon import Daemon, Part
 from opik_connect.connect.fix_branches import FixRecord
 from opik_connect.connect.ollie_terminal import ollie_terminal_part
+from opik_connect.connect.outbound_redaction import redact_summary
 from opik_connect.connect.proposals import AfterCommit, Emit, ProposalService
 from opik_connect.connect.suites.llm_judge import Judge
 from opik_connect.connect.suites.suite_commands import make_after_commit, make_run_suite_handler
@@ -175,8 +176,11 @@ class FixParts:
 
 
 async def _report_run(daemon: Daemon, run: SuiteRunSummary, proposal_id: str | None) -> None:
-    """Every suite run goes to the platform's store (a user-tree run is a fix's 'before')."""
-    await daemon.send_event("SuiteResult", SuiteResult(run=run, proposal_id=proposal_id))
+    """Every suite run goes to the platform's store (a user-tree run is a fix's 'before'),
+    redacted: an agent's output or traceback can carry the secrets it was run with."""
+    await daemon.send_event(
+        "SuiteResult", SuiteResult(run=redact_summary(run), proposal_id=proposal_id)
+    )
 
 
 def _proposal_of(service: ProposalService, branch: str | None) -> str | None:

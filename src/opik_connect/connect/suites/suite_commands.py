@@ -12,6 +12,7 @@ from typing import Literal
 from rich.console import Console
 
 from opik_connect.connect.fix_branches import FixRecord
+from opik_connect.connect.outbound_redaction import redact_summary
 from opik_connect.connect.suites.llm_judge import Judge, judge_from_config
 from opik_connect.connect.suites.run_records import USER_TREE
 from opik_connect.connect.suites.suite_files import list_suites, suite_path
@@ -32,7 +33,8 @@ def make_run_suite_handler(
     console: Console | None = None,
 ) -> RunSuiteHandler:
     """The daemon's `RunSuite` handler. One platform-triggered run at a time, so the platform
-    cannot multiply the processes started on the user's machine."""
+    cannot multiply the processes started on the user's machine. The summary it returns is
+    redacted (outputs, errors, reasons); the local record and the terminal keep it exact."""
     one_at_a_time = asyncio.Lock()
 
     async def handle(args: RunSuiteArgs) -> SuiteRunSummary:
@@ -58,7 +60,7 @@ def make_run_suite_handler(
                 )
         if console is not None:
             render_summary(console, summary)
-        return summary
+        return redact_summary(summary)
 
     return handle
 
