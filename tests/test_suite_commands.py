@@ -6,14 +6,17 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from opik_connect.config import project_state_dir
 from opik_connect.connect.fix_branches import FixRecord
+from opik_connect.connect.proposal_journal import ProposalJournal, ProposalRecord
 from opik_connect.connect.suites.run_records import before_after, list_records
 from opik_connect.connect.suites.suite_commands import (
     make_after_commit,
     make_run_suite_handler,
     rerun_after_fix,
+    resolve_tree,
 )
-from opik_connect.protocol import BridgeError, ErrorCode, RunSuiteArgs
+from opik_connect.protocol import BridgeError, ErrorCode, ProposeChangeArgs, RunSuiteArgs
 from tests.suite_testkit import git, make_project, suite_env, write_agent, write_suite
 
 __all__ = ["suite_env"]
@@ -40,7 +43,23 @@ def repo_with_fix(suite_env: Path) -> tuple[Path, Path]:
     write_suite(worktree, "t", "name: t\nitems: [{id: only, data: {question: t}}]\n")
     git(worktree, "add", ".")
     git(worktree, "commit", "-q", "-m", "fix b")
+    record_fix(root, BRANCH, worktree)
     return root, worktree
+
+
+def record_fix(root: Path, branch: str, worktree: Path, **fields) -> None:
+    """The journal entry an approved proposal leaves: what makes `branch` a fix branch."""
+    ProposalJournal(project_state_dir(root)).save(
+        ProposalRecord(
+            id="abc123",
+            args=ProposeChangeArgs(title="Answer b", reason="b was wrong", diff=""),
+            diff="",
+            files=[],
+            base_head=None,
+            hashes={},
+            **{"status": "applied", "branch": branch, "worktree": str(worktree), **fields},
+        )
+    )
 
 
 @pytest.mark.timeout(60)
@@ -129,3 +148,26 @@ async def test_after_commit_hook_runs_the_linked_suite_for_a_fix_record(
     assert (result.suite, result.status, result.items[0].item_id) == ("s", "passed", "b")
     with pytest.raises(BridgeError):
         await hook(fix.model_copy(update={"worktree": None}))
+
+
+@pytest.mark.timeout(30)
+async def test_run_suite_refuses_branches_that_are_neither_the_users_nor_a_recorded_fix(
+    repo_with_fix: tuple[Path, Path], suite_env: Path
+) -> None:
+    root, worktree = repo_with_fix
+    other = suite_env / "elsewhere"
+    git(root, "worktree", "add", "-q", "-b", "experiment", str(other))
+    unrecorded = suite_env / "unrecorded"
+    git(root, "worktree", "add", "-q", "-b", "opik/fix/zzz999-made-by-hand", str(unrecorded))
+    for branch in ("experiment", "opik/fix/zzz999-made-by-hand"):
+        with pytest.raises(BridgeError) as caught:
+            await resolve_tree(root, branch)
+        assert caught.value.code == ErrorCode.INVALID_ARGS
+        assert "neither" in caught.value.message and caught.value.details["branch"] == branch
+    assert await resolve_tree(root, None) == (root, "user")
+    assert await resolve_tree(root, "main") == (root.resolve(), "user")
+    assert await resolve_tree(root, BRANCH) == (worktree.resolve(), BRANCH)
+    record_fix(root, BRANCH, worktree, fix_status="dropped")
+    with pytest.raises(BridgeError) as caught:
+        await resolve_tree(root, BRANCH)
+    assert caught.value.code == ErrorCode.INVALID_ARGS

@@ -11,8 +11,10 @@ from typing import Literal
 
 from rich.console import Console
 
-from opik_connect.connect.fix_branches import FixRecord
+from opik_connect.config import project_state_dir
+from opik_connect.connect.fix_branches import BRANCH_PREFIX, FixRecord
 from opik_connect.connect.outbound_redaction import redact_summary
+from opik_connect.connect.proposal_journal import ProposalJournal
 from opik_connect.connect.suites.llm_judge import Judge, judge_from_config
 from opik_connect.connect.suites.run_records import USER_TREE
 from opik_connect.connect.suites.suite_files import list_suites, suite_path
@@ -66,17 +68,39 @@ def make_run_suite_handler(
 
 
 async def resolve_tree(root: Path, branch: str | None) -> tuple[Path, str]:
-    """The tree a branch is checked out in (a fix worktree), or the user's tree for None."""
+    """The tree RunSuite may run in: the user's checkout (no branch, or its current branch) or
+    the worktree of a fix branch a proposal made. Any other branch, such as one the user has
+    checked out in another worktree of their own, is refused: the platform runs only what the
+    user's tree or an approved fix holds."""
     if branch is None:
         return root, USER_TREE
     root = await asyncio.to_thread(root.resolve)
-    for path, ref in (await _worktrees(root)).items():
-        if ref == f"refs/heads/{branch}":
-            return (root, USER_TREE) if path == root else (path, branch)
+    worktrees = await _worktrees(root)
+    if worktrees.get(root) == f"refs/heads/{branch}":
+        return root, USER_TREE
+    if branch.startswith(BRANCH_PREFIX) and await asyncio.to_thread(_has_fix_record, root, branch):
+        for path, ref in worktrees.items():
+            if ref == f"refs/heads/{branch}":
+                return path, branch
+        raise BridgeError(
+            ErrorCode.INVALID_ARGS,
+            f"fix branch {branch!r} is not checked out in a worktree (was it dropped?)",
+            branch=branch,
+        )
     raise BridgeError(
         ErrorCode.INVALID_ARGS,
-        f"branch {branch!r} is not checked out in any worktree",
+        f"RunSuite runs on your checkout (branch omitted, or its current branch) or on a fix "
+        f"branch ({BRANCH_PREFIX}...) made from a proposal; {branch!r} is neither",
         branch=branch,
+    )
+
+
+def _has_fix_record(root: Path, branch: str) -> bool:
+    """Whether an applied, not dropped, proposal in this project's journal made `branch`."""
+    journal = ProposalJournal(project_state_dir(root))
+    return any(
+        record.branch == branch and record.status == "applied" and record.fix_status != "dropped"
+        for record in journal.all()
     )
 
 
