@@ -117,6 +117,26 @@ def test_stop_without_a_daemon(repo, env, monkeypatch):
     assert result.stderr == f"error: no daemon is running for {repo.resolve()}\n"
 
 
+def test_stop_ignores_a_stale_pid_file_naming_a_live_unrelated_process(repo, env, monkeypatch):
+    """After a kill -9 the pid file stays; its pid may since belong to anything else."""
+    from opik_connect.connect.daemon_cli import pid_file
+
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", env["OPIK_CONNECT_STATE_DIR"])
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        stale = pid_file(repo.resolve())
+        stale.write_text(str(bystander.pid))
+        result = invoke(["stop"], repo, env, monkeypatch)
+        assert result.exit_code == 1
+        assert result.stderr == f"error: no daemon is running for {repo.resolve()}\n"
+        assert bystander.poll() is None, "stop signalled an unrelated process"
+        started = invoke(["--platform", "ws://example.com:9"], repo, env, monkeypatch)
+        assert "already serves" not in started.stderr, "a stale pid file blocks no new daemon"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
 def test_protocol_schema_is_json(repo, env, monkeypatch):
     result = invoke(["protocol", "schema"], repo, env, monkeypatch)
     assert result.exit_code == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import time
@@ -61,24 +62,41 @@ def pid_file(root: Path) -> Path:
 
 
 def running_pid(root: Path) -> int | None:
-    """The pid in the project's pid file if that process is alive."""
+    """The pid in the project's pid file while a daemon holds the file's lock.
+
+    The running daemon holds an exclusive flock on the pid file; the kernel drops it when that
+    process dies however it dies. A pid file nobody locks is stale (a kill -9, perhaps with its
+    pid since reused by an unrelated process), so no pid is returned and nothing is signalled.
+    """
     try:
-        pid = int(pid_file(root).read_text(encoding="utf-8").strip())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+        fd = os.open(pid_file(root), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
         return None
-    except PermissionError:
-        return pid
-    return pid
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with os.fdopen(os.dup(fd), encoding="utf-8") as handle:
+                text = handle.read().strip()
+            return int(text) if text.isdigit() else None
+        return None
+    finally:
+        os.close(fd)
 
 
-def write_pid_file(root: Path) -> Path:
+def write_pid_file(root: Path) -> tuple[Path, int]:
+    """Claims the project: the pid file, locked for as long as the returned fd stays open."""
     path = pid_file(root)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(str(os.getpid()))
-    return path
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DaemonError(f"a daemon already serves {root}; `opik-connect stop`") from None
+    os.fchmod(fd, 0o600)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return path, fd
 
 
 def run_daemon(
@@ -152,7 +170,7 @@ async def _serve(daemon: Daemon) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    pid_path = write_pid_file(daemon.root)
+    pid_path, pid_fd = write_pid_file(daemon.root)
     try:
         await daemon.start()
         summary = await daemon.root_summary()
@@ -172,8 +190,9 @@ async def _serve(daemon: Daemon) -> None:
     finally:
         await daemon.stop()
         with contextlib.suppress(FileNotFoundError):
-            if pid_path.read_text(encoding="utf-8").strip() == str(os.getpid()):
+            if os.stat(pid_path).st_ino == os.fstat(pid_fd).st_ino:
                 pid_path.unlink()
+        os.close(pid_fd)
 
 
 def stop_daemon(
