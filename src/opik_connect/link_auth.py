@@ -16,7 +16,6 @@ import hmac
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from opik_connect.link_frames import decode_frame
+from opik_connect.private_files import write_private_json
 from opik_connect.protocol import (
     PROTOCOL_VERSION,
     BridgeError,
@@ -221,22 +221,6 @@ class PairingRecord(BaseModel):
 
     def link_key(self) -> bytes:
         return derive_link_key(self.activation_key, self.session_id)
-
-
-def write_private_json(path: Path, data: Any) -> None:
-    """Atomic write with mode 0600: a crash never leaves a half-written or world-readable file."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class PairingStore:

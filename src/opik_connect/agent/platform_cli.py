@@ -26,8 +26,9 @@ from websockets.exceptions import ConnectionClosed
 from opik_connect.agent.platform_run_file import PlatformRunFile
 from opik_connect.agent.platform_server import Platform, RunnerInfo
 from opik_connect.config import user_state_dir
-from opik_connect.link_auth import PairingStore, write_private_json
+from opik_connect.link_auth import PairingStore
 from opik_connect.link_frames import decode_frame, encode
+from opik_connect.private_files import write_private_json
 from opik_connect.protocol import (
     ConfirmPairing,
     Frame,

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from opik_connect.config import project_state_dir, user_state_dir
-from opik_connect.link_auth import write_private_json
+from opik_connect.private_files import write_private_json
 
 RUN_FILE_NAME = "platform.json"
 

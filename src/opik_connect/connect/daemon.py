@@ -39,6 +39,7 @@ from opik_connect.connect.websocket_client import (
     StateCallback,
 )
 from opik_connect.link_auth import PairingStore, new_activation_key
+from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import FilesChanged, RootSummary
 
 PLATFORM_ENV = "OPIK_CONNECT_PLATFORM"
@@ -102,9 +103,7 @@ def stable_runner_id(root: Path) -> str:
         if value:
             return value
     value = uuid.uuid4().hex
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(value)
+    atomic_write_private(path, value.encode("utf-8"))
     return value
 
 

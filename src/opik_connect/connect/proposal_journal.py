@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
@@ -76,27 +76,6 @@ class ProposalRecord(BaseModel):
                 suite_results=self.suite_results,
             )
         return None
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write-temp, fsync, rename, fsync-dir: readers see the old file or the new, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class ProposalJournal:
@@ -158,7 +137,7 @@ class ProposalJournal:
 
     def save(self, record: ProposalRecord) -> None:
         with self.locked():
-            atomic_write(self._path(record.id), record.model_dump_json(indent=1).encode())
+            atomic_write_private(self._path(record.id), record.model_dump_json(indent=1).encode())
 
     def by_command(self, command_id: str) -> ProposalRecord | None:
         """The proposal a ProposeChange command made, if it was handled before."""

@@ -3,10 +3,7 @@ before -> after (`fixes show`) without rerunning anything."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from opik_connect.config import project_state_dir
+from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import SuiteRunSummary
 
 USER_TREE = "user"
@@ -55,16 +53,7 @@ def save_record(root: Path, record: RunRecord) -> Path:
     """Atomic and private (0600): a crash leaves the old file or the new one, never half."""
     directory = records_dir(root)
     path = directory / f"{record.summary.run_id}.json"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".run-", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(record.model_dump_json(indent=2))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_private(path, record.model_dump_json(indent=2).encode("utf-8"))
     return path
 
 

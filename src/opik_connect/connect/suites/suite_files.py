@@ -7,9 +7,7 @@ Field names follow Opik's TestSuite so a suite can move between the two: `name`,
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from opik_connect.connect.suites.assertions import Assertion
+from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import BridgeError, ErrorCode
 
 SUITES_DIR = Path(".opik") / "suites"
@@ -217,12 +216,5 @@ def save_suite(tree: Path, suite: Suite) -> Path:
     data["name"] = suite.name
     data["items"] = [item.model_dump(mode="json", exclude_unset=True) for item in suite.items]
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_private(path, text.encode("utf-8"))
     return path
