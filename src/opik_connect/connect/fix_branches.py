@@ -41,6 +41,19 @@ NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 """The user's hooks are for the user's checkout; building a fix must not run them."""
 
 
+def parse_worktrees(porcelain: str) -> dict[Path, str | None]:
+    """Worktree path -> branch ref (None when detached) from `git worktree list --porcelain`."""
+    found: dict[Path, str | None] = {}
+    current: Path | None = None
+    for line in porcelain.splitlines():
+        if line.startswith("worktree "):
+            current = Path(line.removeprefix("worktree ")).resolve()
+            found[current] = None
+        elif line.startswith("branch ") and current is not None:
+            found[current] = line.removeprefix("branch ")
+    return found
+
+
 class FixError(Exception):
     """A refusal the user must act on (dirty tree, conflict, unmerged work); says how."""
 
@@ -147,16 +160,7 @@ class FixBranches:
 
     def _registered_worktrees(self) -> dict[Path, str | None]:
         """Worktree path -> branch ref (None when detached), as git sees them."""
-        out = _git(self.root, "worktree", "list", "--porcelain").stdout
-        found: dict[Path, str | None] = {}
-        current: Path | None = None
-        for line in out.splitlines():
-            if line.startswith("worktree "):
-                current = Path(line.removeprefix("worktree ")).resolve()
-                found[current] = None
-            elif line.startswith("branch ") and current is not None:
-                found[current] = line.removeprefix("branch ")
-        return found
+        return parse_worktrees(_git(self.root, "worktree", "list", "--porcelain").stdout)
 
     def _remove_worktree(self, path: Path) -> None:
         """Removes a worktree git may or may not know about, locked or not."""

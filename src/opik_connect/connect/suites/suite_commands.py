@@ -12,7 +12,7 @@ from typing import Literal
 from rich.console import Console
 
 from opik_connect.config import project_state_dir
-from opik_connect.connect.fix_branches import BRANCH_PREFIX, FixRecord
+from opik_connect.connect.fix_branches import BRANCH_PREFIX, FixRecord, parse_worktrees
 from opik_connect.connect.outbound_redaction import redact_summary
 from opik_connect.connect.proposal_journal import ProposalJournal
 from opik_connect.connect.suites.llm_judge import Judge, judge_from_config
@@ -117,20 +117,7 @@ async def _worktrees(root: Path) -> dict[Path, str | None]:
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise BridgeError(ErrorCode.INVALID_ARGS, f"not a git repository: {err.decode().strip()}")
-    return await asyncio.to_thread(_parse_worktrees, out.decode())
-
-
-def _parse_worktrees(porcelain: str) -> dict[Path, str | None]:
-    """Worktree path -> branch ref (None when detached) from `git worktree list --porcelain`."""
-    found: dict[Path, str | None] = {}
-    current: Path | None = None
-    for line in porcelain.splitlines():
-        if line.startswith("worktree "):
-            current = Path(line.removeprefix("worktree ")).resolve()
-            found[current] = None
-        elif line.startswith("branch ") and current is not None:
-            found[current] = line.removeprefix("branch ")
-    return found
+    return await asyncio.to_thread(parse_worktrees, out.decode())
 
 
 async def rerun_after_fix(
