@@ -29,6 +29,7 @@ from opik_connect.agent.platform_run_file import remove_run_files, write_run_fil
 from opik_connect.agent.platform_server import Platform
 from opik_connect.config import ProjectConfig, project_state_dir, user_state_dir
 from opik_connect.connect.bridge_commands import Sandbox, read_handlers
+from opik_connect.connect.repo_files import GitCommandError, RepoFiles
 from opik_connect.connect.watcher import run_watcher
 from opik_connect.connect.websocket_client import (
     DaemonLink,
@@ -67,32 +68,6 @@ def find_git_root(path: Path) -> Path:
     if out.returncode != 0 or not out.stdout.strip():
         raise NotAGitRepository(f"{path} is not inside a git repository (run `git init` first)")
     return Path(out.stdout.strip()).resolve()
-
-
-async def _git(root: Path, *args: str) -> str | None:
-    proc = await asyncio.create_subprocess_exec(
-        "git",
-        *args,
-        cwd=root,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    out, _ = await proc.communicate()
-    return out.decode("utf-8", "replace") if proc.returncode == 0 else None
-
-
-async def summarize_root(root: Path) -> RootSummary:
-    """Visible files (tracked + untracked-not-ignored), branch and HEAD, as git sees them."""
-    listing = await _git(root, "ls-files", "--cached", "--others", "--exclude-standard", "-z")
-    files = {name for name in (listing or "").split("\0") if name}
-    branch = await _git(root, "symbolic-ref", "--short", "-q", "HEAD")
-    head = await _git(root, "rev-parse", "-q", "--verify", "HEAD")
-    return RootSummary(
-        root=str(root),
-        visible_files=len(files),
-        branch=branch.strip() if branch else None,
-        head=head.strip() if head else None,
-    )
 
 
 def stable_runner_id(root: Path) -> str:
@@ -203,9 +178,16 @@ class Daemon:
         await self.send_event("FilesChanged", batch)
 
     async def root_summary(self) -> RootSummary:
+        """The sandbox's summary; without a sandbox (handlers given), git's unfiltered view."""
         if self.sandbox is not None:
             return await self.sandbox.summary()
-        return await summarize_root(self.root)
+        repo = RepoFiles(self.root)
+        try:
+            files = await repo.visible_files()
+        except GitCommandError:
+            files = []
+        branch, head = await repo.branch_and_head()
+        return RootSummary(root=str(self.root), visible_files=len(files), branch=branch, head=head)
 
     async def start(self) -> None:
         """Sandbox, then the link (so parts can already queue events), parts, then run."""
