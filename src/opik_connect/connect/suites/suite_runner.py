@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from opik_connect.connect.repo_files import run_git
 from opik_connect.connect.suites.agent_workers import CallOutcome, WorkerPool
 from opik_connect.connect.suites.assertions import assertion_kind, evaluate
 from opik_connect.connect.suites.entrypoint import EntrypointSpec, find_entrypoint
@@ -304,15 +305,9 @@ async def _git_state(tree: Path) -> tuple[str | None, bool | None]:
 
 
 async def _git(tree: Path, *args: str) -> str | None:
+    """Stripped stdout, or None when git fails or is missing: the run records "not in git"."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            "git",
-            *args,
-            cwd=tree,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        code, out, _ = await run_git(tree, *args)
     except OSError:
         return None
-    out, _ = await proc.communicate()
-    return out.decode().strip() if proc.returncode == 0 else None
+    return out.decode().strip() if code == 0 else None
