@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from opik_connect.agent.platform_run_file import PlatformRunFile
 from opik_connect.agent.platform_server import Platform, RunnerInfo
+from opik_connect.cli_errors import fail
 from opik_connect.config import user_state_dir
 from opik_connect.link_auth import PairingStore
 from opik_connect.link_frames import decode_frame, encode
@@ -59,18 +60,10 @@ platform_app = typer.Typer(
     invoke_without_command=True,
 )
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 
 
 class PlatformCliError(Exception):
     """Shown as one line."""
-
-
-def _fail(exc: BaseException, debug: bool) -> typer.Exit:
-    if debug:
-        raise exc
-    err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-    return typer.Exit(1)
 
 
 def _debug(ctx: typer.Context) -> bool:
@@ -104,7 +97,7 @@ def serve_platform(
             context.load_cert_chain(tls_cert, tls_key)
         asyncio.run(_serve(host, port, context))
     except (OSError, ssl.SSLError, PlatformCliError) as exc:
-        raise _fail(exc, _debug(ctx)) from None
+        raise fail(exc, _debug(ctx)) from None
 
 
 def _announce_pair_request(request: PairRequest) -> None:
@@ -167,7 +160,7 @@ def pair(
     try:
         confirmed = asyncio.run(confirm_on_running_platform(code))
     except (OSError, PlatformCliError, ConnectionClosed, TimeoutError) as exc:
-        raise _fail(exc, _debug(ctx)) from None
+        raise fail(exc, _debug(ctx)) from None
     console.print(
         f"[green]●[/green] paired runner [bold]{confirmed.runner_name}[/bold] "
         f"(project {confirmed.project}, id {confirmed.runner_id})"

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from opik_connect.agent.platform_cli import setup_platform
+from opik_connect.cli_errors import fail
 from opik_connect.config import ConfigError, load_project_config, project_state_dir
 from opik_connect.connect.daemon import (
     PLATFORM_ENV,
@@ -43,18 +44,10 @@ STATE_STYLE = {
 }
 
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 
 
 class DaemonError(Exception):
     """A problem the user can fix; shown as one line."""
-
-
-def fail(exc: BaseException, debug: bool) -> typer.Exit:
-    if debug:
-        raise exc
-    err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-    return typer.Exit(1)
 
 
 def pid_file(root: Path) -> Path:
