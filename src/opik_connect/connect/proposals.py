@@ -322,6 +322,19 @@ class ProposalService:
 
         return self.journal.update(proposal_id, assign)
 
+    def _set_applied(
+        self, proposal_id: str, branch: str, commit: str, worktree: Path
+    ) -> ProposalRecord:
+        """Journal a complete fix branch, built now or found after a crash, as the active fix."""
+        return self._set(
+            proposal_id,
+            status="applied",
+            branch=branch,
+            commit=commit,
+            worktree=str(worktree),
+            fix_status="active",
+        )
+
     def _apply(self, record: ProposalRecord) -> ProposalRecord:
         """approved -> applying -> applied|failed, each journaled before the next step."""
         branch = fix_branch_name(record)
@@ -338,14 +351,7 @@ class ProposalService:
                     reason=f"the fix branch could not be built: {_describe(exc)}",
                 )
             branch, commit, worktree = found
-        record = self._set(
-            record.id,
-            status="applied",
-            branch=branch,
-            commit=commit,
-            worktree=str(worktree),
-            fix_status="active",
-        )
+        record = self._set_applied(record.id, branch, commit, worktree)
         fault_point("journal_applied")
         return record
 
@@ -381,15 +387,7 @@ class ProposalService:
         found = self.fixes.recover(record)
         if found is None:
             return self._set(record.id, status="approved", branch=None, commit=None, worktree=None)
-        branch, commit, worktree = found
-        return self._set(
-            record.id,
-            status="applied",
-            branch=branch,
-            commit=commit,
-            worktree=str(worktree),
-            fix_status="active",
-        )
+        return self._set_applied(record.id, *found)
 
     async def _run_suites(self, record: ProposalRecord) -> ProposalRecord:
         assert self.after_commit is not None
