@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from opik_connect.agent.platform_server import Platform
@@ -85,3 +87,26 @@ async def test_terminal_shows_connected_reconnecting_and_connected_again(repo: P
                 await proc.wait()
         await platform.stop()
     assert proc.returncode == 0, "".join(seen)
+
+
+def test_on_a_terminal_the_banner_and_link_state_come_before_the_ollie_prompt(repo: Path) -> None:
+    """The `ollie>` prompt only comes up once the banner is out and the link is connected."""
+
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
+    env.pop("OPIK_CONNECT_PLATFORM", None)
+    env.pop("ANTHROPIC_API_KEY", None)
+    child = pexpect.spawn(
+        CLI, cwd=str(repo), env=env, timeout=15, encoding="utf-8", dimensions=(40, 120)
+    )
+    try:
+        child.expect("ollie> ready")
+        before = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
+        banner = before.index("serving project proj")
+        connected = before.index("connected (ws://127.0.0.1:")
+        assert banner < connected
+        assert "ollie>" not in before
+        child.sendline("why?")
+        child.expect("no_api_key")
+    finally:
+        child.kill(9)
+        child.close()

@@ -127,7 +127,11 @@ def run_daemon(
             runner_name=name,
             on_state=_show_state,
             on_pair_code=_show_code,
-            parts=[*fix_parts(auto_approve=auto_approve, console=console).parts, *DAEMON_PARTS],
+            parts=[
+                _announce,
+                *fix_parts(auto_approve=auto_approve, console=console).parts,
+                *DAEMON_PARTS,
+            ],
             platform_setup=setup_platform,
         )
         asyncio.run(_serve(daemon))
@@ -158,6 +162,17 @@ def _show_code(code: str, expires_at: float) -> None:
     )
 
 
+async def _announce(daemon: Daemon) -> None:
+    """A part, so the banner is printed before the link and the `ollie>` prompt start."""
+    summary = await daemon.root_summary()
+    where = f"{daemon.url} (embedded)" if daemon.platform else daemon.url
+    console.print(f"[bold]opik-connect[/bold] serving project [bold]{daemon.identity.project}")
+    console.print(f"  root      {summary.root}")
+    console.print(f"  files     {summary.visible_files} visible (branch {summary.branch})")
+    console.print(f"  platform  {where}")
+    console.print("  stop with Ctrl-C or `opik-connect stop`")
+
+
 async def _serve(daemon: Daemon) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -166,13 +181,6 @@ async def _serve(daemon: Daemon) -> None:
     pid_path, pid_fd = write_pid_file(daemon.root)
     try:
         await daemon.start()
-        summary = await daemon.root_summary()
-        where = f"{daemon.url} (embedded)" if daemon.platform else daemon.url
-        console.print(f"[bold]opik-connect[/bold] serving project [bold]{daemon.identity.project}")
-        console.print(f"  root      {summary.root}")
-        console.print(f"  files     {summary.visible_files} visible (branch {summary.branch})")
-        console.print(f"  platform  {where}")
-        console.print("  stop with Ctrl-C or `opik-connect stop`")
         waiter = asyncio.create_task(stop.wait())
         link_done = asyncio.create_task(daemon.wait_link_ended())
         done, _ = await asyncio.wait({waiter, link_done}, return_when=asyncio.FIRST_COMPLETED)

@@ -112,9 +112,14 @@ def ollie_terminal_part(
 
     async def part(daemon: Daemon) -> None:
         shown = console or Console()
-        daemon.add_service(
-            lambda: run_ollie_terminal(shown, daemon_asker(daemon), proposals(daemon))
-        )
+
+        async def serve() -> None:
+            # The prompt comes up once the link is up, so it is not broken by the state lines.
+            assert daemon.link is not None
+            await daemon.link.connected.wait()
+            await run_ollie_terminal(shown, daemon_asker(daemon), proposals(daemon))
+
+        daemon.add_service(serve)
 
     return part
 
