@@ -454,14 +454,6 @@ class Platform:
             runner_id=request.runner_id, runner_name=request.runner_name, project=request.project
         )
 
-    def pending_pairings(self) -> list[PairRequest]:
-        return [p.request for p in self._pairings.values()]
-
-    def forget_runner(self, runner_id: str) -> None:
-        self._paired.pop(runner_id, None)
-        if self._store is not None:
-            self._store.remove(runner_id)
-
     def _remember(self, record: PairingRecord) -> None:
         self._paired[record.runner_id] = record
         if self._store is not None:

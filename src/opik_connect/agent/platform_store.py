@@ -329,10 +329,6 @@ class PlatformStore:
             ),
         )
 
-    async def get_proposal(self, proposal_id: str) -> ProposalRecord | None:
-        rows = await self._fetch("SELECT * FROM proposals WHERE proposal_id = ?", (proposal_id,))
-        return _proposal_from_row(rows[0]) if rows else None
-
     async def list_proposals(self, session_id: str | None = None) -> list[ProposalRecord]:
         if session_id is None:
             rows = await self._fetch("SELECT * FROM proposals ORDER BY created_at, rowid")

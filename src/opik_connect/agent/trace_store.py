@@ -142,11 +142,6 @@ class DirectoryTraceSource:
             index[trace_id] = path
         return index
 
-    async def trace_ids(self) -> list[str]:
-        if self._index is None:
-            self._index = await asyncio.to_thread(self._build_index)
-        return sorted(self._index)
-
     async def fetch(self, trace_id: str) -> TraceWithSpans:
         if self._index is None or trace_id not in self._index:
             self._index = await asyncio.to_thread(self._build_index)

@@ -31,7 +31,7 @@ from rich.markup import escape
 from opik_connect.agent.ollie_sessions import OllieSessions
 from opik_connect.agent.platform_http_api import PlatformHttpApi
 from opik_connect.connect.approval_prompt import ApprovalPrompt, TerminalKeys
-from opik_connect.connect.ask_client import AskError, PlatformAddress, ask_stream, locate_platform
+from opik_connect.connect.ask_client import AskError, ask_stream, locate_platform
 from opik_connect.connect.daemon import Daemon, Part
 from opik_connect.connect.proposals import ProposalService
 from opik_connect.connect.session_view import SessionView
@@ -122,16 +122,6 @@ def ollie_terminal_part(
         daemon.add_service(serve)
 
     return part
-
-
-def remote_asker(address: PlatformAddress) -> Asker:
-    """Ask a platform over its HTTP API (a team platform, or one in another process)."""
-
-    async def ask(request: AskRequest) -> AsyncIterator[AskEvent]:
-        async for event in ask_stream(address, request):
-            yield event
-
-    return ask
 
 
 class ProposalApprovals:
