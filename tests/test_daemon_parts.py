@@ -34,12 +34,11 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(path))
+def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared tmp state dir, and no ambient Anthropic settings."""
     for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    return path
+    return state_dir
 
 
 @dataclass

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pexpect
 import pytest
+from platform_api_testkit import make_git_repo
 
 from opik_connect.agent.platform_server import Platform
 from opik_connect.config import user_state_dir
@@ -24,16 +24,8 @@ CLI = str(Path(sys.executable).with_name("opik-connect"))
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
-    root = tmp_path / "proj"
-    root.mkdir()
-    git = ["git", "-C", str(root), "-c", "user.email=t@t", "-c", "user.name=t"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    (root / "app.py").write_text("print('hi')\n")
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], check=True)
-    return root.resolve()
+def repo(tmp_path: Path, state_dir: Path) -> Path:
+    return make_git_repo(tmp_path / "proj", {"app.py": "print('hi')\n"}).resolve()
 
 
 async def read_until(proc: asyncio.subprocess.Process, needle: str, seen: list[str]) -> str:

@@ -12,14 +12,7 @@ from fix_flow_testkit import daemon_on, make_refund_project, refund_fix, team_pl
 from opik_connect.agent.platform_server import Platform, PlatformConnection
 from opik_connect.protocol import ProposalDecided
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(path))
-    return path
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("state_dir")]
 
 
 @pytest.fixture

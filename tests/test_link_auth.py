@@ -50,13 +50,7 @@ from opik_connect.protocol import (
     Welcome,
 )
 
-pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state"
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("state_dir")]
 
 
 # --- primitives ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from platform_api_testkit import make_git_repo
 from typer.testing import CliRunner
 
 from opik_connect.cli import app
@@ -37,15 +38,7 @@ PLATFORM_ENV = "OPIK_CONNECT_PLATFORM"
 
 @pytest.fixture
 def repo(tmp_path) -> Path:
-    root = tmp_path / "proj"
-    root.mkdir()
-    git = ["git", "-C", str(root), "-c", "user.email=t@t", "-c", "user.name=t"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    (root / "app.py").write_text("print('hi')\n")
-    (root / "notes.md").write_text("notes\n")
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], check=True)
-    return root
+    return make_git_repo(tmp_path / "proj", {"app.py": "print('hi')\n", "notes.md": "notes\n"})
 
 
 def invoke(args: list[str], cwd: Path, env: dict[str, str], monkeypatch):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
+from platform_api_testkit import make_git_repo
 
 from opik_connect.agent.platform_server import Platform
 from opik_connect.config import ProjectConfig, user_state_dir
@@ -24,25 +24,13 @@ from opik_connect.protocol import (
     RunSuiteArgs,
 )
 
-pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("state_dir")]
 
 
 @pytest.fixture
 def repo(tmp_path) -> Path:
-    root = tmp_path / "proj"
-    root.mkdir()
-    git = ["git", "-C", str(root), "-c", "user.email=t@t", "-c", "user.name=t"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    (root / "app.py").write_text("def main():\n    return 42\n")
-    (root / ".env").write_text("API_KEY=sk-secret\n")
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], check=True)
-    return root
+    files = {"app.py": "def main():\n    return 42\n", ".env": "API_KEY=sk-secret\n"}
+    return make_git_repo(tmp_path / "proj", files)
 
 
 def test_find_git_root(repo, tmp_path):

@@ -39,12 +39,7 @@ from opik_connect.protocol import (
     Welcome,
 )
 
-pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("state_dir")]
 
 
 async def test_platform_restarted_mid_command_delivers_result_exactly_once():

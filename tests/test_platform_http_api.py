@@ -41,12 +41,11 @@ pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(path))
+def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared tmp state dir, and no ambient platform address or token."""
     monkeypatch.delenv("OPIK_CONNECT_PLATFORM", raising=False)
     monkeypatch.delenv("OPIK_CONNECT_TOKEN", raising=False)
-    return path
+    return state_dir
 
 
 @pytest.fixture

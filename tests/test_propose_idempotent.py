@@ -13,14 +13,7 @@ from opik_connect.agent.platform_server import Platform, PlatformConnection
 from opik_connect.connect.command_context import current_command_id, serving
 from opik_connect.connect.proposals import ProposalService
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(path))
-    return path
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("state_dir")]
 
 
 async def test_the_same_command_id_returns_the_same_proposal(tmp_path: Path) -> None:
