@@ -1,10 +1,11 @@
-"""Fixtures every test module may need: the opik-connect state dir kept out of the user's home."""
+"""Fixtures many test modules share: a tmp opik-connect state dir, a default project repo."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from proposal_fixtures import make_repo
 
 
 @pytest.fixture
@@ -13,3 +14,9 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "state"
     monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(path))
     return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path, state_dir: Path) -> Path:
+    """The proposal tests' agent project in a tmp git repo; other trees override `repo`."""
+    return make_repo(tmp_path / "repo")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+import sys
 from pathlib import Path
+
+import pexpect
 
 from opik_connect.connect.proposals import sandbox_reader
 from opik_connect.connect.sandbox_policy import PathPolicy
@@ -35,6 +39,30 @@ def make_repo(path: Path) -> Path:
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")
     return path
+
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def spawn_harness(script: str, repo: Path, log: Path, **env: str) -> pexpect.spawn:
+    """A tests/ harness script on a real 50x120 pseudo-terminal over `repo`, output in `log`."""
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": str(TESTS_DIR),
+        "TERM": "xterm",
+        "COLUMNS": "120",
+        **env,
+    }
+    child = pexpect.spawn(
+        sys.executable,
+        [str(TESTS_DIR / script), str(repo)],
+        env=full_env,
+        timeout=20,
+        encoding="utf-8",
+        dimensions=(50, 120),
+    )
+    child.logfile_read = log.open("w")
+    return child
 
 
 def sandbox_reader_for(root: Path):

@@ -9,21 +9,14 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from proposal_fixtures import git, make_repo, sandbox_reader_for
+from proposal_fixtures import TESTS_DIR, git, sandbox_reader_for, spawn_harness
 
 from opik_connect.connect.approval_prompt import render_proposal
 from opik_connect.connect.proposals import ProposalService
 from opik_connect.protocol import FileEdit, ProposeChangeArgs
 
 pytestmark = pytest.mark.timeout(60)
-TESTS_DIR = Path(__file__).resolve().parent
 HARNESS = TESTS_DIR / "approval_prompt_harness.py"
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
-    return make_repo(tmp_path / "repo")
 
 
 def propose(repo: Path, title: str, old: str, new: str, path: str = "agent.py") -> str:
@@ -43,24 +36,7 @@ def status(repo: Path, proposal_id: str) -> str:
 
 
 def spawn(repo: Path, tmp_path: Path, **env: str) -> pexpect.spawn:
-    full_env = {
-        **os.environ,
-        "PYTHONPATH": str(TESTS_DIR),
-        "PAGER": "cat",
-        "TERM": "xterm",
-        "COLUMNS": "120",
-        **env,
-    }
-    child = pexpect.spawn(
-        sys.executable,
-        [str(HARNESS), str(repo)],
-        env=full_env,
-        timeout=20,
-        encoding="utf-8",
-        dimensions=(50, 120),
-    )
-    child.logfile_read = (tmp_path / "prompt.log").open("w")
-    return child
+    return spawn_harness(HARNESS.name, repo, tmp_path / "prompt.log", **{"PAGER": "cat", **env})
 
 
 def test_approve_reject_with_reason_and_skip(repo: Path, tmp_path: Path) -> None:

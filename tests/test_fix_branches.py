@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from proposal_fixtures import git, make_repo, sandbox_reader_for, snapshot
+from proposal_fixtures import git, sandbox_reader_for, snapshot
 
 from opik_connect.connect.fix_branches import APPLY_STEPS, FAULT_ENV, FixError, slugify
 from opik_connect.connect.proposals import ProposalService
@@ -27,12 +27,6 @@ from proposal_fixtures import sandbox_reader_for
 root = Path(sys.argv[1])
 asyncio.run(ProposalService(root, read=sandbox_reader_for(root)).approve(sys.argv[2]))
 """
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
-    return make_repo(tmp_path / "repo")
 
 
 def service(repo: Path, emit=None) -> ProposalService:

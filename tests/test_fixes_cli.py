@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from proposal_fixtures import git, make_repo, snapshot
+from proposal_fixtures import git, snapshot
 from typer.testing import CliRunner
 
 from opik_connect.connect.fixes_cli import register_fixes_commands
@@ -26,12 +26,6 @@ from opik_connect.protocol import (
 )
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
-    return make_repo(tmp_path / "repo")
 
 
 def cli(repo: Path, *args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pexpect
 import pytest
-from proposal_fixtures import make_repo, sandbox_reader_for
+from proposal_fixtures import sandbox_reader_for, spawn_harness
 
 from opik_connect.connect.proposals import ProposalService
 
 pytestmark = pytest.mark.timeout(60)
-TESTS_DIR = Path(__file__).resolve().parent
-HARNESS = TESTS_DIR / "ollie_terminal_harness.py"
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
-    return make_repo(tmp_path / "repo")
 
 
 def test_question_proposal_approval_and_back_to_the_prompt(repo: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(TESTS_DIR), "TERM": "xterm", "COLUMNS": "120"}
-    child = pexpect.spawn(
-        sys.executable,
-        [str(HARNESS), str(repo)],
-        env=env,
-        timeout=20,
-        encoding="utf-8",
-        dimensions=(50, 120),
-    )
-    child.logfile_read = (tmp_path / "prompt.log").open("w")
+    child = spawn_harness("ollie_terminal_harness.py", repo, tmp_path / "prompt.log")
     child.expect("ollie> ")
     child.sendline("/trace t-42")
     child.expect("context: trace t-42")

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from proposal_fixtures import git, make_repo, sandbox_reader_for, snapshot
+from proposal_fixtures import git, sandbox_reader_for, snapshot
 
 from opik_connect.connect.fix_branches import FixRecord
 from opik_connect.connect.proposals import ProposalService
@@ -63,12 +63,6 @@ def summary(branch: str) -> SuiteRunSummary:
         duration_s=0.1,
         judge="none",
     )
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
-    return make_repo(tmp_path / "repo")
 
 
 def service(repo: Path, outbox: Outbox | None = None, after_commit=None) -> ProposalService:
