@@ -1,13 +1,17 @@
-"""Helpers for the link tests: tiny handlers, a linked platform+daemon, raw peers that misbehave."""
+"""Helpers for the link tests: tiny handlers, a linked platform+daemon, raw peers that misbehave,
+the `opik-connect` CLI in a subprocess."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import re
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -36,6 +40,22 @@ from opik_connect.protocol import (
 )
 
 ROOT = RootSummary(root="/tmp/project", visible_files=3, branch="main", head=None)
+CLI = str(Path(sys.executable).with_name("opik-connect"))
+
+
+async def read_until(
+    proc: asyncio.subprocess.Process, pattern: str, seen: list[str], within: float = 20.0
+) -> re.Match[str]:
+    """Read `proc`'s output lines into `seen` until one matches `pattern`; fail on exit."""
+    assert proc.stdout is not None
+    async with asyncio.timeout(within):
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            if not line:
+                raise AssertionError(f"exited before {pattern!r}: {''.join(seen)}")
+            seen.append(line)
+            if match := re.search(pattern, line):
+                return match
 
 
 async def root_summary() -> RootSummary:

@@ -9,11 +9,11 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from fix_flow_testkit import make_refund_project, refund_fix
+from link_testkit import CLI, read_until
 
 from opik_connect.agent.platform_server import Platform
 from opik_connect.config import user_state_dir
@@ -21,8 +21,6 @@ from opik_connect.connect.daemon import stable_runner_id
 from opik_connect.link_auth import PairingStore, new_activation_key
 
 pytestmark = pytest.mark.timeout(60)
-
-CLI = str(Path(sys.executable).with_name("opik-connect"))
 
 
 @pytest.fixture
@@ -32,18 +30,6 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name in ("OPIK_CONNECT_PLATFORM", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
         out.pop(name, None)
     return out
-
-
-async def read_until(proc: asyncio.subprocess.Process, pattern: str, seen: list[str]) -> str:
-    assert proc.stdout is not None
-    async with asyncio.timeout(30):
-        while True:
-            line = (await proc.stdout.readline()).decode()
-            if not line:
-                raise AssertionError(f"exited before {pattern!r}: {''.join(seen)}")
-            seen.append(line)
-            if match := re.search(pattern, line):
-                return match.group(0)
 
 
 async def test_the_daemon_shows_a_proposal_and_the_decision_made_elsewhere(
@@ -66,11 +52,11 @@ async def test_the_daemon_shows_a_proposal_and_the_decision_made_elsewhere(
         )
         seen: list[str] = []
         try:
-            await read_until(proc, "No terminal", seen)
+            await read_until(proc, "No terminal", seen, within=30)
             async with asyncio.timeout(20):
                 runner = await platform.wait_runner(runner_id)
             pid = (await runner.propose_change(refund_fix())).proposal_id
-            await read_until(proc, f"proposal {pid}: Answer the right refund", seen)
+            await read_until(proc, f"proposal {pid}: Answer the right refund", seen, within=30)
 
             approved = await asyncio.to_thread(
                 subprocess.run,
@@ -86,7 +72,9 @@ async def test_the_daemon_shows_a_proposal_and_the_decision_made_elsewhere(
                 decided = await runner.wait_decision(pid)
             assert decided.decision == "approved" and decided.branch
             assert [run.status for run in decided.suite_results] == ["passed"]
-            await read_until(proc, rf"proposal {pid} approved on {re.escape(decided.branch)}", seen)
+            await read_until(
+                proc, rf"proposal {pid} approved on {re.escape(decided.branch)}", seen, within=30
+            )
         finally:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sys
 from pathlib import Path
 
 import pexpect
 import pytest
+from link_testkit import CLI, read_until
 from platform_api_testkit import make_git_repo
 
 from opik_connect.agent.platform_server import Platform
@@ -20,24 +20,10 @@ from opik_connect.link_auth import PairingStore, new_activation_key
 
 pytestmark = pytest.mark.timeout(30)
 
-CLI = str(Path(sys.executable).with_name("opik-connect"))
-
 
 @pytest.fixture
 def repo(tmp_path: Path, state_dir: Path) -> Path:
     return make_git_repo(tmp_path / "proj", {"app.py": "print('hi')\n"}).resolve()
-
-
-async def read_until(proc: asyncio.subprocess.Process, needle: str, seen: list[str]) -> str:
-    assert proc.stdout is not None
-    async with asyncio.timeout(15):
-        while True:
-            line = (await proc.stdout.readline()).decode()
-            if not line:
-                raise AssertionError(f"exited before {needle!r}: {''.join(seen)}")
-            seen.append(line)
-            if needle in line:
-                return line
 
 
 async def test_terminal_shows_connected_reconnecting_and_connected_again(repo: Path) -> None:
@@ -59,17 +45,17 @@ async def test_terminal_shows_connected_reconnecting_and_connected_again(repo: P
     )
     seen: list[str] = []
     try:
-        up = await read_until(proc, "● connected", seen)
+        up = (await read_until(proc, "● connected", seen, within=15)).string
         assert up.strip() == f"● connected ({platform.url})"
         assert [r.runner_id for r in platform.runners() if r.connected] == [runner_id]
 
         await platform.stop()
         shown_up = len(seen)
-        await read_until(proc, "● reconnecting", seen)
+        await read_until(proc, "● reconnecting", seen, within=15)
         assert "connected" not in "".join(seen[shown_up:-1])
 
         await platform.start()  # same port: stop() keeps it, and the pairing
-        again = await read_until(proc, "● connected", seen)
+        again = (await read_until(proc, "● connected", seen, within=15)).string
         assert again.strip() == up.strip()
         await platform.wait_runner(runner_id)
     finally:

@@ -9,21 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from link_testkit import CLI, read_until
 from platform_api_testkit import make_git_repo
 from typer.testing import CliRunner
 
 from opik_connect.cli import app
 
 pytestmark = pytest.mark.timeout(60)
-
-CLI = str(Path(sys.executable).with_name("opik-connect"))
 
 
 @pytest.fixture
@@ -63,19 +60,6 @@ async def start(args: list[str], cwd: Path, env: dict[str, str]) -> asyncio.subp
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-
-
-async def read_until(proc: asyncio.subprocess.Process, pattern: str, seen: list[str]) -> str:
-    assert proc.stdout is not None
-    async with asyncio.timeout(20):
-        while True:
-            line = (await proc.stdout.readline()).decode()
-            if not line:
-                raise AssertionError(f"exited before {pattern!r}: {''.join(seen)}")
-            seen.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match.group(0)
 
 
 def test_refuses_outside_a_git_repo(tmp_path, env):
@@ -169,11 +153,11 @@ async def test_remote_platform_pairing_confirmed_with_the_operator_command(repo,
     daemon = None
     seen: list[str] = []
     try:
-        url = (await read_until(platform, r"ws://127\.0\.0\.1:\d+", seen)).strip()
+        url = (await read_until(platform, r"ws://127\.0\.0\.1:\d+", seen)).group(0).strip()
         run_file = Path(env["OPIK_CONNECT_STATE_DIR"]) / "platform-server.json"
         assert stat.S_IMODE(run_file.stat().st_mode) == 0o600
         daemon = await start(["--platform", url], repo, env)
-        code = (await read_until(daemon, r"code [A-Z0-9]{4}-[A-Z0-9]{4}", seen)).split()[1]
+        code = (await read_until(daemon, r"code [A-Z0-9]{4}-[A-Z0-9]{4}", seen)).group(0).split()[1]
         confirmed = await asyncio.to_thread(run, ["platform", "pair", code], repo, env)
         assert confirmed.returncode == 0, confirmed.stderr
         assert "paired runner" in confirmed.stdout
