@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -119,33 +120,33 @@ def test_symlink_loop_is_refused(tree) -> None:
     assert code_of(PathPolicy(root).open_file, "loop_a") == ErrorCode.PATH_TRAVERSAL
 
 
-def test_file_swapped_for_outside_symlink_between_check_and_open(tree, monkeypatch) -> None:
-    """The lstat saw a regular file; by the open it is a symlink out: O_NOFOLLOW catches it."""
-    root, outside = tree
+def swap_main_py_before_open(
+    root: Path, monkeypatch: pytest.MonkeyPatch, replace: Callable[[Path], None]
+) -> None:
+    """Once the policy has checked src/main.py and is about to open it, `replace` the file."""
     original = PathPolicy._open_checked
 
     def swap_then_open(name, dir_fd, flags, st, rel):
         if name == "main.py":
             os.unlink(root / "src" / "main.py")
-            os.symlink(outside / "loot.txt", root / "src" / "main.py")
+            replace(root / "src" / "main.py")
         return original(name, dir_fd, flags, st, rel)
 
     monkeypatch.setattr(PathPolicy, "_open_checked", staticmethod(swap_then_open))
-    assert code_of(PathPolicy(root).open_file, "src/main.py") == ErrorCode.PATH_TRAVERSAL
 
 
-def test_file_replaced_by_another_file_between_check_and_open(tree, monkeypatch) -> None:
-    """A different inode at the same name (hard link from outside) fails the fstat check."""
+@pytest.mark.parametrize(
+    "make_link",
+    [
+        # The lstat saw a regular file; by the open it is a symlink out: O_NOFOLLOW catches it.
+        pytest.param(os.symlink, id="outside_symlink"),
+        # A different inode at the same name (hard link from outside) fails the fstat check.
+        pytest.param(os.link, id="hard_link_to_outside_file"),
+    ],
+)
+def test_file_swapped_between_check_and_open(tree, monkeypatch, make_link) -> None:
     root, outside = tree
-    original = PathPolicy._open_checked
-
-    def swap_then_open(name, dir_fd, flags, st, rel):
-        if name == "main.py":
-            os.unlink(root / "src" / "main.py")
-            os.link(outside / "loot.txt", root / "src" / "main.py")
-        return original(name, dir_fd, flags, st, rel)
-
-    monkeypatch.setattr(PathPolicy, "_open_checked", staticmethod(swap_then_open))
+    swap_main_py_before_open(root, monkeypatch, lambda path: make_link(outside / "loot.txt", path))
     assert code_of(PathPolicy(root).open_file, "src/main.py") == ErrorCode.PATH_TRAVERSAL
 
 
@@ -227,15 +228,7 @@ def test_permission_error_on_open_is_permission_denied(tree, monkeypatch) -> Non
 @pytest.mark.timeout(10)
 def test_file_swapped_for_a_fifo_before_open_does_not_hang(tree, monkeypatch) -> None:
     root, _ = tree
-    original = PathPolicy._open_checked
-
-    def swap_then_open(name, dir_fd, flags, st, rel):
-        if name == "main.py":
-            os.unlink(root / "src" / "main.py")
-            os.mkfifo(root / "src" / "main.py")
-        return original(name, dir_fd, flags, st, rel)
-
-    monkeypatch.setattr(PathPolicy, "_open_checked", staticmethod(swap_then_open))
+    swap_main_py_before_open(root, monkeypatch, os.mkfifo)
     assert code_of(PathPolicy(root).open_file, "src/main.py") == ErrorCode.PATH_TRAVERSAL
 
 
