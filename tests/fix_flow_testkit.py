@@ -12,11 +12,12 @@ from pathlib import Path
 from platform_api_testkit import make_git_repo
 from rich.console import Console
 
-from opik_connect.agent.platform_server import Platform
+from opik_connect.agent.platform_server import Platform, RunnerHandle
 from opik_connect.agent.platform_services import PlatformServices
 from opik_connect.config import ProjectConfig, user_state_dir
 from opik_connect.connect.daemon import Daemon, stable_runner_id
 from opik_connect.connect.daemon_parts import FixParts
+from opik_connect.connect.proposals import ProposalService
 from opik_connect.link_auth import PairingStore, new_activation_key
 from opik_connect.protocol import FileEdit, ProposeChangeArgs
 
@@ -88,6 +89,18 @@ def daemon_on(repo: Path, platform: Platform) -> tuple[Daemon, FixParts]:
         repo, ProjectConfig(), platform_url=platform.url, handlers=None, parts=fixes.parts
     )
     return daemon, fixes
+
+
+@asynccontextmanager
+async def linked_daemon(
+    repo: Path, platform: Platform
+) -> AsyncIterator[tuple[RunnerHandle, ProposalService]]:
+    """A daemon_on `repo` while it is linked: the platform's handle on it, its proposal service."""
+    daemon, fixes = daemon_on(repo, platform)
+    async with daemon:
+        runner = await platform.wait_runner(daemon.identity.runner_id)
+        assert fixes.service is not None
+        yield runner, fixes.service
 
 
 async def until(check: Callable[[], object], within: float = 10.0) -> None:

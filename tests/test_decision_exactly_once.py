@@ -7,7 +7,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fix_flow_testkit import daemon_on, make_refund_project, refund_fix, team_platform, until
+from fix_flow_testkit import (
+    daemon_on,
+    linked_daemon,
+    make_refund_project,
+    refund_fix,
+    team_platform,
+    until,
+)
 
 from opik_connect.agent.platform_server import Platform, PlatformConnection
 from opik_connect.protocol import ProposalDecided
@@ -41,15 +48,12 @@ async def test_a_decision_whose_ack_was_lost_is_delivered_once_after_restart(
     repo = make_refund_project(tmp_path / "project")
     async with team_platform(repo) as (platform, services):
         events = platform.event_queue()
-        first, fixes = daemon_on(repo, platform)
-        async with first:
-            runner = await platform.wait_runner(first.identity.runner_id)
+        async with linked_daemon(repo, platform) as (runner, service):
             proposed = await runner.propose_change(refund_fix())
             pid = proposed.proposal_id
             swallowed_acks.add("ProposalDecided")
-            assert fixes.service is not None
-            journal = fixes.service.journal
-            await fixes.service.reject(pid, "wrong file", by="test")
+            journal = service.journal
+            await service.reject(pid, "wrong file", by="test")
             async with asyncio.timeout(10):
                 assert (await runner.wait_decision(pid)).decision == "rejected"
             await asyncio.sleep(1.0)  # the outbox retries; the Ack never comes
@@ -79,14 +83,11 @@ async def test_a_decision_made_while_the_platform_is_down_arrives_once_it_is_bac
     repo = make_refund_project(tmp_path / "project")
     async with team_platform(repo) as (platform, _services):
         events = platform.event_queue()
-        first, fixes = daemon_on(repo, platform)
-        async with first:
-            runner = await platform.wait_runner(first.identity.runner_id)
+        async with linked_daemon(repo, platform) as (runner, service):
             pid = (await runner.propose_change(refund_fix())).proposal_id
             await platform.stop()  # no listener: nothing is acked
-            assert fixes.service is not None
-            journal = fixes.service.journal
-            await fixes.service.reject(pid, "later", by="test")
+            journal = service.journal
+            await service.reject(pid, "later", by="test")
             await asyncio.sleep(0.5)
             assert journal.get(pid).delivered is False
         await platform.start()  # same port: the daemon's pairing still holds

@@ -7,7 +7,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fix_flow_testkit import daemon_on, make_refund_project, refund_fix, team_platform
+from fix_flow_testkit import (
+    daemon_on,
+    linked_daemon,
+    make_refund_project,
+    refund_fix,
+    team_platform,
+    until,
+)
 
 from opik_connect.agent.platform_server import Platform, PlatformConnection
 from opik_connect.connect.command_context import current_command_id, serving
@@ -60,16 +67,10 @@ async def test_a_propose_change_resent_to_a_restarted_daemon_makes_no_second_pro
     repo = make_refund_project(tmp_path / "project")
     async with team_platform(repo) as (platform, _services):
         lost_results.add("ProposeChange")
-        first, fixes = daemon_on(repo, platform)
-        async with first:
-            runner = await platform.wait_runner(first.identity.runner_id)
+        async with linked_daemon(repo, platform) as (runner, service):
             call = asyncio.create_task(runner.propose_change(refund_fix()))
-            assert fixes.service is not None
-            journal = fixes.service.journal
-            for _ in range(200):
-                if await asyncio.to_thread(journal.all):
-                    break
-                await asyncio.sleep(0.05)
+            journal = service.journal
+            await until(journal.all)
             [made] = await asyncio.to_thread(journal.all)
             await asyncio.sleep(0.2)
             assert not call.done()  # the platform never saw the result
