@@ -38,7 +38,7 @@ def project_root(start: Path) -> Path:
         ["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True
     )
     if done.returncode != 0:
-        err.print(f"[red]{start.resolve()} is not inside a git repository[/red]")
+        err.print(f"[red]{escape(str(start.resolve()))} is not inside a git repository[/red]")
         raise typer.Exit(2)
     return Path(done.stdout.strip())
 
@@ -51,7 +51,8 @@ def _service(root: Path) -> ProposalService:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
+    """One red line; escaped, as ids, paths and config keys may hold markup-like brackets."""
+    err.print(f"[red]{escape(message)}[/red]")
     return typer.Exit(code)
 
 
