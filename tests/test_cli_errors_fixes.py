@@ -37,3 +37,14 @@ def test_unknown_id_with_brackets_is_printed_literally(project: Path, args: list
     assert code == 1
     assert isinstance(exc, SystemExit)
     assert args[-1] in output.strip()
+
+
+@pytest.mark.parametrize("args", [["fixes"], ["fixes", "show", "x"], ["approve", "x"]])
+def test_malformed_config_is_one_error_line(project: Path, args: list[str]) -> None:
+    (project / "pyproject.toml").write_text("[tool.opik-connect]\nbogus = 1\n")
+    code, output, exc = run(project, *args)
+    assert code == 1
+    assert isinstance(exc, SystemExit)
+    assert output.strip() == (
+        f"{project / 'pyproject.toml'}: [tool.opik-connect] bogus: Extra inputs are not permitted"
+    )

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
 
+from opik_connect.config import ConfigError
 from opik_connect.connect.fix_branches import FixError, FixRecord
 from opik_connect.connect.proposal_journal import ProposalRecord
 from opik_connect.connect.proposals import ProposalService
@@ -45,7 +46,10 @@ def project_root(start: Path) -> Path:
 
 def _service(root: Path) -> ProposalService:
     """The project's proposals, with any apply a crash interrupted settled first."""
-    service = ProposalService.for_project(project_root(root))
+    try:
+        service = ProposalService.for_project(project_root(root))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
     service.recover_interrupted()
     return service
 
