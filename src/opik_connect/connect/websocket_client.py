@@ -119,7 +119,13 @@ def is_loopback_host(host: str) -> bool:
 
 def check_url_policy(url: str, insecure: bool) -> ssl.SSLContext | None:
     """wss:// verifies certificates; ws:// only to loopback unless insecure was asked for."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what rejects 'ws://host:abc'
+    except ValueError as exc:
+        raise LinkError(f"not a valid platform URL {url!r}: {exc}") from None
+    if parts.scheme in ("ws", "wss") and not parts.hostname:
+        raise LinkError(f"platform URL {url!r} names no host")
     if parts.scheme == "wss":
         if insecure:
             context = ssl.create_default_context()
