@@ -9,16 +9,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from link_testkit import pre_pair_project
 from platform_api_testkit import make_git_repo
 from rich.console import Console
 
 from opik_connect.agent.platform_server import Platform, RunnerHandle
 from opik_connect.agent.platform_services import PlatformServices
-from opik_connect.config import ProjectConfig, user_state_dir
-from opik_connect.connect.daemon import Daemon, stable_runner_id
+from opik_connect.config import ProjectConfig
+from opik_connect.connect.daemon import Daemon
 from opik_connect.connect.daemon_parts import FixParts
 from opik_connect.connect.proposals import ProposalService
-from opik_connect.link_auth import PairingStore, new_activation_key
 from opik_connect.protocol import FileEdit, ProposeChangeArgs
 
 AGENT = """\
@@ -68,8 +68,7 @@ async def team_platform(repo: Path) -> AsyncIterator[tuple[Platform, PlatformSer
     services = PlatformServices(env={"ANTHROPIC_API_KEY": "k"})
     await services.setup(platform)
     await platform.start()
-    record = platform.pre_pair(stable_runner_id(repo), new_activation_key(), project=repo.name)
-    PairingStore(user_state_dir() / "pairings.json").put(f"{platform.url} {repo}", record)
+    pre_pair_project(platform, repo)
     try:
         yield platform, services
     finally:

@@ -17,10 +17,13 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from opik_connect.agent.platform_server import Platform, RunnerHandle
+from opik_connect.config import user_state_dir
+from opik_connect.connect.daemon import stable_runner_id
 from opik_connect.connect.websocket_client import DaemonLink, LinkState, RunnerIdentity
 from opik_connect.link_auth import (
     FrameSigner,
     PairingRecord,
+    PairingStore,
     connection_id,
     new_activation_key,
     new_nonce,
@@ -41,6 +44,29 @@ from opik_connect.protocol import (
 
 ROOT = RootSummary(root="/tmp/project", visible_files=3, branch="main", head=None)
 CLI = str(Path(sys.executable).with_name("opik-connect"))
+
+
+def pre_pair_project(platform: Platform, repo: Path) -> str:
+    """Pair `repo`'s runner with `platform` beforehand, in the user state; its runner id."""
+    runner_id = stable_runner_id(repo)
+    record = platform.pre_pair(runner_id, new_activation_key(), project=repo.name)
+    PairingStore(user_state_dir() / "pairings.json").put(f"{platform.url} {repo}", record)
+    return runner_id
+
+
+async def start_cli(
+    args: list[str], cwd: Path, env: dict[str, str], **options: Any
+) -> asyncio.subprocess.Process:
+    """`opik-connect ARGS` in a subprocess, its stdout and stderr merged into one pipe."""
+    return await asyncio.create_subprocess_exec(
+        CLI,
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        **options,
+    )
 
 
 async def read_until(

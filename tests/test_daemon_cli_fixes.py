@@ -13,12 +13,9 @@ from pathlib import Path
 
 import pytest
 from fix_flow_testkit import make_refund_project, refund_fix
-from link_testkit import CLI, read_until
+from link_testkit import CLI, pre_pair_project, read_until, start_cli
 
 from opik_connect.agent.platform_server import Platform
-from opik_connect.config import user_state_dir
-from opik_connect.connect.daemon import stable_runner_id
-from opik_connect.link_auth import PairingStore, new_activation_key
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,18 +34,9 @@ async def test_the_daemon_shows_a_proposal_and_the_decision_made_elsewhere(
 ) -> None:
     repo = make_refund_project(tmp_path / "project").resolve()
     async with Platform() as platform:
-        runner_id = stable_runner_id(repo)
-        record = platform.pre_pair(runner_id, new_activation_key(), project=repo.name)
-        PairingStore(user_state_dir() / "pairings.json").put(f"{platform.url} {repo}", record)
-        proc = await asyncio.create_subprocess_exec(
-            CLI,
-            "--platform",
-            platform.url,
-            cwd=repo,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        runner_id = pre_pair_project(platform, repo)
+        proc = await start_cli(
+            ["--platform", platform.url], repo, env, stdin=asyncio.subprocess.DEVNULL
         )
         seen: list[str] = []
         try:

@@ -10,13 +10,10 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from link_testkit import CLI, read_until
+from link_testkit import CLI, pre_pair_project, read_until, start_cli
 from platform_api_testkit import make_git_repo
 
 from opik_connect.agent.platform_server import Platform
-from opik_connect.config import user_state_dir
-from opik_connect.connect.daemon import stable_runner_id
-from opik_connect.link_auth import PairingStore, new_activation_key
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -29,20 +26,10 @@ def repo(tmp_path: Path, state_dir: Path) -> Path:
 async def test_terminal_shows_connected_reconnecting_and_connected_again(repo: Path) -> None:
     platform = Platform()
     await platform.start()
-    runner_id = stable_runner_id(repo)
-    record = platform.pre_pair(runner_id, new_activation_key(), project=repo.name)
-    PairingStore(user_state_dir() / "pairings.json").put(f"{platform.url} {repo}", record)
+    runner_id = pre_pair_project(platform, repo)
     env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
     env.pop("OPIK_CONNECT_PLATFORM", None)
-    proc = await asyncio.create_subprocess_exec(
-        CLI,
-        "--platform",
-        platform.url,
-        cwd=repo,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await start_cli(["--platform", platform.url], repo, env)
     seen: list[str] = []
     try:
         up = (await read_until(proc, "● connected", seen, within=15)).string

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from link_testkit import CLI, read_until
+from link_testkit import CLI, read_until, start_cli
 from platform_api_testkit import make_git_repo
 from typer.testing import CliRunner
 
@@ -48,17 +48,6 @@ def invoke(args: list[str], cwd: Path, env: dict[str, str], monkeypatch):
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=30
-    )
-
-
-async def start(args: list[str], cwd: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        CLI,
-        *args,
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
     )
 
 
@@ -122,7 +111,7 @@ def test_protocol_schema_is_json(repo, env, monkeypatch):
 
 
 async def test_daemon_starts_shows_connection_and_stops(repo, env, monkeypatch):
-    proc = await start([], repo, env)
+    proc = await start_cli([], repo, env)
     seen: list[str] = []
     try:
         await read_until(proc, r"connected \(ws://127\.0\.0\.1:\d+\)", seen)
@@ -149,14 +138,14 @@ async def test_daemon_starts_shows_connection_and_stops(repo, env, monkeypatch):
 
 
 async def test_remote_platform_pairing_confirmed_with_the_operator_command(repo, env):
-    platform = await start(["platform", "--port", "0"], repo, env)
+    platform = await start_cli(["platform", "--port", "0"], repo, env)
     daemon = None
     seen: list[str] = []
     try:
         url = (await read_until(platform, r"ws://127\.0\.0\.1:\d+", seen)).group(0).strip()
         run_file = Path(env["OPIK_CONNECT_STATE_DIR"]) / "platform-server.json"
         assert stat.S_IMODE(run_file.stat().st_mode) == 0o600
-        daemon = await start(["--platform", url], repo, env)
+        daemon = await start_cli(["--platform", url], repo, env)
         code = (await read_until(daemon, r"code [A-Z0-9]{4}-[A-Z0-9]{4}", seen)).group(0).split()[1]
         confirmed = await asyncio.to_thread(run, ["platform", "pair", code], repo, env)
         assert confirmed.returncode == 0, confirmed.stderr
