@@ -165,15 +165,20 @@ def test_example_runs_without_opik_and_ships_no_env_file() -> None:
     assert not list(EXAMPLE_PROJECT.glob(".env*"))
 
 
-@pytest.mark.timeout(60)
-def test_committed_traces_are_what_the_recorder_writes(tmp_path: Path) -> None:
+def regenerate(module: str, out: Path) -> None:
+    """Run a fixtures generator module, writing into `out` instead of the committed files."""
     subprocess.run(
-        [sys.executable, "-m", "fixtures.record_example_traces", "--out", str(tmp_path)],
+        [sys.executable, "-m", module, "--out", str(out)],
         cwd=REPO,
         capture_output=True,
         timeout=30,
         check=True,
     )
+
+
+@pytest.mark.timeout(60)
+def test_committed_traces_are_what_the_recorder_writes(tmp_path: Path) -> None:
+    regenerate("fixtures.record_example_traces", tmp_path)
     committed = sorted(p.name for p in TRACES_DIR.iterdir())
     assert committed == sorted(p.name for p in tmp_path.iterdir())
     assert len([name for name in committed if name.endswith(".json")]) >= 4
@@ -183,13 +188,7 @@ def test_committed_traces_are_what_the_recorder_writes(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_committed_demo_scripts_are_what_make_scripts_writes(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "fixtures.demo.make_scripts", "--out", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        timeout=30,
-        check=True,
-    )
+    regenerate("fixtures.demo.make_scripts", tmp_path)
     for name in ("ollie_session.json", "judge_script.json"):
         assert (tmp_path / name).read_text() == (DEMO / name).read_text(), name
 
