@@ -15,6 +15,7 @@ from opik_connect.config import ProjectConfig
 from opik_connect.connect.ask_client import PlatformAddress
 from opik_connect.connect.daemon import Daemon, Part
 from opik_connect.connect.websocket_client import Handler
+from opik_connect.protocol import SuiteRunSummary
 
 
 def make_git_repo(root: Path, files: Mapping[str, str] | None = None) -> Path:
@@ -38,6 +39,22 @@ def make_git_repo(root: Path, files: Mapping[str, str] | None = None) -> Path:
                  ["git", "commit", "-q", "-m", "init"]):  # fmt: skip
         subprocess.run(argv, cwd=root, check=True, env=env)
     return root
+
+
+def suite_run(
+    run_id: str, status: str, tree: str = "user", suite: str = "refunds"
+) -> SuiteRunSummary:
+    """A finished suite run with no items, for what the store and the read endpoints keep."""
+    return SuiteRunSummary(
+        run_id=run_id,
+        suite=suite,
+        status=status,
+        tree=tree,
+        items=[],
+        started_at="2026-01-01T00:00:00Z",
+        duration_s=0.5,
+        judge="none",
+    )
 
 
 @dataclass

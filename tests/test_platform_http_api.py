@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from platform_api_testkit import embedded_platform, make_git_repo
+from platform_api_testkit import embedded_platform, make_git_repo, suite_run
 from rich.console import Console
 from websockets.asyncio.client import connect
 
@@ -34,7 +34,6 @@ from opik_connect.protocol import (
     AskRequest,
     ProposalDecided,
     SuiteResult,
-    SuiteRunSummary,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -72,19 +71,6 @@ class StandInDriver:
             usage={"input_tokens": 3},
             transcript_path="/tmp/t.jsonl",
         )
-
-
-def run(run_id: str, status: str, tree: str) -> SuiteRunSummary:
-    return SuiteRunSummary(
-        run_id=run_id,
-        suite="refunds",
-        status=status,
-        tree=tree,
-        items=[],
-        started_at="2026-01-01T00:00:00Z",
-        duration_s=1.0,
-        judge="none",
-    )
 
 
 async def collect(stream) -> list[AskEvent]:
@@ -179,7 +165,8 @@ async def test_a_second_listener_gets_the_whole_stream(repo: Path) -> None:
 
 async def test_daemon_events_land_in_the_store_and_the_read_endpoints(repo: Path) -> None:
     async with embedded_platform(repo, StandInDriver()) as p:
-        before, after = run("r-before", "failed", "user"), run("r-after", "passed", "opik/fix/p1")
+        before = suite_run("r-before", "failed")
+        after = suite_run("r-after", "passed", tree="opik/fix/p1")
         await p.daemon.send_event("SuiteResult", SuiteResult(run=before))
         decided = ProposalDecided(
             proposal_id="p1",

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from platform_api_testkit import suite_run
 
 from opik_connect.agent.platform_store import (
     SCHEMA_VERSION,
@@ -24,23 +25,7 @@ from opik_connect.protocol import (
     ProposeChangeArgs,
     ProposeChangeResult,
     SuiteResult,
-    SuiteRunSummary,
 )
-
-
-def suite_run(
-    run_id: str, status: str, tree: str = "user", suite: str = "refunds"
-) -> SuiteRunSummary:
-    return SuiteRunSummary(
-        run_id=run_id,
-        suite=suite,
-        status=status,
-        tree=tree,
-        items=[],
-        started_at="2026-01-01T00:00:00Z",
-        duration_s=0.5,
-        judge="none",
-    )
 
 
 def proposal(proposal_id: str = "p1") -> tuple[ProposeChangeArgs, ProposeChangeResult]:
