@@ -34,9 +34,8 @@ def answer(question: str = "", mode: str = "ok", sleep: float = 0.0, **extra):
 
 
 @pytest.fixture
-def suite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def suite_env(tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Private state dir, no judge key, no Opik server: every test starts from nothing."""
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
     for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path

@@ -29,12 +29,11 @@ FINAL = "Cause: answer() hard-codes 20 dollars. Fix: 10 dollars. Evidence: suite
 
 
 @pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(path))
+def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared tmp state dir, and no ambient Anthropic or Opik settings."""
     for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
         monkeypatch.delenv(name, raising=False)
-    return path
+    return state_dir
 
 
 def script() -> list[dict]:

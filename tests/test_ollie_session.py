@@ -74,8 +74,8 @@ def propose(edit: dict[str, str], *, match: str | list[str] | None = None) -> di
 
 
 @pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared tmp state dir, and no ambient Anthropic base URL."""
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
 
 

@@ -8,10 +8,7 @@ from typer.testing import CliRunner
 from opik_connect.agent.transcript import COST_NOTE, TranscriptWriter, transcript_path
 from opik_connect.cli import app
 
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+pytestmark = pytest.mark.usefixtures("state_dir")
 
 
 def write_session(path: Path) -> None:
