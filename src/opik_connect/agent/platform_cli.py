@@ -79,7 +79,7 @@ def server_run_file() -> Path:
 def serve_platform(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    port: int = typer.Option(8765, "--port", help="Port (0 picks a free one)."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port (0 picks a free one)."),
     tls_cert: Annotated[
         Path | None, typer.Option("--tls-cert", help="PEM certificate: serve wss.")
     ] = None,
