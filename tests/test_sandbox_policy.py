@@ -22,11 +22,10 @@ def code_of(fn, *args) -> ErrorCode:
     return info.value.code
 
 
-@pytest.fixture
-def tree(tmp_path: Path) -> tuple[Path, Path]:
-    """root/ with files and links, and an outside dir whose name starts with the root's name."""
-    root = tmp_path / "proj"
-    outside = tmp_path / "proj-evil"
+def make_tree(base: Path) -> tuple[Path, Path]:
+    """base/proj with files and links, and base/proj-evil: outside, yet named like the root."""
+    root = base / "proj"
+    outside = base / "proj-evil"
     (root / "src").mkdir(parents=True)
     outside.mkdir()
     (root / "src" / "main.py").write_text("inside\n")
@@ -36,6 +35,13 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     os.symlink("../proj-evil/loot.txt", root / "rel_link_out")
     os.symlink("src/main.py", root / "link_in")
     os.symlink(root / "src", root / "abs_dir_in")
+    return root, outside
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, Path]:
+    """make_tree's root and outside dir, plus a sensitive file behind an innocent-looking link."""
+    root, outside = make_tree(tmp_path)
     (root / ".env.local").write_text("X=1\n")
     os.symlink(".env.local", root / "innocent.txt")
     return root, outside
@@ -317,18 +323,7 @@ COMPONENTS = st.sampled_from(
 
 @pytest.fixture(scope="module")
 def fixed_tree(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("hyp")
-    root = base / "proj"
-    outside = base / "proj-evil"
-    (root / "src").mkdir(parents=True)
-    outside.mkdir()
-    (root / "src" / "main.py").write_text("inside\n")
-    (outside / "loot.txt").write_text("outside\n")
-    os.symlink(outside / "loot.txt", root / "link_file_out")
-    os.symlink(outside, root / "link_dir_out")
-    os.symlink("../proj-evil/loot.txt", root / "rel_link_out")
-    os.symlink("src/main.py", root / "link_in")
-    os.symlink(root / "src", root / "abs_dir_in")
+    root, _ = make_tree(tmp_path_factory.mktemp("hyp"))
     return root
 
 
