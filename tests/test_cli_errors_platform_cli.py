@@ -21,3 +21,16 @@ def test_out_of_range_port_is_a_usage_error(
     assert result.exit_code == 2
     assert isinstance(result.exception, SystemExit)
     assert "Invalid value for '--port'" in result.output
+
+
+def test_unreadable_tls_cert_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    missing = tmp_path / "missing.pem"
+    result = CliRunner().invoke(
+        app, ["platform", "--port", "0", "--tls-cert", str(missing)], env={"COLUMNS": "300"}
+    )
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.strip().startswith(f"error: cannot load --tls-cert {missing}: ")

@@ -94,7 +94,11 @@ def serve_platform(
         context = None
         if tls_cert is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(tls_cert, tls_key)
+            try:
+                context.load_cert_chain(tls_cert, tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                key = f" / --tls-key {tls_key}" if tls_key else ""
+                raise PlatformCliError(f"cannot load --tls-cert {tls_cert}{key}: {exc}") from None
         asyncio.run(_serve(host, port, context))
     except (OSError, ssl.SSLError, PlatformCliError) as exc:
         raise fail(exc, _debug(ctx)) from None
