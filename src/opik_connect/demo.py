@@ -115,9 +115,12 @@ def demo_dirs(keep: Path | None) -> DemoDirs:
         base = Path(tempfile.mkdtemp(prefix="opik-connect-demo-"))
     else:
         base = keep.expanduser().resolve()
-        if base.exists() and (not base.is_dir() or any(base.iterdir())):
-            raise DemoError(f"--keep {base}: choose a new or empty directory")
-        base.mkdir(parents=True, exist_ok=True)
+        try:
+            if base.exists() and (not base.is_dir() or any(base.iterdir())):
+                raise DemoError(f"--keep {base}: choose a new or empty directory")
+            base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DemoError(f"--keep {base}: {exc.strerror or exc}") from None
     return DemoDirs(base=base, project=base / "project", state=base / "state")
 
 
