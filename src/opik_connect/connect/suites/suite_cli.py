@@ -183,7 +183,10 @@ def add_command(
 def _read_trace(reference: str, traces_dir: Path) -> tuple[str, Any]:
     path = Path(reference)
     if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TraceStoreError(f"{path}: not a readable trace JSON file: {exc}") from None
         document = data if isinstance(data, dict) and "trace" in data else {"trace": data}
         record = parse_trace_document(document, str(path))
     else:

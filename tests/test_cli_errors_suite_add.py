@@ -1,0 +1,33 @@
+"""`opik-connect suite add --trace FILE` names the file when it is not trace JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from opik_connect.connect.suites.suite_cli import suite_app
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.mark.parametrize("content", [b"{bad", b"\xff\xfe\x00"])
+def test_unreadable_trace_file_is_one_line_naming_it(
+    content: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\n')
+    trace = tmp_path / "trace.json"
+    trace.write_bytes(content)
+    result = CliRunner().invoke(
+        suite_app,
+        ["add", "qa", "--trace", str(trace), "--root", str(tmp_path)],
+        env={"COLUMNS": "300"},
+    )
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: {trace}: not a readable trace JSON file: ")
+    assert not (tmp_path / ".opik" / "suites" / "qa.yaml").exists()
