@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from proposal_fixtures import sandbox_reader_for
+from proposal_fixtures import proposal_service
 
 from opik_connect.connect.approval_prompt import run_approval_prompt
 from opik_connect.connect.proposals import ProposalService
@@ -25,7 +25,7 @@ async def late_proposal(service: ProposalService, delay: float) -> None:
 
 
 async def main(root: Path) -> None:
-    service = ProposalService(root, read=sandbox_reader_for(root))
+    service = proposal_service(root)
     delay = os.environ.get("LATE_PROPOSAL_AFTER")
     background = asyncio.create_task(late_proposal(service, float(delay))) if delay else None
     await run_approval_prompt(service)

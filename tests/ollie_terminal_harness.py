@@ -11,11 +11,10 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from proposal_fixtures import sandbox_reader_for
+from proposal_fixtures import proposal_service
 from rich.console import Console
 
 from opik_connect.connect.ollie_terminal import run_ollie_terminal
-from opik_connect.connect.proposals import ProposalService
 from opik_connect.protocol import AskEvent, AskRequest, FileEdit, ProposeChangeArgs
 
 FINAL = {"applied": "approved", "rejected": "rejected", "stale": "stale", "failed": "failed"}
@@ -23,7 +22,7 @@ FINAL = {"applied": "approved", "rejected": "rejected", "stale": "stale", "faile
 
 async def main(root: Path) -> None:
     console = Console()
-    service = ProposalService(root, read=sandbox_reader_for(root))
+    service = proposal_service(root)
 
     async def asker(request: AskRequest) -> AsyncIterator[AskEvent]:
         yield AskEvent(session_id="s1", seq=1, type="accepted", data={"id": "s1"})

@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pexpect
 
-from opik_connect.connect.proposals import sandbox_reader
+from opik_connect.connect.proposals import ProposalService, sandbox_reader
 from opik_connect.connect.sandbox_policy import PathPolicy
 
 AGENT_PY = (
@@ -65,9 +66,10 @@ def spawn_harness(script: str, repo: Path, log: Path, **env: str) -> pexpect.spa
     return child
 
 
-def sandbox_reader_for(root: Path):
-    """The real proposal sandbox for `root`: the race-free opener plus git's visibility."""
-    return sandbox_reader(PathPolicy(root))
+def proposal_service(root: Path, **options: Any) -> ProposalService:
+    """A ProposalService on `root` reading through the real proposal sandbox: the race-free
+    opener plus git's visibility."""
+    return ProposalService(root, read=sandbox_reader(PathPolicy(root)), **options)
 
 
 def snapshot(root: Path) -> dict[str, object]:

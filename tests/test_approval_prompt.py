@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from proposal_fixtures import TESTS_DIR, git, sandbox_reader_for, spawn_harness
+from proposal_fixtures import TESTS_DIR, git, proposal_service, spawn_harness
 
 from opik_connect.connect.approval_prompt import render_proposal
-from opik_connect.connect.proposals import ProposalService
 from opik_connect.protocol import FileEdit, ProposeChangeArgs
 
 pytestmark = pytest.mark.timeout(60)
@@ -20,7 +19,7 @@ HARNESS = TESTS_DIR / "approval_prompt_harness.py"
 
 
 def propose(repo: Path, title: str, old: str, new: str, path: str = "agent.py") -> str:
-    service = ProposalService(repo, read=sandbox_reader_for(repo))
+    service = proposal_service(repo)
     args = ProposeChangeArgs(
         title=title,
         reason=f"reason for {title}",
@@ -32,7 +31,7 @@ def propose(repo: Path, title: str, old: str, new: str, path: str = "agent.py") 
 
 
 def status(repo: Path, proposal_id: str) -> str:
-    return ProposalService(repo, read=sandbox_reader_for(repo)).get(proposal_id).status
+    return proposal_service(repo).get(proposal_id).status
 
 
 def spawn(repo: Path, tmp_path: Path, **env: str) -> pexpect.spawn:
@@ -66,7 +65,7 @@ def test_approve_reject_with_reason_and_skip(repo: Path, tmp_path: Path) -> None
     child.send("q")
     child.expect("PROMPT DONE")
     child.expect(pexpect.EOF)
-    service = ProposalService(repo, read=sandbox_reader_for(repo))
+    service = proposal_service(repo)
     assert service.get(first).status == "applied"
     assert git(repo, "rev-parse", service.get(first).branch) == service.get(first).commit
     rejected = service.get(second)
@@ -106,7 +105,7 @@ def test_edit_diff_in_scripted_editor_then_approve(repo: Path, tmp_path: Path) -
     child.expect("Approved")
     child.send("q")
     child.expect("PROMPT DONE")
-    record = ProposalService(repo, read=sandbox_reader_for(repo)).get(proposal)
+    record = proposal_service(repo).get(proposal)
     assert record.status == "applied"
     assert "Ask me anything." in git(repo, "show", f"{record.branch}:agent.py")
 
@@ -125,7 +124,7 @@ def test_edit_that_breaks_the_diff_is_refused(repo: Path, tmp_path: Path) -> Non
     child.expect("keeps its diff")
     child.send("q")
     child.expect("PROMPT DONE")
-    assert "Please ask." in ProposalService(repo, read=sandbox_reader_for(repo)).get(proposal).diff
+    assert "Please ask." in proposal_service(repo).get(proposal).diff
 
 
 def test_no_tty_leaves_proposals_pending(repo: Path) -> None:
@@ -148,7 +147,7 @@ def test_render_shows_stats_and_evidence(repo: Path) -> None:
     from rich.console import Console
 
     proposal = propose(repo, "First fix", "return 'empty'", "return 'Please ask.'")
-    record = ProposalService(repo, read=sandbox_reader_for(repo)).get(proposal)
+    record = proposal_service(repo).get(proposal)
     console = Console(width=120, record=True)
     console.print(render_proposal(record))
     text = console.export_text()
@@ -164,7 +163,7 @@ def test_proposal_arriving_while_prompt_waits_is_shown(repo: Path, tmp_path: Pat
     child.expect("Approved")
     child.send("q")
     child.expect("PROMPT DONE")
-    [record] = ProposalService(repo, read=sandbox_reader_for(repo)).journal.all()
+    [record] = proposal_service(repo).journal.all()
     assert record.status == "applied" and record.args.title == "Late fix"
 
 
@@ -173,7 +172,7 @@ async def test_auto_approver_warns_and_approves(repo: Path) -> None:
 
     from opik_connect.connect.approval_prompt import run_auto_approver
 
-    service = ProposalService(repo, read=sandbox_reader_for(repo))
+    service = proposal_service(repo)
     edit = FileEdit(path="notes.txt", old_string="two", new_string="TWO")
     proposal = await service.submit(ProposeChangeArgs(title="Auto", reason="r", edits=[edit]))
     console = Console(record=True, width=100)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from proposal_fixtures import git, sandbox_reader_for, snapshot
+from proposal_fixtures import git, proposal_service, snapshot
 
 from opik_connect.connect.fix_branches import APPLY_STEPS, FAULT_ENV, FixError, slugify
 from opik_connect.connect.proposals import ProposalService
@@ -23,14 +23,14 @@ CHILD = """
 import asyncio, sys
 from pathlib import Path
 from opik_connect.connect.proposals import ProposalService
-from proposal_fixtures import sandbox_reader_for
+from proposal_fixtures import proposal_service
 root = Path(sys.argv[1])
-asyncio.run(ProposalService(root, read=sandbox_reader_for(root)).approve(sys.argv[2]))
+asyncio.run(proposal_service(root).approve(sys.argv[2]))
 """
 
 
 def service(repo: Path, emit=None) -> ProposalService:
-    return ProposalService(repo, read=sandbox_reader_for(repo), emit=emit)
+    return proposal_service(repo, emit=emit)
 
 
 def change(old: str = "return 'empty'", new: str = "return 'Please ask.'", path="agent.py"):

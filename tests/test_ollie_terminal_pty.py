@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from proposal_fixtures import sandbox_reader_for, spawn_harness
-
-from opik_connect.connect.proposals import ProposalService
+from proposal_fixtures import proposal_service, spawn_harness
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,6 +29,6 @@ def test_question_proposal_approval_and_back_to_the_prompt(repo: Path, tmp_path:
     child.sendeof()
     child.expect("PROMPT DONE")
     child.expect(pexpect.EOF)
-    [record] = ProposalService(repo, read=sandbox_reader_for(repo)).journal.all()
+    [record] = proposal_service(repo).journal.all()
     assert record.status == "applied"
     assert "why so curt?" in record.args.reason

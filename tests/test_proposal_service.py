@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from proposal_fixtures import git, sandbox_reader_for, snapshot
+from proposal_fixtures import git, proposal_service, snapshot
 
 from opik_connect.connect.fix_branches import FixRecord
 from opik_connect.connect.proposals import ProposalService
@@ -66,9 +66,7 @@ def summary(branch: str) -> SuiteRunSummary:
 
 
 def service(repo: Path, outbox: Outbox | None = None, after_commit=None) -> ProposalService:
-    return ProposalService(
-        repo, read=sandbox_reader_for(repo), emit=outbox, after_commit=after_commit
-    )
+    return proposal_service(repo, emit=outbox, after_commit=after_commit)
 
 
 async def test_submit_journals_pending_with_mode_0600(repo: Path) -> None:
