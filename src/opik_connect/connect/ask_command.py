@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from opik_connect.connect.ask_client import AskError, ask_stream, locate_platform
 from opik_connect.connect.daemon import NotAGitRepository, find_git_root
@@ -45,7 +46,7 @@ async def run_ask(
         async for event in ask_stream(address, request):
             view.show(event)
     except AskError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_NO_PLATFORM
     if view.status is None:
         console.print("[red]error:[/] the stream ended without a result", highlight=False)
