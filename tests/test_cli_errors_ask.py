@@ -3,13 +3,17 @@ URL holds brackets rich would read as markup."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from opik_connect.agent.platform_run_file import SERVER_RUN_FILE_NAME, PlatformRunFile
 from opik_connect.cli import app
+from opik_connect.connect.ask_client import locate_platform
+from opik_connect.private_files import write_private_json
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -31,3 +35,19 @@ def test_unreachable_platform_url_with_brackets(
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "[/x]" in lines[0]
+
+
+def test_ask_finds_the_standalone_platform_of_the_same_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the team platform's machine `ask` needs no token copied out of its run file."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(state))
+    monkeypatch.delenv("OPIK_CONNECT_PLATFORM", raising=False)
+    monkeypatch.delenv("OPIK_CONNECT_TOKEN", raising=False)
+    record = PlatformRunFile(
+        url="ws://127.0.0.1:9", token="operator-token", pid=os.getpid(), started_at=0.0
+    )
+    write_private_json(state / SERVER_RUN_FILE_NAME, record.model_dump())
+    address = locate_platform(root=None)
+    assert (address.url, address.token) == ("ws://127.0.0.1:9", "operator-token")

@@ -23,7 +23,7 @@ from rich.console import Console
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from opik_connect.agent.platform_run_file import PlatformRunFile
+from opik_connect.agent.platform_run_file import SERVER_RUN_FILE_NAME, PlatformRunFile
 from opik_connect.agent.platform_server import Platform, RunnerInfo
 from opik_connect.cli_errors import fail
 from opik_connect.config import user_state_dir
@@ -37,9 +37,6 @@ from opik_connect.protocol import (
     PairingConfirmed,
     PairRequest,
 )
-
-SERVER_RUN_FILE = "platform-server.json"
-"""Not platform.json: an embedded daemon's platform writes that one and may replace it."""
 
 # --- platform parts: each adds `async def part(platform)` here (e.g. mount platform.http_api) ---
 PLATFORM_PARTS: list[Callable[[Platform], Awaitable[None]]] = []
@@ -72,7 +69,7 @@ def _debug(ctx: typer.Context) -> bool:
 
 
 def server_run_file() -> Path:
-    return user_state_dir() / SERVER_RUN_FILE
+    return user_state_dir() / SERVER_RUN_FILE_NAME
 
 
 @platform_app.callback()

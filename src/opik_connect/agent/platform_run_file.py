@@ -2,7 +2,8 @@
 
 `opik-connect ask` in another terminal reads it, so the user never copies a token by hand. The
 daemon writes one per project (the project's state dir) and one per user (the latest started);
-`ask` prefers the file of the project it is run in.
+`ask` prefers the file of the project it is run in, and falls back to a standalone
+`opik-connect platform` running as the same user.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from opik_connect.config import project_state_dir, user_state_dir
 from opik_connect.private_files import write_private_json
 
 RUN_FILE_NAME = "platform.json"
+SERVER_RUN_FILE_NAME = "platform-server.json"
+"""The standalone `opik-connect platform`'s own file; an embedded daemon's may replace the other."""
 
 
 class PlatformRunFile(BaseModel):
@@ -58,8 +61,8 @@ def remove_run_files(paths: list[Path]) -> None:
 
 
 def find_run_file(root: Path | None) -> PlatformRunFile | None:
-    """The first run file whose process is still alive."""
-    for path in run_file_paths(root):
+    """The first run file whose process is still alive; a standalone platform's comes last."""
+    for path in [*run_file_paths(root), user_state_dir() / SERVER_RUN_FILE_NAME]:
         found = _read(path)
         if found is not None and _alive(found.pid):
             return found
