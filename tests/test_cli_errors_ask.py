@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from opik_connect.agent.platform_run_file import SERVER_RUN_FILE_NAME, PlatformRunFile
 from opik_connect.cli import app
-from opik_connect.connect.ask_client import locate_platform
+from opik_connect.connect.ask_client import AskError, locate_platform
 from opik_connect.private_files import write_private_json
 
 pytestmark = pytest.mark.timeout(30)
@@ -51,3 +51,14 @@ def test_ask_finds_the_standalone_platform_of_the_same_user(
     write_private_json(state / SERVER_RUN_FILE_NAME, record.model_dump())
     address = locate_platform(root=None)
     assert (address.url, address.token) == ("ws://127.0.0.1:9", "operator-token")
+
+
+def test_missing_token_says_where_the_platform_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("OPIK_CONNECT_TOKEN", raising=False)
+    with pytest.raises(AskError) as raised:
+        locate_platform("ws://127.0.0.1:9", root=None)
+    assert "prints" not in str(raised.value)
+    assert f"writes it to {SERVER_RUN_FILE_NAME} in its state dir" in str(raised.value)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from opik_connect.agent.platform_run_file import find_run_file
+from opik_connect.agent.platform_run_file import SERVER_RUN_FILE_NAME, find_run_file
 from opik_connect.connect.websocket_client import LinkError, check_url_policy
 from opik_connect.protocol import MAX_FRAME_BYTES, AskEvent, AskRequest
 
@@ -66,7 +66,7 @@ def locate_platform(
     if url:
         raise AskError(
             f"no token for {url}: pass --token or set {PLATFORM_TOKEN_ENV} "
-            "(the platform prints it, and writes it to its run file)"
+            f"(`opik-connect platform` writes it to {SERVER_RUN_FILE_NAME} in its state dir)"
         )
     raise AskError(
         "no running platform found: start `opik-connect` in your project (it runs one), "
