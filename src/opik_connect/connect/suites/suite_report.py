@@ -122,8 +122,11 @@ def _why(item: ItemResult, limit: int = 6) -> str:
 
 
 def _first_line(error: str) -> str:
-    """The exception line of a traceback, or the headline of a crash or timeout."""
+    """The exception line of a traceback, or the headline of a crash or timeout; a headline
+    followed by a traceback (an entrypoint that fails to load) keeps the exception line too."""
     lines = [line for line in error.strip().splitlines() if line.strip()]
     if lines and lines[0].startswith("Traceback"):
         return lines[-1]
+    if len(lines) > 2 and lines[1].startswith("Traceback"):
+        return f"{lines[0]} {lines[-1]}"
     return lines[0] if lines else error

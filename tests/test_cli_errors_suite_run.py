@@ -1,0 +1,44 @@
+"""`opik-connect suite run` says why an entrypoint failed to load, not only that it did."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from opik_connect.connect.suites.suite_cli import suite_app
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_entrypoint_load_failure_shows_the_exception(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    root = tmp_path / "project"
+    (root / "agent").mkdir(parents=True)
+    (root / "agent" / "__init__.py").write_text("")
+    (root / "agent" / "main.py").write_text("def answer(question):\n    return question\n")
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "p"\n\n[tool.opik-connect]\nentrypoint = "agent.main:missing"\n'
+    )
+    suites = root / ".opik" / "suites"
+    suites.mkdir(parents=True)
+    (suites / "qa.yaml").write_text(
+        "name: qa\nitems:\n- id: one\n  data: {question: hi}\n  assertions: [{contains: hi}]\n"
+    )
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+    subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"],
+        check=True,
+    )
+    result = CliRunner().invoke(
+        suite_app, ["run", "qa", "--root", str(root)], env={"COLUMNS": "400"}
+    )
+    assert result.exit_code == 1
+    assert "entrypoint agent.main:missing failed to load: AttributeError" in result.output
+    assert "missing" in result.output.split("AttributeError", 1)[1]
