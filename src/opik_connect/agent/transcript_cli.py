@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 from opik_connect.agent.transcript import print_transcript, resolve_transcript
@@ -19,6 +17,6 @@ def transcript_command(
         raise typer.Exit(2)
     try:
         print_transcript(path)
-    except (json.JSONDecodeError, KeyError) as exc:
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
         typer.echo(f"{path}: not an Ollie transcript ({exc})", err=True)
         raise typer.Exit(2) from exc
