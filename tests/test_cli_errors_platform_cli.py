@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+from opik_connect.agent import platform_cli
+from opik_connect.agent.platform_server import RunnerInfo
 from opik_connect.cli import app
+from opik_connect.protocol import PairRequest
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -34,3 +38,26 @@ def test_unreadable_tls_cert_names_the_file(
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
     assert result.output.strip().startswith(f"error: cannot load --tls-cert {missing}: ")
+
+
+def test_runner_names_with_brackets_are_shown_literally(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon picks its runner name and project; neither may break the platform's terminal."""
+    recorder = Console(record=True, width=300)
+    monkeypatch.setattr(platform_cli, "console", recorder)
+    platform_cli._announce_pair_request(
+        PairRequest(runner_id="r1", runner_name="[/x]", project="[bold]p", activation_key="k")
+    )
+    info = RunnerInfo(
+        runner_id="r1",
+        name="[/x]",
+        project="[bold]p",
+        connected=False,
+        connected_since=None,
+        last_heartbeat=None,
+        root=None,
+    )
+    platform_cli._announce_runner(info)
+    platform_cli._announce_runner(info.model_copy(update={"connected": True}))
+    text = recorder.export_text()
+    assert text.count("runner [/x]") == 3
+    assert text.count("project [bold]p") == 2

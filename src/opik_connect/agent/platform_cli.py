@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -103,8 +104,9 @@ def serve_platform(
 
 def _announce_pair_request(request: PairRequest) -> None:
     console.print(
-        f"[yellow]●[/yellow] pairing request from runner [bold]{request.runner_name}[/bold] "
-        f"(project {request.project}). Confirm the code its terminal shows with: "
+        "[yellow]●[/yellow] pairing request from runner "
+        f"[bold]{escape(request.runner_name)}[/bold] "
+        f"(project {escape(request.project)}). Confirm the code its terminal shows with: "
         "[bold]opik-connect platform pair CODE[/bold]"
     )
 
@@ -113,11 +115,11 @@ def _announce_runner(info: RunnerInfo) -> None:
     if info.connected:
         files = info.root.visible_files if info.root else 0
         console.print(
-            f"[green]●[/green] runner [bold]{info.name}[/bold] connected "
-            f"(project {info.project}, {files} files)"
+            f"[green]●[/green] runner [bold]{escape(info.name)}[/bold] connected "
+            f"(project {escape(info.project)}, {files} files)"
         )
     else:
-        console.print(f"[yellow]●[/yellow] runner [bold]{info.name}[/bold] disconnected")
+        console.print(f"[yellow]●[/yellow] runner [bold]{escape(info.name)}[/bold] disconnected")
 
 
 async def _serve(host: str, port: int, context: ssl.SSLContext | None) -> None:
@@ -163,8 +165,8 @@ def pair(
     except (OSError, PlatformCliError, ConnectionClosed, TimeoutError) as exc:
         raise fail(exc, _debug(ctx)) from None
     console.print(
-        f"[green]●[/green] paired runner [bold]{confirmed.runner_name}[/bold] "
-        f"(project {confirmed.project}, id {confirmed.runner_id})"
+        f"[green]●[/green] paired runner [bold]{escape(confirmed.runner_name)}[/bold] "
+        f"(project {escape(confirmed.project)}, id {escape(confirmed.runner_id)})"
     )
 
 
