@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from opik_connect.agent.platform_cli import setup_platform
 from opik_connect.cli_errors import fail
@@ -150,7 +151,7 @@ def _show_state(state: LinkState, detail: str) -> None:
         return
     _last_state = (state, detail)
     style = STATE_STYLE.get(state, "white")
-    suffix = f" [dim]({detail})[/dim]" if detail else ""
+    suffix = f" [dim]({escape(detail)})[/dim]" if detail else ""
     console.print(f"[{style}]●[/{style}] {state.value}{suffix}")
 
 
@@ -166,10 +167,12 @@ async def _announce(daemon: Daemon) -> None:
     """A part, so the banner is printed before the link and the `ollie>` prompt start."""
     summary = await daemon.root_summary()
     where = f"{daemon.url} (embedded)" if daemon.platform else daemon.url
-    console.print(f"[bold]opik-connect[/bold] serving project [bold]{daemon.identity.project}")
-    console.print(f"  root      {summary.root}")
-    console.print(f"  files     {summary.visible_files} visible (branch {summary.branch})")
-    console.print(f"  platform  {where}")
+    project = escape(daemon.identity.project)
+    console.print(f"[bold]opik-connect[/bold] serving project [bold]{project}")
+    console.print(f"  root      {escape(str(summary.root))}")
+    branch = escape(str(summary.branch))
+    console.print(f"  files     {summary.visible_files} visible (branch {branch})")
+    console.print(f"  platform  {escape(where)}")
     console.print("  stop with Ctrl-C or `opik-connect stop`")
 
 
@@ -213,7 +216,7 @@ def stop_daemon(
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
-                console.print(f"stopped the daemon for {root} (pid {pid})")
+                console.print(f"stopped the daemon for {escape(str(root))} (pid {pid})")
                 return
             time.sleep(0.05)
         raise DaemonError(f"the daemon (pid {pid}) did not exit within {wait_s:g}s")
