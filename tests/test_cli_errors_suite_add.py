@@ -31,3 +31,26 @@ def test_unreadable_trace_file_is_one_line_naming_it(
     assert len(lines) == 1
     assert lines[0].startswith(f"error: {trace}: not a readable trace JSON file: ")
     assert not (tmp_path / ".opik" / "suites" / "qa.yaml").exists()
+
+
+def test_paths_with_brackets_print_literally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`suite list` and `suite add` name the suites dir and file as they are."""
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    root = tmp_path / "p[" / "x]"
+    root.mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "p"\n')
+    trace = tmp_path / "trace.json"
+    trace.write_text('{"id": "01a20cc8-0000-7000-8000-000000000000", "input": {"q": "hi"}}')
+    runner = CliRunner()
+    listed = runner.invoke(suite_app, ["list", "--root", str(root)], env={"COLUMNS": "300"})
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.strip() == f"no suites in {root / '.opik' / 'suites'}"
+    added = runner.invoke(
+        suite_app,
+        ["add", "qa", "--trace", str(trace), "--root", str(root)],
+        env={"COLUMNS": "300"},
+    )
+    assert added.exit_code == 0, added.output
+    assert added.output.strip().endswith(f"to {root / '.opik' / 'suites' / 'qa.yaml'}")

@@ -64,7 +64,7 @@ def list_command(root: RootOption = None) -> None:
     base = _root(root)
     names = list_suites(base)
     if not names:
-        console.print(f"no suites in {base / '.opik' / 'suites'}")
+        console.print(f"no suites in {escape(str(base / '.opik' / 'suites'))}")
         return
     table = Table("suite", "items", "last run", "description")
     for name in names:
@@ -177,7 +177,7 @@ def add_command(
         written = save_suite(base, updated)
     except (BridgeError, TraceStoreError, ValueError) as exc:
         raise _fail(console, exc) from exc
-    console.print(f"added item [bold]{escape(new_item.id)}[/] to {written}")
+    console.print(f"added item [bold]{escape(new_item.id)}[/] to {escape(str(written))}")
 
 
 def _read_trace(reference: str, traces_dir: Path) -> tuple[str, Any]:
