@@ -384,8 +384,12 @@ async def run_demo(dirs: DemoDirs, fixtures: Path, *, yes: bool, console: Consol
     steps.show("setup", "a fresh copy of the example project")
     copied = await asyncio.to_thread(copy_example, fixtures / "example_project", dirs.project)
     head = await asyncio.to_thread(init_repo, dirs.project)
-    console.print(f"project  {dirs.project}  ({copied} files, first commit {head[:10]} on main)")
-    console.print(f"state    {dirs.state}  (the demo's own; your real state is not touched)")
+    console.print(
+        f"project  {escape(str(dirs.project))}  ({copied} files, first commit {head[:10]} on main)"
+    )
+    console.print(
+        f"state    {escape(str(dirs.state))}  (the demo's own; your real state is not touched)"
+    )
     with model_backends(fixtures) as backends:
         for line in backends.lines:
             console.print(line, highlight=False)
