@@ -1,4 +1,5 @@
-"""`opik-connect suite run` says why an entrypoint failed to load, not only that it did."""
+"""`opik-connect suite run` says why an entrypoint failed to load, not only that it did, and
+reports an unwritable --json path as one error line."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from opik_connect.connect.suites.suite_cli import suite_app
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_entrypoint_load_failure_shows_the_exception(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A committed one-item suite whose entrypoint names a function the module lacks."""
     monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     root = tmp_path / "project"
@@ -36,9 +37,28 @@ def test_entrypoint_load_failure_shows_the_exception(
         ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"],
         check=True,
     )
+    return root
+
+
+def test_entrypoint_load_failure_shows_the_exception(project: Path) -> None:
     result = CliRunner().invoke(
-        suite_app, ["run", "qa", "--root", str(root)], env={"COLUMNS": "400"}
+        suite_app, ["run", "qa", "--root", str(project)], env={"COLUMNS": "400"}
     )
     assert result.exit_code == 1
     assert "entrypoint agent.main:missing failed to load: AttributeError" in result.output
     assert "missing" in result.output.split("AttributeError", 1)[1]
+
+
+def test_unwritable_json_path_is_one_error_line(project: Path, tmp_path: Path) -> None:
+    target = tmp_path / "no-such-dir" / "run.json"
+    result = CliRunner().invoke(
+        suite_app,
+        ["run", "qa", "--json", str(target), "--root", str(project)],
+        env={"COLUMNS": "400"},
+    )
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: --json {target}: No such file or directory"
+    )

@@ -140,7 +140,10 @@ def run_command(
         raise _fail(console, exc) from exc
     render_summary(console, summary)
     if json_out is not None:
-        json_out.write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+        try:
+            json_out.write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+        except OSError as exc:
+            raise _fail(console, ValueError(f"--json {json_out}: {exc.strerror or exc}")) from None
     raise typer.Exit(EXIT_FOR_STATUS[summary.status])
 
 
