@@ -62,3 +62,16 @@ def test_unwritable_json_path_is_one_error_line(project: Path, tmp_path: Path) -
     assert result.output.strip().splitlines()[-1] == (
         f"error: --json {target}: No such file or directory"
     )
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5"])
+def test_non_positive_timeout_is_a_usage_error(project: Path, timeout: str) -> None:
+    """A zero timeout would fail every item as if the agent were broken."""
+    result = CliRunner().invoke(
+        suite_app,
+        ["run", "qa", "--timeout", timeout, "--root", str(project)],
+        env={"COLUMNS": "400"},
+    )
+    assert result.exit_code == 2
+    assert "Invalid value for '--timeout': must be more than 0 seconds" in result.output
+    assert "items passed" not in result.output

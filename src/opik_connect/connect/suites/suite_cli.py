@@ -117,6 +117,8 @@ def run_command(
     root: RootOption = None,
 ) -> None:
     """Run a suite on your tree. Exit 0 if it passes, 1 if it fails, 2 on error."""
+    if timeout <= 0:
+        raise typer.BadParameter("must be more than 0 seconds", param_hint="'--timeout'")
     console = Console()
     base = _root(root)
     try:
