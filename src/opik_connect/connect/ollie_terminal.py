@@ -172,6 +172,13 @@ class OllieTerminal:
             self.console.print(PROMPT, end="", highlight=False, markup=False)
             line = await self._line_or_proposal()
             if line is None:
+                self.console.print(
+                    "\nend of input: the ollie> prompt is closed and the daemon keeps serving; "
+                    "proposals wait for `opik-connect approve|reject`; stop it with Ctrl-C or "
+                    "`opik-connect stop`",
+                    highlight=False,
+                    markup=False,
+                )
                 return
             if line is _PROPOSAL:
                 self.console.print()
