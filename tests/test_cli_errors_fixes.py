@@ -48,3 +48,15 @@ def test_malformed_config_is_one_error_line(project: Path, args: list[str]) -> N
     assert output.strip() == (
         f"{project / 'pyproject.toml'}: [tool.opik-connect] bogus: Extra inputs are not permitted"
     )
+
+
+@pytest.mark.parametrize("args", [["fixes"], ["fixes", "merge", "x"], ["reject", "x"]])
+def test_root_that_is_not_a_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    missing = tmp_path / "missing"
+    code, output, exc = run(missing, *args)
+    assert code == 2
+    assert isinstance(exc, SystemExit)
+    assert output.strip() == f"{missing} is not a directory"

@@ -35,6 +35,9 @@ RootOption = typer.Option(Path("."), "--root", help="A directory inside the proj
 
 def project_root(start: Path) -> Path:
     """The git top level: the daemon keys its state on it, so the CLI must too."""
+    if not start.is_dir():
+        err.print(f"[red]{escape(str(start))} is not a directory[/red]")
+        raise typer.Exit(2)
     done = subprocess.run(
         ["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True
     )
