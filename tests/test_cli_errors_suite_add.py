@@ -54,3 +54,20 @@ def test_paths_with_brackets_print_literally(
     )
     assert added.exit_code == 0, added.output
     assert added.output.strip().endswith(f"to {root / '.opik' / 'suites' / 'qa.yaml'}")
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "qa"], ["run", "qa"], ["add", "qa"]])
+def test_missing_root_is_refused_and_not_created(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    trace = tmp_path / "trace.json"
+    trace.write_text('{"id": "01a20cc8-0000-7000-8000-000000000000", "input": {"q": "hi"}}')
+    missing = tmp_path / "missing"
+    extra = ["--trace", str(trace)] if command[0] == "add" else []
+    result = CliRunner().invoke(
+        suite_app, [*command, *extra, "--root", str(missing)], env={"COLUMNS": "300"}
+    )
+    assert result.exit_code == 2
+    assert f"Invalid value for '--root': {missing} is not a directory" in result.output
+    assert not missing.exists()

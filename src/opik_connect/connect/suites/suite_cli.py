@@ -43,6 +43,8 @@ RootOption = Annotated[
 def _root(root: Path | None) -> Path:
     """The nearest directory up from the cwd that holds `.opik/` or a pyproject.toml."""
     if root is not None:
+        if not root.is_dir():  # never create a project where the user mistyped one
+            raise typer.BadParameter(f"{root} is not a directory", param_hint="'--root'")
         return root.resolve()
     cwd = Path.cwd()
     for candidate in (cwd, *cwd.parents):
