@@ -71,3 +71,22 @@ def test_missing_root_is_refused_and_not_created(
     assert result.exit_code == 2
     assert f"Invalid value for '--root': {missing} is not a directory" in result.output
     assert not missing.exists()
+
+
+def test_unwritable_suites_dir_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / ".opik").write_text("a file where the suites directory should go")
+    trace = tmp_path / "trace.json"
+    trace.write_text('{"id": "01a20cc8-0000-7000-8000-000000000000", "input": {"q": "hi"}}')
+    result = CliRunner().invoke(
+        suite_app, ["add", "qa", "--trace", str(trace), "--root", str(root)], env={"COLUMNS": "300"}
+    )
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert ".opik" in lines[0]

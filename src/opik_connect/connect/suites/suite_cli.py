@@ -182,7 +182,7 @@ def add_command(
             {**suite.model_dump(exclude_unset=True), "items": [*suite.items, new_item]}
         )
         written = save_suite(base, updated)
-    except (BridgeError, TraceStoreError, ValueError) as exc:
+    except (BridgeError, TraceStoreError, ValueError, OSError) as exc:
         raise _fail(console, exc) from exc
     console.print(f"added item [bold]{escape(new_item.id)}[/] to {escape(str(written))}")
 
