@@ -230,10 +230,20 @@ class ApprovalPrompt:
             self.console.print(f"[yellow]{done.status}[/yellow]: {done.reason}")
 
     async def _run_in_terminal(self, argv: list[str], stdin: bytes | None = None) -> int:
+        """Run the pager or editor; one that cannot start is reported, never the prompt's end."""
         with self.keys.cooked():
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else None
-            )
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else None
+                )
+            except OSError as exc:
+                self.console.print(
+                    f"cannot run {argv[0]!r}: {exc.strerror or exc} "
+                    "(check $VISUAL, $EDITOR, $PAGER)",
+                    markup=False,
+                    highlight=False,
+                )
+                return 127
             await proc.communicate(stdin)
         return proc.returncode or 0
 

@@ -1,0 +1,47 @@
+"""A $EDITOR or $PAGER that cannot start is reported in the approval prompt, which keeps asking;
+it must not end the prompt (or the daemon and the demo around it)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from proposal_fixtures import make_repo, proposal_service, spawn_harness
+
+from opik_connect.protocol import FileEdit, ProposeChangeArgs
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.mark.parametrize(("key", "env"), [("e", "EDITOR"), ("d", "PAGER")])
+def test_missing_editor_or_pager_keeps_the_prompt(
+    repo: Path, tmp_path: Path, key: str, env: str
+) -> None:
+    service = proposal_service(repo)
+    args = ProposeChangeArgs(
+        title="Editable fix",
+        reason="r",
+        edits=[FileEdit(path="agent.py", old_string="'empty'", new_string="'Please ask.'")],
+    )
+    proposal = asyncio.run(service.submit(args)).proposal_id
+    missing = str(tmp_path / "no-such-tool")
+    child = spawn_harness(
+        "approval_prompt_harness.py",
+        repo,
+        tmp_path / "prompt.log",
+        **{"VISUAL": "", "EDITOR": "cat", "PAGER": "cat", env: missing},
+    )
+    child.expect(r"\[q\] stop asking")
+    child.send(key)
+    child.expect("cannot run")
+    child.expect("No such file or directory")
+    child.send("q")
+    child.expect("PROMPT DONE")
+    assert proposal_service(repo).get(proposal).status == "pending"
