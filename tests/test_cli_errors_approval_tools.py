@@ -45,3 +45,32 @@ def test_missing_editor_or_pager_keeps_the_prompt(
     child.send("q")
     child.expect("PROMPT DONE")
     assert proposal_service(repo).get(proposal).status == "pending"
+
+
+def test_refusal_naming_a_bracketed_path_is_shown_literally(repo: Path, tmp_path: Path) -> None:
+    """An edited diff naming "a[/x].py" is refused with that name shown, not parsed as markup."""
+    service = proposal_service(repo)
+    args = ProposeChangeArgs(
+        title="Editable fix",
+        reason="r",
+        edits=[FileEdit(path="agent.py", old_string="'empty'", new_string="'Please ask.'")],
+    )
+    proposal = asyncio.run(service.submit(args)).proposal_id
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nsed -i "s|agent\\.py|a[/x].py|g" "$1"\n')
+    editor.chmod(0o755)
+    child = spawn_harness(
+        "approval_prompt_harness.py",
+        repo,
+        tmp_path / "prompt.log",
+        VISUAL="",
+        EDITOR=str(editor),
+        PAGER="cat",
+    )
+    child.expect(r"\[q\] stop asking")
+    child.send("e")
+    child.expect(r"a\[/x\]\.py")
+    child.expect("keeps its diff")
+    child.send("q")
+    child.expect("PROMPT DONE")
+    assert proposal_service(repo).get(proposal).status == "pending"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
@@ -212,7 +213,7 @@ class ApprovalPrompt:
         try:
             return await action
         except BridgeError as exc:
-            self.console.print(f"[red]{exc.code.value}[/red]: {exc.message}")
+            self.console.print(f"[red]{exc.code.value}[/red]: {escape(exc.message)}")
             return None
 
     async def _approve(self, record: ProposalRecord) -> None:
@@ -227,7 +228,7 @@ class ApprovalPrompt:
                 f"(suite: {suite})"
             )
         else:
-            self.console.print(f"[yellow]{done.status}[/yellow]: {done.reason}")
+            self.console.print(f"[yellow]{done.status}[/yellow]: {escape(done.reason or '')}")
 
     async def _run_in_terminal(self, argv: list[str], stdin: bytes | None = None) -> int:
         """Run the pager or editor; one that cannot start is reported, never the prompt's end."""
@@ -306,7 +307,7 @@ async def run_auto_approver(service: ProposalService, console: Console | None = 
             try:
                 done = await service.approve(record.id, by="auto-approve")
             except BridgeError as exc:
-                console.print(f"auto-approve {record.id}: {exc.code.value}: {exc.message}")
+                console.print(f"auto-approve {record.id}: {exc.code.value}: {escape(exc.message)}")
                 continue
             console.print(f"auto-approved {done.id}: {done.status} {done.branch or ''}")
         await service.changed.wait()
