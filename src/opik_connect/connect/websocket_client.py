@@ -215,6 +215,7 @@ class DaemonLink:
         self._set_state(LinkState.CONNECTING, self.url)
         while not self._stopping.is_set():
             sessions = self.connections
+            why = ""
             try:
                 async with connect(
                     self.url,
@@ -231,6 +232,7 @@ class DaemonLink:
                 raise LinkError(str(exc)) from exc
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError, BridgeError) as exc:
                 log.debug("link attempt failed: %r", exc)
+                why = f"{str(exc) or type(exc).__name__}; "
             finally:
                 self._detach()
             if self._stopping.is_set():
@@ -239,7 +241,7 @@ class DaemonLink:
                 attempt = 0  # it was up: a drop starts the backoff afresh
             delay = backoff_delay(attempt, *self._backoff)
             attempt += 1
-            self._set_state(LinkState.RECONNECTING, f"retrying in {delay:.1f}s")
+            self._set_state(LinkState.RECONNECTING, f"{why}retrying in {delay:.1f}s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
         self._set_state(LinkState.STOPPED, "")
