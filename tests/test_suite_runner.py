@@ -13,7 +13,7 @@ from opik_connect.connect.suites.suite_runner import (
     run_suite,
     suite_status,
 )
-from opik_connect.protocol import AssertionVerdict, RunOutcome
+from opik_connect.protocol import AssertionVerdict, BridgeError, ErrorCode, RunOutcome
 from tests.suite_testkit import make_project, suite_env, write_agent
 
 __all__ = ["suite_env"]
@@ -187,3 +187,11 @@ async def test_items_run_in_parallel_on_reused_workers(suite_env: Path) -> None:
     assert overlapping, "no two runs overlapped"
     pids = {o["pid"] for o in outputs}
     assert 1 < len(pids) <= 4, "16 runs share at most 4 reused worker processes"
+
+
+async def test_a_suite_with_no_items_is_an_error_not_a_pass(suite_env: Path) -> None:
+    root = make_project(suite_env, "name: s\nitems: []\n")
+    with pytest.raises(BridgeError) as caught:
+        await run_suite(root, "s", judge=None, workers=1)
+    assert caught.value.code == ErrorCode.SUITE_INVALID
+    assert "no items" in caught.value.message

@@ -158,6 +158,9 @@ def _select_items(
     suite: Suite, item_ids: list[str] | None, first_items: list[str] | None
 ) -> list[SuiteItem]:
     items = list(suite.items)
+    if not items:
+        # A run of nothing would report PASSED and prove nothing.
+        raise BridgeError(ErrorCode.SUITE_INVALID, f"suite {suite.name!r} has no items to run")
     if item_ids:
         known = {item.id for item in items}
         unknown = [i for i in item_ids if i not in known]
