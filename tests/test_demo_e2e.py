@@ -23,6 +23,7 @@ from opik_connect.demo import (
     FAILING_CASE,
     SUITE,
     TRACE_ID,
+    _cli_name,
     copy_example,
 )
 
@@ -265,3 +266,11 @@ def test_copy_takes_only_what_git_would_track(tmp_path: Path) -> None:
         if p.is_file()
     )
     assert copied == [".opik/suites/s.yaml", "pkg/agent.py"]
+
+
+def test_review_commands_name_a_cli_the_shell_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = Path(sys.executable).with_name("opik-connect")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert _cli_name() == str(installed)
+    monkeypatch.setenv("PATH", str(installed.parent))
+    assert _cli_name() == "opik-connect"

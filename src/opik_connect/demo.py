@@ -572,7 +572,7 @@ async def _summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Conso
         console.print("[bold]review the fix:[/]")
         for command in (
             f"cd {dirs.project}",
-            f"{STATE_ENV}={dirs.state} opik-connect fixes show {proposal.id}",
+            f"{STATE_ENV}={dirs.state} {_cli_name()} fixes show {proposal.id}",
             f"git -C {dirs.project} diff main...{proposal.branch}",
             f"git -C {dirs.project} log -1 {proposal.branch}",
         ):
@@ -580,6 +580,15 @@ async def _summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Conso
     for problem in outcome.problems:
         console.print(f"[red]error:[/] {escape(problem)}", highlight=False)
     return EXIT_OK if ok else EXIT_INCOMPLETE
+
+
+def _cli_name() -> str:
+    """`opik-connect` when the shell finds it, else its full path (a venv not activated)."""
+    here = Path(sys.executable).with_name("opik-connect")
+    found = shutil.which("opik-connect")
+    if found is not None or not here.exists():
+        return "opik-connect"
+    return str(here)
 
 
 def _interactive() -> bool:
