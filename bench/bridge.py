@@ -24,10 +24,12 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
-from opik_connect.connect.bridge_commands import find_ripgrep
-from opik_connect.connect.embedded_pair import embedded_pair
+from opik_connect.connect.sandbox.read_commands import find_ripgrep
 from opik_connect.connect.websocket_client import link_compression
 from opik_connect.protocol import ReadFileArgs, ReadFileResult, SearchFilesArgs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from embedded_pair import embedded_pair
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from opik_connect.config import ProjectConfig
-from opik_connect.connect.bridge_commands import Sandbox
+from opik_connect.connect.sandbox.read_commands import Sandbox
 from opik_connect.protocol import SearchFilesArgs
 
 WORDS = [

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from proposal_fixtures import proposal_service
 
-from opik_connect.connect.approval_prompt import run_approval_prompt
-from opik_connect.connect.proposals import ProposalService
+from opik_connect.connect.proposals.service import ProposalService
+from opik_connect.connect.terminal.approval_prompt import run_approval_prompt
 from opik_connect.protocol import FileEdit, ProposeChangeArgs
 
 

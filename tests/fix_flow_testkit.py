@@ -13,12 +13,12 @@ from link_testkit import pre_pair_project
 from platform_api_testkit import make_git_repo
 from rich.console import Console
 
-from opik_connect.agent.platform_server import Platform, RunnerHandle
-from opik_connect.agent.platform_services import PlatformServices
+from opik_connect.agent.platform.server import Platform, RunnerHandle
+from opik_connect.agent.platform.services import PlatformServices
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.daemon import Daemon
-from opik_connect.connect.daemon_parts import FixParts
-from opik_connect.connect.proposals import ProposalService
+from opik_connect.connect.fixes.daemon_wiring import FixParts
+from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.protocol import FileEdit, ProposeChangeArgs
 
 AGENT = """\

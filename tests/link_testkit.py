@@ -16,11 +16,11 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from opik_connect.agent.platform_server import Platform, RunnerHandle
+from opik_connect.agent.platform.server import Platform, RunnerHandle
 from opik_connect.config import user_state_dir
 from opik_connect.connect.daemon import stable_runner_id
 from opik_connect.connect.websocket_client import DaemonLink, LinkState, RunnerIdentity
-from opik_connect.link_auth import (
+from opik_connect.link.auth import (
     FrameSigner,
     PairingRecord,
     PairingStore,
@@ -29,7 +29,7 @@ from opik_connect.link_auth import (
     new_nonce,
     sign_hello,
 )
-from opik_connect.link_frames import decode_frame
+from opik_connect.link.frames import decode_frame
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,

@@ -10,7 +10,7 @@ import asyncio
 import re
 from typing import Any
 
-from opik_connect.connect.sandbox_policy import compile_glob
+from opik_connect.connect.sandbox.policy import compile_glob
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,

@@ -14,7 +14,7 @@ from pathlib import Path
 from proposal_fixtures import proposal_service
 from rich.console import Console
 
-from opik_connect.connect.ollie_terminal import run_ollie_terminal
+from opik_connect.connect.terminal.ollie_prompt import run_ollie_terminal
 from opik_connect.protocol import AskEvent, AskRequest, FileEdit, ProposeChangeArgs
 
 FINAL = {"applied": "approved", "rejected": "rejected", "stale": "stale", "failed": "failed"}

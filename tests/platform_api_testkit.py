@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from opik_connect.agent.ollie_sessions import SessionDriver
-from opik_connect.agent.platform_services import PlatformServices
-from opik_connect.agent.platform_store import PlatformStore
+from opik_connect.agent.ollie.sessions import SessionDriver
+from opik_connect.agent.platform.services import PlatformServices
+from opik_connect.agent.platform.store import PlatformStore
 from opik_connect.config import ProjectConfig
-from opik_connect.connect.ask_client import PlatformAddress
 from opik_connect.connect.daemon import Daemon, Part
+from opik_connect.connect.terminal.ask_client import PlatformAddress
 from opik_connect.connect.websocket_client import Handler
 from opik_connect.protocol import SuiteRunSummary
 

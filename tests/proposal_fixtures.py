@@ -11,8 +11,8 @@ from typing import Any
 
 import pexpect
 
-from opik_connect.connect.proposals import ProposalService, sandbox_reader
-from opik_connect.connect.sandbox_policy import PathPolicy
+from opik_connect.connect.proposals.service import ProposalService, sandbox_reader
+from opik_connect.connect.sandbox.policy import PathPolicy
 
 AGENT_PY = (
     "def answer(question):\n"

@@ -16,8 +16,8 @@ import pytest
 
 from fixtures.record_example_traces import EXAMPLE_PROJECT, FAILING_RUN, TRACES_DIR, trace_id_for
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, _last_message_text, load_script
-from opik_connect.agent.trace_render import render_span, render_trace
-from opik_connect.agent.trace_store import parse_trace_document
+from opik_connect.agent.traces.render import render_span, render_trace
+from opik_connect.agent.traces.store import parse_trace_document
 from opik_connect.config import load_project_config
 from opik_connect.connect.suites.assertions import evaluate
 from opik_connect.connect.suites.entrypoint import scan_entrypoints

@@ -8,12 +8,12 @@ import sys
 import typer
 
 from opik_connect import protocol
-from opik_connect.agent.platform_cli import platform_app
-from opik_connect.agent.transcript_cli import transcript_command
-from opik_connect.connect.ask_command import ask_command
+from opik_connect.agent.ollie.transcript_cli import transcript_command
+from opik_connect.agent.platform.cli import platform_app
 from opik_connect.connect.daemon_cli import register as register_daemon
-from opik_connect.connect.fixes_cli import register_fixes_commands
+from opik_connect.connect.fixes.cli import register_fixes_commands
 from opik_connect.connect.suites.suite_cli import suite_app
+from opik_connect.connect.terminal.ask_cli import ask_command
 from opik_connect.demo import demo_command
 
 app = typer.Typer(

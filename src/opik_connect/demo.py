@@ -34,26 +34,26 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
-from opik_connect.agent.platform_services import PlatformServices
-from opik_connect.agent.platform_store import PlatformStore
-from opik_connect.agent.trace_render import render_trace
-from opik_connect.agent.trace_store import TraceStore, TraceWithSpans
+from opik_connect.agent.platform.services import PlatformServices
+from opik_connect.agent.platform.store import PlatformStore
+from opik_connect.agent.traces.render import render_trace
+from opik_connect.agent.traces.store import TraceStore, TraceWithSpans
 from opik_connect.config import load_project_config
-from opik_connect.connect.approval_prompt import render_proposal
 from opik_connect.connect.daemon import Daemon
-from opik_connect.connect.daemon_parts import FixParts
-from opik_connect.connect.ollie_terminal import (
+from opik_connect.connect.fixes.daemon_wiring import FixParts
+from opik_connect.connect.proposals.journal import ProposalRecord
+from opik_connect.connect.proposals.service import ProposalService
+from opik_connect.connect.suites.llm_judge import AnthropicJudge, Judge
+from opik_connect.connect.terminal.approval_prompt import render_proposal
+from opik_connect.connect.terminal.ask_view import SessionView
+from opik_connect.connect.terminal.line_input import LineReader
+from opik_connect.connect.terminal.ollie_prompt import (
     ApprovalTakeover,
     AskContext,
     OllieTerminal,
     ProposalApprovals,
     daemon_asker,
 )
-from opik_connect.connect.proposal_journal import ProposalRecord
-from opik_connect.connect.proposals import ProposalService
-from opik_connect.connect.session_view import SessionView
-from opik_connect.connect.suites.llm_judge import AnthropicJudge, Judge
-from opik_connect.connect.terminal_input import LineReader
 from opik_connect.protocol import BridgeError, RunSuiteArgs, SuiteRunSummary
 
 FIXTURES_ENV = "OPIK_CONNECT_FIXTURES"

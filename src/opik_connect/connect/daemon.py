@@ -25,12 +25,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from opik_connect.agent.platform_run_file import remove_run_files, write_run_files
-from opik_connect.agent.platform_server import Platform
+from opik_connect.agent.platform.run_file import remove_run_files, write_run_files
+from opik_connect.agent.platform.server import Platform
 from opik_connect.config import ProjectConfig, project_state_dir, user_state_dir
-from opik_connect.connect.bridge_commands import Sandbox, read_handlers
-from opik_connect.connect.repo_files import GitCommandError, RepoFiles
-from opik_connect.connect.watcher import run_watcher
+from opik_connect.connect.sandbox.read_commands import Sandbox, read_handlers
+from opik_connect.connect.sandbox.repo_files import GitCommandError, RepoFiles
+from opik_connect.connect.sandbox.watcher import run_watcher
 from opik_connect.connect.websocket_client import (
     DaemonLink,
     Handler,
@@ -39,7 +39,7 @@ from opik_connect.connect.websocket_client import (
     RunnerIdentity,
     StateCallback,
 )
-from opik_connect.link_auth import PairingStore, new_activation_key
+from opik_connect.link.auth import PairingStore, new_activation_key
 from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import FilesChanged, RootSummary
 

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from opik_connect.agent.platform_cli import setup_platform
+from opik_connect.agent.platform.cli import setup_platform
 from opik_connect.cli_errors import fail
 from opik_connect.config import ConfigError, load_project_config, project_state_dir
 from opik_connect.connect.daemon import (
@@ -27,7 +27,7 @@ from opik_connect.connect.daemon import (
     Part,
     find_git_root,
 )
-from opik_connect.connect.daemon_parts import fix_parts
+from opik_connect.connect.fixes.daemon_wiring import fix_parts
 from opik_connect.connect.websocket_client import LinkError, LinkState
 
 PID_FILE = "daemon.pid"

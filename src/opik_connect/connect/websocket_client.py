@@ -26,8 +26,8 @@ from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from opik_connect.connect.command_context import serving
-from opik_connect.link_auth import (
+from opik_connect.connect.proposals.command_id import serving
+from opik_connect.link.auth import (
     FrameSigner,
     PairingRecord,
     PairingStore,
@@ -36,7 +36,7 @@ from opik_connect.link_auth import (
     new_nonce,
     sign_hello,
 )
-from opik_connect.link_frames import decode_frame, encode, parse_model
+from opik_connect.link.frames import decode_frame, encode, parse_model
 from opik_connect.protocol import (
     CLOSE_AUTH_FAILED,
     COMMANDS,

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from opik_connect.agent.trace_store import TraceStoreError, parse_trace_document
+from opik_connect.agent.traces.store import TraceStoreError, parse_trace_document
 from opik_connect.config import ConfigError
 from opik_connect.connect.suites.assertions import Assertion, describe
 from opik_connect.connect.suites.llm_judge import judge_from_config
@@ -197,7 +197,7 @@ def _read_trace(reference: str, traces_dir: Path) -> tuple[str, Any]:
         document = data if isinstance(data, dict) and "trace" in data else {"trace": data}
         record = parse_trace_document(document, str(path))
     else:
-        from opik_connect.agent.trace_store import TraceStore  # slow import (httpx), rarely used
+        from opik_connect.agent.traces.store import TraceStore  # slow import (httpx), rarely used
 
         store = TraceStore.from_env(traces_dir if traces_dir.is_dir() else None)
         record = asyncio.run(store.get(reference))

@@ -12,9 +12,9 @@ from typing import Literal
 from rich.console import Console
 
 from opik_connect.config import project_state_dir
-from opik_connect.connect.fix_branches import BRANCH_PREFIX, FixRecord, parse_worktrees
-from opik_connect.connect.outbound_redaction import redact_summary
-from opik_connect.connect.proposal_journal import ProposalJournal
+from opik_connect.connect.fixes.branches import BRANCH_PREFIX, FixRecord, parse_worktrees
+from opik_connect.connect.proposals.journal import ProposalJournal
+from opik_connect.connect.sandbox.outbound_redaction import redact_summary
 from opik_connect.connect.suites.llm_judge import Judge, judge_from_config
 from opik_connect.connect.suites.run_records import USER_TREE
 from opik_connect.connect.suites.suite_files import list_suites, suite_path

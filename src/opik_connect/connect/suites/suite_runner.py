@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from opik_connect.connect.repo_files import run_git
+from opik_connect.connect.sandbox.repo_files import run_git
 from opik_connect.connect.suites.agent_workers import CallOutcome, WorkerPool
 from opik_connect.connect.suites.assertions import assertion_kind, evaluate
 from opik_connect.connect.suites.entrypoint import EntrypointSpec, find_entrypoint

@@ -1,0 +1,1 @@
+"""Ollie: the tool-using loop, its model client, tools, prompt, events, sessions and transcripts."""

@@ -1,0 +1,1 @@
+"""The platform server: websocket endpoint, runner registry, store, HTTP API and CLI."""

@@ -1,0 +1,274 @@
+"""The platform's HTTP API, on the same port as the daemons' websocket: reading and asking.
+
+Reads are plain `GET /v1/...` answered with JSON from websockets' `process_request` hook, before
+any websocket handshake. Asking is a websocket on /v1/ask, because websockets' HTTP layer has no
+request bodies and a session's progress is a stream anyway: the client sends one AskRequest and
+receives AskEvent messages until the one of type 'result' or 'error'. Everything under /v1/ needs
+`Authorization: Bearer <token>`; other paths are left to the daemon link.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import BaseModel, ValidationError
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from opik_connect.agent.ollie.sessions import LiveSession, OllieSessions
+from opik_connect.agent.platform.store import PlatformStore
+from opik_connect.protocol import AskEvent, AskRequest, BridgeError, ErrorBody, ErrorCode
+
+API_PREFIX = "/v1/"
+ASK_PATH = "/v1/ask"
+FOLLOW_PREFIX = "/v1/sessions/"
+FOLLOW_SUFFIX = "/stream"
+
+RunnerList = Callable[[], Sequence[BaseModel]]
+
+
+def _json_response(connection: ServerConnection, status: int, body: Any) -> Response:
+    response = connection.respond(status, json.dumps(body, ensure_ascii=False, default=str))
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_dump(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _dump(item) for key, item in value.items()}
+    return value
+
+
+class PlatformHttpApi:
+    """Mount with `platform.http_api = PlatformHttpApi(...)`; the platform calls the two hooks."""
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        store: PlatformStore,
+        sessions: OllieSessions,
+        runners: RunnerList,
+    ) -> None:
+        self._token = token.encode()
+        self._store = store
+        self._sessions = sessions
+        self._runners = runners
+        self._routes: dict[str, Callable[[dict[str, list[str]]], Awaitable[Any]]] = {
+            "/v1/runners": self._get_runners,
+            "/v1/sessions": self._get_sessions,
+            "/v1/proposals": self._get_proposals,
+            "/v1/decisions": self._get_decisions,
+            "/v1/suite-results": self._get_suite_results,
+            "/v1/fixes": self._get_fixes,
+        }
+
+    @property
+    def sessions(self) -> OllieSessions:
+        """The platform's session manager (the daemon's `ollie>` prompt asks it in-process)."""
+        return self._sessions
+
+    def authorized(self, headers: Headers) -> bool:
+        """Constant-time compare, so the token cannot be guessed byte by byte from timings."""
+        value = headers.get("Authorization", "")
+        scheme, _, presented = value.partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            return False
+        return hmac.compare_digest(presented.strip().encode(), self._token)
+
+    # --- hook 1: every request, before the websocket handshake ---------------------------------
+
+    async def process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """Answer GET /v1/... reads; refuse unauthorized /v1/ websockets; leave the rest alone."""
+        url = urlsplit(request.path)
+        if not url.path.startswith(API_PREFIX):
+            return None
+        if not self.authorized(request.headers):
+            response = _json_response(
+                connection,
+                HTTPStatus.UNAUTHORIZED,
+                _error(ErrorCode.AUTH_FAILED, "missing or wrong bearer token"),
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="opik-connect"'
+            return response
+        if self._is_websocket_path(url.path):
+            if request.headers.get("Upgrade", "").lower() != "websocket":
+                return _json_response(
+                    connection,
+                    HTTPStatus.UPGRADE_REQUIRED,
+                    _error(ErrorCode.INVALID_ARGS, f"{url.path} is a websocket"),
+                )
+            return None
+        try:
+            body = await self._read(url.path, parse_qs(url.query))
+        except BridgeError as exc:
+            status = (
+                HTTPStatus.NOT_FOUND
+                if exc.code == ErrorCode.SESSION_NOT_FOUND
+                else HTTPStatus.BAD_REQUEST
+            )
+            return _json_response(connection, status, _error(exc.code, exc.message))
+        if body is None:
+            return _json_response(
+                connection, HTTPStatus.NOT_FOUND, _error("not_found", f"no route {url.path}")
+            )
+        return _json_response(connection, HTTPStatus.OK, _dump(body))
+
+    def _is_websocket_path(self, path: str) -> bool:
+        return path == ASK_PATH or (path.startswith(FOLLOW_PREFIX) and path.endswith(FOLLOW_SUFFIX))
+
+    # --- hook 2: websocket connections ----------------------------------------------------------
+
+    async def handle_websocket(self, connection: ServerConnection) -> bool:
+        """Serve /v1/ask and /v1/sessions/{id}/stream; False for any other path (the link's)."""
+        assert connection.request is not None
+        path = urlsplit(connection.request.path).path
+        if path == ASK_PATH:
+            await self._ask(connection)
+            return True
+        if path.startswith(FOLLOW_PREFIX) and path.endswith(FOLLOW_SUFFIX):
+            session_id = path[len(FOLLOW_PREFIX) : -len(FOLLOW_SUFFIX)]
+            await self._follow(connection, session_id)
+            return True
+        return False
+
+    async def _ask(self, connection: ServerConnection) -> None:
+        try:
+            raw = await connection.recv()
+            try:
+                request = AskRequest.model_validate_json(raw)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                field = ".".join(str(part) for part in first["loc"]) or "request"
+                raise BridgeError(ErrorCode.INVALID_ARGS, f"{field}: {first['msg']}") from exc
+            live = await self._sessions.ask(request)
+        except BridgeError as exc:
+            await _send_error(connection, None, exc.to_body())
+            return
+        except ConnectionClosed:
+            return
+        await _relay(connection, live)
+
+    async def _follow(self, connection: ServerConnection, session_id: str) -> None:
+        live = self._sessions.live(session_id)
+        if live is None:
+            body = ErrorBody(
+                code=ErrorCode.SESSION_NOT_FOUND,
+                message=f"no running or recent session {session_id!r} on this platform",
+            )
+            await _send_error(connection, session_id, body)
+            return
+        await _relay(connection, live)
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    async def _read(self, path: str, query: dict[str, list[str]]) -> Any:
+        route = self._routes.get(path.rstrip("/"))
+        if route is not None:
+            return await route(query)
+        if path.startswith(FOLLOW_PREFIX):
+            return await self._get_session(path[len(FOLLOW_PREFIX) :].strip("/"))
+        return None
+
+    async def _get_runners(self, query: dict[str, list[str]]) -> Any:
+        return self._runners()
+
+    async def _get_sessions(self, query: dict[str, list[str]]) -> Any:
+        return await self._store.list_sessions(limit=_int(query, "limit", 100))
+
+    async def _get_session(self, session_id: str) -> Any:
+        session = await self._store.get_session(session_id)
+        if session is None:
+            raise BridgeError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id!r}")
+        proposals = await self._store.list_proposals(session_id=session_id)
+        decisions = []
+        for proposal in proposals:
+            decision = await self._store.get_decision(proposal.proposal_id)
+            if decision is not None:
+                decisions.append(decision)
+        return {
+            "session": session,
+            "events": await self._store.session_events(session_id),
+            "proposals": proposals,
+            "decisions": decisions,
+            "suite_results": [
+                record
+                for record in await self._store.list_suite_results()
+                if record.session_id == session_id
+                or record.proposal_id in {p.proposal_id for p in proposals}
+            ],
+        }
+
+    async def _get_proposals(self, query: dict[str, list[str]]) -> Any:
+        session_id = _str(query, "session_id")
+        proposals = await self._store.list_proposals(session_id=session_id)
+        out = []
+        for proposal in proposals:
+            decision = await self._store.get_decision(proposal.proposal_id)
+            out.append({"proposal": proposal, "decision": decision})
+        return out
+
+    async def _get_decisions(self, query: dict[str, list[str]]) -> Any:
+        return await self._store.list_decisions()
+
+    async def _get_suite_results(self, query: dict[str, list[str]]) -> Any:
+        return await self._store.list_suite_results(
+            suite=_str(query, "suite"), proposal_id=_str(query, "proposal_id")
+        )
+
+    async def _get_fixes(self, query: dict[str, list[str]]) -> Any:
+        return await self._store.list_fixes()
+
+
+async def _relay(connection: ServerConnection, live: LiveSession) -> None:
+    """Send every event of the session (past ones first), then close."""
+    try:
+        async for event in live.stream():
+            await connection.send(event.model_dump_json())
+        await connection.close(1000, "session finished")
+    except ConnectionClosed:
+        return
+
+
+async def _send_error(
+    connection: ServerConnection, session_id: str | None, body: ErrorBody
+) -> None:
+    event = AskEvent(session_id=session_id, seq=0, type="error", data=body.model_dump(mode="json"))
+    try:
+        await connection.send(event.model_dump_json())
+        await connection.close(1000, body.code)
+    except ConnectionClosed:
+        return
+
+
+def _str(query: dict[str, list[str]], key: str) -> str | None:
+    values = query.get(key)
+    return values[0] if values else None
+
+
+def _int(query: dict[str, list[str]], key: str, default: int) -> int:
+    value = _str(query, key)
+    if value is None:
+        return default
+    try:
+        return max(1, min(int(value), 1000))
+    except ValueError as exc:
+        raise BridgeError(ErrorCode.INVALID_ARGS, f"{key} must be an integer") from exc

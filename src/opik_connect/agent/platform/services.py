@@ -1,0 +1,114 @@
+"""Everything the platform serves besides the daemon link, mounted on one Platform.
+
+    services = PlatformServices(config=config, traces=TraceStore.from_env(root / ".opik/traces"))
+    daemon = Daemon(root, config, platform_setup=services.setup)   # embedded platform
+    ...
+    await services.aclose()                                        # after the daemon stopped
+
+`setup` opens the store, records every daemon event in it, starts the session manager and mounts
+the HTTP API (token = the platform's operator token, which the daemon writes to its run file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from opik_connect.agent.ollie.loop import OllieLimits
+from opik_connect.agent.ollie.sessions import OllieSessions, SessionDriver, ollie_driver
+from opik_connect.agent.platform.http_api import PlatformHttpApi
+from opik_connect.agent.platform.server import Platform, RunnerHandle
+from opik_connect.agent.platform.store import PlatformStore
+from opik_connect.agent.traces.store import TraceStore
+from opik_connect.config import ProjectConfig, load_project_config
+
+
+class PlatformServices:
+    """Store + sessions + HTTP API for one Platform; `setup` it before the platform starts."""
+
+    def __init__(
+        self,
+        *,
+        config: ProjectConfig | None = None,
+        traces: TraceStore | None = None,
+        limits: OllieLimits | None = None,
+        transcript_dir: Path | None = None,
+        driver: SessionDriver | None = None,
+        store_path: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Sessions run Ollie (model from config, key from env) unless a driver is given."""
+        self._config = config
+        self._traces = traces or TraceStore.from_env()
+        self._limits = limits
+        self._transcript_dir = transcript_dir
+        self._driver = driver
+        self._store_path = store_path
+        self._env = env
+        self.store: PlatformStore | None = None
+        self.sessions: OllieSessions | None = None
+        self.http_api: PlatformHttpApi | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    async def setup(self, platform: Platform) -> None:
+        self.store = await PlatformStore.open(self._store_path)
+        store = self.store
+
+        def record(runner: RunnerHandle, type_name: str, event: BaseModel):
+            return store.record_event(runner.runner_id, event)
+
+        self._unsubscribe = platform.subscribe(record)
+        driver = self._driver or ollie_driver(
+            store=store,
+            traces=self._traces,
+            config=self._config,
+            limits=self._limits,
+            transcript_dir=self._transcript_dir,
+            env=self._env,
+        )
+        self.sessions = OllieSessions(platform, store, driver, env=self._env)
+        self.http_api = PlatformHttpApi(
+            token=platform.operator_token,
+            store=store,
+            sessions=self.sessions,
+            runners=platform.runners,
+        )
+        platform.http_api = self.http_api
+
+    async def aclose(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self.sessions is not None:
+            await self.sessions.aclose()
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+
+TRACES_DIR = Path(".opik") / "traces"
+"""Where a project keeps trace files (as `opik-connect suite add --trace` reads them)."""
+
+
+def enclosing_work_tree(start: Path) -> Path | None:
+    """The git work tree around `start` (where a daemon runs), or None."""
+    for path in (start, *start.parents):
+        if (path / ".git").exists():
+            return path
+    return None
+
+
+async def platform_services_part(platform: Platform) -> None:
+    """The platform part (agent/platform_cli.py PLATFORM_PARTS) that mounts PlatformServices.
+
+    Run inside a project (the embedded platform), Ollie takes the project's model and its
+    .opik/traces; elsewhere (a standalone platform), the defaults. Both also fetch traces from the
+    Opik server named by OPIK_URL_OVERRIDE. The services live as long as the process.
+    """
+    root = await asyncio.to_thread(enclosing_work_tree, Path.cwd())
+    config = await asyncio.to_thread(load_project_config, root) if root else ProjectConfig()
+    traces = TraceStore.from_env(root / TRACES_DIR if root else None)
+    await PlatformServices(config=config, traces=traces).setup(platform)

@@ -1,0 +1,1 @@
+"""Traces: where they are stored or fetched, and how Ollie sees them."""

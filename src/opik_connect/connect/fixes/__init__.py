@@ -1,0 +1,1 @@
+"""Fix branches: building them, their records, and the CLI that reviews them."""

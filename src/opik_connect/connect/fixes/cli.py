@@ -1,0 +1,294 @@
+"""`opik-connect fixes ...`, `opik-connect approve ID` and `opik-connect reject ID`.
+
+These work from any terminal, with or without a running daemon: the journal is the source of
+truth and its lock serialises decisions. A decision made here is journaled undelivered; the
+daemon's outbox task sends the ProposalDecided (after rerunning the suite on the fix branch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import subprocess
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.syntax import Syntax
+
+from opik_connect.config import ConfigError
+from opik_connect.connect.fixes.branches import FixError, FixRecord
+from opik_connect.connect.proposals.journal import ProposalRecord
+from opik_connect.connect.proposals.service import ProposalService
+from opik_connect.connect.suites.run_records import before_after
+from opik_connect.protocol import BridgeError, FileStat, SuiteRunSummary
+
+fixes_app = typer.Typer(
+    help="Fix branches made from approved proposals.", invoke_without_command=True
+)
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+RootOption = typer.Option(Path("."), "--root", help="A directory inside the project's git repo.")
+
+
+def project_root(start: Path) -> Path:
+    """The git top level: the daemon keys its state on it, so the CLI must too."""
+    if not start.is_dir():
+        err.print(f"[red]{escape(str(start))} is not a directory[/red]")
+        raise typer.Exit(2)
+    done = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        err.print(f"[red]{escape(str(start.resolve()))} is not inside a git repository[/red]")
+        raise typer.Exit(2)
+    return Path(done.stdout.strip())
+
+
+def _service(root: Path) -> ProposalService:
+    """The project's proposals, with any apply a crash interrupted settled first."""
+    try:
+        service = ProposalService.for_project(project_root(root))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    service.recover_interrupted()
+    return service
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    """One red line; escaped, as ids, paths and config keys may hold markup-like brackets."""
+    err.print(f"[red]{escape(message)}[/red]")
+    return typer.Exit(code)
+
+
+def _when(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _get(service: ProposalService, proposal_id: str) -> ProposalRecord:
+    try:
+        return service.get(proposal_id)
+    except BridgeError as exc:
+        raise _fail(exc.message) from exc
+
+
+def _items_passed(run: SuiteRunSummary) -> str:
+    return f"{sum(item.passed for item in run.items)}/{len(run.items)} items passed"
+
+
+def _suite_cell(fix: FixRecord) -> str:
+    if fix.latest_suite is None:
+        return "-"
+    run = fix.latest_suite
+    return f"{escape(run.suite)}: {run.status} ({_items_passed(run)})"
+
+
+def _file_change(stat: FileStat) -> str:
+    return f"{stat.path} (+{stat.added} \u2212{stat.removed})"
+
+
+def _print_records(records: list[tuple[str, str, list[tuple[str, str]]]]) -> None:
+    """One block per record (id and title, then one labelled value a line), not a table: seven
+    columns with a 36-character trace id and a long branch cannot share 80 columns, and rich
+    squeezed them to nothing. Lines soft-wrap, so a branch or path is never cut or folded."""
+    for number, (record_id, title, fields) in enumerate(records):
+        if number:
+            console.print()
+        console.print(f"[bold]{escape(record_id)}[/bold]  {escape(title)}", soft_wrap=True)
+        for label, value in fields:
+            console.print(f"  {label:<8} {value}", soft_wrap=True)
+
+
+@fixes_app.callback()
+def fixes_list(
+    ctx: typer.Context,
+    pending: bool = typer.Option(False, "--pending", help="List undecided proposals instead."),
+    root: Path = RootOption,
+) -> None:
+    """List fix branches (or, with --pending, proposals waiting for a decision)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    service = _service(root)
+    if pending:
+        records = service.pending()
+        if not records:
+            console.print("No proposals waiting.")
+            return
+        _print_records(
+            [
+                (
+                    rec.id,
+                    rec.args.title,
+                    [
+                        ("created", _when(rec.created)),
+                        ("files", escape(", ".join(_file_change(f) for f in rec.files))),
+                        ("trace", escape(rec.args.trace_id or "-")),
+                    ],
+                )
+                for rec in records
+            ]
+        )
+        return
+    fixes = service.fix_records()
+    if not fixes:
+        console.print("No fixes yet.")
+        return
+    _print_records(
+        [
+            (
+                fix.id,
+                fix.title,
+                [
+                    ("branch", escape(fix.branch) if fix.commit else "-"),
+                    ("trace", escape(fix.trace_id or "-")),
+                    ("created", _when(fix.created)),
+                    ("status", str(fix.status)),
+                    ("suite", _suite_cell(fix)),
+                ],
+            )
+            for fix in fixes
+        ]
+    )
+
+
+@fixes_app.command("show")
+def fixes_show(proposal_id: str, root: Path = RootOption) -> None:
+    """Show a fix (or proposal): its record, its diff and its suite runs."""
+    service = _service(root)
+    rec = _get(service, proposal_id)
+    fix = FixRecord.from_proposal(rec)
+    rows = [
+        ("id", rec.id),
+        ("title", rec.args.title),
+        ("status", f"{rec.status}" + (f" / {rec.fix_status}" if rec.fix_status else "")),
+        ("branch", rec.branch or "-"),
+        ("commit", rec.commit or "-"),
+        ("worktree", rec.worktree or "-"),
+        ("base", rec.base_head or "-"),
+        ("trace", rec.args.trace_id or "-"),
+        ("test cases", ", ".join(rec.args.test_case_ids) or "-"),
+        ("suite", rec.args.suite or "-"),
+        ("created", _when(rec.created)),
+        ("decided", f"{_when(rec.decided_at)} by {rec.decided_by}" if rec.decided_at else "-"),
+        ("note", rec.reason or "-"),
+        ("delivered", "yes" if rec.delivered else "no"),
+    ]
+    for key, value in rows:
+        console.print(f"[bold]{key:>11}[/bold]  {escape(value)}")
+    console.print(f"\n{escape(rec.args.reason.strip())}\n")
+    console.print(Syntax(rec.diff, "diff", theme="ansi_dark", background_color="default"))
+    if fix.commit:
+        _print_suite_runs(service.root, rec)
+
+
+def _print_suite_runs(root: Path, rec: ProposalRecord) -> None:
+    """Each suite run on the fix branch (after) beside the latest run of the same suite on the
+    user's tree that preceded it (before), as the run records hold them."""
+    pairs = before_after(root, branch=rec.branch) if rec.branch else []
+    if not pairs:
+        console.print("No suite runs.")
+        return
+    console.print("[bold]suite runs[/bold]  before (your tree) \u2192 after (the fix branch)")
+    for pair in pairs:
+        before = pair.before.summary if pair.before else None
+        after = pair.after.summary
+        was = f"{before.status} ({_items_passed(before)})" if before else "no run"
+        console.print(
+            f"  {escape(pair.suite)}: {was} \u2192 {after.status} ({_items_passed(after)})",
+            soft_wrap=True,
+        )
+        if before is None:
+            console.print("    before  no run of this suite on your tree before the fix")
+        else:
+            dirty = " (uncommitted changes)" if pair.before.dirty else ""
+            _print_run("before", before, f"your tree{dirty}")
+        _print_run("after", after, "the fix branch")
+
+
+def _print_run(label: str, run: SuiteRunSummary, where: str) -> None:
+    started = _started(run.started_at)
+    commit = f" at {run.commit[:10]}" if run.commit else ""
+    console.print(
+        f"    {label:<6}  {run.status}  {_items_passed(run)}  {started}  {run.duration_s:.1f}s"
+    )
+    console.print(f"            run {escape(run.run_id)} on {where}{commit}", soft_wrap=True)
+
+
+def _started(iso: str) -> str:
+    try:
+        moment = datetime.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return _when(moment.timestamp())
+
+
+def _fix_record(service: ProposalService, proposal_id: str) -> ProposalRecord:
+    rec = _get(service, proposal_id)
+    if rec.status != "applied" or rec.branch is None:
+        raise _fail(f"proposal {rec.id} is {rec.status}; it has no fix branch")
+    return rec
+
+
+@fixes_app.command("merge")
+def fixes_merge(proposal_id: str, root: Path = RootOption) -> None:
+    """Merge a fix branch into the current branch (refuses on a dirty tree or a conflict)."""
+    service = _service(root)
+    rec = _fix_record(service, proposal_id)
+    try:
+        merged = service.fixes.merge(rec)
+    except FixError as exc:
+        raise _fail(f"not merged: {exc}") from exc
+    service.journal.update(rec.id, lambda r: setattr(r, "fix_status", "merged"))
+    console.print(f"Merged {rec.branch} ({merged[:10]}).")
+
+
+@fixes_app.command("drop")
+def fixes_drop(
+    proposal_id: str,
+    force: bool = typer.Option(False, "--force", help="Drop even if the fix was never merged."),
+    root: Path = RootOption,
+) -> None:
+    """Remove a fix's worktree and branch."""
+    service = _service(root)
+    rec = _fix_record(service, proposal_id)
+    try:
+        service.fixes.drop(rec, force=force)
+    except FixError as exc:
+        raise _fail(f"not dropped: {exc}") from exc
+    service.journal.update(rec.id, lambda r: setattr(r, "fix_status", "dropped"))
+    console.print(f"Dropped {rec.branch}.")
+
+
+def approve_command(proposal_id: str, root: Path = RootOption) -> None:
+    """Approve a pending proposal: its fix branch is built now; the daemon tells the platform."""
+    service = _service(root)
+    try:
+        rec = asyncio.run(service.approve(proposal_id, by="cli"))
+    except BridgeError as exc:
+        raise _fail(f"{exc.code.value}: {exc.message}") from exc
+    if rec.status != "applied":
+        raise _fail(f"proposal {rec.id} is {rec.status}: {rec.reason}")
+    console.print(f"Approved {rec.id}: branch {rec.branch} at {(rec.commit or '')[:10]}")
+
+
+def reject_command(
+    proposal_id: str,
+    reason: str = typer.Option("", "--reason", help="Goes back to Ollie."),
+    root: Path = RootOption,
+) -> None:
+    """Reject a pending proposal, optionally telling Ollie why."""
+    service = _service(root)
+    try:
+        rec = asyncio.run(service.reject(proposal_id, reason or None, by="cli"))
+    except BridgeError as exc:
+        raise _fail(f"{exc.code.value}: {exc.message}") from exc
+    console.print(f"Rejected {rec.id}.")
+
+
+def register_fixes_commands(app: typer.Typer) -> None:
+    """Adds `fixes`, `approve` and `reject` to the root CLI."""
+    app.add_typer(fixes_app, name="fixes")
+    app.command("approve")(approve_command)
+    app.command("reject")(reject_command)

@@ -1,0 +1,1 @@
+"""The daemon's read-only view of the repo: policy, redaction, read and search commands, watcher."""

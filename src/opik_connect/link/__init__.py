@@ -1,0 +1,1 @@
+"""The link between daemon and platform: pairing and signing, frames, the session core."""

@@ -1,0 +1,143 @@
+"""`ask` end to end: real Ollie (the real SDK against the scripted Messages API), a real daemon on a
+tmp git repo serving the sandbox, proposals (ProposalService) and suites, the embedded platform
+with its store and HTTP API. Only the model's turns and the user's "yes" are scripted."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+from fix_flow_testkit import FIX_EDIT, make_refund_project
+from platform_api_testkit import embedded_platform
+from rich.console import Console
+
+from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
+from opik_connect.agent.ollie.loop import OllieLimits
+from opik_connect.agent.platform.services import PlatformServices
+from opik_connect.agent.traces.store import TraceStore
+from opik_connect.connect.fixes.daemon_wiring import FixParts
+from opik_connect.connect.proposals.service import ProposalService
+from opik_connect.connect.terminal.ask_client import ask_stream, read_json
+from opik_connect.protocol import AskEvent, AskRequest
+
+pytestmark = pytest.mark.timeout(60)
+
+FINAL = "Cause: answer() hard-codes 20 dollars. Fix: 10 dollars. Evidence: suite refunds passes."
+
+
+@pytest.fixture(autouse=True)
+def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared tmp state dir, and no ambient Anthropic or Opik settings."""
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
+        monkeypatch.delenv(name, raising=False)
+    return state_dir
+
+
+def script() -> list[dict]:
+    return [
+        tool_turn("run_suite", {"suite": "refunds"}, match="refund", tool_id="toolu_before"),
+        tool_turn(
+            "read_file", {"path": "agentpkg/agent.py"}, match="toolu_before", tool_id="toolu_read"
+        ),
+        tool_turn(
+            "propose_change",
+            {
+                "title": "Answer the right refund",
+                "reason": "the suite's c1 fails: the agent says 20 dollars",
+                "suite": "refunds",
+                "test_case_ids": ["c1"],
+                "edits": [FIX_EDIT],
+            },
+            match="toolu_read",
+            tool_id="toolu_propose",
+        ),
+        text_turn(FINAL, match=["toolu_propose", "approved"]),
+    ]
+
+
+async def approve_when_proposed(service: ProposalService) -> str:
+    """The user at the approval prompt: waits for the proposal and says yes."""
+    while not service.pending():
+        service.changed.clear()
+        await service.changed.wait()
+    [record] = service.pending()
+    await service.approve(record.id, by="test")
+    return record.id
+
+
+async def test_ask_runs_ollie_on_a_real_daemon_and_records_everything(tmp_path: Path) -> None:
+    repo = make_refund_project(tmp_path / "project")
+    quiet = Console(file=io.StringIO())
+    with ScriptedMessagesAPI(script()) as api:
+        services = PlatformServices(
+            traces=TraceStore(),
+            limits=OllieLimits(max_turns=8, wall_time_s=50),
+            transcript_dir=tmp_path / "transcripts",
+            env={"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
+        )
+        fixes = FixParts(console=quiet, terminal=False, judge=None)
+        async with embedded_platform(
+            repo, services=services, handlers=None, parts=fixes.parts
+        ) as p:
+            assert fixes.service is not None
+            user = asyncio.create_task(approve_when_proposed(fixes.service))
+
+            request = AskRequest(question="Why is the refund answer wrong?", suite="refunds")
+            events: list[AskEvent] = [e async for e in ask_stream(p.address, request)]
+            proposal_id = await user
+
+            assert api.unmatched == [] and api.remaining == 0
+            types = [e.type for e in events]
+            assert types[0] == "accepted" and types[-1] == "result"
+            for expected in ("session_started", "suite_ran", "proposal_sent",
+                             "decision_received", "final_answer", "session_stopped"):  # fmt: skip
+                assert expected in types
+            by_type = {e.type: e.data for e in events}
+            assert (by_type["suite_ran"]["status"], by_type["suite_ran"]["tree"]) == (
+                "failed",
+                "user",
+            )
+            decision = by_type["decision_received"]
+            assert (decision["decision"], decision["suite_statuses"]) == (
+                "approved",
+                {"refunds": "passed"},
+            )
+            result = by_type["result"]
+            assert (result["status"], result["final_answer"]) == ("completed", FINAL)
+            assert await asyncio.to_thread(Path(result["transcript_path"]).is_file)
+            session_id = events[0].session_id
+
+            detail = await read_json(p.address, f"/v1/sessions/{session_id}")
+            [proposal] = detail["proposals"]
+            assert (proposal["proposal_id"], proposal["session_id"]) == (proposal_id, session_id)
+            assert '+    return {"output": "Your refund is 10 dollars"}' in proposal["diff"]
+            [decided] = detail["decisions"]
+            assert decided["decision"]["decision"] == "approved"
+            runs = {(r["run"]["tree"], r["run"]["status"]) for r in detail["suite_results"]}
+            branch = decided["decision"]["branch"]
+            assert runs == {("user", "failed"), (branch, "passed")}
+            [fix] = await read_json(p.address, "/v1/fixes")
+            assert (fix["proposal_id"], fix["branch"], fix["suite"]) == (
+                proposal_id,
+                branch,
+                "refunds",
+            )
+            assert (fix["before_status"], fix["after_status"]) == ("failed", "passed")
+            assert fix["commit"] == decided["decision"]["commit"]
+
+    # The user's checkout is untouched; the fix lives on its branch.
+    assert "20 dollars" in await asyncio.to_thread((repo / "agentpkg" / "agent.py").read_text)
+    shown = (
+        await asyncio.to_thread(
+            subprocess.run,
+            ["git", "show", f"{branch}:agentpkg/agent.py"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    ).stdout
+    assert "10 dollars" in shown

@@ -1,0 +1,195 @@
+"""The platform store must give back exactly what it was told, survive reopening, and link a
+decision to its suite runs and fix without double-counting the copies that arrive twice."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from platform_api_testkit import suite_run
+
+from opik_connect.agent.platform.store import (
+    SCHEMA_VERSION,
+    PlatformStore,
+    SessionRecord,
+    StoreError,
+    default_store_path,
+)
+from opik_connect.protocol import (
+    FileEdit,
+    FilesChanged,
+    FileStat,
+    ProposalDecided,
+    ProposeChangeArgs,
+    ProposeChangeResult,
+    SuiteResult,
+)
+
+
+def proposal(proposal_id: str = "p1") -> tuple[ProposeChangeArgs, ProposeChangeResult]:
+    args = ProposeChangeArgs(
+        title="Round refunds",
+        reason="the tool adds cents twice",
+        trace_id="t1",
+        suite="refunds",
+        test_case_ids=["c1"],
+        edits=[FileEdit(path="a.py", old_string="x", new_string="y")],
+    )
+    result = ProposeChangeResult(
+        proposal_id=proposal_id,
+        diff="--- a/a.py\n+++ b/a.py\n",
+        files=[FileStat(path="a.py", added=1, removed=1)],
+    )
+    return args, result
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    opened = await PlatformStore.open(tmp_path / "state" / "platform.sqlite3")
+    yield opened
+    await opened.close()
+
+
+async def test_store_file_is_private_and_versioned(store: PlatformStore) -> None:
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_default_path_is_under_the_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path))
+    assert default_store_path() == tmp_path / "platform.sqlite3"
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer"):
+        await PlatformStore.open(path)
+
+
+async def test_session_round_trip_and_update_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite3"
+    store = await PlatformStore.open(path)
+    record = SessionRecord(
+        id="s1",
+        runner_id="r1",
+        runner_name="laptop",
+        question="why did refund fail?",
+        trace_id="t1",
+        suite="refunds",
+        case_ids=["c1", "c2"],
+        status="running",
+        created_at=1.0,
+        started_at=1.5,
+    )
+    await store.create_session(record)
+    await store.add_session_event("s1", 1, "tool_call", {"name": "read_file"})
+    await store.update_session(
+        "s1",
+        status="completed",
+        final_answer="fixed",
+        finished_at=9.0,
+        usage={"input_tokens": 10},
+        transcript_path="/tmp/s1.jsonl",
+    )
+    await store.close()
+
+    store = await PlatformStore.open(path)
+    got = await store.get_session("s1")
+    assert got is not None
+    assert got.model_dump() == {
+        **record.model_dump(),
+        "status": "completed",
+        "final_answer": "fixed",
+        "finished_at": 9.0,
+        "usage": {"input_tokens": 10},
+        "transcript_path": "/tmp/s1.jsonl",
+    }
+    events = await store.session_events("s1")
+    assert [(e.seq, e.type, e.data) for e in events] == [(1, "tool_call", {"name": "read_file"})]
+    assert [s.id for s in await store.list_sessions()] == ["s1"]
+    assert await store.get_session("nope") is None
+    await store.close()
+
+
+async def test_update_refuses_unknown_or_id_fields(store: PlatformStore) -> None:
+    with pytest.raises(ValueError, match="bogus"):
+        await store.update_session("s1", bogus=1)
+    with pytest.raises(ValueError, match="id"):
+        await store.update_session("s1", id="s2")
+
+
+async def test_approved_decision_records_suite_runs_and_fix_once(store: PlatformStore) -> None:
+    args, result = proposal()
+    await store.record_suite_result("r1", suite_run("before", "failed"), session_id="s1")
+    await store.record_proposal("r1", args, result, session_id="s1")
+    after = suite_run("after", "passed", tree="opik/fix/p1-round")
+    decided = ProposalDecided(
+        proposal_id="p1",
+        decision="approved",
+        branch="opik/fix/p1-round",
+        commit="abc123",
+        suite_results=[after],
+    )
+    # The daemon's event and Ollie's wait both deliver the decision and its suite run.
+    await store.record_event("r1", SuiteResult(run=after, proposal_id="p1"))
+    await store.record_event("r1", decided)
+    await store.record_decision("r1", decided)
+
+    proposals = await store.list_proposals(session_id="s1")
+    assert [(p.proposal_id, p.title, p.test_case_ids) for p in proposals] == [
+        ("p1", "Round refunds", ["c1"])
+    ]
+    assert proposals[0].files == [{"path": "a.py", "added": 1, "removed": 1, "change": "modified"}]
+    decisions = await store.list_decisions()
+    assert [d.decision for d in decisions] == [decided]
+    runs = await store.list_suite_results(suite="refunds")
+    assert [(r.run.run_id, r.run.status, r.proposal_id, r.session_id) for r in runs] == [
+        ("before", "failed", None, "s1"),
+        ("after", "passed", "p1", None),
+    ]
+    assert [r.run.run_id for r in await store.list_suite_results(proposal_id="p1")] == ["after"]
+    fix = await store.get_fix("p1")
+    assert fix is not None
+    assert (fix.branch, fix.commit, fix.suite) == ("opik/fix/p1-round", "abc123", "refunds")
+    assert (fix.before_run_id, fix.before_status) == ("before", "failed")
+    assert (fix.after_run_id, fix.after_status) == ("after", "passed")
+    assert len(await store.list_fixes()) == 1
+
+
+async def test_suite_run_arriving_after_approval_becomes_the_fix_after(
+    store: PlatformStore,
+) -> None:
+    args, result = proposal()
+    await store.record_proposal("r1", args, result)
+    await store.record_decision(
+        "r1", ProposalDecided(proposal_id="p1", decision="approved", branch="b", commit="c")
+    )
+    fix = await store.get_fix("p1")
+    assert fix is not None and fix.after_status is None and fix.before_status is None
+    await store.record_event(
+        "r1", SuiteResult(run=suite_run("late", "failed", tree="b"), proposal_id="p1")
+    )
+    fix = await store.get_fix("p1")
+    assert fix is not None
+    assert (fix.after_run_id, fix.after_status) == ("late", "failed")
+
+
+async def test_rejected_decision_makes_no_fix_and_other_events_pass(store: PlatformStore) -> None:
+    args, result = proposal()
+    await store.record_proposal("r1", args, result)
+    await store.record_event(
+        "r1", ProposalDecided(proposal_id="p1", decision="rejected", reason="too broad")
+    )
+    await store.record_event("r1", FilesChanged(changes=[]))
+    decision = await store.get_decision("p1")
+    assert decision is not None
+    assert (decision.decision.decision, decision.decision.reason) == ("rejected", "too broad")
+    assert await store.list_fixes() == []
+    assert await store.get_decision("p2") is None

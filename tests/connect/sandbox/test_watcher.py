@@ -1,0 +1,116 @@
+"""The watcher reports visible file changes only, debounced, and stops on its event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+
+from opik_connect.config import ProjectConfig
+from opik_connect.connect.sandbox.read_commands import Sandbox
+from opik_connect.connect.sandbox.watcher import run_watcher
+from opik_connect.protocol import FileChange, FilesChanged
+from tests.sandbox_repo import make_repo
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Recorder:
+    """Runs the watcher in a task and collects its batches."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.batches: list[FilesChanged] = []
+        self.stop = asyncio.Event()
+        self.arrived = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def on_change(self, batch: FilesChanged) -> None:
+        self.batches.append(batch)
+        self.arrived.set()
+
+    async def __aenter__(self) -> Recorder:
+        self.task = asyncio.create_task(
+            run_watcher(self.sandbox, self.on_change, self.stop, debounce_ms=50)
+        )
+        await asyncio.sleep(0.3)  # let inotify watches settle before the test acts
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 5)
+
+    async def next_changes(self) -> list[FileChange]:
+        await asyncio.wait_for(self.arrived.wait(), 5.0)
+        self.arrived.clear()
+        changes = [c for batch in self.batches for c in batch.changes]
+        self.batches.clear()
+        return changes
+
+    async def quiet_for(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.arrived.wait(), seconds)
+        return not self.batches
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> Sandbox:
+    return await Sandbox.open(make_repo(tmp_path / "proj"), ProjectConfig())
+
+
+async def test_create_modify_delete_visible_file(sandbox: Sandbox) -> None:
+    path = sandbox.root / "new.py"
+    async with Recorder(sandbox) as rec:
+        path.write_text("one\n")
+        assert FileChange(path="new.py", change="added") in await rec.next_changes()
+        path.write_text("two\n")
+        assert FileChange(path="new.py", change="modified") in await rec.next_changes()
+        path.unlink()
+        assert FileChange(path="new.py", change="deleted") in await rec.next_changes()
+
+
+async def test_nested_tracked_file_change_is_reported(sandbox: Sandbox) -> None:
+    async with Recorder(sandbox) as rec:
+        (sandbox.root / "pkg" / "util.py").write_text("changed\n")
+        assert [c.path for c in await rec.next_changes()] == ["pkg/util.py"]
+
+
+async def test_ignored_sensitive_and_git_internal_changes_are_not_reported(
+    sandbox: Sandbox,
+) -> None:
+    async with Recorder(sandbox) as rec:
+        (sandbox.root / "debug.log").write_text("ignored\n")
+        (sandbox.root / "build" / "new.py").write_text("ignored dir\n")
+        (sandbox.root / ".env").write_text("SECRET=1\n")
+        (sandbox.root / "server.pem").write_text("key\n")
+        (sandbox.root / ".git" / "scratch").write_text("internal\n")
+        assert await rec.quiet_for(1.0)
+        (sandbox.root / "visible.txt").write_text("seen\n")
+        changes = await rec.next_changes()
+    assert [c.path for c in changes] == ["visible.txt"]
+
+
+async def test_a_burst_of_writes_is_debounced_into_few_batches(sandbox: Sandbox) -> None:
+    async with Recorder(sandbox) as rec:
+        for i in range(20):
+            (sandbox.root / f"burst{i}.txt").write_text("x\n")
+        changes = await rec.next_changes()
+        await rec.quiet_for(0.3)
+        changes += [c for b in rec.batches for c in b.changes]
+        assert len(rec.batches) <= 1
+    assert {c.path for c in changes} == {f"burst{i}.txt" for i in range(20)}
+
+
+async def test_idle_watcher_uses_almost_no_cpu_and_stops_promptly(sandbox: Sandbox) -> None:
+    async with Recorder(sandbox) as rec:
+        before = time.process_time()
+        await asyncio.sleep(1.0)
+        used = time.process_time() - before
+        started = time.monotonic()
+    assert used < 0.1, f"idle watcher used {used:.3f}s of CPU in 1s"
+    assert time.monotonic() - started < 2.0
+    assert rec.task is not None and rec.task.done()
