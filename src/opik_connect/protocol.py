@@ -92,7 +92,7 @@ class ErrorBody(Strict):
 
 
 class ReadFileArgs(Strict):
-    path: str
+    path: str = Field(description="File path relative to the repo root.")
     offset: int = Field(0, ge=0, description="First line to return, 0-based.")
     limit: int = Field(2000, ge=1, le=10_000, description="Maximum number of lines.")
 
@@ -106,8 +106,8 @@ class ReadFileResult(Strict):
 
 
 class ListFilesArgs(Strict):
-    pattern: str = "**/*"
-    path: str = "."
+    pattern: str = Field("**/*", description="Glob, default '**/*'.")
+    path: str = Field(".", description="Directory to list, default '.'.")
 
 
 class ListFilesResult(Strict):
@@ -118,8 +118,8 @@ class ListFilesResult(Strict):
 
 class SearchFilesArgs(Strict):
     pattern: str = Field(max_length=500, description="A regular expression.")
-    glob: str | None = None
-    path: str = "."
+    glob: str | None = Field(None, description="Only files matching this glob.")
+    path: str = Field(".", description="Directory to search, default '.'.")
 
 
 class SearchMatch(Strict):
@@ -141,9 +141,11 @@ class SearchFilesResult(Strict):
 
 
 class FileEdit(Strict):
-    path: str
-    old_string: str = Field(description="Empty with an empty file = create; see new_string.")
-    new_string: str
+    path: str = Field(description="File path relative to the repo root.")
+    old_string: str = Field(
+        description="Exact text now in the file (unique). Empty to create a new file."
+    )
+    new_string: str = Field(description="Replacement text.")
     delete: bool = Field(False, description="Delete the file: new_string '', old_string '' or all.")
 
 
@@ -156,12 +158,12 @@ class FileStat(Strict):
 
 class ProposeChangeArgs(Strict):
     title: str = Field(min_length=1, max_length=200)
-    reason: str
+    reason: str = Field(description="Root cause and evidence.")
     trace_id: str | None = None
     test_case_ids: list[str] = Field(default_factory=list)
     suite: str | None = None
     edits: list[FileEdit] | None = None
-    diff: str | None = None
+    diff: str | None = Field(None, description="A unified diff.")
 
     @model_validator(mode="after")
     def _one_form(self) -> ProposeChangeArgs:

@@ -15,7 +15,7 @@ from platform_api_testkit import embedded_platform
 from rich.console import Console
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
-from opik_connect.agent.ollie.loop import OllieLimits
+from opik_connect.agent.ollie.session_request import OllieLimits
 from opik_connect.agent.platform.services import PlatformServices
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.connect.fixes.daemon_wiring import FixParts

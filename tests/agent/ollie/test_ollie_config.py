@@ -14,8 +14,9 @@ from opik_connect.agent.ollie.events import (
     ToolCalled,
     to_ask_event,
 )
-from opik_connect.agent.ollie.loop import MissingAPIKey, Ollie, OllieRequest
+from opik_connect.agent.ollie.loop import Ollie
 from opik_connect.agent.ollie.model_prices import estimate_cost, price_for
+from opik_connect.agent.ollie.session_request import MissingAPIKey, OllieRequest
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.config import ProjectConfig
 from opik_connect.protocol import AskRequest, ErrorCode
@@ -51,7 +52,7 @@ async def test_model_from_config_key_and_base_url_from_env(
                 runner=FakeRunner({}),
                 traces=TraceStore(),
             )
-        assert ollie.client.is_closed()
+        assert ollie.client.sdk.is_closed()
     assert result.status is SessionStatus.COMPLETED
     assert api.requests[0]["model"] == "claude-haiku-4-5-20251001"
     assert Path(result.transcript_path).parent == tmp_path / "state" / "transcripts"
@@ -64,8 +65,8 @@ def test_explicit_arguments_override_the_environment(monkeypatch: pytest.MonkeyP
         ProjectConfig(), model="m-2", api_key="arg-key", base_url="http://127.0.0.1:2"
     )
     assert ollie.model == "m-2"
-    assert ollie.client.api_key == "arg-key"
-    assert str(ollie.client.base_url).startswith("http://127.0.0.1:2")
+    assert ollie.client.sdk.api_key == "arg-key"
+    assert str(ollie.client.sdk.base_url).startswith("http://127.0.0.1:2")
 
 
 def test_events_become_ask_events_and_parse_back() -> None:

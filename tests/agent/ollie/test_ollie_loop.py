@@ -12,8 +12,12 @@ import pytest
 from rich.console import Console
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, error_turn, text_turn, tool_turn
-from opik_connect.agent.ollie.events import SESSION_EVENT, SessionEvent, SessionStatus
-from opik_connect.agent.ollie.loop import CUT_OFF_NOTE, Ollie, OllieLimits, OllieRequest
+from opik_connect.agent.ollie.events import SESSION_EVENT, SessionEvent, SessionStatus, TokenUsage
+from opik_connect.agent.ollie.loop import Ollie
+from opik_connect.agent.ollie.model_client import ModelReply
+from opik_connect.agent.ollie.prompt import CUT_OFF_NOTE
+from opik_connect.agent.ollie.session_request import OllieLimits, OllieRequest
+from opik_connect.agent.ollie.tool_registry import TOOLS
 from opik_connect.agent.ollie.transcript import load_transcript, print_transcript
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.protocol import BridgeError, ErrorCode, ProposalDecided
@@ -413,13 +417,90 @@ class BrokenRunner(FakeRunner):
         raise ConnectionResetError("link dropped")
 
 
-async def test_unexpected_failure_stops_with_error_and_keeps_the_transcript(tmp_path: Path) -> None:
-    with ScriptedMessagesAPI([tool_turn("read_file", {"path": "agent.py"})]) as api:
+async def test_a_tool_raising_anything_goes_back_to_the_model_and_the_session_goes_on(
+    tmp_path: Path,
+) -> None:
+    turns = [
+        tool_turn("read_file", {"path": "agent.py"}),
+        text_turn(FINAL, match="tool_failed"),
+    ]
+    on_disk_at_result: list[list[dict[str, Any]]] = []
+    with ScriptedMessagesAPI(turns) as api:
         session = Session(api, BrokenRunner(FILES), tmp_path)
+
+        async def on_event(event: SessionEvent) -> None:
+            session.events.append(event)
+            if event.type == "tool_resulted":
+                (path,) = (tmp_path / "transcripts").glob("*.jsonl")
+                on_disk_at_result.append(load_transcript(path))
+
+        session.on_event = on_event  # type: ignore[method-assign]
+        result = await session.run()
+
+    assert result.status is SessionStatus.COMPLETED and result.final_answer == FINAL
+    (sent,) = session.tool_results(1)
+    assert sent["is_error"] is True
+    error = json.loads(sent["content"])["error"]
+    assert error["code"] == "tool_failed"
+    assert error["message"] == "read_file failed: ConnectionResetError: link dropped"
+    resulted = [e for e in session.events if e.type == "tool_resulted"]
+    assert [(e.is_error, e.error_code) for e in resulted] == [(True, "tool_failed")]
+    (records,) = on_disk_at_result
+    assert [r["type"] for r in records] == [
+        "session_started",
+        "message",
+        "usage",
+        "message",
+        "tool",
+    ]
+    assert records[-1]["is_error"] is True
+
+
+async def test_a_failure_of_the_loop_itself_ends_the_session_and_keeps_the_transcript(
+    tmp_path: Path,
+) -> None:
+    with ScriptedMessagesAPI([tool_turn("read_file", {"path": "agent.py"})]) as api:
+        session = Session(api, FakeRunner(FILES), tmp_path)
+
+        async def on_event(event: SessionEvent) -> None:
+            session.events.append(event)
+            if event.type == "tool_called":
+                raise RuntimeError("event sink broke")
+
+        session.on_event = on_event  # type: ignore[method-assign]
         result = await session.run()
     assert result.status is SessionStatus.ERROR
-    assert "ConnectionResetError" in result.detail
+    assert "RuntimeError" in result.detail and "event sink broke" in result.detail
     assert load_transcript(Path(result.transcript_path))[-1]["status"] == "error"
+
+
+class OneReplyClient:
+    """A ModelClient that is not the Anthropic SDK: the loop only needs `create`."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.closed = False
+
+    async def create(self, **request: Any) -> ModelReply:
+        self.requests.append(request)
+        return ModelReply([{"type": "text", "text": FINAL}], "end_turn", "m-1", TokenUsage())
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_the_loop_runs_on_any_model_client(tmp_path: Path) -> None:
+    client = OneReplyClient()
+    async with Ollie(model="m-1", client=client, transcript_dir=tmp_path) as ollie:
+        result = await ollie.run_session(
+            OllieRequest(question="why?"), runner=FakeRunner(FILES), traces=TraceStore()
+        )
+    assert result.status is SessionStatus.COMPLETED and result.final_answer == FINAL
+    assert client.closed
+    (request,) = client.requests
+    assert request["model"] == "m-1"
+    sent = [{k: v for k, v in tool.items() if k != "cache_control"} for tool in request["tools"]]
+    assert sent == [tool.definition() for tool in TOOLS]
 
 
 @pytest.mark.parametrize(

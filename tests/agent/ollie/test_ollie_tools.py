@@ -14,18 +14,14 @@ from opik_connect.agent.ollie.suite_cases import (
     StaticCases,
     TestCase,
 )
-from opik_connect.agent.ollie.tools import (
-    TOOL_DEFINITIONS,
-    OllieTools,
-    SessionContext,
-    ToolOutcome,
-)
+from opik_connect.agent.ollie.tool_base import SessionSubject, Tool, ToolInput, ToolState
+from opik_connect.agent.ollie.tool_registry import TOOL_DEFINITIONS, TOOLS_BY_NAME
+from opik_connect.agent.ollie.tools import OllieTools, ToolOutcome
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.protocol import (
     AssertionVerdict,
     BridgeError,
     ErrorCode,
-    FileEdit,
     ItemResult,
     ListFilesArgs,
     ProposalDecided,
@@ -56,12 +52,12 @@ items:
 class Tools:
     def __init__(self, runner: FakeRunner, **kwargs: Any) -> None:
         self.events: list[SessionEvent] = []
-        context = kwargs.pop("context", SessionContext("tr-refund-0001", "support", []))
+        subject = kwargs.pop("subject", SessionSubject("tr-refund-0001", "support", []))
         self.tools = OllieTools(
             runner=runner,
             traces=TraceStore(directory=TRACES),
             cases=kwargs.pop("cases", RunnerSuiteCases(runner)),
-            context=context,
+            subject=subject,
             emitter=SessionEmitter("ses-1", self._sink),
             **kwargs,
         )
@@ -138,7 +134,7 @@ async def test_trace_tools_and_their_errors(runner: FakeRunner) -> None:
     assert "traceback:" in (await tools("get_span", span_id="sp-rank")).content
     assert error_of(await tools("get_span", span_id="sp-x"))["code"] == "span_not_found"
     assert error_of(await tools("get_trace", trace_id="nope"))["code"] == "trace_not_found"
-    no_trace = Tools(runner, context=SessionContext(None, None, []))
+    no_trace = Tools(runner, subject=SessionSubject(None, None, []))
     assert error_of(await no_trace("get_trace"))["code"] == "no_trace"
     other = await no_trace("get_trace", trace_id="tr-huge-0002")
     assert "…[clipped" in other.content
@@ -172,7 +168,7 @@ async def test_test_cases_from_suite_file_with_last_results(runner: FakeRunner) 
             ],
         )
     ]
-    tools = Tools(runner, context=SessionContext("t", "support", ["refund-annual", "gone"]))
+    tools = Tools(runner, subject=SessionSubject("t", "support", ["refund-annual", "gone"]))
     tools.tools.last_results = LastResults([last])
     body = json.loads((await tools("get_test_cases")).content)
     assert body["missing_case_ids"] == ["gone"]
@@ -182,7 +178,7 @@ async def test_test_cases_from_suite_file_with_last_results(runner: FakeRunner) 
     assert case["last_result"]["passed"] is False
     everything = json.loads((await tools("get_test_cases", suite=None, case_ids=[])).content)
     assert len(everything["test_cases"]) == 1, "the session's case ids still filter"
-    no_context = Tools(runner, context=SessionContext(None, None, []))
+    no_context = Tools(runner, subject=SessionSubject(None, None, []))
     listed = json.loads((await no_context("get_test_cases")).content)
     assert [c["id"] for c in listed["test_cases"]] == ["refund-annual", "shipping"]
 
@@ -208,7 +204,7 @@ async def test_long_suite_file_is_read_in_pages(runner: FakeRunner) -> None:
 
 async def test_injected_test_cases_are_used_as_given(runner: FakeRunner) -> None:
     cases = [TestCase(suite="s", id="c1", assertions=["ok"]), TestCase(suite="t", id="c2")]
-    tools = Tools(runner, cases=StaticCases(cases), context=SessionContext(None, "s", []))
+    tools = Tools(runner, cases=StaticCases(cases), subject=SessionSubject(None, "s", []))
     body = json.loads((await tools("get_test_cases")).content)
     assert [c["id"] for c in body["test_cases"]] == ["c1"]
     assert runner.calls == []
@@ -251,7 +247,7 @@ async def test_run_suite_summarises_failures_and_updates_last_results(runner: Fa
 
 async def test_run_suite_errors(runner: FakeRunner) -> None:
     assert error_of(await Tools(runner)("run_suite"))["code"] == "suite_not_found"
-    no_suite = Tools(runner, context=SessionContext(None, None, []))
+    no_suite = Tools(runner, subject=SessionSubject(None, None, []))
     assert error_of(await no_suite("run_suite"))["code"] == "no_suite"
 
 
@@ -286,7 +282,7 @@ async def test_engine_error_is_returned_with_details(runner: FakeRunner) -> None
 
 
 async def test_project_without_suites_has_no_test_cases() -> None:
-    tools = Tools(FakeRunner({"agent.py": ""}), context=SessionContext(None, None, []))
+    tools = Tools(FakeRunner({"agent.py": ""}), subject=SessionSubject(None, None, []))
     body = json.loads((await tools("get_test_cases")).content)
     assert body == {"test_cases": [], "missing_case_ids": []}
 
@@ -297,16 +293,24 @@ async def test_project_without_suites_has_no_test_cases() -> None:
         ("read_file", ReadFileArgs),
         ("list_files", ListFilesArgs),
         ("search_files", SearchFilesArgs),
-        ("run_suite", RunSuiteArgs),
+        ("propose_change", ProposeChangeArgs),
     ],
 )
-def test_bridge_tool_schemas_match_the_wire_contract(tool: str, model: type) -> None:
-    (definition,) = [t for t in TOOL_DEFINITIONS if t["name"] == tool]
-    assert set(definition["input_schema"]["properties"]) == set(model.model_fields)
+def test_bridge_tools_are_shown_the_wire_contract_itself(tool: str, model: type) -> None:
+    assert TOOLS_BY_NAME[tool].input_model is model
+    assert issubclass(TOOLS_BY_NAME["run_suite"].input_model, RunSuiteArgs)
 
 
-def test_propose_change_schema_offers_every_edit_field() -> None:
-    (definition,) = [t for t in TOOL_DEFINITIONS if t["name"] == "propose_change"]
-    properties = definition["input_schema"]["properties"]
-    assert set(properties) <= set(ProposeChangeArgs.model_fields)
-    assert set(properties["edits"]["items"]["properties"]) == set(FileEdit.model_fields)
+async def test_a_new_tool_is_one_model_one_function_one_entry(
+    runner: FakeRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class EchoInput(ToolInput):
+        text: str
+
+    async def echo(state: ToolState, args: EchoInput) -> str:
+        return f"{state.subject.trace_id}: {args.text}"
+
+    monkeypatch.setitem(TOOLS_BY_NAME, "echo", Tool("echo", "Echo.", EchoInput, echo))
+    tools = Tools(runner)
+    assert (await tools("echo", text="hi")).content == "tr-refund-0001: hi"
+    assert error_of(await tools("echo", text=1))["code"] == "invalid_args"

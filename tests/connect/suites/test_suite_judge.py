@@ -55,6 +55,10 @@ async def test_request_holds_input_output_assertions_and_forces_the_tool() -> No
             "unparseable",
         ),
         ([tool_turn(VERDICT_TOOL, {"answer": "yes"})], "unparseable"),
+        (
+            [tool_turn(VERDICT_TOOL, {"verdicts": [{"index": 1, "value": True, "reason": "r"}]})],
+            "unparseable",
+        ),
         ([tool_turn(VERDICT_TOOL, {"verdicts": [verdict(1, True)] * 2})], "two verdicts"),
         ([text_turn("Both hold.")], "without calling"),
         ([error_turn(500, "api_error")] * 3, "API error"),

@@ -1,7 +1,11 @@
-"""Ollie: the tool-using loop over the Anthropic Messages API that turns a failing trace into a fix.
+"""Ollie: the tool-using loop over a Messages API model that turns a failing trace into a fix.
 
 One `run_session` call is one session: it talks to the model until a final answer or a limit,
 runs the tools the model asks for, reports progress as events and records a JSONL transcript.
+
+Two kinds of failure: a tool that fails in any way goes back to the model as an `is_error`
+tool_result (see tools.py); only the loop's own failures end a session: the model client giving
+up after its retries, a limit, cancellation, or a bug in the loop itself.
 
 Stop reasons: `end_turn`/`stop_sequence` end the session with the reply as the final answer (an
 empty reply is nudged once, as below); `tool_use` runs the tools and continues; `pause_turn`
@@ -19,129 +23,44 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from opik_connect.agent.ollie.events import (
     AssistantText,
     EventSink,
     FinalAnswer,
-    SessionEmitter,
-    SessionEvent,
     SessionResult,
-    SessionStarted,
     SessionStatus,
-    SessionStopped,
-    TokenUsage,
     ToolCalled,
     ToolResulted,
     TurnStarted,
 )
-from opik_connect.agent.ollie.model_prices import estimate_cost, price_for
+from opik_connect.agent.ollie.model_client import AnthropicModelClient, ModelCallFailed, ModelClient
 from opik_connect.agent.ollie.prompt import (
     CUT_OFF_NOTE,
     EMPTY_REPLY_NOTE,
     SYSTEM_PROMPT,
     opening_message,
 )
+from opik_connect.agent.ollie.session_log import SessionLog
+from opik_connect.agent.ollie.session_request import MissingAPIKey, OllieLimits, OllieRequest
 from opik_connect.agent.ollie.suite_cases import (
     LastResults,
     RunnerSuiteCases,
     StaticCases,
-    TestCase,
     TestCaseSource,
 )
-from opik_connect.agent.ollie.tools import OllieTools, SessionContext, tool_definitions_for_request
-from opik_connect.agent.ollie.transcript import COST_NOTE, TranscriptWriter, transcript_path
+from opik_connect.agent.ollie.tool_base import SessionSubject
+from opik_connect.agent.ollie.tool_registry import tool_definitions_for_request
+from opik_connect.agent.ollie.tools import OllieTools
 from opik_connect.agent.platform.runner_api import Runner
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.config import DEFAULT_MODEL, ProjectConfig
 
-if TYPE_CHECKING:
-    import anthropic
-from opik_connect.protocol import AskRequest, BridgeError, ErrorCode, SuiteRunSummary
-
-NO_KEY_MESSAGE = (
-    "No Anthropic API key: set ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL for an "
-    "Anthropic-compatible server), then ask again. The model comes from `model` under "
-    "[tool.opik-connect] in pyproject.toml."
-)
 PREVIEW_CHARS = 500
-TRANSCRIPT_EVENTS = {"proposal_sent", "decision_received", "suite_ran"}
+TEXT_STOPS = ("end_turn", "stop_sequence")
 
 log = logging.getLogger(__name__)
-
-
-class MissingAPIKey(BridgeError):
-    """No key configured: Ollie refuses to start rather than pretend to answer."""
-
-    def __init__(self) -> None:
-        super().__init__(ErrorCode.NO_API_KEY, NO_KEY_MESSAGE)
-
-
-class OllieLimits(BaseModel):
-    """Each limit, when reached, stops the session with its own status."""
-
-    max_turns: int = Field(30, ge=1, description="Model calls per session -> max_turns.")
-    max_output_tokens: int = Field(4096, ge=1, description="max_tokens of each call.")
-    token_budget: int = Field(
-        1_000_000, ge=1, description="All tokens (input, cache, output) -> token_budget."
-    )
-    wall_time_s: float = Field(1800.0, gt=0, description="Whole session, decisions included.")
-    max_continuations: int = Field(
-        1, ge=0, description="max_tokens replies continued in a row before -> max_tokens."
-    )
-    decision_timeout_s: float | None = Field(
-        None, gt=0, description="Wait for the user's decision; None = up to the wall time."
-    )
-
-
-class OllieRequest(BaseModel):
-    """What a session is about. `test_cases` replaces reading the suite files when given;
-    `last_runs` seeds the last result of each test case (e.g. from the platform's store)."""
-
-    question: str = Field(min_length=1)
-    trace_id: str | None = None
-    suite: str | None = None
-    case_ids: list[str] = Field(default_factory=list)
-    test_cases: list[TestCase] | None = None
-    last_runs: list[SuiteRunSummary] = Field(default_factory=list)
-
-    @classmethod
-    def from_ask(cls, ask: AskRequest, **extra: Any) -> OllieRequest:
-        return cls(
-            question=ask.question,
-            trace_id=ask.trace_id,
-            suite=ask.suite,
-            case_ids=ask.case_ids,
-            **extra,
-        )
-
-
-def _usage(response: Any) -> TokenUsage:
-    usage = response.usage
-    return TokenUsage(
-        input_tokens=usage.input_tokens or 0,
-        output_tokens=usage.output_tokens or 0,
-        cache_creation_input_tokens=getattr(usage, "cache_creation_input_tokens", 0) or 0,
-        cache_read_input_tokens=getattr(usage, "cache_read_input_tokens", 0) or 0,
-    )
-
-
-def _content_params(response: Any) -> list[dict[str, Any]]:
-    """The reply's blocks in request form, to send back as the assistant turn."""
-    blocks: list[dict[str, Any]] = []
-    for block in response.content:
-        if block.type == "text":
-            blocks.append({"type": "text", "text": block.text})
-        elif block.type == "tool_use":
-            blocks.append(
-                {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
-            )
-        else:
-            blocks.append(block.model_dump(mode="json", exclude_none=True))
-    return blocks
 
 
 def _with_cache_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -172,25 +91,26 @@ class Ollie:
         max_retries: int = 4,
         request_timeout_s: float = 300.0,
         transcript_dir: Path | None = None,
+        client: ModelClient | None = None,
     ) -> None:
-        key = api_key or os.environ.get("ANTHROPIC_API_KEY")
-        if not key:
-            raise MissingAPIKey()
         self.model = model
         self.limits = limits or OllieLimits()
         self.transcript_dir = transcript_dir
-        import anthropic  # here, not at the top: it takes a second to import, on every CLI start
-
-        self.client: anthropic.AsyncAnthropic = anthropic.AsyncAnthropic(
-            api_key=key,
-            base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
-            max_retries=max_retries,
-            timeout=request_timeout_s,
-        )
+        if client is None:
+            key = api_key or os.environ.get("ANTHROPIC_API_KEY")
+            if not key:
+                raise MissingAPIKey()
+            client = AnthropicModelClient(
+                api_key=key,
+                base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
+                max_retries=max_retries,
+                timeout_s=request_timeout_s,
+            )
+        self.client = client
 
     async def aclose(self) -> None:
-        """Close the HTTP connections of the model client."""
-        await self.client.close()
+        """Close the model client's connections."""
+        await self.client.aclose()
 
     async def __aenter__(self) -> Ollie:
         return self
@@ -216,12 +136,16 @@ class Ollie:
     ) -> SessionResult:
         """Run one session to its end; never raises for a model or tool failure (see status)."""
         session = _Session(
-            ollie=self,
-            request=request,
+            self,
+            request,
             runner=runner,
             traces=traces,
-            on_event=on_event,
-            session_id=session_id or f"ses_{uuid.uuid4().hex[:16]}",
+            log=SessionLog(
+                session_id or f"ses_{uuid.uuid4().hex[:16]}",
+                model=self.model,
+                transcript_dir=self.transcript_dir,
+                on_event=on_event,
+            ),
             limits=limits or self.limits,
         )
         return await session.run()
@@ -232,23 +156,19 @@ class _Session:
 
     def __init__(
         self,
-        *,
         ollie: Ollie,
         request: OllieRequest,
+        *,
         runner: Runner,
         traces: TraceStore,
-        on_event: EventSink | None,
-        session_id: str,
+        log: SessionLog,
         limits: OllieLimits,
     ) -> None:
         self.ollie = ollie
         self.request = request
         self.limits = limits
-        self.session_id = session_id
-        self.path = transcript_path(session_id, ollie.transcript_dir)
-        self.transcript = TranscriptWriter(self.path)
-        self._on_event = on_event
-        self.emitter = SessionEmitter(session_id, self._sink)
+        self.log = log
+        self.emitter = log.emitter
         cases: TestCaseSource = (
             StaticCases(request.test_cases)
             if request.test_cases is not None
@@ -258,115 +178,61 @@ class _Session:
             runner=runner,
             traces=traces,
             cases=cases,
-            context=SessionContext(request.trace_id, request.suite, list(request.case_ids)),
+            subject=SessionSubject(request.trace_id, request.suite, list(request.case_ids)),
             emitter=self.emitter,
             last_results=LastResults(request.last_runs),
             decision_timeout_s=limits.decision_timeout_s,
         )
         self.messages: list[dict[str, Any]] = []
         self.turns = 0
-        self.usage = TokenUsage()
-        self.cost: float | None = 0.0
         self.final_answer: str | None = None
 
-    async def _sink(self, event: SessionEvent) -> None:
-        if event.type in TRANSCRIPT_EVENTS:
-            self.transcript.write("event", event=event.model_dump(mode="json"))
-        if self._on_event is not None:
-            await self._on_event(event)
-
     async def run(self) -> SessionResult:
-        import anthropic  # loaded already: the session's Ollie made the client
-
         status, detail = SessionStatus.ERROR, "session did not start"
         deadline = asyncio.timeout(self.limits.wall_time_s)
         try:
             async with deadline:
-                await self._start()
+                await self.log.started(self.request, self.limits)
+                request = self.request
+                text = opening_message(
+                    request.question, request.trace_id, request.suite, request.case_ids
+                )
+                self._append("user", [{"type": "text", "text": text}])
                 status, detail = await self._loop()
         except _Stop as stop:
             status, detail = stop.status, stop.detail
+        except ModelCallFailed as exc:
+            status, detail = SessionStatus.ERROR, str(exc)
         except TimeoutError as exc:
             if deadline.expired():
                 status = SessionStatus.WALL_TIME
                 detail = f"wall time of {self.limits.wall_time_s:g}s reached"
             else:
                 status, detail = SessionStatus.ERROR, f"internal error: {exc!r}"
-        except anthropic.APIStatusError as exc:
-            status = SessionStatus.ERROR
-            detail = f"Anthropic API error {exc.status_code} after retries: {exc.message}"
-        except anthropic.APIError as exc:
-            status, detail = SessionStatus.ERROR, f"Anthropic API unreachable: {exc.message}"
         except asyncio.CancelledError:
             status, detail = SessionStatus.CANCELLED, "the session was cancelled"
             raise
         except Exception as exc:
-            log.exception("Ollie session %s failed", self.session_id)
+            log.exception("Ollie session %s failed", self.log.session_id)
             status, detail = SessionStatus.ERROR, f"internal error: {exc!r}"
         finally:
-            await self._finish(status, detail)
+            await self.log.stopped(status, detail, self.turns, self.final_answer)
         return SessionResult(
-            session_id=self.session_id,
+            session_id=self.log.session_id,
             status=status,
             detail=detail,
             final_answer=self.final_answer,
             turns=self.turns,
-            usage=self.usage,
-            cost_usd_estimate=self.cost,
-            transcript_path=str(self.path),
+            usage=self.log.usage,
+            cost_usd_estimate=self.log.cost,
+            transcript_path=str(self.log.path),
             proposal_ids=list(self.tools.proposal_ids),
             decisions=dict(self.tools.decisions),
         )
 
-    async def _start(self) -> None:
-        request = self.request
-        self.transcript.write(
-            "session_started",
-            session_id=self.session_id,
-            model=self.ollie.model,
-            question=request.question,
-            trace_id=request.trace_id,
-            suite=request.suite,
-            case_ids=request.case_ids,
-            limits=self.limits.model_dump(),
-            at=time.time(),
-        )
-        await self.emitter.emit(
-            SessionStarted,
-            question=request.question,
-            trace_id=request.trace_id,
-            suite=request.suite,
-            case_ids=request.case_ids,
-            model=self.ollie.model,
-            transcript_path=str(self.path),
-        )
-        text = opening_message(request.question, request.trace_id, request.suite, request.case_ids)
-        self._append("user", [{"type": "text", "text": text}])
-
     def _append(self, role: str, content: list[dict[str, Any]]) -> None:
         self.messages.append({"role": role, "content": content})
-        self.transcript.write("message", turn=self.turns, role=role, content=content)
-
-    async def _finish(self, status: SessionStatus, detail: str) -> None:
-        self.transcript.write(
-            "session_stopped",
-            status=status.value,
-            detail=detail,
-            turns=self.turns,
-            usage=self.usage.model_dump(),
-            cost_usd_estimate=self.cost,
-            cost_note=COST_NOTE,
-            final_answer=self.final_answer,
-        )
-        self.transcript.close()
-        await self.emitter.emit(
-            SessionStopped,
-            status=status,
-            detail=detail,
-            turns=self.turns,
-            usage=self.usage,
-            cost_usd_estimate=self.cost,
-        )
+        self.log.message(self.turns, role, content)
 
     async def _loop(self) -> tuple[SessionStatus, str]:
         limits = self.limits
@@ -374,7 +240,7 @@ class _Session:
         while self.turns < limits.max_turns:
             self.turns += 1
             await self.emitter.emit(TurnStarted, turn=self.turns)
-            response = await self.ollie.client.messages.create(
+            reply = await self.ollie.client.create(
                 model=self.ollie.model,
                 max_tokens=limits.max_output_tokens,
                 system=[
@@ -383,12 +249,12 @@ class _Session:
                 tools=tool_definitions_for_request(),
                 messages=_with_cache_breakpoint(self.messages),
             )
-            self._account(response)
-            content = _content_params(response)
+            self.log.reply(self.turns, reply)
+            content = reply.content
             text = "\n".join(b["text"] for b in content if b["type"] == "text").strip()
-            stop = response.stop_reason
+            stop = reply.stop_reason
 
-            if stop in ("end_turn", "stop_sequence") and text:
+            if stop in TEXT_STOPS and text:
                 self._append("assistant", content)
                 self.final_answer = text
                 await self.emitter.emit(FinalAnswer, text=text)
@@ -396,13 +262,13 @@ class _Session:
             if stop == "max_tokens":
                 kept = [b for b in content if b["type"] == "text" and b["text"].strip()]
                 self._append("assistant", kept or [{"type": "text", "text": "(cut off)"}])
-            elif stop not in ("end_turn", "stop_sequence"):
+            elif stop not in TEXT_STOPS:
                 self._append("assistant", content)
             if stop == "refusal":
                 return SessionStatus.REFUSED, "the model refused" + (f": {text}" if text else "")
             if stop == "model_context_window_exceeded":
                 return SessionStatus.CONTEXT_WINDOW, "the conversation outgrew the context window"
-            if stop not in ("tool_use", "pause_turn", "max_tokens", "end_turn", "stop_sequence"):
+            if stop not in ("tool_use", "pause_turn", "max_tokens", *TEXT_STOPS):
                 return SessionStatus.ERROR, f"unexpected stop_reason {stop!r}"
             self._check_budget()
             if stop == "tool_use":
@@ -439,26 +305,12 @@ class _Session:
         self._append("user", [{"type": "text", "text": note}])
         return continuations + 1
 
-    def _account(self, response: Any) -> None:
-        usage = _usage(response)
-        self.usage = self.usage + usage
-        priced_model = response.model if price_for(response.model or "") else self.ollie.model
-        cost = estimate_cost(priced_model, usage)
-        self.cost = None if cost is None or self.cost is None else round(self.cost + cost, 6)
-        self.transcript.write(
-            "usage",
-            turn=self.turns,
-            stop_reason=response.stop_reason,
-            model=response.model,
-            usage=usage.model_dump(),
-            cost_usd_estimate=cost,
-        )
-
     def _check_budget(self) -> None:
-        if self.usage.total >= self.limits.token_budget:
+        used = self.log.usage.total
+        if used >= self.limits.token_budget:
             raise _Stop(
                 SessionStatus.TOKEN_BUDGET,
-                f"token budget of {self.limits.token_budget:,} spent ({self.usage.total:,} used)",
+                f"token budget of {self.limits.token_budget:,} spent ({used:,} used)",
             )
 
     async def _run_tools(self, content: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -467,21 +319,17 @@ class _Session:
         for block in content:
             if block["type"] != "tool_use":
                 continue
+            tool_use_id, name = block["id"], block["name"]
             tool_input = block["input"] if isinstance(block["input"], dict) else {}
             await self.emitter.emit(
-                ToolCalled,
-                turn=self.turns,
-                tool_use_id=block["id"],
-                name=block["name"],
-                input=tool_input,
+                ToolCalled, turn=self.turns, tool_use_id=tool_use_id, name=name, input=tool_input
             )
             started = time.monotonic()
-            outcome = await self.tools.call(block["name"], tool_input)
-            self.transcript.write(
-                "tool",
+            outcome = await self.tools.call(name, tool_input)
+            self.log.tool(
                 turn=self.turns,
-                tool_use_id=block["id"],
-                name=block["name"],
+                tool_use_id=tool_use_id,
+                name=name,
                 input=tool_input,
                 is_error=outcome.is_error,
                 content=outcome.content,
@@ -490,15 +338,15 @@ class _Session:
             await self.emitter.emit(
                 ToolResulted,
                 turn=self.turns,
-                tool_use_id=block["id"],
-                name=block["name"],
+                tool_use_id=tool_use_id,
+                name=name,
                 is_error=outcome.is_error,
                 error_code=outcome.error_code,
                 preview=outcome.content[:PREVIEW_CHARS],
             )
             result: dict[str, Any] = {
                 "type": "tool_result",
-                "tool_use_id": block["id"],
+                "tool_use_id": tool_use_id,
                 "content": outcome.content,
             }
             if outcome.is_error:

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 from opik_connect.agent.ollie.events import SessionEvent, to_ask_event
 from opik_connect.agent.ollie.events import SessionStatus as OllieStatus
-from opik_connect.agent.ollie.loop import Ollie, OllieLimits, OllieRequest
+from opik_connect.agent.ollie.loop import Ollie
+from opik_connect.agent.ollie.session_request import OllieLimits, OllieRequest
 from opik_connect.agent.platform.runner_api import Runner
 from opik_connect.agent.platform.store import PlatformStore, SessionRecord
 from opik_connect.agent.traces.store import TraceStore

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opik_connect.config import load_project_config
+from opik_connect.tool_schema import input_schema
 
 VERDICT_TOOL = "record_verdicts"
 MAX_OUTPUT_CHARS = 20_000
@@ -28,24 +29,28 @@ SYSTEM_PROMPT = (
     "verdict per assertion."
 )
 
-VERDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "verdicts": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "index": {"type": "integer", "description": "The assertion's number."},
-                    "value": {"type": "boolean", "description": "Whether the assertion holds."},
-                    "reason": {"type": "string"},
-                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                },
-                "required": ["index", "value", "reason", "confidence"],
-            },
-        }
-    },
-    "required": ["verdicts"],
+
+class Verdict(BaseModel):
+    """One assertion's verdict as the judge records it (extra keys a model adds are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    index: int = Field(description="The assertion's number.")
+    value: bool = Field(description="Whether the assertion holds.")
+    reason: str
+    confidence: float = Field(ge=0, le=1)
+
+
+class RecordedVerdicts(BaseModel):
+    """The input of the forced verdict tool: its schema is what the judge is shown."""
+
+    verdicts: list[Verdict]
+
+
+VERDICT_TOOL_DEFINITION: dict[str, Any] = {
+    "name": VERDICT_TOOL,
+    "description": "Record one verdict per numbered assertion.",
+    "input_schema": input_schema(RecordedVerdicts),
 }
 
 
@@ -70,19 +75,6 @@ class Judge(Protocol):
     ) -> list[JudgeVerdict]:
         """One verdict per assertion, in order; raises JudgeError otherwise."""
         ...
-
-
-class _Verdict(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    index: int
-    value: bool
-    reason: str = ""
-    confidence: float | None = Field(None, ge=0, le=1)
-
-
-class _Verdicts(BaseModel):
-    verdicts: list[_Verdict]
 
 
 class AnthropicJudge:
@@ -119,13 +111,7 @@ class AnthropicJudge:
                 model=self.model,
                 max_tokens=1024 + 256 * len(assertions),
                 system=SYSTEM_PROMPT,
-                tools=[
-                    {
-                        "name": VERDICT_TOOL,
-                        "description": "Record one verdict per numbered assertion.",
-                        "input_schema": VERDICT_SCHEMA,
-                    }
-                ],
+                tools=[VERDICT_TOOL_DEFINITION],
                 tool_choice={"type": "tool", "name": VERDICT_TOOL},
                 messages=[{"role": "user", "content": judge_prompt(input, output, assertions)}],
             )
@@ -152,10 +138,10 @@ def judge_prompt(input: dict[str, Any], output: Any, assertions: list[str]) -> s
 def parse_verdicts(raw: Any, count: int) -> list[JudgeVerdict]:
     """Exactly one verdict for each of assertions 1..count, or JudgeError."""
     try:
-        verdicts = _Verdicts.model_validate(raw).verdicts
+        verdicts = RecordedVerdicts.model_validate(raw).verdicts
     except ValidationError as exc:
         raise JudgeError(f"judge verdict unparseable: {exc.errors()[0]['msg']}") from exc
-    by_index: dict[int, _Verdict] = {}
+    by_index: dict[int, Verdict] = {}
     for verdict in verdicts:
         if verdict.index in by_index:
             raise JudgeError(f"judge gave two verdicts for assertion {verdict.index}")

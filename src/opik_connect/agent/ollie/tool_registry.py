@@ -1,0 +1,81 @@
+"""Every tool Ollie can call, in the order the model is shown them: one entry per tool.
+
+To add a tool: write its input model and async function in a module of its own, then add one
+`Tool(...)` entry here. The schema sent to the model is generated from the input model.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from opik_connect.agent.ollie import proposal_tools, repo_tools, span_tools, suite_tools
+from opik_connect.agent.ollie.tool_base import Tool
+from opik_connect.protocol import ListFilesArgs, ProposeChangeArgs, ReadFileArgs, SearchFilesArgs
+
+TOOLS: tuple[Tool[Any], ...] = (
+    Tool(
+        "list_files",
+        "List the repository's files (git-visible only) matching a glob.",
+        ListFilesArgs,
+        repo_tools.list_files,
+    ),
+    Tool(
+        "read_file",
+        "Read a text file by line range (offset is 0-based; limit ≤ 10000 lines).",
+        ReadFileArgs,
+        repo_tools.read_file,
+    ),
+    Tool(
+        "search_files",
+        "Search file contents with a regular expression (ripgrep syntax).",
+        SearchFilesArgs,
+        repo_tools.search_files,
+    ),
+    Tool(
+        "get_trace",
+        "The trace as a compact span tree, depth-first: name, type, duration, model and "
+        "error of each span, inputs and outputs clipped. Defaults to the session's trace.",
+        span_tools.GetTraceInput,
+        span_tools.get_trace,
+    ),
+    Tool(
+        "get_span",
+        "One span of the trace in full (input, output, metadata, traceback).",
+        span_tools.GetSpanInput,
+        span_tools.get_span,
+    ),
+    Tool(
+        "get_test_cases",
+        "The suite items of this session with their assertions and last results. Defaults "
+        "to the session's suite and test cases; with no suite, every suite.",
+        suite_tools.GetTestCasesInput,
+        suite_tools.get_test_cases,
+    ),
+    Tool(
+        "propose_change",
+        "Propose a change to the user, as exact edits or as a unified diff (exactly one). "
+        "It is checked at once (errors come back so you can fix them), then waits for the "
+        "user's decision: approved (with the suite result on the fix branch), rejected "
+        "(with their reason) or stale (the files changed).",
+        ProposeChangeArgs,
+        proposal_tools.propose_change,
+    ),
+    Tool(
+        "run_suite",
+        "Run a test suite on the user's tree, or on a fix branch; returns pass/fail per "
+        "item with the failed assertions. The only thing you can execute.",
+        suite_tools.RunSuiteInput,
+        suite_tools.run_suite,
+    ),
+)
+
+TOOLS_BY_NAME: dict[str, Tool[Any]] = {tool.name: tool for tool in TOOLS}
+TOOL_DEFINITIONS: list[dict[str, Any]] = [tool.definition() for tool in TOOLS]
+
+
+def tool_definitions_for_request() -> list[dict[str, Any]]:
+    """The tools with a prompt-cache breakpoint on the last one (caches all tool definitions)."""
+    tools = copy.deepcopy(TOOL_DEFINITIONS)
+    tools[-1]["cache_control"] = {"type": "ephemeral"}
+    return tools
