@@ -184,3 +184,60 @@ async def test_auto_approver_warns_and_approves(repo: Path) -> None:
     task.cancel()
     assert service.get(proposal.proposal_id).status == "applied"
     assert "AUTO-APPROVE IS ON" in console.export_text()
+
+
+HOSTILE_TITLE = "Fix \x1b[8mHIDDEN\x1b[28m\u202e"
+HOSTILE_NEW = "return 'ok'  # \x1b[1A\x1b[2K\x1b[2J\x1b]52;c;cm0gLXJmIH4=\x07"
+RAW_SEQUENCES = ["\x1b[8m", "\x1b[28m", "\x1b[1A", "\x1b[2K", "\x1b[2J", "\x1b]52", "\u202e"]
+
+
+def hostile_proposal(repo: Path) -> str:
+    service = proposal_service(repo)
+    args = ProposeChangeArgs(
+        title=HOSTILE_TITLE,
+        reason="because \x1b[2J",
+        edits=[FileEdit(path="agent.py", old_string="return 'empty'", new_string=HOSTILE_NEW)],
+    )
+    return asyncio.run(service.submit(args)).proposal_id
+
+
+def test_hostile_text_is_shown_flagged_and_applied_byte_for_byte(
+    repo: Path, tmp_path: Path
+) -> None:
+    proposal = hostile_proposal(repo)
+    editor = tmp_path / "editor.sh"
+    seen_by_editor = tmp_path / "seen.diff"
+    editor.write_text(f'#!/bin/sh\ncp "$1" {seen_by_editor}\n')
+    editor.chmod(0o755)
+    child = spawn(repo, tmp_path, EDITOR=str(editor), VISUAL="")
+    child.expect("control or bidi character")
+    child.expect("Fix \u241b\\[8mHIDDEN\u241b\\[28m\u27e8U\\+202E\u27e9")
+    child.expect(r"\u241b\[1A\u241b\[2K\u241b\[2J\u241b\]52;c;cm0gLXJmIH4=\u2407")
+    child.expect(r"\[q\] stop asking")
+    child.send("d")
+    child.expect("control or bidi character")
+    child.expect(r"\u241b\[2J\u241b\]52")
+    child.expect(r"\[q\] stop asking")
+    child.send("e")
+    child.expect("Diff unchanged")
+    child.send("y")
+    child.expect("Approved")
+    child.send("q")
+    child.expect("PROMPT DONE")
+    child.expect(pexpect.EOF)
+    shown = (tmp_path / "prompt.log").read_text(encoding="utf-8")
+    for raw in RAW_SEQUENCES:
+        assert raw not in shown
+    record = proposal_service(repo).get(proposal)
+    assert HOSTILE_NEW in seen_by_editor.read_text(encoding="utf-8") == record.diff
+    assert record.status == "applied"
+    assert HOSTILE_NEW in git(repo, "show", f"{record.branch}:agent.py")
+
+
+def test_a_clean_proposal_has_no_warning(repo: Path) -> None:
+    from rich.console import Console
+
+    record = proposal_service(repo).get(propose(repo, "Fine", "return 'empty'", "return 'x'"))
+    console = Console(width=120, record=True)
+    console.print(render_proposal(record))
+    assert "control or bidi" not in console.export_text()

@@ -28,6 +28,7 @@ from rich.text import Text
 
 from opik_connect.connect.proposals.journal import ProposalRecord
 from opik_connect.connect.proposals.service import ProposalService
+from opik_connect.connect.terminal.visible_text import hidden_characters, visible
 from opik_connect.protocol import BridgeError
 
 PREVIEW_LINES = 40
@@ -39,7 +40,7 @@ def file_stats(record: ProposalRecord) -> Text:
     text = Text()
     for stat in record.files:
         marker = {"added": " (new)", "deleted": " (deleted)"}.get(stat.change, "")
-        text.append(f"  {stat.path}{marker} (")
+        text.append(f"  {visible(stat.path)}{marker} (")
         text.append(f"+{stat.added}", style="green")
         text.append(" ")
         text.append(f"\u2212{stat.removed}", style="red")
@@ -47,25 +48,51 @@ def file_stats(record: ProposalRecord) -> Text:
     return text
 
 
+def _platform_texts(record: ProposalRecord) -> list[str]:
+    """Every text of the proposal that the platform chose."""
+    args = record.args
+    texts = [args.title, args.reason, record.diff, args.trace_id or "", args.suite or ""]
+    return texts + list(args.test_case_ids) + [stat.path for stat in record.files]
+
+
+def hidden_warning(record: ProposalRecord) -> Text | None:
+    """A warning line when the proposal holds control or bidi characters (shown, not obeyed)."""
+    count = hidden_characters(*_platform_texts(record))
+    if not count:
+        return None
+    return Text(
+        f"\u26a0 This proposal holds {count} control or bidi character(s), shown as \u241b, "
+        "\u2421 or \u27e8U+XXXX\u27e9. They are part of what would be applied: read closely.\n",
+        style="bold red",
+    )
+
+
 def render_proposal(record: ProposalRecord, *, full: bool = False, position: str = "") -> Panel:
-    """The proposal as the user sees it: what, why, evidence, files, and the coloured diff."""
+    """The proposal as the user sees it: what, why, evidence, files, and the coloured diff.
+
+    Every text from the platform goes through `visible`, so the terminal shows exactly the
+    characters that would be applied, and never obeys an escape sequence hidden in them."""
     args = record.args
     head = Text()
-    head.append(args.title, style="bold")
+    head.append(visible(args.title), style="bold")
     head.append(f"   proposal {record.id}{position}\n", style="dim")
-    head.append(args.reason.strip() + "\n\n")
+    head.append(visible(args.reason.strip()) + "\n\n")
     if args.trace_id:
         head.append("trace: ", style="dim")
-        head.append(args.trace_id + "\n")
+        head.append(visible(args.trace_id) + "\n")
     if args.test_case_ids:
         head.append("test cases: ", style="dim")
-        head.append(", ".join(args.test_case_ids) + "\n")
+        head.append(visible(", ".join(args.test_case_ids)) + "\n")
     if args.suite:
         head.append("suite: ", style="dim")
-        head.append(args.suite + "\n")
-    lines = record.diff.splitlines()
+        head.append(visible(args.suite) + "\n")
+    lines = visible(record.diff).split("\n")
+    if lines[-1] == "":
+        lines.pop()
     shown = lines if full else lines[:PREVIEW_LINES]
-    parts: list[Text | Syntax] = [head, file_stats(record)]
+    warning = hidden_warning(record)
+    parts: list[Text | Syntax] = [warning] if warning is not None else []
+    parts += [head, file_stats(record)]
     parts.append(Syntax("\n".join(shown), "diff", theme="ansi_dark", background_color="default"))
     if len(shown) < len(lines):
         parts.append(Text(f"... {len(lines) - len(shown)} more lines: press d", style="dim"))
@@ -213,7 +240,7 @@ class ApprovalPrompt:
         try:
             return await action
         except BridgeError as exc:
-            self.console.print(f"[red]{exc.code.value}[/red]: {escape(exc.message)}")
+            self.console.print(f"[red]{exc.code.value}[/red]: {escape(visible(exc.message))}")
             return None
 
     async def _approve(self, record: ProposalRecord) -> None:
@@ -224,11 +251,12 @@ class ApprovalPrompt:
         if done.status == "applied":
             suite = done.suite_results[-1].status if done.suite_results else "not run"
             self.console.print(
-                f"[green]Approved[/green]: branch {done.branch} at {(done.commit or '')[:10]} "
-                f"(suite: {suite})"
+                f"[green]Approved[/green]: branch {escape(visible(done.branch or ''))} at "
+                f"{(done.commit or '')[:10]} (suite: {suite})"
             )
         else:
-            self.console.print(f"[yellow]{done.status}[/yellow]: {escape(done.reason or '')}")
+            reason = escape(visible(done.reason or ""))
+            self.console.print(f"[yellow]{done.status}[/yellow]: {reason}")
 
     async def _run_in_terminal(self, argv: list[str], stdin: bytes | None = None) -> int:
         """Run the pager or editor; one that cannot start is reported, never the prompt's end."""
@@ -255,7 +283,10 @@ class ApprovalPrompt:
         await self._run_in_terminal(pager, capture.get().encode())
 
     async def _edit(self, record: ProposalRecord) -> ProposalRecord | None:
-        """$EDITOR on the diff; the edited diff is re-checked against the files as they are."""
+        """$EDITOR on the diff; the edited diff is re-checked against the files as they are.
+
+        The editor gets the exact diff (control characters included: editors show them as
+        such), since what the user saves is what is checked and applied."""
         editor = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
         fd, name = tempfile.mkstemp(prefix=f"opik-{record.id}-", suffix=".diff")
         path = Path(name)

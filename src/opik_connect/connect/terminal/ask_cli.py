@@ -18,6 +18,7 @@ from rich.markup import escape
 from opik_connect.connect.daemon import NotAGitRepository, find_git_root
 from opik_connect.connect.terminal.ask_client import AskError, ask_stream, locate_platform
 from opik_connect.connect.terminal.ask_view import SessionView
+from opik_connect.connect.terminal.visible_text import visible
 from opik_connect.protocol import AskRequest
 
 EXIT_NOT_COMPLETED = 1
@@ -46,7 +47,7 @@ async def run_ask(
         async for event in ask_stream(address, request):
             view.show(event)
     except AskError as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        console.print(f"[red]error:[/] {escape(visible(str(exc)))}", highlight=False)
         return EXIT_NO_PLATFORM
     if view.status is None:
         console.print("[red]error:[/] the stream ended without a result", highlight=False)

@@ -9,10 +9,9 @@ The terminal has one reader at a time. Whenever a proposal waits for the user, t
 prompt takes the terminal over (from a waiting `ollie>` read, or while a session streams); type-
 ahead is dropped first, and the session's output is held back until the approval prompt is done.
 
-Daemon entry points (run until end of input; return at once without a terminal):
-
-    DAEMON_PARTS.append(ollie_terminal_part(lambda daemon: <its ProposalService or None>))
-    await run_ollie_terminal(console, daemon_asker(daemon), proposal_service)
+Daemon entry points (run until end of input; return at once without a terminal): the daemon's
+fixes wiring adds `ollie_terminal_part(...)` to its parts, which runs
+`run_ollie_terminal(console, daemon_asker(daemon), proposal_service)`.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from opik_connect.connect.terminal.approval_prompt import ApprovalPrompt, Termin
 from opik_connect.connect.terminal.ask_client import AskError, ask_stream, locate_platform
 from opik_connect.connect.terminal.ask_view import SessionView
 from opik_connect.connect.terminal.line_input import LineReader
+from opik_connect.connect.terminal.visible_text import visible
 from opik_connect.protocol import AskEvent, AskRequest, BridgeError
 
 PROMPT = "ollie> "
@@ -220,7 +220,7 @@ class OllieTerminal:
                 await self._output_free.wait()
                 view.show(event)
         except AskError as exc:
-            self.console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            self.console.print(f"[red]error:[/] {escape(visible(str(exc)))}", highlight=False)
 
     async def _approvals_turn(self) -> None:
         """If a proposal waits, hand it the terminal (output held back, type-ahead dropped)."""
