@@ -1,11 +1,18 @@
 """`opik-connect transcript`: a session's JSONL file printed for a person, found by path or id."""
 
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
-from opik_connect.agent.ollie.transcript import COST_NOTE, TranscriptWriter, transcript_path
+from opik_connect.agent.ollie.transcript import (
+    COST_NOTE,
+    TranscriptWriter,
+    print_transcript,
+    transcript_path,
+)
 from opik_connect.cli import app
 
 pytestmark = pytest.mark.usefixtures("state_dir")
@@ -90,3 +97,16 @@ def test_missing_or_foreign_file_exits_2(tmp_path: Path) -> None:
     foreign.write_text("not json\n")
     bad = CliRunner().invoke(app, ["transcript", str(foreign)])
     assert bad.exit_code == 2 and "not an Ollie transcript" in bad.output
+
+
+def test_control_characters_in_a_transcript_are_shown_not_obeyed(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.jsonl"
+    writer = TranscriptWriter(path)
+    text = {"type": "text", "text": "span says \x1b[2J\x1b]52;c;eA==\x07 \u202eok"}
+    writer.write("message", turn=1, role="assistant", content=[text])
+    writer.close()
+    out = io.StringIO()
+    print_transcript(path, Console(file=out, force_terminal=True, width=120))
+    shown = out.getvalue()
+    assert "\x1b[2J" not in shown and "\x1b]52" not in shown and "\u202e" not in shown
+    assert "span says ␛[2J␛]52;c;eA==␇ ⟨U+202E⟩ok" in shown

@@ -24,6 +24,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from opik_connect.config import user_state_dir
+from opik_connect.connect.terminal.visible_text import visible
 
 COST_NOTE = "estimate from opik-connect's built-in price table, not a bill"
 PRINT_CLIP = 600
@@ -81,6 +82,17 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _made_visible(value: Any) -> Any:
+    """The record with every string's control and bidi characters shown, never obeyed."""
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, list):
+        return [_made_visible(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _made_visible(item) for key, item in value.items()}
+    return value
+
+
 def _cost(value: float | None) -> str:
     return "cost unknown for this model" if value is None else f"${value:.4f} (estimate)"
 
@@ -89,7 +101,8 @@ def print_transcript(path_or_session: str | Path, console: Console | None = None
     """Print a transcript for a person: question, reasoning, tool calls, proposals, outcome."""
     console = console or Console()
     path = resolve_transcript(path_or_session)
-    for record in load_transcript(path):
+    for raw in load_transcript(path):
+        record = _made_visible(raw)
         kind = record.get("type")
         if kind == "session_started":
             head = Text.assemble(
