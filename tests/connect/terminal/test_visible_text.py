@@ -1,16 +1,22 @@
 """Control and bidi characters from the platform are shown, never obeyed by the terminal."""
 
+import asyncio
 import io
 import re
+from pathlib import Path
 
 import pytest
+import typer
 from hypothesis import given
 from hypothesis import strategies as st
+from proposal_fixtures import proposal_service
 from rich.console import Console
+from typer.testing import CliRunner
 
+from opik_connect.connect.fixes.cli import register_fixes_commands
 from opik_connect.connect.terminal.ask_view import SessionView
 from opik_connect.connect.terminal.visible_text import hidden_characters, visible
-from opik_connect.protocol import AskEvent
+from opik_connect.protocol import AskEvent, FileEdit, ProposeChangeArgs
 
 HOSTILE = {
     "conceal": "Fix \x1b[8mHIDDEN\x1b[28m",
@@ -96,3 +102,20 @@ def test_the_ask_view_shows_hostile_text_without_obeying_it() -> None:
     assert "\r" not in output.replace("\r\n", "\n")
     assert "HIDDEN" in output and "␛[8m" in output and "⟨U+202E⟩" in output
     assert "␛]52;c;" in output and "shown␍hidden" in output
+
+
+def test_the_fixes_list_shows_a_hostile_title_without_obeying_it(repo: Path) -> None:
+    args = ProposeChangeArgs(
+        title=HOSTILE["conceal"] + HOSTILE["osc52"],
+        reason="r",
+        edits=[FileEdit(path="agent.py", old_string="return 'empty'", new_string="return 'x'")],
+    )
+    asyncio.run(proposal_service(repo).submit(args))
+    app = typer.Typer()
+    register_fixes_commands(app)
+    result = CliRunner().invoke(
+        app, ["fixes", "--pending", "--root", str(repo)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "\x1b[8m" not in result.output and "\x1b]52" not in result.output
+    assert "Fix ␛[8mHIDDEN␛[28m␛]52;c;" in result.output

@@ -22,6 +22,7 @@ from opik_connect.connect.fixes.branches import FixError, FixRecord
 from opik_connect.connect.proposals.journal import ProposalRecord
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.suites.run_records import before_after
+from opik_connect.connect.terminal.visible_text import visible
 from opik_connect.protocol import BridgeError, FileStat, SuiteRunSummary
 
 fixes_app = typer.Typer(
@@ -96,9 +97,9 @@ def _print_records(records: list[tuple[str, str, list[tuple[str, str]]]]) -> Non
     for number, (record_id, title, fields) in enumerate(records):
         if number:
             console.print()
-        console.print(f"[bold]{escape(record_id)}[/bold]  {escape(title)}", soft_wrap=True)
+        console.print(f"[bold]{escape(record_id)}[/bold]  {escape(visible(title))}", soft_wrap=True)
         for label, value in fields:
-            console.print(f"  {label:<8} {value}", soft_wrap=True)
+            console.print(f"  {label:<8} {visible(value)}", soft_wrap=True)
 
 
 @fixes_app.callback()

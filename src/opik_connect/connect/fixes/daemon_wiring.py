@@ -29,6 +29,7 @@ from opik_connect.connect.suites.suite_commands import make_after_commit, make_r
 from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S
 from opik_connect.connect.terminal.approval_prompt import run_auto_approver
 from opik_connect.connect.terminal.ollie_prompt import ollie_terminal_part
+from opik_connect.connect.terminal.visible_text import visible
 from opik_connect.protocol import (
     ProposalDecided,
     ProposeChangeArgs,
@@ -107,7 +108,7 @@ class FixParts:
                 else f"decide here or with `opik-connect approve|reject {result.proposal_id}`"
             )
             self.console.print(
-                f"[cyan]●[/] proposal [bold]{result.proposal_id}[/]: {escape(args.title)} "
+                f"[cyan]●[/] proposal [bold]{result.proposal_id}[/]: {escape(visible(args.title))} "
                 f"[dim]({len(result.files)} file(s); {how})[/]"
             )
             return result

@@ -338,7 +338,11 @@ async def run_auto_approver(service: ProposalService, console: Console | None = 
             try:
                 done = await service.approve(record.id, by="auto-approve")
             except BridgeError as exc:
-                console.print(f"auto-approve {record.id}: {exc.code.value}: {escape(exc.message)}")
+                console.print(
+                    f"auto-approve {record.id}: {exc.code.value}: {escape(visible(exc.message))}"
+                )
                 continue
-            console.print(f"auto-approved {done.id}: {done.status} {done.branch or ''}")
+            console.print(
+                f"auto-approved {done.id}: {done.status} {escape(visible(done.branch or ''))}"
+            )
         await service.changed.wait()
