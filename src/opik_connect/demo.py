@@ -18,7 +18,6 @@ import contextlib
 import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -54,6 +53,7 @@ from opik_connect.connect.terminal.ollie_prompt import (
     ProposalApprovals,
     daemon_asker,
 )
+from opik_connect.git_runner import GitError, run
 from opik_connect.protocol import BridgeError, RunSuiteArgs, SuiteRunSummary
 
 FIXTURES_ENV = "OPIK_CONNECT_FIXTURES"
@@ -126,15 +126,14 @@ def demo_dirs(keep: Path | None) -> DemoDirs:
 
 def _tracked_files(source: Path) -> list[Path]:
     """The example's files as git would track them: git's own listing, else the same skip rules."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", "."],
-        cwd=source,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if listed.returncode == 0 and listed.stdout:
-        return [source / name for name in listed.stdout.split("\0") if name]
+    try:
+        listed = run(
+            source, "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", "."
+        )
+    except GitError:
+        listed = None
+    if listed is not None and listed.out:
+        return [source / name for name in listed.out.decode().split("\0") if name]
     return [
         path
         for path in sorted(source.rglob("*"))
@@ -155,16 +154,11 @@ def copy_example(source: Path, dest: Path) -> int:
 
 
 def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise DemoError(f"git {' '.join(args)} failed in {root}: {done.stderr.strip()}")
-    return done.stdout.strip()
+    """A git step of the demo set-up; its failure ends the demo with git's own words."""
+    try:
+        return run(root, *args).text
+    except GitError as exc:
+        raise DemoError(f"{exc} (in {root})") from None
 
 
 def init_repo(project: Path) -> str:

@@ -13,7 +13,8 @@ from platform_api_testkit import make_git_repo
 
 from opik_connect.agent.platform.server import Platform
 from opik_connect.config import ProjectConfig, user_state_dir
-from opik_connect.connect.daemon import Daemon, NotAGitRepository, find_git_root
+from opik_connect.connect.daemon import Daemon
+from opik_connect.git_runner import NotAGitRepository, find_git_root
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ from opik_connect.agent.platform.run_file import remove_run_files, write_run_fil
 from opik_connect.agent.platform.server import Platform
 from opik_connect.config import ProjectConfig, project_state_dir, user_state_dir
 from opik_connect.connect.sandbox.read_commands import Sandbox, read_handlers
-from opik_connect.connect.sandbox.repo_files import GitCommandError, RepoFiles
+from opik_connect.connect.sandbox.repo_files import RepoFiles
 from opik_connect.connect.sandbox.watcher import run_watcher
 from opik_connect.connect.websocket_client import (
     DaemonLink,
@@ -39,6 +38,7 @@ from opik_connect.connect.websocket_client import (
     RunnerIdentity,
     StateCallback,
 )
+from opik_connect.git_runner import GitError
 from opik_connect.link.auth import PairingStore, new_activation_key
 from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import FilesChanged, RootSummary
@@ -48,26 +48,6 @@ Service = Callable[[], Awaitable[None]]
 PlatformSetup = Callable[[Platform], Awaitable[None]]
 Part = Callable[["Daemon"], Awaitable[None]]
 FileListener = Callable[[FilesChanged], Awaitable[Any]]
-
-
-class NotAGitRepository(Exception):
-    """The daemon serves git's view of a project, so it needs a git work tree."""
-
-
-def find_git_root(path: Path) -> Path:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=path,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise NotAGitRepository("git is not installed") from exc
-    if out.returncode != 0 or not out.stdout.strip():
-        raise NotAGitRepository(f"{path} is not inside a git repository (run `git init` first)")
-    return Path(out.stdout.strip()).resolve()
 
 
 def stable_runner_id(root: Path) -> str:
@@ -184,7 +164,7 @@ class Daemon:
         repo = RepoFiles(self.root)
         try:
             files = await repo.visible_files()
-        except GitCommandError:
+        except GitError:
             files = []
         branch, head = await repo.branch_and_head()
         return RootSummary(root=str(self.root), visible_files=len(files), branch=branch, head=head)

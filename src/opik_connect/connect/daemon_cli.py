@@ -23,12 +23,11 @@ from opik_connect.config import ConfigError, load_project_config, project_state_
 from opik_connect.connect.daemon import (
     PLATFORM_ENV,
     Daemon,
-    NotAGitRepository,
     Part,
-    find_git_root,
 )
 from opik_connect.connect.fixes.daemon_wiring import fix_parts
 from opik_connect.connect.websocket_client import LinkError, LinkState
+from opik_connect.git_runner import NotAGitRepository, find_git_root
 
 PID_FILE = "daemon.pid"
 

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from proposal_fixtures import git, proposal_service, snapshot
 
-from opik_connect.connect.fixes.branches import APPLY_STEPS, FAULT_ENV, FixError, slugify
+from opik_connect.connect.fixes.branches import APPLY_STEPS, FixError, slugify
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.protocol import BridgeError, FileEdit, ProposeChangeArgs
 
@@ -23,9 +23,11 @@ CHILD = """
 import asyncio, sys
 from pathlib import Path
 from opik_connect.connect.proposals.service import ProposalService
+from crash_points import sigkill_after
 from proposal_fixtures import proposal_service
-root = Path(sys.argv[1])
-asyncio.run(proposal_service(root).approve(sys.argv[2]))
+service = proposal_service(Path(sys.argv[1]))
+service.fixes.on_step = sigkill_after(sys.argv[3])
+asyncio.run(service.approve(sys.argv[2]))
 """
 
 
@@ -53,9 +55,12 @@ def worktrees(repo: Path) -> list[str]:
 def test_kill_at_each_apply_step_then_restart_is_consistent(repo: Path, step: str) -> None:
     svc = service(repo)
     proposal = asyncio.run(svc.submit(change())).proposal_id
-    env = {**os.environ, FAULT_ENV: step, "PYTHONPATH": str(TESTS_DIR)}
+    env = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, str(repo), proposal], env=env, capture_output=True, timeout=30
+        [sys.executable, "-c", CHILD, str(repo), proposal, step],
+        env=env,
+        capture_output=True,
+        timeout=30,
     )
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()
     record = svc.get(proposal)
@@ -141,9 +146,12 @@ def test_drop_refuses_unmerged_without_force(repo: Path) -> None:
 def test_approve_again_finishes_an_interrupted_approval(repo: Path) -> None:
     svc = service(repo)
     proposal = asyncio.run(svc.submit(change())).proposal_id
-    env = {**os.environ, FAULT_ENV: "files_written", "PYTHONPATH": str(TESTS_DIR)}
+    env = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, str(repo), proposal], env=env, capture_output=True, timeout=30
+        [sys.executable, "-c", CHILD, str(repo), proposal, "files_written"],
+        env=env,
+        capture_output=True,
+        timeout=30,
     )
     assert child.returncode == -signal.SIGKILL
     assert svc.get(proposal).status == "applying"

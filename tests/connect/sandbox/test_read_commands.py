@@ -12,7 +12,7 @@ import pytest
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.sandbox import read_commands as bridge_commands
 from opik_connect.connect.sandbox.read_commands import Sandbox, read_handlers
-from opik_connect.connect.sandbox.repo_files import NotAGitRepoError
+from opik_connect.git_runner import NotAGitRepository
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
@@ -45,7 +45,7 @@ async def error_code(coro) -> ErrorCode:
 
 
 async def test_outside_a_git_work_tree_is_refused_with_a_clear_message(tmp_path: Path) -> None:
-    with pytest.raises(NotAGitRepoError, match="not inside a git work tree"):
+    with pytest.raises(NotAGitRepository, match="not inside a git work tree"):
         await Sandbox.open(tmp_path, ProjectConfig())
 
 

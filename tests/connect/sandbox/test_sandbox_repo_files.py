@@ -8,7 +8,8 @@ import pytest
 
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.sandbox.read_commands import Sandbox
-from opik_connect.connect.sandbox.repo_files import NotAGitRepoError, RepoFiles
+from opik_connect.connect.sandbox.repo_files import RepoFiles
+from opik_connect.git_runner import NotAGitRepository
 from opik_connect.protocol import ListFilesArgs, ReadFileArgs
 from tests.sandbox_repo import git, make_repo
 
@@ -51,7 +52,7 @@ async def test_outside_a_work_tree_is_refused(tmp_path: Path, kind: str) -> None
     target = tmp_path / "plain" if kind == "plain_dir" else tmp_path / "missing"
     if kind == "plain_dir":
         target.mkdir()
-    with pytest.raises(NotAGitRepoError):
+    with pytest.raises(NotAGitRepository):
         await RepoFiles.open(target)
 
 

@@ -4,8 +4,8 @@ The user's checkout is never touched: the fix is built in a git worktree under t
 directory, from the HEAD the proposal was made against. Atomic as the user sees it: the branch
 ref is created last with `git update-ref <ref> <sha> ""` (which fails if it exists), so a crash
 before that leaves no branch (recovery removes the worktree) and a crash after it leaves a
-complete commit (recovery finishes the bookkeeping). The steps are named for fault injection:
-OPIK_CONNECT_FAULT=<step> kills the process with SIGKILL right after that step.
+complete commit (recovery finishes the bookkeeping). The steps are named (APPLY_STEPS) and
+each one calls `FixBranches.on_step`, so a test can crash the process right after any of them.
 """
 
 from __future__ import annotations
@@ -13,19 +13,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
-import git
 from pydantic import BaseModel, Field
 
 from opik_connect.connect.proposals.edit_engine import FileText, decode_file, reapply
 from opik_connect.connect.proposals.journal import FixStatus, ProposalRecord
+from opik_connect.git_runner import run
 from opik_connect.protocol import BridgeError, ErrorCode, SuiteRunSummary
 
-FAULT_ENV = "OPIK_CONNECT_FAULT"
 APPLY_STEPS = (
     "approved",
     "worktree_added",
@@ -35,10 +33,9 @@ APPLY_STEPS = (
     "head_attached",
     "journal_applied",
 )
-"""The points of the apply at which a fault can be injected, in order."""
+"""The points of the apply, in order; `on_step` is called right after each."""
 BRANCH_PREFIX = "opik/fix/"
-NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
-"""The user's hooks are for the user's checkout; building a fix must not run them."""
+StepHook = Callable[[str], None]
 
 
 def parse_worktrees(porcelain: str) -> dict[Path, str | None]:
@@ -92,12 +89,6 @@ class FixRecord(BaseModel):
         )
 
 
-def fault_point(step: str) -> None:
-    """Dies here, as a crash would, when the test harness asks for it."""
-    if os.environ.get(FAULT_ENV) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def slugify(title: str, limit: int = 40) -> str:
     """At most `limit` characters, cut at a word boundary so the branch name still reads;
     only a first word longer than the limit is cut inside."""
@@ -129,11 +120,8 @@ def commit_message(record: ProposalRecord) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Plumbing the GitPython object model lacks (worktrees, update-ref, merge-tree)."""
-    return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=check, timeout=120
-    )
+def _no_hook(step: str) -> None:
+    """Product code does nothing between steps."""
 
 
 class FixBranches:
@@ -143,12 +131,14 @@ class FixBranches:
         self.root = root
         self.worktrees = state_dir / "worktrees"
         self.worktrees.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.on_step: StepHook = _no_hook
+        """Called after each of APPLY_STEPS; crash tests set it to kill the process there."""
 
     def worktree_for(self, record: ProposalRecord) -> Path:
         return self.worktrees / record.id
 
     def branch_commit(self, branch: str) -> str | None:
-        done = _git(
+        done = run(
             self.root,
             "rev-parse",
             "--verify",
@@ -156,19 +146,19 @@ class FixBranches:
             f"refs/heads/{branch}^{{commit}}",
             check=False,
         )
-        return done.stdout.strip() or None
+        return done.text or None
 
     def _registered_worktrees(self) -> dict[Path, str | None]:
         """Worktree path -> branch ref (None when detached), as git sees them."""
-        return parse_worktrees(_git(self.root, "worktree", "list", "--porcelain").stdout)
+        return parse_worktrees(run(self.root, "worktree", "list", "--porcelain").text)
 
     def _remove_worktree(self, path: Path) -> None:
         """Removes a worktree git may or may not know about, locked or not."""
         if path.resolve() in self._registered_worktrees():
-            _git(self.root, "worktree", "unlock", str(path), check=False)
-            _git(self.root, "worktree", "remove", "--force", "--force", str(path), check=False)
+            run(self.root, "worktree", "unlock", str(path), check=False)
+            run(self.root, "worktree", "remove", "--force", "--force", str(path), check=False)
         shutil.rmtree(path, ignore_errors=True)
-        _git(self.root, "worktree", "prune")
+        run(self.root, "worktree", "prune")
 
     def build(self, record: ProposalRecord) -> tuple[str, str, Path]:
         """Builds the fix commit and its branch; returns (branch, commit, worktree). Blocking."""
@@ -179,20 +169,19 @@ class FixBranches:
             raise BridgeError(ErrorCode.INTERNAL, f"branch {branch} already exists")
         worktree = self.worktree_for(record)
         self._remove_worktree(worktree)
-        _git(self.root, *NO_HOOKS, "worktree", "add", "--detach", str(worktree), record.base_head)
-        fault_point("worktree_added")
+        run(self.root, "worktree", "add", "--detach", str(worktree), record.base_head)
+        self.on_step("worktree_added")
         touched = self._write_change(worktree, record)
-        fault_point("files_written")
-        repo = git.Repo(worktree)
-        repo.git.set_persistent_git_options(c=NO_HOOKS[1])
-        repo.git.add("-A", "--", *touched)
-        repo.git.commit("--no-verify", "-m", commit_message(record), env=_identity_env(repo))
-        commit = repo.head.commit.hexsha
-        fault_point("committed")
-        _git(self.root, "update-ref", f"refs/heads/{branch}", commit, "")
-        fault_point("ref_updated")
-        _git(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
-        fault_point("head_attached")
+        self.on_step("files_written")
+        run(worktree, "add", "-A", "--", *touched)
+        message = commit_message(record)
+        run(worktree, "commit", "--no-verify", "-m", message, env=_identity_env(worktree))
+        commit = run(worktree, "rev-parse", "HEAD").text
+        self.on_step("committed")
+        run(self.root, "update-ref", f"refs/heads/{branch}", commit, "")
+        self.on_step("ref_updated")
+        run(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+        self.on_step("head_attached")
         return branch, commit, worktree
 
     @staticmethod
@@ -225,27 +214,28 @@ class FixBranches:
         branch = record.branch or fix_branch_name(record)
         worktree = self.worktree_for(record)
         commit = self.branch_commit(branch)
-        if commit and f"Opik-Proposal: {record.id}" in git.Repo(self.root).commit(commit).message:
+        if commit and f"Opik-Proposal: {record.id}" in self._message(commit):
             registered = self._registered_worktrees()
             if worktree.resolve() in registered and (worktree / ".git").exists():
                 if registered[worktree.resolve()] is None:
-                    _git(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+                    run(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
             else:
                 self._remove_worktree(worktree)
-                _git(self.root, *NO_HOOKS, "worktree", "add", str(worktree), branch)
+                run(self.root, "worktree", "add", str(worktree), branch)
             return branch, commit, worktree
         self._remove_worktree(worktree)
         return None
+
+    def _message(self, commit: str) -> str:
+        return run(self.root, "log", "-1", "--format=%B", commit).text
 
     def ensure_clean_slate(self, record: ProposalRecord) -> None:
         """A proposal that never reached `applying` must own no worktree (crash at 'approved')."""
         if not self.branch_commit(record.branch or fix_branch_name(record)):
             self._remove_worktree(self.worktree_for(record))
 
-    # --- merge and drop -------------------------------------------------------------------------
-
     def _dirty_tracked(self) -> list[str]:
-        out = _git(self.root, "status", "--porcelain", "--untracked-files=no").stdout
+        out = run(self.root, "status", "--porcelain", "--untracked-files=no").out.decode()
         return [line[3:] for line in out.splitlines() if line.strip()]
 
     def merge(self, record: ProposalRecord) -> str:
@@ -254,10 +244,10 @@ class FixBranches:
         commit = self.branch_commit(branch)
         if not commit:
             raise FixError(f"branch {branch} does not exist (dropped?)")
-        head = _git(self.root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
-        if head.returncode != 0:
+        head = run(self.root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        if head.code != 0:
             raise FixError("HEAD is detached; check out the branch to merge the fix into first")
-        git_dir = Path(_git(self.root, "rev-parse", "--absolute-git-dir").stdout.strip())
+        git_dir = Path(run(self.root, "rev-parse", "--absolute-git-dir").text)
         for marker in ("MERGE_HEAD", "REBASE_HEAD", "CHERRY_PICK_HEAD", "rebase-merge"):
             if (git_dir / marker).exists():
                 raise FixError(
@@ -271,39 +261,36 @@ class FixBranches:
                 + (", ..." if len(dirty) > 5 else "")
                 + "); commit or stash them, then merge again"
             )
-        if (
-            _git(self.root, "merge-base", "--is-ancestor", commit, "HEAD", check=False).returncode
-            == 0
-        ):
-            raise FixError(f"{branch} is already merged into {head.stdout.strip()}")
-        probe = _git(
+        if run(self.root, "merge-base", "--is-ancestor", commit, "HEAD", check=False).code == 0:
+            raise FixError(f"{branch} is already merged into {head.text}")
+        probe = run(
             self.root, "merge-tree", "--write-tree", "--name-only", "HEAD", commit, check=False
         )
-        if probe.returncode != 0:
+        if probe.code != 0:
             files = [
                 line
-                for line in probe.stdout.splitlines()[1:]
+                for line in probe.text.splitlines()[1:]
                 if line and not line.startswith(("Auto-merging", "CONFLICT"))
             ]
             conflicted = sorted(set(files)) or ["(unknown)"]
             raise FixError(
-                f"merging {branch} into {head.stdout.strip()} would conflict in "
+                f"merging {branch} into {head.text} would conflict in "
                 + ", ".join(conflicted)
                 + "; nothing was changed"
             )
         message = f"Merge fix {record.id}: {record.args.title}"
-        done = _git(self.root, "merge", "--no-ff", "--no-edit", "-m", message, branch, check=False)
-        if done.returncode != 0:
+        done = run(self.root, "merge", "--no-ff", "--no-edit", "-m", message, branch, check=False)
+        if done.code != 0:
             if (git_dir / "MERGE_HEAD").exists():
-                _git(self.root, "merge", "--abort", check=False)
-            raise FixError(f"git merge refused: {(done.stderr or done.stdout).strip()}")
-        return _git(self.root, "rev-parse", "HEAD").stdout.strip()
+                run(self.root, "merge", "--abort", check=False)
+            raise FixError(f"git merge refused: {done.err.strip() or done.text}")
+        return run(self.root, "rev-parse", "HEAD").text
 
     def is_merged(self, branch: str, commit: str) -> bool:
         """Merged = reachable from some other local branch."""
-        out = _git(
+        out = run(
             self.root, "for-each-ref", "--contains", commit, "--format=%(refname)", "refs/heads"
-        ).stdout
+        ).text
         return any(ref != f"refs/heads/{branch}" for ref in out.split())
 
     def drop(self, record: ProposalRecord, force: bool = False) -> None:
@@ -314,17 +301,15 @@ class FixBranches:
             raise FixError(f"{branch} has unmerged work; merge it first or drop it with --force")
         self._remove_worktree(self.worktree_for(record))
         if commit:
-            _git(self.root, "update-ref", "-d", f"refs/heads/{branch}", commit)
+            run(self.root, "update-ref", "-d", f"refs/heads/{branch}", commit)
 
 
-def _identity_env(repo: git.Repo) -> dict[str, str]:
+def _identity_env(cwd: Path) -> dict[str, str]:
     """Commits need an identity; fall back to a neutral one where git has none configured."""
-    env = dict(os.environ)
-    reader = repo.config_reader()
-    if not reader.has_option("user", "name"):
-        env.setdefault("GIT_AUTHOR_NAME", "opik-connect")
-        env.setdefault("GIT_COMMITTER_NAME", "opik-connect")
-    if not reader.has_option("user", "email"):
-        env.setdefault("GIT_AUTHOR_EMAIL", "opik-connect@localhost")
-        env.setdefault("GIT_COMMITTER_EMAIL", "opik-connect@localhost")
-    return env
+    fallback = {}
+    if run(cwd, "config", "user.name", check=False).code != 0:
+        fallback |= {"GIT_AUTHOR_NAME": "opik-connect", "GIT_COMMITTER_NAME": "opik-connect"}
+    if run(cwd, "config", "user.email", check=False).code != 0:
+        email = "opik-connect@localhost"
+        fallback |= {"GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_EMAIL": email}
+    return {key: value for key, value in fallback.items() if key not in os.environ}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import subprocess
 from pathlib import Path
 
 import typer
@@ -23,6 +22,7 @@ from opik_connect.connect.proposals.journal import ProposalRecord
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.suites.run_records import before_after
 from opik_connect.connect.terminal.visible_text import visible
+from opik_connect.git_runner import NotAGitRepository, find_git_root
 from opik_connect.protocol import BridgeError, FileStat, SuiteRunSummary
 
 fixes_app = typer.Typer(
@@ -36,16 +36,11 @@ RootOption = typer.Option(Path("."), "--root", help="A directory inside the proj
 
 def project_root(start: Path) -> Path:
     """The git top level: the daemon keys its state on it, so the CLI must too."""
-    if not start.is_dir():
-        err.print(f"[red]{escape(str(start))} is not a directory[/red]")
-        raise typer.Exit(2)
-    done = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        err.print(f"[red]{escape(str(start.resolve()))} is not inside a git repository[/red]")
-        raise typer.Exit(2)
-    return Path(done.stdout.strip())
+    try:
+        return find_git_root(start)
+    except NotAGitRepository as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
 
 
 def _service(root: Path) -> ProposalService:

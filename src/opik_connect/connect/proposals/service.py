@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shlex
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
-import git
 from pydantic import BaseModel
 
 from opik_connect.config import load_project_config, project_state_dir
-from opik_connect.connect.fixes.branches import FixBranches, FixRecord, fault_point, fix_branch_name
+from opik_connect.connect.fixes.branches import FixBranches, FixRecord, fix_branch_name
 from opik_connect.connect.proposals.command_id import current_command_id
 from opik_connect.connect.proposals.edit_engine import (
     CanonicalChange,
@@ -40,6 +36,7 @@ from opik_connect.connect.sandbox.outbound_redaction import (
     redact_text,
 )
 from opik_connect.connect.sandbox.policy import PathPolicy
+from opik_connect.git_runner import GitError, run
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
@@ -61,24 +58,28 @@ Notify = Callable[[str], None]
 def git_visible(root: Path) -> Callable[[str, bool], bool]:
     """Git's view of one path, asked synchronously (the engine reads in a worker thread)."""
 
-    def git_says(*args: str, literal: bool = False) -> subprocess.CompletedProcess[bytes]:
-        """check-ignore refuses literal pathspecs; a magic-looking path there is an error."""
-        return subprocess.run(
-            ["git", "-c", "core.quotepath=off", *args],
-            cwd=root,
-            capture_output=True,
-            env={**os.environ, "GIT_LITERAL_PATHSPECS": "1" if literal else "0"},
+    def visible(rel: str, exists: bool) -> bool:
+        """Deny by default: a path git cannot judge (e.g. beyond a symlink) is not visible.
+
+        check-ignore refuses literal pathspecs (a magic-looking path there is an error)."""
+        if not exists:
+            ignored = run(
+                root, "--no-literal-pathspecs", "check-ignore", "-q", "--", rel, check=False
+            )
+            return ignored.code == 1
+        done = run(
+            root,
+            "--literal-pathspecs",
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            rel,
             check=False,
         )
-
-    def visible(rel: str, exists: bool) -> bool:
-        """Deny by default: a path git cannot judge (e.g. beyond a symlink) is not visible."""
-        if not exists:
-            return git_says("check-ignore", "-q", "--", rel).returncode == 1
-        done = git_says(
-            "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", rel, literal=True
-        )
-        return done.returncode == 0 and rel.encode() in done.stdout.split(b"\0")
+        return done.code == 0 and rel.encode() in done.out.split(b"\0")
 
     return visible
 
@@ -90,18 +91,16 @@ def sandbox_reader(policy: PathPolicy) -> ReadCurrent:
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, BridgeError):
-        return exc.message
-    if isinstance(exc, subprocess.CalledProcessError):
-        return f"{shlex.join(map(str, exc.cmd))}: {(exc.stderr or '').strip()}"
-    return str(exc)
+    return exc.message if isinstance(exc, BridgeError) else str(exc)
 
 
 def _head(root: Path) -> str | None:
+    """HEAD's sha; None before the first commit or outside git."""
     try:
-        return git.Repo(root).head.commit.hexsha
-    except (ValueError, git.InvalidGitRepositoryError):
+        done = run(root, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
+    except GitError:
         return None
+    return done.text if done.code == 0 and done.text else None
 
 
 def _proposed(record: ProposalRecord) -> ProposeChangeResult:
@@ -298,7 +297,7 @@ class ProposalService:
                     return record
                 record = await asyncio.to_thread(self._claim, record.id, "approved", by, None)
                 self.changed.set()
-                fault_point("approved")
+                self.fixes.on_step("approved")
             elif record.status not in ("approved", "applying"):
                 raise BridgeError(
                     ErrorCode.INVALID_ARGS,
@@ -345,7 +344,7 @@ class ProposalService:
         record = self._set(record.id, status="applying", branch=branch)
         try:
             branch, commit, worktree = self.fixes.build(record)
-        except (BridgeError, git.GitCommandError, subprocess.SubprocessError, OSError) as exc:
+        except (BridgeError, GitError, OSError) as exc:
             found = self.fixes.recover(record)
             if found is None:
                 return self._set(
@@ -356,7 +355,7 @@ class ProposalService:
                 )
             branch, commit, worktree = found
         record = self._set_applied(record.id, branch, commit, worktree)
-        fault_point("journal_applied")
+        self.fixes.on_step("journal_applied")
         return record
 
     # --- restart and outbox ---------------------------------------------------------------------

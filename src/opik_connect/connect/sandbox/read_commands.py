@@ -36,6 +36,7 @@ from opik_connect.connect.sandbox.secret_redaction import (
     private_key_open_at_end,
     redact,
 )
+from opik_connect.git_runner import git_process
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
@@ -331,7 +332,7 @@ class Sandbox:
     async def open(
         cls, root: Path, config: ProjectConfig, *, ripgrep: str | None = "auto"
     ) -> Sandbox:
-        """Refuses (NotAGitRepoError) a root outside a git work tree. `ripgrep=None` forces
+        """Refuses (NotAGitRepository) a root outside a git work tree. `ripgrep=None` forces
         the `git grep` fallback; "auto" looks next to sys.executable, then on PATH."""
         root = Path(await asyncio.to_thread(os.path.realpath, root))
         repo = await RepoFiles.open(root)
@@ -616,8 +617,8 @@ class Sandbox:
         files: dict[str, _FileHits],
         regex: re.Pattern[str] | None,
     ) -> None:
-        async with child_process(
-            "git",
+        async with git_process(
+            self.root,
             "grep",
             "-z",
             "-n",
@@ -627,7 +628,6 @@ class Sandbox:
             "-e",
             pattern,
             *where,
-            cwd=self.root,
         ) as proc:
             assert proc.stdout is not None and proc.stderr is not None
             async for raw in proc.stdout:

@@ -20,6 +20,7 @@ from opik_connect.connect.suites.run_records import USER_TREE
 from opik_connect.connect.suites.suite_files import list_suites, suite_path
 from opik_connect.connect.suites.suite_report import progress_bar, render_summary
 from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S, run_suite
+from opik_connect.git_runner import GitError, run_async
 from opik_connect.protocol import BridgeError, ErrorCode, RunSuiteArgs, SuiteRunSummary
 
 RunSuiteHandler = Callable[[RunSuiteArgs], Awaitable[SuiteRunSummary]]
@@ -105,19 +106,11 @@ def _has_fix_record(root: Path, branch: str) -> bool:
 
 
 async def _worktrees(root: Path) -> dict[Path, str | None]:
-    proc = await asyncio.create_subprocess_exec(
-        "git",
-        "worktree",
-        "list",
-        "--porcelain",
-        cwd=root,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise BridgeError(ErrorCode.INVALID_ARGS, f"not a git repository: {err.decode().strip()}")
-    return await asyncio.to_thread(parse_worktrees, out.decode())
+    try:
+        done = await run_async(root, "worktree", "list", "--porcelain")
+    except GitError as exc:
+        raise BridgeError(ErrorCode.INVALID_ARGS, f"not a git repository: {exc.stderr}") from None
+    return await asyncio.to_thread(parse_worktrees, done.text)
 
 
 async def rerun_after_fix(

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from opik_connect.connect.sandbox.repo_files import run_git
 from opik_connect.connect.suites.agent_workers import CallOutcome, WorkerPool
 from opik_connect.connect.suites.assertions import assertion_kind, evaluate
 from opik_connect.connect.suites.entrypoint import EntrypointSpec, find_entrypoint
@@ -31,6 +30,7 @@ from opik_connect.connect.suites.llm_judge import (
 )
 from opik_connect.connect.suites.run_records import USER_TREE, RunRecord, new_run_id, save_record
 from opik_connect.connect.suites.suite_files import Suite, SuiteItem, load_suite
+from opik_connect.git_runner import GitError, run_async
 from opik_connect.protocol import (
     AssertionVerdict,
     BridgeError,
@@ -310,7 +310,7 @@ async def _git_state(tree: Path) -> tuple[str | None, bool | None]:
 async def _git(tree: Path, *args: str) -> str | None:
     """Stripped stdout, or None when git fails or is missing: the run records "not in git"."""
     try:
-        code, out, _ = await run_git(tree, *args)
-    except OSError:
+        done = await run_async(tree, *args, check=False)
+    except GitError:
         return None
-    return out.decode().strip() if code == 0 else None
+    return done.text if done.code == 0 else None

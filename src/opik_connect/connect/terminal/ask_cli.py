@@ -15,10 +15,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from opik_connect.connect.daemon import NotAGitRepository, find_git_root
 from opik_connect.connect.terminal.ask_client import AskError, ask_stream, locate_platform
 from opik_connect.connect.terminal.ask_view import SessionView
 from opik_connect.connect.terminal.visible_text import visible
+from opik_connect.git_runner import NotAGitRepository, find_git_root
 from opik_connect.protocol import AskRequest
 
 EXIT_NOT_COMPLETED = 1
