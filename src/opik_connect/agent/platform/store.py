@@ -139,7 +139,7 @@ class SessionEventRecord(BaseModel):
     at: float
 
 
-class ProposalRecord(BaseModel):
+class SentProposalRecord(BaseModel):
     proposal_id: str
     session_id: str | None
     runner_id: str
@@ -167,7 +167,7 @@ class SuiteResultRecord(BaseModel):
     run: SuiteRunSummary
 
 
-class FixRecord(BaseModel):
+class FixOutcomeRecord(BaseModel):
     """An approved proposal: where it was committed and what it did to its suite."""
 
     proposal_id: str
@@ -329,7 +329,7 @@ class PlatformStore:
             ),
         )
 
-    async def list_proposals(self, session_id: str | None = None) -> list[ProposalRecord]:
+    async def list_proposals(self, session_id: str | None = None) -> list[SentProposalRecord]:
         if session_id is None:
             rows = await self._fetch("SELECT * FROM proposals ORDER BY created_at, rowid")
         else:
@@ -411,11 +411,11 @@ class PlatformStore:
         )
         return [_suite_result_from_row(row) for row in rows]
 
-    async def get_fix(self, proposal_id: str) -> FixRecord | None:
+    async def get_fix(self, proposal_id: str) -> FixOutcomeRecord | None:
         rows = await self._fetch("SELECT * FROM fixes WHERE proposal_id = ?", (proposal_id,))
         return _fix_from_row(rows[0]) if rows else None
 
-    async def list_fixes(self) -> list[FixRecord]:
+    async def list_fixes(self) -> list[FixOutcomeRecord]:
         rows = await self._fetch("SELECT * FROM fixes ORDER BY recorded_at, rowid")
         return [_fix_from_row(row) for row in rows]
 
@@ -464,11 +464,11 @@ def _session_from_row(row: sqlite3.Row) -> SessionRecord:
     return SessionRecord.model_validate(data)
 
 
-def _proposal_from_row(row: sqlite3.Row) -> ProposalRecord:
+def _proposal_from_row(row: sqlite3.Row) -> SentProposalRecord:
     data = dict(row)
     data["test_case_ids"] = json.loads(data["test_case_ids"])
     data["files"] = json.loads(data["files"])
-    return ProposalRecord.model_validate(data)
+    return SentProposalRecord.model_validate(data)
 
 
 def _decision_from_row(row: sqlite3.Row) -> DecisionRecord:
@@ -489,10 +489,10 @@ def _suite_result_from_row(row: sqlite3.Row) -> SuiteResultRecord:
     )
 
 
-def _fix_from_row(row: sqlite3.Row) -> FixRecord:
+def _fix_from_row(row: sqlite3.Row) -> FixOutcomeRecord:
     data = dict(row)
     data["commit"] = data.pop("commit_sha")
-    return FixRecord.model_validate(data)
+    return FixOutcomeRecord.model_validate(data)
 
 
 def _insert_suite_result(
