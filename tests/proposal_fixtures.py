@@ -11,7 +11,8 @@ from typing import Any
 
 import pexpect
 
-from opik_connect.connect.proposals.service import ProposalService, sandbox_reader
+from opik_connect.connect.proposals.intake import sandbox_reader
+from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.sandbox.policy import PathPolicy
 
 AGENT_PY = (

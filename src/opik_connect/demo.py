@@ -40,7 +40,7 @@ from opik_connect.agent.traces.store import TraceStore, TraceWithSpans
 from opik_connect.config import load_project_config
 from opik_connect.connect.daemon import Daemon
 from opik_connect.connect.fixes.daemon_wiring import FixParts
-from opik_connect.connect.proposals.journal import ProposalRecord
+from opik_connect.connect.proposals.journal import JournaledProposal
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.suites.llm_judge import AnthropicJudge, Judge
 from opik_connect.connect.terminal.approval_prompt import render_proposal
@@ -310,7 +310,7 @@ class _ValidateOnApprove:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._service, name)
 
-    async def approve(self, proposal_id: str, by: str = "user") -> ProposalRecord:
+    async def approve(self, proposal_id: str, by: str = "user") -> JournaledProposal:
         self._on_validate()
         return await self._service.approve(proposal_id, by=by)
 
@@ -344,7 +344,7 @@ class Outcome:
     session_id: str | None = None
     session_status: str | None = None
     final_answer: str | None = None
-    proposal: ProposalRecord | None = None
+    proposal: JournaledProposal | None = None
     recorded: str = "nothing"
     problems: list[str] = field(default_factory=list)
 

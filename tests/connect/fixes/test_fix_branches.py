@@ -165,7 +165,7 @@ def test_approve_again_finishes_an_interrupted_approval(repo: Path) -> None:
 def test_apply_lock_held_elsewhere_refuses_and_is_not_recovered(repo: Path) -> None:
     svc = service(repo)
     proposal = asyncio.run(svc.submit(change())).proposal_id
-    svc._set(proposal, status="applying")
+    svc.journal.update(proposal, lambda r: setattr(r, "status", "applying"))
     holder = subprocess.Popen(
         [
             sys.executable,

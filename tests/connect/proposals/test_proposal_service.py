@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from proposal_fixtures import git, proposal_service, snapshot
 
-from opik_connect.connect.fixes.branches import FixRecord
+from opik_connect.connect.fixes.branches import FixSummary
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.protocol import (
     BridgeError,
@@ -101,9 +101,9 @@ async def test_approve_builds_branch_and_leaves_dirty_checkout_identical(repo: P
     (repo / "scratch.py").write_text("untracked = True\n")
     (repo / "debug.log").write_text("ignored\n")
     outbox = Outbox()
-    seen: list[FixRecord] = []
+    seen: list[FixSummary] = []
 
-    async def after_commit(fix: FixRecord) -> list[SuiteRunSummary]:
+    async def after_commit(fix: FixSummary) -> list[SuiteRunSummary]:
         seen.append(fix)
         assert (fix.worktree / "agent.py").read_text().count("Please ask.") == 1
         return [summary(fix.branch)]
@@ -169,7 +169,7 @@ async def test_decision_from_another_process_is_delivered_by_the_daemon(repo: Pa
     assert outbox.events[0].decision == "approved" and outbox.events[0].suite_results
 
 
-async def _suite(fix: FixRecord) -> list[SuiteRunSummary]:
+async def _suite(fix: FixSummary) -> list[SuiteRunSummary]:
     return [summary(fix.branch)]
 
 

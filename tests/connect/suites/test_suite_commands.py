@@ -7,8 +7,8 @@ import pytest
 from rich.console import Console
 
 from opik_connect.config import project_state_dir
-from opik_connect.connect.fixes.branches import FixRecord
-from opik_connect.connect.proposals.journal import ProposalJournal, ProposalRecord
+from opik_connect.connect.fixes.branches import FixSummary
+from opik_connect.connect.proposals.journal import JournaledProposal, ProposalJournal
 from opik_connect.connect.suites.run_records import before_after, list_records
 from opik_connect.connect.suites.suite_commands import (
     make_after_commit,
@@ -50,7 +50,7 @@ def repo_with_fix(suite_env: Path) -> tuple[Path, Path]:
 def record_fix(root: Path, branch: str, worktree: Path, **fields) -> None:
     """The journal entry an approved proposal leaves: what makes `branch` a fix branch."""
     ProposalJournal(project_state_dir(root)).save(
-        ProposalRecord(
+        JournaledProposal(
             id="abc123",
             args=ProposeChangeArgs(title="Answer b", reason="b was wrong", diff=""),
             diff="",
@@ -131,7 +131,7 @@ async def test_after_commit_hook_runs_the_linked_suite_for_a_fix_record(
 ) -> None:
     root, worktree = repo_with_fix
     hook = make_after_commit(root, workers=2, judge=None, console=Console(file=io.StringIO()))
-    fix = FixRecord(
+    fix = FixSummary(
         id="abc123",
         branch=BRANCH,
         title="Answer b",

@@ -20,7 +20,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from opik_connect.connect.proposals.edit_engine import FileText, decode_file, reapply
-from opik_connect.connect.proposals.journal import FixStatus, ProposalRecord
+from opik_connect.connect.proposals.journal import JournaledProposal
+from opik_connect.connect.proposals.state import FixStatus
 from opik_connect.git_runner import run
 from opik_connect.protocol import BridgeError, ErrorCode, SuiteRunSummary
 
@@ -55,7 +56,7 @@ class FixError(Exception):
     """A refusal the user must act on (dirty tree, conflict, unmerged work); says how."""
 
 
-class FixRecord(BaseModel):
+class FixSummary(BaseModel):
     """What `opik-connect fixes` lists, and what the suites' after_commit hook receives."""
 
     id: str
@@ -72,7 +73,7 @@ class FixRecord(BaseModel):
     latest_suite: SuiteRunSummary | None = None
 
     @classmethod
-    def from_proposal(cls, record: ProposalRecord) -> FixRecord:
+    def from_proposal(cls, record: JournaledProposal) -> FixSummary:
         return cls(
             id=record.id,
             branch=record.branch or fix_branch_name(record),
@@ -100,11 +101,11 @@ def slugify(title: str, limit: int = 40) -> str:
     return slug or "fix"
 
 
-def fix_branch_name(record: ProposalRecord) -> str:
+def fix_branch_name(record: JournaledProposal) -> str:
     return f"{BRANCH_PREFIX}{record.id}-{slugify(record.args.title)}"
 
 
-def commit_message(record: ProposalRecord) -> str:
+def commit_message(record: JournaledProposal) -> str:
     """Title as subject, reason as body, then the trailers that link the fix to its evidence."""
     trailers = [f"Opik-Proposal: {record.id}"]
     if record.args.trace_id:
@@ -134,7 +135,7 @@ class FixBranches:
         self.on_step: StepHook = _no_hook
         """Called after each of APPLY_STEPS; crash tests set it to kill the process there."""
 
-    def worktree_for(self, record: ProposalRecord) -> Path:
+    def worktree_for(self, record: JournaledProposal) -> Path:
         return self.worktrees / record.id
 
     def branch_commit(self, branch: str) -> str | None:
@@ -160,7 +161,7 @@ class FixBranches:
         shutil.rmtree(path, ignore_errors=True)
         run(self.root, "worktree", "prune")
 
-    def build(self, record: ProposalRecord) -> tuple[str, str, Path]:
+    def build(self, record: JournaledProposal) -> tuple[str, str, Path]:
         """Builds the fix commit and its branch; returns (branch, commit, worktree). Blocking."""
         if record.base_head is None:
             raise BridgeError(ErrorCode.INTERNAL, "the repository had no commit to branch from")
@@ -185,7 +186,7 @@ class FixBranches:
         return branch, commit, worktree
 
     @staticmethod
-    def _write_change(worktree: Path, record: ProposalRecord) -> list[str]:
+    def _write_change(worktree: Path, record: JournaledProposal) -> list[str]:
         """Applies the canonical diff to the base commit's files (offsets tolerated)."""
         base = worktree.resolve()
 
@@ -206,7 +207,7 @@ class FixBranches:
                 target.write_bytes(data)
         return sorted(change.after)
 
-    def recover(self, record: ProposalRecord) -> tuple[str, str, Path] | None:
+    def recover(self, record: JournaledProposal) -> tuple[str, str, Path] | None:
         """After a crash mid-apply: finish a complete fix, or remove every trace of a partial one.
 
         Returns (branch, commit, worktree) when the fix branch is complete, None when none exists.
@@ -229,7 +230,7 @@ class FixBranches:
     def _message(self, commit: str) -> str:
         return run(self.root, "log", "-1", "--format=%B", commit).text
 
-    def ensure_clean_slate(self, record: ProposalRecord) -> None:
+    def ensure_clean_slate(self, record: JournaledProposal) -> None:
         """A proposal that never reached `applying` must own no worktree (crash at 'approved')."""
         if not self.branch_commit(record.branch or fix_branch_name(record)):
             self._remove_worktree(self.worktree_for(record))
@@ -238,7 +239,7 @@ class FixBranches:
         out = run(self.root, "status", "--porcelain", "--untracked-files=no").out.decode()
         return [line[3:] for line in out.splitlines() if line.strip()]
 
-    def merge(self, record: ProposalRecord) -> str:
+    def merge(self, record: JournaledProposal) -> str:
         """Merges the fix into the current branch with --no-ff, or refuses leaving all as it was."""
         branch = record.branch or fix_branch_name(record)
         commit = self.branch_commit(branch)
@@ -293,7 +294,7 @@ class FixBranches:
         ).text
         return any(ref != f"refs/heads/{branch}" for ref in out.split())
 
-    def drop(self, record: ProposalRecord, force: bool = False) -> None:
+    def drop(self, record: JournaledProposal, force: bool = False) -> None:
         """Removes the worktree and the branch; unmerged work only with force."""
         branch = record.branch or fix_branch_name(record)
         commit = self.branch_commit(branch)

@@ -17,8 +17,8 @@ from rich.markup import escape
 from rich.syntax import Syntax
 
 from opik_connect.config import ConfigError
-from opik_connect.connect.fixes.branches import FixError, FixRecord
-from opik_connect.connect.proposals.journal import ProposalRecord
+from opik_connect.connect.fixes.branches import FixError, FixSummary
+from opik_connect.connect.proposals.journal import JournaledProposal
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.suites.run_records import before_after
 from opik_connect.connect.terminal.visible_text import visible
@@ -63,7 +63,7 @@ def _when(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
-def _get(service: ProposalService, proposal_id: str) -> ProposalRecord:
+def _get(service: ProposalService, proposal_id: str) -> JournaledProposal:
     try:
         return service.get(proposal_id)
     except BridgeError as exc:
@@ -74,7 +74,7 @@ def _items_passed(run: SuiteRunSummary) -> str:
     return f"{sum(item.passed for item in run.items)}/{len(run.items)} items passed"
 
 
-def _suite_cell(fix: FixRecord) -> str:
+def _suite_cell(fix: FixSummary) -> str:
     if fix.latest_suite is None:
         return "-"
     run = fix.latest_suite
@@ -127,7 +127,7 @@ def fixes_list(
             ]
         )
         return
-    fixes = service.fix_records()
+    fixes = service.fix_summaries()
     if not fixes:
         console.print("No fixes yet.")
         return
@@ -154,7 +154,7 @@ def fixes_show(proposal_id: str, root: Path = RootOption) -> None:
     """Show a fix (or proposal): its record, its diff and its suite runs."""
     service = _service(root)
     rec = _get(service, proposal_id)
-    fix = FixRecord.from_proposal(rec)
+    fix = FixSummary.from_proposal(rec)
     rows = [
         ("id", rec.id),
         ("title", rec.args.title),
@@ -179,7 +179,7 @@ def fixes_show(proposal_id: str, root: Path = RootOption) -> None:
         _print_suite_runs(service.root, rec)
 
 
-def _print_suite_runs(root: Path, rec: ProposalRecord) -> None:
+def _print_suite_runs(root: Path, rec: JournaledProposal) -> None:
     """Each suite run on the fix branch (after) beside the latest run of the same suite on the
     user's tree that preceded it (before), as the run records hold them."""
     pairs = before_after(root, branch=rec.branch) if rec.branch else []
@@ -220,7 +220,7 @@ def _started(iso: str) -> str:
     return _when(moment.timestamp())
 
 
-def _fix_record(service: ProposalService, proposal_id: str) -> ProposalRecord:
+def _fix_record(service: ProposalService, proposal_id: str) -> JournaledProposal:
     rec = _get(service, proposal_id)
     if rec.status != "applied" or rec.branch is None:
         raise _fail(f"proposal {rec.id} is {rec.status}; it has no fix branch")

@@ -21,8 +21,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from opik_connect.connect.daemon import Daemon, Part
-from opik_connect.connect.fixes.branches import FixRecord
-from opik_connect.connect.proposals.service import AfterCommit, Emit, ProposalService
+from opik_connect.connect.fixes.branches import FixSummary
+from opik_connect.connect.proposals.decision_outbox import Emit
+from opik_connect.connect.proposals.service import ProposalService
+from opik_connect.connect.proposals.suite_reruns import AfterCommit
 from opik_connect.connect.sandbox.outbound_redaction import redact_summary
 from opik_connect.connect.suites.llm_judge import Judge
 from opik_connect.connect.suites.suite_commands import make_after_commit, make_run_suite_handler
@@ -167,7 +169,7 @@ class FixParts:
             console=self.console,
         )
 
-        async def after_commit(fix: FixRecord) -> list[SuiteRunSummary]:
+        async def after_commit(fix: FixSummary) -> list[SuiteRunSummary]:
             runs = await rerun(fix)
             for run in runs:
                 await _report_run(daemon, run, fix.id)

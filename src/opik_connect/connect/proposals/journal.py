@@ -17,10 +17,10 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from opik_connect.connect.proposals.state import DECIDED, FixStatus, ProposalStatus
 from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import (
     BridgeError,
@@ -31,15 +31,8 @@ from opik_connect.protocol import (
     SuiteRunSummary,
 )
 
-ProposalStatus = Literal[
-    "pending", "approved", "rejected", "stale", "applying", "applied", "failed"
-]
-FixStatus = Literal["active", "merged", "dropped"]
-DECIDED: frozenset[str] = frozenset({"rejected", "stale", "applied", "failed"})
-"""Statuses whose decision is final and owed to the platform."""
 
-
-class ProposalRecord(BaseModel):
+class JournaledProposal(BaseModel):
     """A proposal from arrival to decision, and the fix branch it became."""
 
     id: str
@@ -49,7 +42,7 @@ class ProposalRecord(BaseModel):
     files: list[FileStat]
     base_head: str | None
     hashes: dict[str, str | None] = Field(description="sha256 of each touched file at proposal.")
-    status: ProposalStatus = "pending"
+    status: ProposalStatus = Field("pending", description="Changed only by state.move.")
     reason: str | None = Field(None, description="Why it was rejected, went stale or failed.")
     decided_at: float | None = None
     decided_by: str | None = None
@@ -135,15 +128,20 @@ class ProposalJournal:
             raise BridgeError(ErrorCode.PROPOSAL_NOT_FOUND, f"no proposal {proposal_id!r}")
         return self.dir / f"{proposal_id}.json"
 
-    def save(self, record: ProposalRecord) -> None:
-        with self.locked():
-            atomic_write_private(self._path(record.id), record.model_dump_json(indent=1).encode())
+    @staticmethod
+    def encoded(record: JournaledProposal) -> bytes:
+        """The record as the journal stores it (its size is what the pending cap counts)."""
+        return record.model_dump_json(indent=1).encode()
 
-    def by_command(self, command_id: str) -> ProposalRecord | None:
+    def save(self, record: JournaledProposal) -> None:
+        with self.locked():
+            atomic_write_private(self._path(record.id), self.encoded(record))
+
+    def by_command(self, command_id: str) -> JournaledProposal | None:
         """The proposal a ProposeChange command made, if it was handled before."""
         return next((r for r in self.all() if r.command_id == command_id), None)
 
-    def save_new(self, record: ProposalRecord) -> ProposalRecord:
+    def save_new(self, record: JournaledProposal) -> JournaledProposal:
         """Save a new proposal unless its command already made one; returns the one kept."""
         with self.locked():
             earlier = self.by_command(record.command_id) if record.command_id else None
@@ -152,7 +150,7 @@ class ProposalJournal:
             self.save(record)
             return record
 
-    def get(self, proposal_id: str) -> ProposalRecord:
+    def get(self, proposal_id: str) -> JournaledProposal:
         """A record by id or by a unique prefix of it (what a user types)."""
         path = self._path(proposal_id)
         if not path.exists():
@@ -164,23 +162,25 @@ class ProposalJournal:
                     proposal_id=proposal_id,
                 )
             path = matches[0]
-        return ProposalRecord.model_validate_json(path.read_bytes())
+        return JournaledProposal.model_validate_json(path.read_bytes())
 
-    def all(self) -> list[ProposalRecord]:
+    def all(self) -> list[JournaledProposal]:
         """Every record, oldest first."""
         records = [
-            ProposalRecord.model_validate_json(p.read_bytes()) for p in self.dir.glob("*.json")
+            JournaledProposal.model_validate_json(p.read_bytes()) for p in self.dir.glob("*.json")
         ]
         return sorted(records, key=lambda r: (r.created, r.id))
 
-    def pending(self) -> list[ProposalRecord]:
+    def pending(self) -> list[JournaledProposal]:
         return [r for r in self.all() if r.status == "pending"]
 
-    def undelivered(self) -> list[ProposalRecord]:
+    def undelivered(self) -> list[JournaledProposal]:
         """Decided records whose ProposalDecided the platform has not confirmed yet."""
         return [r for r in self.all() if r.status in DECIDED and not r.delivered]
 
-    def update(self, proposal_id: str, change: Callable[[ProposalRecord], None]) -> ProposalRecord:
+    def update(
+        self, proposal_id: str, change: Callable[[JournaledProposal], None]
+    ) -> JournaledProposal:
         """Load, change and save one record under the lock; `change` may raise to refuse."""
         with self.locked():
             record = self.get(proposal_id)
@@ -189,7 +189,7 @@ class ProposalJournal:
             return record
 
     def mark_delivered(self, proposal_id: str) -> None:
-        def deliver(record: ProposalRecord) -> None:
+        def deliver(record: JournaledProposal) -> None:
             record.delivered = True
 
         self.update(proposal_id, deliver)

@@ -12,7 +12,7 @@ from typing import Literal
 from rich.console import Console
 
 from opik_connect.config import project_state_dir
-from opik_connect.connect.fixes.branches import BRANCH_PREFIX, FixRecord, parse_worktrees
+from opik_connect.connect.fixes.branches import BRANCH_PREFIX, FixSummary, parse_worktrees
 from opik_connect.connect.proposals.journal import ProposalJournal
 from opik_connect.connect.sandbox.outbound_redaction import redact_summary
 from opik_connect.connect.suites.llm_judge import Judge, judge_from_config
@@ -24,7 +24,7 @@ from opik_connect.git_runner import GitError, run_async
 from opik_connect.protocol import BridgeError, ErrorCode, RunSuiteArgs, SuiteRunSummary
 
 RunSuiteHandler = Callable[[RunSuiteArgs], Awaitable[SuiteRunSummary]]
-AfterCommit = Callable[[FixRecord], Awaitable[list[SuiteRunSummary]]]
+AfterCommit = Callable[[FixSummary], Awaitable[list[SuiteRunSummary]]]
 
 
 def make_run_suite_handler(
@@ -168,7 +168,7 @@ def make_after_commit(
 ) -> AfterCommit:
     """ProposalService's `after_commit` hook: rerun_after_fix for one committed fix."""
 
-    async def after_commit(fix: FixRecord) -> list[SuiteRunSummary]:
+    async def after_commit(fix: FixSummary) -> list[SuiteRunSummary]:
         if fix.worktree is None:
             raise BridgeError(ErrorCode.INTERNAL, f"fix {fix.id} has no worktree to run in")
         return await rerun_after_fix(

@@ -26,7 +26,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
 
-from opik_connect.connect.proposals.journal import ProposalRecord
+from opik_connect.connect.proposals.journal import JournaledProposal
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.terminal.visible_text import hidden_characters, visible
 from opik_connect.protocol import BridgeError
@@ -35,7 +35,7 @@ PREVIEW_LINES = 40
 KEYS_HELP = "[y] approve  [n] reject  [d] whole diff  [e] edit diff  [s] later  [q] stop asking"
 
 
-def file_stats(record: ProposalRecord) -> Text:
+def file_stats(record: JournaledProposal) -> Text:
     """`path (+N −M)` per file, coloured."""
     text = Text()
     for stat in record.files:
@@ -48,14 +48,14 @@ def file_stats(record: ProposalRecord) -> Text:
     return text
 
 
-def _platform_texts(record: ProposalRecord) -> list[str]:
+def _platform_texts(record: JournaledProposal) -> list[str]:
     """Every text of the proposal that the platform chose."""
     args = record.args
     texts = [args.title, args.reason, record.diff, args.trace_id or "", args.suite or ""]
     return texts + list(args.test_case_ids) + [stat.path for stat in record.files]
 
 
-def hidden_warning(record: ProposalRecord) -> Text | None:
+def hidden_warning(record: JournaledProposal) -> Text | None:
     """A warning line when the proposal holds control or bidi characters (shown, not obeyed)."""
     count = hidden_characters(*_platform_texts(record))
     if not count:
@@ -67,7 +67,7 @@ def hidden_warning(record: ProposalRecord) -> Text | None:
     )
 
 
-def render_proposal(record: ProposalRecord, *, full: bool = False, position: str = "") -> Panel:
+def render_proposal(record: JournaledProposal, *, full: bool = False, position: str = "") -> Panel:
     """The proposal as the user sees it: what, why, evidence, files, and the coloured diff.
 
     Every text from the platform goes through `visible`, so the terminal shows exactly the
@@ -160,7 +160,7 @@ class ApprovalPrompt:
         self.console = console
         self.later: set[str] = set()
 
-    def _queue(self) -> list[ProposalRecord]:
+    def _queue(self) -> list[JournaledProposal]:
         return [r for r in self.service.pending() if r.id not in self.later]
 
     async def _key_or_change(self) -> str | None:
@@ -202,7 +202,7 @@ class ApprovalPrompt:
                 if await self._key_or_change() == "q":
                     return
 
-    async def _decide(self, record: ProposalRecord) -> bool:
+    async def _decide(self, record: JournaledProposal) -> bool:
         """Handles keys for one proposal; False means the user pressed q."""
         while True:
             key = await self._key_or_change()
@@ -236,14 +236,14 @@ class ApprovalPrompt:
                     record = edited
                     self.console.print(render_proposal(record))
 
-    async def _act(self, action) -> ProposalRecord | None:
+    async def _act(self, action) -> JournaledProposal | None:
         try:
             return await action
         except BridgeError as exc:
             self.console.print(f"[red]{exc.code.value}[/red]: {escape(visible(exc.message))}")
             return None
 
-    async def _approve(self, record: ProposalRecord) -> None:
+    async def _approve(self, record: JournaledProposal) -> None:
         self.console.print(f"Approving {record.id}: building the fix branch...")
         done = await self._act(self.service.approve(record.id, by="terminal"))
         if done is None:
@@ -276,13 +276,13 @@ class ApprovalPrompt:
             await proc.communicate(stdin)
         return proc.returncode or 0
 
-    async def _page(self, record: ProposalRecord) -> None:
+    async def _page(self, record: JournaledProposal) -> None:
         pager = shlex.split(os.environ.get("PAGER") or "less -R")
         with self.console.capture() as capture:
             self.console.print(render_proposal(record, full=True))
         await self._run_in_terminal(pager, capture.get().encode())
 
-    async def _edit(self, record: ProposalRecord) -> ProposalRecord | None:
+    async def _edit(self, record: JournaledProposal) -> JournaledProposal | None:
         """$EDITOR on the diff; the edited diff is re-checked against the files as they are.
 
         The editor gets the exact diff (control characters included: editors show them as
