@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     PATCH_FAILED = "patch_failed"
     SYNTAX_ERROR = "syntax_error"
     PROPOSAL_NOT_FOUND = "proposal_not_found"
+    PENDING_PROPOSALS_FULL = "pending_proposals_full"
     # Suites.
     SUITE_NOT_FOUND = "suite_not_found"
     SUITE_INVALID = "suite_invalid"

@@ -1,4 +1,4 @@
-"""Proposals on arrival and while they wait: planning, idempotency and staleness.
+"""Proposals on arrival and while they wait: planning, idempotency, the pending cap, staleness.
 
 A ProposeChange is planned with the edit engine against the files as the read sandbox sees them
 and journaled as pending. While it waits, a change to its files re-plans it; a diff that no
@@ -25,7 +25,12 @@ from opik_connect.connect.proposals.state import ensure_pending, move
 from opik_connect.connect.sandbox.outbound_redaction import redact_error, redact_text
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.git_runner import GitError, run
-from opik_connect.protocol import BridgeError, ProposeChangeArgs, ProposeChangeResult
+from opik_connect.protocol import BridgeError, ErrorCode, ProposeChangeArgs, ProposeChangeResult
+
+MAX_PENDING_PROPOSALS = 20
+MAX_PENDING_BYTES = 8 << 20
+"""Journal bytes all pending proposals may take together (one proposal is at most a frame's
+arguments plus its diff, a few MiB): the platform cannot fill the disk with undecided work."""
 
 
 def git_visible(root: Path) -> Callable[[str, bool], bool]:
@@ -116,7 +121,26 @@ class ProposalIntake:
             hashes=change.base_hashes(),
             command_id=command_id,
         )
-        return await asyncio.to_thread(self.journal.save_new, record)
+        return await asyncio.to_thread(self.journal.save_new, record, self._check_room)
+
+    def _check_room(self, record: JournaledProposal) -> None:
+        """Refuses a proposal that would take the pending ones over the count or byte cap."""
+        waiting = self.journal.pending()
+        size = len(self.journal.encoded(record))
+        taken = sum(len(self.journal.encoded(r)) for r in waiting)
+        if len(waiting) < MAX_PENDING_PROPOSALS and taken + size <= MAX_PENDING_BYTES:
+            return
+        raise BridgeError(
+            ErrorCode.PENDING_PROPOSALS_FULL,
+            f"{len(waiting)} proposals ({taken} bytes) are already waiting for the user's "
+            f"decision; at most {MAX_PENDING_PROPOSALS} proposals and {MAX_PENDING_BYTES} bytes "
+            "may wait: ask the user to approve or reject some first",
+            pending=len(waiting),
+            pending_bytes=taken,
+            proposal_bytes=size,
+            max_pending=MAX_PENDING_PROPOSALS,
+            max_pending_bytes=MAX_PENDING_BYTES,
+        )
 
     def recheck_one(self, record: JournaledProposal) -> JournaledProposal:
         """Re-plans a pending proposal whose files changed; stale when it no longer applies."""

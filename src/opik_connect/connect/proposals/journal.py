@@ -141,12 +141,18 @@ class ProposalJournal:
         """The proposal a ProposeChange command made, if it was handled before."""
         return next((r for r in self.all() if r.command_id == command_id), None)
 
-    def save_new(self, record: JournaledProposal) -> JournaledProposal:
-        """Save a new proposal unless its command already made one; returns the one kept."""
+    def save_new(
+        self, record: JournaledProposal, admit: Callable[[JournaledProposal], None]
+    ) -> JournaledProposal:
+        """Save a new proposal unless its command already made one; returns the one kept.
+
+        `admit` runs under the lock, so concurrent arrivals cannot all pass a limit it checks;
+        it raises to refuse the record."""
         with self.locked():
             earlier = self.by_command(record.command_id) if record.command_id else None
             if earlier is not None:
                 return earlier
+            admit(record)
             self.save(record)
             return record
 
