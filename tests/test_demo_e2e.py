@@ -17,9 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from opik_connect.cli import app
+from opik_connect.cli_errors import EXIT_FAILED, EXIT_USAGE
 from opik_connect.demo import (
-    EXIT_INCOMPLETE,
-    EXIT_NO_TERMINAL,
     FAILING_CASE,
     SUITE,
     TRACE_ID,
@@ -194,7 +193,7 @@ def test_demo_without_a_terminal_or_yes_exits_2_and_says_why(tmp_path: Path) -> 
         text=True,
         timeout=30,
     )
-    assert done.returncode == EXIT_NO_TERMINAL
+    assert done.returncode == EXIT_USAGE
     assert "stdin is not one; rerun with --yes" in " ".join(done.stderr.split())
     assert not keep.exists()
 
@@ -206,7 +205,7 @@ def test_demo_refuses_missing_fixtures_and_a_used_keep_dir(
     runner = CliRunner()
     monkeypatch.setenv("OPIK_CONNECT_FIXTURES", str(tmp_path / "nowhere"))
     missing = runner.invoke(app, ["demo", "--yes", "--keep", str(tmp_path / "a")])
-    assert missing.exit_code == EXIT_INCOMPLETE
+    assert missing.exit_code == EXIT_USAGE
     assert "the demo's fixtures are not at" in " ".join(missing.output.split())
     assert not (tmp_path / "a").exists()
 
@@ -215,7 +214,7 @@ def test_demo_refuses_missing_fixtures_and_a_used_keep_dir(
     used.mkdir()
     (used / "mine.txt").write_text("keep me\n", encoding="utf-8")
     refused = runner.invoke(app, ["demo", "--yes", "--keep", str(used)])
-    assert refused.exit_code == EXIT_INCOMPLETE
+    assert refused.exit_code == EXIT_USAGE
     assert "choose a new or empty directory" in " ".join(refused.output.split())
     assert [p.name for p in used.iterdir()] == ["mine.txt"]
 
@@ -240,7 +239,7 @@ def test_demo_put_off_then_rejected_builds_nothing_and_exits_1(tmp_path: Path) -
     child.close()
     log.close()
     out = " ".join(plain((tmp_path / "demo.log").read_text(encoding="utf-8")).split())
-    assert child.exitstatus == EXIT_INCOMPLETE, out[-2000:]
+    assert child.exitstatus == EXIT_FAILED, out[-2000:]
     assert "you rejected the proposal, so no fix branch was built" in out
     project = keep / "project"
     assert git(project, "for-each-ref", FIX_REFS) == ""

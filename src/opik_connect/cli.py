@@ -1,4 +1,5 @@
-"""The `opik-connect` command line. Each group lives beside the code it drives."""
+"""The `opik-connect` command line. Each group lives beside the code it drives; errors follow
+one convention for every command (cli_errors.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 from opik_connect import protocol
 from opik_connect.agent.ollie.transcript_cli import transcript_command
 from opik_connect.agent.platform.cli import platform_app
+from opik_connect.cli_errors import ConventionGroup
 from opik_connect.connect.daemon_cli import register as register_daemon
 from opik_connect.connect.fixes.cli import register_fixes_commands
 from opik_connect.connect.suites.suite_cli import suite_app
@@ -17,16 +19,17 @@ from opik_connect.connect.terminal.ask_cli import ask_command
 from opik_connect.demo import demo_command
 
 app = typer.Typer(
+    cls=ConventionGroup,
     name="opik-connect",
     help="A local code-change agent daemon for agents traced with Opik.",
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-protocol_app = typer.Typer(help="The wire protocol between the daemon and the platform.")
+protocol_app = typer.Typer(
+    cls=ConventionGroup, help="The wire protocol between the daemon and the platform."
+)
 app.add_typer(protocol_app, name="protocol")
-
-# --- sub-command groups: import each at the top, register it with one line here ---
 app.add_typer(suite_app, name="suite")
 register_daemon(app)
 app.add_typer(platform_app, name="platform")
@@ -34,7 +37,6 @@ register_fixes_commands(app)
 app.command("ask")(ask_command)
 app.command("transcript")(transcript_command)
 app.command("demo")(demo_command)
-# --- end of sub-command groups ---
 
 
 @protocol_app.command("schema")

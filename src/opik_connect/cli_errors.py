@@ -1,20 +1,114 @@
-"""How the CLI commands report a failure: one red line on stderr and exit code 1, or, under
-`--debug`, the exception itself with its traceback."""
+"""The CLI's one error convention, applied in one place (the root command's `main`).
+
+Every failure ends as one line `error: <message>` on stderr and an exit code: 2 for usage and
+environment errors (a bad flag, not a git repository, a missing file, no platform), 1 for a
+failed outcome (a suite failed, a merge was refused), 0 for success. Commands raise CliError
+(through `usage_error` or `failed`); typer's own usage errors are reported the same way. With
+`--debug` an unexpected exception shows its traceback instead.
+"""
 
 from __future__ import annotations
 
-import typer
+import sys
+from collections.abc import Sequence
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
+from typer import Abort
+from typer._click.exceptions import ClickException, UsageError
+from typer.core import TyperGroup
 
+from opik_connect.config import ConfigError
+from opik_connect.connect.terminal.visible_text import visible
+from opik_connect.git_runner import NotAGitRepository
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
 err_console = Console(stderr=True, highlight=False)
 
 
-def fail(exc: BaseException, debug: bool) -> typer.Exit:
-    """The Exit to raise for `exc`; re-raises `exc` itself when debugging.
+class CliError(Exception):
+    """Ends a command: `message` as one `error:` line on stderr, then `exit_code`."""
 
-    The message is escaped: paths and config keys hold brackets that rich would read as markup."""
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def usage_error(message: str) -> CliError:
+    """Exit 2: the command cannot run as given, or the environment does not allow it."""
+    return CliError(message, EXIT_USAGE)
+
+
+def failed(message: str) -> CliError:
+    """Exit 1: the command ran and its outcome is a failure."""
+    return CliError(message, EXIT_FAILED)
+
+
+def environment_error(exc: Exception, debug: bool) -> CliError:
+    """Exit 2 for `exc` (a port in use, an unreachable host); with `debug`, `exc` itself."""
     if debug:
         raise exc
-    err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-    return typer.Exit(1)
+    return usage_error(str(exc))
+
+
+ENVIRONMENT_ERRORS: tuple[type[Exception], ...] = (NotAGitRepository, ConfigError)
+"""Raised by many commands and always exit 2, so no command needs to wrap them."""
+
+
+def report(message: str) -> None:
+    """The one line on stderr; a message of several lines is joined (the convention is one).
+
+    Messages may quote the platform (an error it sent, a session status), so control and bidi
+    characters are shown, never obeyed, and brackets are not read as markup."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    err_console.print(f"[red]error:[/red] {escape(visible(line))}", soft_wrap=True)
+
+
+def _outcome(exc: BaseException, debug: bool) -> int | None:
+    """Report `exc` if the convention knows it and return its exit code; None re-raises it
+    (with `debug`, anything but a CliError or a usage error)."""
+    if isinstance(exc, CliError):
+        report(exc.message)
+        return exc.exit_code
+    if isinstance(exc, UsageError) and exc.ctx is not None:
+        report(f"{exc.format_message()} (see `{exc.ctx.command_path} --help`)")
+        return exc.exit_code
+    if isinstance(exc, ClickException):
+        report(exc.format_message())
+        return exc.exit_code
+    if isinstance(exc, Abort | KeyboardInterrupt):
+        report("interrupted")
+        return EXIT_INTERRUPTED
+    if debug:
+        return None
+    if isinstance(exc, ENVIRONMENT_ERRORS):
+        report(str(exc))
+        return EXIT_USAGE
+    report(f"internal error: {type(exc).__name__}: {exc}")
+    return EXIT_FAILED
+
+
+class ConventionGroup(TyperGroup):
+    """The root command: runs the CLI and turns every failure into the one convention."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except (Exception, KeyboardInterrupt) as exc:
+            code = _outcome(exc, debug="--debug" in argv)
+            if code is None:
+                raise
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else EXIT_OK)

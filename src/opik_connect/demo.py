@@ -37,6 +37,7 @@ from opik_connect.agent.platform.services import PlatformServices
 from opik_connect.agent.platform.store import PlatformStore
 from opik_connect.agent.traces.render import render_trace
 from opik_connect.agent.traces.store import TraceStore, TraceWithSpans
+from opik_connect.cli_errors import failed, usage_error
 from opik_connect.config import load_project_config
 from opik_connect.connect.daemon import Daemon
 from opik_connect.connect.fixes.daemon_wiring import FixParts
@@ -77,10 +78,6 @@ SKIPPED_NAMES = {
 SKIPPED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 CONNECT_TIMEOUT_S = 15
 DEMO_IDENTITY = ("opik-connect demo", "demo@opik-connect.invalid")
-
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_NO_TERMINAL = 2
 
 
 class DemoError(Exception):
@@ -373,7 +370,8 @@ def _items(run: SuiteRunSummary) -> str:
     return f"{sum(item.passed for item in run.items)}/{len(run.items)} items passed"
 
 
-async def run_demo(dirs: DemoDirs, fixtures: Path, *, yes: bool, console: Console) -> int:
+async def run_demo(dirs: DemoDirs, fixtures: Path, *, yes: bool, console: Console) -> bool:
+    """The whole loop; True when it completed. The daemon is stopped whatever happens."""
     steps = Steps(console)
     steps.show("setup", "a fresh copy of the example project")
     copied = await asyncio.to_thread(copy_example, fixtures / "example_project", dirs.project)
@@ -573,7 +571,7 @@ async def _summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Conso
             console.print(f"  {command}", soft_wrap=True, markup=False)
     for problem in outcome.problems:
         console.print(f"[red]error:[/] {escape(problem)}", highlight=False)
-    return EXIT_OK if ok else EXIT_INCOMPLETE
+    return ok
 
 
 def _cli_name() -> str:
@@ -603,23 +601,20 @@ def demo_command(
 ) -> None:
     """Run the whole loop on the example project: log, test, analyze, improve, validate."""
     console = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
     if not yes and not _interactive():
-        err.print(
-            "[red]error:[/] the demo asks for your approval in a terminal, and stdin is not one; "
+        raise usage_error(
+            "the demo asks for your approval in a terminal, and stdin is not one; "
             "rerun with --yes to approve without asking"
         )
-        raise typer.Exit(EXIT_NO_TERMINAL)
     try:
         fixtures = fixtures_dir()
         dirs = demo_dirs(keep)
         os.environ.setdefault(STATE_ENV, str(dirs.state))
         dirs = DemoDirs(dirs.base, dirs.project, Path(os.environ[STATE_ENV]))
-        code = asyncio.run(run_demo(dirs, fixtures, yes=yes, console=console))
+        completed = asyncio.run(run_demo(dirs, fixtures, yes=yes, console=console))
     except DemoError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_INCOMPLETE) from None
+        raise usage_error(str(exc)) from None
     except BridgeError as exc:
-        err.print(f"[red]error:[/] {exc.code.value}: {escape(exc.message)}")
-        raise typer.Exit(EXIT_INCOMPLETE) from None
-    raise typer.Exit(code)
+        raise failed(f"{exc.code.value}: {exc.message}") from None
+    if not completed:
+        raise failed("the loop did not complete")

@@ -7,10 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from opik_connect.connect.fixes.cli import register_fixes_commands
+from opik_connect.cli import app
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -25,8 +24,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run(root: Path, *args: str) -> tuple[int, str, BaseException | None]:
-    app = typer.Typer()
-    register_fixes_commands(app)
     result = CliRunner().invoke(app, [*args, "--root", str(root)], env={"COLUMNS": "200"})
     return result.exit_code, result.stdout + result.stderr, result.exception
 
@@ -34,19 +31,20 @@ def run(root: Path, *args: str) -> tuple[int, str, BaseException | None]:
 @pytest.mark.parametrize("args", [["fixes", "show", "[/x]"], ["approve", "[bold]y"]])
 def test_unknown_id_with_brackets_is_printed_literally(project: Path, args: list[str]) -> None:
     code, output, exc = run(project, *args)
-    assert code == 1
+    assert code == 2
     assert isinstance(exc, SystemExit)
-    assert args[-1] in output.strip()
+    assert output.strip() == f"error: proposal_not_found: no proposal '{args[-1]}'"
 
 
 @pytest.mark.parametrize("args", [["fixes"], ["fixes", "show", "x"], ["approve", "x"]])
 def test_malformed_config_is_one_error_line(project: Path, args: list[str]) -> None:
     (project / "pyproject.toml").write_text("[tool.opik-connect]\nbogus = 1\n")
     code, output, exc = run(project, *args)
-    assert code == 1
+    assert code == 2
     assert isinstance(exc, SystemExit)
     assert output.strip() == (
-        f"{project / 'pyproject.toml'}: [tool.opik-connect] bogus: Extra inputs are not permitted"
+        f"error: {project / 'pyproject.toml'}: "
+        "[tool.opik-connect] bogus: Extra inputs are not permitted"
     )
 
 
@@ -59,4 +57,4 @@ def test_root_that_is_not_a_directory(
     code, output, exc = run(missing, *args)
     assert code == 2
     assert isinstance(exc, SystemExit)
-    assert output.strip() == f"{missing} is not a directory"
+    assert output.strip() == f"error: {missing} is not a directory"

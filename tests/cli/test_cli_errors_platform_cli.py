@@ -35,7 +35,7 @@ def test_unreadable_tls_cert_names_the_file(
     result = CliRunner().invoke(
         app, ["platform", "--port", "0", "--tls-cert", str(missing)], env={"COLUMNS": "300"}
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert isinstance(result.exception, SystemExit)
     assert result.output.strip().startswith(f"error: cannot load --tls-cert {missing}: ")
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from opik_connect.agent.ollie.transcript_cli import transcript_command
+from opik_connect.cli import app
 
 
 @pytest.mark.parametrize("content", [b"garbage\n", b"\xff\xfe\x00\n", b"[1]\n", b'"text"\n'])
@@ -18,11 +17,9 @@ def test_not_a_transcript_is_one_line(
     monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
     path = tmp_path / "t.jsonl"
     path.write_bytes(content)
-    app = typer.Typer()
-    app.command()(transcript_command)
-    result = CliRunner().invoke(app, [str(path)], env={"COLUMNS": "300"})
+    result = CliRunner().invoke(app, ["transcript", str(path)], env={"COLUMNS": "300"})
     assert result.exit_code == 2
     assert isinstance(result.exception, SystemExit)
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"{path}: not an Ollie transcript (")
+    assert lines[0].startswith(f"error: {path}: not an Ollie transcript (")

@@ -12,11 +12,11 @@ from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
 from opik_connect.agent.platform.cli import (
-    PlatformCliError,
     confirm_on_running_platform,
     confirm_pairing_remote,
 )
 from opik_connect.agent.platform.server import Platform
+from opik_connect.cli_errors import CliError
 from opik_connect.connect.websocket_client import (
     LinkError,
     LinkState,
@@ -361,15 +361,17 @@ async def test_operator_confirm_needs_the_platform_token():
 
 async def test_operator_pair_command_talks_to_the_running_platform(state_dir):
     async with Platform() as platform:
-        with pytest.raises(PlatformCliError, match="no running platform"):
+        with pytest.raises(CliError, match="no running platform") as raised:
             await confirm_on_running_platform("ABCD-EFGH")
+        assert raised.value.exit_code == 2
         write_private_json(
             state_dir / "platform-server.json",
             {"url": platform.url, "token": "stolen?", "pid": 1, "started_at": 0.0},
         )
-        with pytest.raises(PlatformCliError, match="auth_failed"):
+        with pytest.raises(CliError, match="auth_failed") as raised:
             await confirm_on_running_platform("ABCD-EFGH")
-        with pytest.raises(PlatformCliError, match="not_paired"):
+        assert raised.value.exit_code == 1
+        with pytest.raises(CliError, match="not_paired"):
             await confirm_pairing_remote(platform.url, platform.operator_token, "ABCD-EFGH")
 
 

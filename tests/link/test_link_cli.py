@@ -68,18 +68,18 @@ def test_debug_raises_instead_of_one_line(tmp_path, env, monkeypatch):
 
 def test_refuses_plain_ws_to_a_remote_host(repo, env, monkeypatch):
     result = invoke(["--platform", "ws://example.com:9"], repo, env, monkeypatch)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         "error: refusing ws:// to non-loopback host 'example.com'; use wss://"
     ]
     monkeypatch.setenv(PLATFORM_ENV, "http://127.0.0.1:9")
     result = CliRunner().invoke(app, [])
-    assert result.exit_code == 1 and "must be ws:// or wss://" in result.stderr
+    assert result.exit_code == 2 and "must be ws:// or wss://" in result.stderr
 
 
 def test_stop_without_a_daemon(repo, env, monkeypatch):
     result = invoke(["stop"], repo, env, monkeypatch)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr == f"error: no daemon is running for {repo.resolve()}\n"
 
 
@@ -93,7 +93,7 @@ def test_stop_ignores_a_stale_pid_file_naming_a_live_unrelated_process(repo, env
         stale = pid_file(repo.resolve())
         stale.write_text(str(bystander.pid))
         result = invoke(["stop"], repo, env, monkeypatch)
-        assert result.exit_code == 1
+        assert result.exit_code == 2
         assert result.stderr == f"error: no daemon is running for {repo.resolve()}\n"
         assert bystander.poll() is None, "stop signalled an unrelated process"
         started = invoke(["--platform", "ws://example.com:9"], repo, env, monkeypatch)
@@ -125,7 +125,7 @@ async def test_daemon_starts_shows_connection_and_stops(repo, env, monkeypatch):
         assert stat.S_IMODE(pid_files[0].stat().st_mode) == 0o600
         assert pid_files[0].read_text() == str(proc.pid)
         again = invoke([], repo, env, monkeypatch)
-        assert again.exit_code == 1 and "already serves" in again.stderr
+        assert again.exit_code == 2 and "already serves" in again.stderr
         stopped = await asyncio.to_thread(run, ["stop"], repo, env)
         assert stopped.returncode == 0, stopped.stderr
         async with asyncio.timeout(10):

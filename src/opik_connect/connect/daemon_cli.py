@@ -1,6 +1,6 @@
 """`opik-connect` (no sub-command) runs the daemon in the current project; `stop` ends it.
 
-Errors are one line on stderr with exit code 1; `--debug` shows the traceback instead.
+Errors follow the CLI's convention (cli_errors.py); `--debug` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -18,23 +18,18 @@ from rich.console import Console
 from rich.markup import escape
 
 from opik_connect.agent.platform.cli import setup_platform
-from opik_connect.cli_errors import fail
-from opik_connect.config import ConfigError, load_project_config, project_state_dir
+from opik_connect.cli_errors import environment_error, failed, usage_error
+from opik_connect.config import load_project_config, project_state_dir
 from opik_connect.connect.daemon import (
     PLATFORM_ENV,
     Daemon,
-    Part,
 )
 from opik_connect.connect.fixes.daemon_wiring import fix_parts
 from opik_connect.connect.websocket_client import LinkError, LinkState
-from opik_connect.git_runner import NotAGitRepository, find_git_root
+from opik_connect.git_runner import find_git_root
 
 PID_FILE = "daemon.pid"
 
-# --- daemon parts: each feature adds its `async def part(daemon)` here, one line each ---
-# (the fixes parts, which take the --auto-approve flag, are added in run_daemon: fix_parts)
-DAEMON_PARTS: list[Part] = []
-# --- end of daemon parts ---
 STATE_STYLE = {
     LinkState.CONNECTED: "green",
     LinkState.PAIRING: "yellow",
@@ -44,10 +39,6 @@ STATE_STYLE = {
 }
 
 console = Console(highlight=False)
-
-
-class DaemonError(Exception):
-    """A problem the user can fix; shown as one line."""
 
 
 def pid_file(root: Path) -> Path:
@@ -85,7 +76,7 @@ def write_pid_file(root: Path) -> tuple[Path, int]:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise DaemonError(f"a daemon already serves {root}; `opik-connect stop`") from None
+        raise usage_error(f"a daemon already serves {root}; `opik-connect stop`") from None
     os.fchmod(fd, 0o600)
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
@@ -112,13 +103,13 @@ def run_daemon(
     ctx.obj = {"debug": debug}
     if ctx.invoked_subcommand is not None:
         return
+    root = find_git_root(Path.cwd())
+    config = load_project_config(root)
+    url = platform or os.environ.get(PLATFORM_ENV) or config.platform
+    pid = running_pid(root)
+    if pid is not None:
+        raise usage_error(f"a daemon already serves {root} (pid {pid}); `opik-connect stop`")
     try:
-        root = find_git_root(Path.cwd())
-        config = load_project_config(root)
-        url = platform or os.environ.get(PLATFORM_ENV) or config.platform
-        pid = running_pid(root)
-        if pid is not None:
-            raise DaemonError(f"a daemon already serves {root} (pid {pid}); `opik-connect stop`")
         daemon = Daemon(
             root,
             config,
@@ -130,15 +121,12 @@ def run_daemon(
             parts=[
                 _announce,
                 *fix_parts(auto_approve=auto_approve, console=console).parts,
-                *DAEMON_PARTS,
             ],
             platform_setup=setup_platform,
         )
         asyncio.run(_serve(daemon))
-    except (NotAGitRepository, ConfigError, LinkError, DaemonError, OSError) as exc:
-        raise fail(exc, debug) from None
-    except Exception as exc:
-        raise fail(DaemonError(f"{type(exc).__name__}: {exc}"), debug) from None
+    except (LinkError, OSError) as exc:
+        raise environment_error(exc, debug) from None
 
 
 _last_state: tuple[LinkState, str] | None = None
@@ -204,11 +192,11 @@ def stop_daemon(
 ) -> None:
     """Stop the daemon serving the current project."""
     debug = bool((ctx.obj or {}).get("debug"))
+    root = find_git_root(Path.cwd())
+    pid = running_pid(root)
+    if pid is None:
+        raise usage_error(f"no daemon is running for {root}")
     try:
-        root = find_git_root(Path.cwd())
-        pid = running_pid(root)
-        if pid is None:
-            raise DaemonError(f"no daemon is running for {root}")
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
@@ -218,9 +206,9 @@ def stop_daemon(
                 console.print(f"stopped the daemon for {escape(str(root))} (pid {pid})")
                 return
             time.sleep(0.05)
-        raise DaemonError(f"the daemon (pid {pid}) did not exit within {wait_s:g}s")
-    except (NotAGitRepository, DaemonError, OSError) as exc:
-        raise fail(exc, debug) from None
+    except OSError as exc:
+        raise environment_error(exc, debug) from None
+    raise failed(f"the daemon (pid {pid}) did not exit within {wait_s:g}s")
 
 
 def register(app: typer.Typer) -> None:

@@ -19,7 +19,8 @@ from websockets.asyncio.client import connect
 
 from opik_connect.agent.ollie.sessions import NO_API_KEY_MESSAGE, SessionContext, SessionOutcome
 from opik_connect.agent.platform.run_file import find_run_file, run_file_paths
-from opik_connect.connect.terminal.ask_cli import EXIT_NO_PLATFORM, run_ask
+from opik_connect.cli_errors import EXIT_USAGE, CliError
+from opik_connect.connect.terminal.ask_cli import run_ask
 from opik_connect.connect.terminal.ask_client import (
     AskError,
     PlatformAddress,
@@ -258,8 +259,7 @@ async def test_run_file_is_private_found_by_ask_and_removed_on_stop(
 
         monkeypatch.chdir(repo)
         console = Console(record=True, width=100)
-        code = await run_ask(AskRequest(question="why?"), console=console)
-        assert code == 0
+        await run_ask(AskRequest(question="why?"), console=console)
         output = console.export_text()
         assert "the refund tool adds cents twice" in output
         assert "completed" in output
@@ -267,8 +267,9 @@ async def test_run_file_is_private_found_by_ask_and_removed_on_stop(
     with pytest.raises(AskError, match="no running platform"):
         locate_platform(root=repo)
     console = Console(record=True, width=100)
-    assert await run_ask(AskRequest(question="why?"), console=console) == EXIT_NO_PLATFORM
-    assert "no running platform" in console.export_text()
+    with pytest.raises(CliError, match="no running platform") as raised:
+        await run_ask(AskRequest(question="why?"), console=console)
+    assert raised.value.exit_code == EXIT_USAGE
 
 
 async def test_a_session_outlives_an_asker_who_hangs_up(repo: Path) -> None:
@@ -309,7 +310,7 @@ async def test_the_ask_command_in_another_process(repo: Path, state_dir: Path) -
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         out, _ = await proc.communicate()
-        assert proc.returncode == EXIT_NO_PLATFORM
+        assert proc.returncode == EXIT_USAGE
         assert "refused the token (401)" in out.decode()
 
 

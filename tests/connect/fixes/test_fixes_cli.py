@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 from proposal_fixtures import git, snapshot
 from typer.testing import CliRunner
 
-from opik_connect.connect.fixes.cli import register_fixes_commands
+from opik_connect.cli import app
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.suites.run_records import USER_TREE, RunRecord, save_record
 from opik_connect.protocol import (
@@ -30,8 +29,6 @@ pytestmark = pytest.mark.timeout(60)
 
 def cli(repo: Path, *args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
     """In-process, for speed; the same typer commands the console script registers."""
-    app = typer.Typer()
-    register_fixes_commands(app)
     result = CliRunner().invoke(app, [*args, "--root", str(repo)], env={"COLUMNS": str(columns)})
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
@@ -87,7 +84,7 @@ def test_reject_with_reason_and_unknown_id(repo: Path) -> None:
     record = ProposalService.for_project(repo).get(proposal)
     assert (record.status, record.reason, record.decided_by) == ("rejected", "wrong file", "cli")
     missing = cli(repo, "approve", "0000beef")
-    assert missing.returncode == 1 and "proposal_not_found" in missing.stderr
+    assert missing.returncode == 2 and "proposal_not_found" in missing.stderr
 
 
 def test_cli_decision_reaches_running_daemon_once(repo: Path) -> None:

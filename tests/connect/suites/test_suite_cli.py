@@ -64,7 +64,7 @@ def test_run_exit_codes(suite_env: Path) -> None:
 
     missing = cli(root, "run", "nope")
     assert missing.returncode == 2
-    assert "suite_not_found" in missing.stdout
+    assert "suite_not_found" in missing.stderr
 
 
 def test_list_show_and_add_from_a_trace_file(suite_env: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from opik_connect.agent.ollie.transcript import print_transcript, resolve_transcript
+from opik_connect.cli_errors import usage_error
 
 
 def transcript_command(
@@ -13,10 +14,8 @@ def transcript_command(
     """Print an Ollie session's transcript: question, tool calls, proposals, outcome, cost."""
     path = resolve_transcript(path_or_session)
     if not path.is_file():
-        typer.echo(f"no transcript at {path} (give a .jsonl path or a session id)", err=True)
-        raise typer.Exit(2)
+        raise usage_error(f"no transcript at {path} (give a .jsonl path or a session id)")
     try:
         print_transcript(path)
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
-        typer.echo(f"{path}: not an Ollie transcript ({exc})", err=True)
-        raise typer.Exit(2) from exc
+        raise usage_error(f"{path}: not an Ollie transcript ({exc})") from None

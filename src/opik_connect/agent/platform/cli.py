@@ -26,7 +26,8 @@ from websockets.exceptions import ConnectionClosed
 
 from opik_connect.agent.platform.run_file import SERVER_RUN_FILE_NAME, PlatformRunFile
 from opik_connect.agent.platform.server import Platform, RunnerInfo
-from opik_connect.cli_errors import fail
+from opik_connect.agent.platform.services import platform_services_part
+from opik_connect.cli_errors import ConventionGroup, environment_error, failed, usage_error
 from opik_connect.config import user_state_dir
 from opik_connect.link.auth import PairingStore
 from opik_connect.link.frames import decode_frame, encode
@@ -39,12 +40,8 @@ from opik_connect.protocol import (
     PairRequest,
 )
 
-# --- platform parts: each adds `async def part(platform)` here (e.g. mount platform.http_api) ---
-PLATFORM_PARTS: list[Callable[[Platform], Awaitable[None]]] = []
-from opik_connect.agent.platform.services import platform_services_part  # noqa: E402
-
-PLATFORM_PARTS.append(platform_services_part)
-# --- end of platform parts ---
+PLATFORM_PARTS: tuple[Callable[[Platform], Awaitable[None]], ...] = (platform_services_part,)
+"""Each mounts one feature on a platform (standalone or embedded)."""
 
 
 async def setup_platform(platform: Platform) -> None:
@@ -54,14 +51,11 @@ async def setup_platform(platform: Platform) -> None:
 
 
 platform_app = typer.Typer(
+    cls=ConventionGroup,
     help="Run the platform server standalone and confirm daemon pairings.",
     invoke_without_command=True,
 )
 console = Console(highlight=False)
-
-
-class PlatformCliError(Exception):
-    """Shown as one line."""
 
 
 def _debug(ctx: typer.Context) -> bool:
@@ -88,18 +82,18 @@ def serve_platform(
     """Listen for daemons until Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
+    context = None
+    if tls_cert is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            key = f" / --tls-key {tls_key}" if tls_key else ""
+            raise usage_error(f"cannot load --tls-cert {tls_cert}{key}: {exc}") from None
     try:
-        context = None
-        if tls_cert is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            try:
-                context.load_cert_chain(tls_cert, tls_key)
-            except (OSError, ssl.SSLError) as exc:
-                key = f" / --tls-key {tls_key}" if tls_key else ""
-                raise PlatformCliError(f"cannot load --tls-cert {tls_cert}{key}: {exc}") from None
         asyncio.run(_serve(host, port, context))
-    except (OSError, ssl.SSLError, PlatformCliError) as exc:
-        raise fail(exc, _debug(ctx)) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise environment_error(exc, _debug(ctx)) from None
 
 
 def _announce_pair_request(request: PairRequest) -> None:
@@ -162,8 +156,8 @@ def pair(
     """Confirm a daemon's pairing code on the running platform."""
     try:
         confirmed = asyncio.run(confirm_on_running_platform(code))
-    except (OSError, PlatformCliError, ConnectionClosed, TimeoutError) as exc:
-        raise fail(exc, _debug(ctx)) from None
+    except (OSError, ConnectionClosed, TimeoutError) as exc:
+        raise environment_error(exc, _debug(ctx)) from None
     console.print(
         f"[green]●[/green] paired runner [bold]{escape(confirmed.runner_name)}[/bold] "
         f"(project {escape(confirmed.project)}, id {escape(confirmed.runner_id)})"
@@ -176,7 +170,7 @@ async def confirm_on_running_platform(code: str, run_file: Path | None = None) -
     try:
         found = PlatformRunFile.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
-        raise PlatformCliError(f"no running platform found ({path})") from exc
+        raise usage_error(f"no running platform found ({path})") from exc
     return await confirm_pairing_remote(found.url, found.token, code)
 
 
@@ -189,4 +183,4 @@ async def confirm_pairing_remote(url: str, token: str, code: str) -> PairingConf
     if reply.type == "PairingConfirmed":
         return PairingConfirmed.model_validate(reply.payload)
     error = FrameError.model_validate(reply.payload).error
-    raise PlatformCliError(f"{error.code}: {error.message}")
+    raise failed(f"pairing refused: {error.code}: {error.message}")

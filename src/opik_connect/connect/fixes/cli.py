@@ -16,47 +16,37 @@ from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
 
-from opik_connect.config import ConfigError
+from opik_connect.cli_errors import CliError, ConventionGroup, failed, usage_error
 from opik_connect.connect.fixes.branches import FixError, FixSummary
 from opik_connect.connect.proposals.journal import JournaledProposal
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.suites.run_records import before_after
 from opik_connect.connect.terminal.visible_text import visible
-from opik_connect.git_runner import NotAGitRepository, find_git_root
-from opik_connect.protocol import BridgeError, FileStat, SuiteRunSummary
+from opik_connect.git_runner import find_git_root
+from opik_connect.protocol import BridgeError, ErrorCode, FileStat, SuiteRunSummary
 
 fixes_app = typer.Typer(
-    help="Fix branches made from approved proposals.", invoke_without_command=True
+    cls=ConventionGroup,
+    help="Fix branches made from approved proposals.",
+    invoke_without_command=True,
 )
 console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 RootOption = typer.Option(Path("."), "--root", help="A directory inside the project's git repo.")
 
 
-def project_root(start: Path) -> Path:
-    """The git top level: the daemon keys its state on it, so the CLI must too."""
-    try:
-        return find_git_root(start)
-    except NotAGitRepository as exc:
-        err.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(2) from None
-
-
 def _service(root: Path) -> ProposalService:
-    """The project's proposals, with any apply a crash interrupted settled first."""
-    try:
-        service = ProposalService.for_project(project_root(root))
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
+    """The project's proposals (keyed on the git top level, as the daemon keys them), with any
+    apply a crash interrupted settled first."""
+    service = ProposalService.for_project(find_git_root(root))
     service.recover_interrupted()
     return service
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    """One red line; escaped, as ids, paths and config keys may hold markup-like brackets."""
-    err.print(f"[red]{escape(message)}[/red]")
-    return typer.Exit(code)
+def _refused(exc: BridgeError) -> CliError:
+    """An unknown id is a usage error; a proposal in the wrong state, a refused outcome."""
+    message = f"{exc.code.value}: {exc.message}"
+    return usage_error(message) if exc.code is ErrorCode.PROPOSAL_NOT_FOUND else failed(message)
 
 
 def _when(timestamp: float) -> str:
@@ -67,7 +57,7 @@ def _get(service: ProposalService, proposal_id: str) -> JournaledProposal:
     try:
         return service.get(proposal_id)
     except BridgeError as exc:
-        raise _fail(exc.message) from exc
+        raise _refused(exc) from None
 
 
 def _items_passed(run: SuiteRunSummary) -> str:
@@ -223,7 +213,7 @@ def _started(iso: str) -> str:
 def _fix_record(service: ProposalService, proposal_id: str) -> JournaledProposal:
     rec = _get(service, proposal_id)
     if rec.status != "applied" or rec.branch is None:
-        raise _fail(f"proposal {rec.id} is {rec.status}; it has no fix branch")
+        raise failed(f"proposal {rec.id} is {rec.status}; it has no fix branch")
     return rec
 
 
@@ -235,7 +225,7 @@ def fixes_merge(proposal_id: str, root: Path = RootOption) -> None:
     try:
         merged = service.fixes.merge(rec)
     except FixError as exc:
-        raise _fail(f"not merged: {exc}") from exc
+        raise failed(f"not merged: {exc}") from None
     service.journal.update(rec.id, lambda r: setattr(r, "fix_status", "merged"))
     console.print(f"Merged {rec.branch} ({merged[:10]}).")
 
@@ -252,7 +242,7 @@ def fixes_drop(
     try:
         service.fixes.drop(rec, force=force)
     except FixError as exc:
-        raise _fail(f"not dropped: {exc}") from exc
+        raise failed(f"not dropped: {exc}") from None
     service.journal.update(rec.id, lambda r: setattr(r, "fix_status", "dropped"))
     console.print(f"Dropped {rec.branch}.")
 
@@ -263,9 +253,9 @@ def approve_command(proposal_id: str, root: Path = RootOption) -> None:
     try:
         rec = asyncio.run(service.approve(proposal_id, by="cli"))
     except BridgeError as exc:
-        raise _fail(f"{exc.code.value}: {exc.message}") from exc
+        raise _refused(exc) from None
     if rec.status != "applied":
-        raise _fail(f"proposal {rec.id} is {rec.status}: {rec.reason}")
+        raise failed(f"proposal {rec.id} is {rec.status}: {rec.reason}")
     console.print(f"Approved {rec.id}: branch {rec.branch} at {(rec.commit or '')[:10]}")
 
 
@@ -279,7 +269,7 @@ def reject_command(
     try:
         rec = asyncio.run(service.reject(proposal_id, reason or None, by="cli"))
     except BridgeError as exc:
-        raise _fail(f"{exc.code.value}: {exc.message}") from exc
+        raise _refused(exc) from None
     console.print(f"Rejected {rec.id}.")
 
 

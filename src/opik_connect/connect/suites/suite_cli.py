@@ -1,4 +1,7 @@
-"""`opik-connect suite ...`: list, show, run and add suites. Exit codes: 0 pass, 1 fail, 2 error."""
+"""`opik-connect suite ...`: list, show, run and add suites.
+
+`suite run` exits 0 when the suite passes, 1 when it fails and 2 when it cannot run (errors
+follow the CLI's convention, cli_errors.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from opik_connect.agent.traces.store import TraceStoreError, parse_trace_document
+from opik_connect.cli_errors import CliError, ConventionGroup, failed, usage_error
 from opik_connect.config import ConfigError
 from opik_connect.connect.suites.assertions import Assertion, describe
 from opik_connect.connect.suites.llm_judge import judge_from_config
@@ -30,10 +34,9 @@ from opik_connect.connect.suites.suite_report import progress_bar, render_summar
 from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S, run_suite
 from opik_connect.protocol import BridgeError, ErrorCode
 
-EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-EXIT_FOR_STATUS = {"passed": EXIT_PASS, "failed": EXIT_FAIL, "error": EXIT_ERROR}
-
-suite_app = typer.Typer(help="Test suites (.opik/suites/*.yaml): list, show, run, add.")
+suite_app = typer.Typer(
+    cls=ConventionGroup, help="Test suites (.opik/suites/*.yaml): list, show, run, add."
+)
 RootOption = Annotated[
     Path | None,
     typer.Option("--root", help="Project root (default: nearest with .opik/ or pyproject.toml)."),
@@ -53,10 +56,10 @@ def _root(root: Path | None) -> Path:
     return cwd
 
 
-def _fail(console: Console, exc: Exception) -> typer.Exit:
+def _cannot(exc: Exception) -> CliError:
+    """The suite cannot be read, run or written: exit 2, never 1 (a failed suite)."""
     code = f"[{exc.code}] " if isinstance(exc, BridgeError) else ""
-    console.print(f"[bold red]error:[/] {escape(code + str(exc))}")
-    return typer.Exit(EXIT_ERROR)
+    return usage_error(code + str(exc))
 
 
 @suite_app.command("list")
@@ -88,7 +91,7 @@ def show_command(name: str, root: RootOption = None) -> None:
     try:
         suite = load_suite(_root(root), name)
     except BridgeError as exc:
-        raise _fail(console, exc) from exc
+        raise _cannot(exc) from None
     policy = suite.global_execution_policy
     console.print(f"[bold]{suite.name}[/] {escape(suite.description.strip())}")
     console.print(f"runs_per_item {policy.runs_per_item}, pass_threshold {policy.pass_threshold}")
@@ -138,17 +141,21 @@ def run_command(
                 )
             )
     except (BridgeError, ConfigError) as exc:
-        raise _fail(console, exc) from exc
+        raise _cannot(exc) from None
     except Exception as exc:  # anything unforeseen is still exit 2 (error), never 1 (fail)
         console.print_exception()
-        raise _fail(console, exc) from exc
+        raise _cannot(exc) from None
     render_summary(console, summary)
     if json_out is not None:
         try:
             json_out.write_text(summary.model_dump_json(indent=2), encoding="utf-8")
         except OSError as exc:
-            raise _fail(console, ValueError(f"--json {json_out}: {exc.strerror or exc}")) from None
-    raise typer.Exit(EXIT_FOR_STATUS[summary.status])
+            raise usage_error(f"--json {json_out}: {exc.strerror or exc}") from None
+    passed = f"{sum(item.passed for item in summary.items)}/{len(summary.items)} items passed"
+    if summary.status == "failed":
+        raise failed(f"suite {name} failed ({passed})")
+    if summary.status == "error":
+        raise usage_error(f"suite {name} could not run every item ({passed})")
 
 
 @suite_app.command("add")
@@ -183,7 +190,7 @@ def add_command(
         )
         written = save_suite(base, updated)
     except (BridgeError, TraceStoreError, ValueError, OSError) as exc:
-        raise _fail(console, exc) from exc
+        raise _cannot(exc) from None
     console.print(f"added item [bold]{escape(new_item.id)}[/] to {escape(str(written))}")
 
 

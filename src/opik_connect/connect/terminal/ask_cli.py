@@ -1,7 +1,7 @@
 """`opik-connect ask "…"`: ask Ollie from any terminal and watch the session as it runs.
 
 Exit codes: 0 the session completed, 1 it ended otherwise (or the platform refused, e.g. no API
-key), 2 the platform could not be found or reached.
+key), 2 the platform could not be found or reached (the CLI's convention, cli_errors.py).
 """
 
 from __future__ import annotations
@@ -13,16 +13,12 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 
+from opik_connect.cli_errors import failed, usage_error
 from opik_connect.connect.terminal.ask_client import AskError, ask_stream, locate_platform
 from opik_connect.connect.terminal.ask_view import SessionView
-from opik_connect.connect.terminal.visible_text import visible
 from opik_connect.git_runner import NotAGitRepository, find_git_root
 from opik_connect.protocol import AskRequest
-
-EXIT_NOT_COMPLETED = 1
-EXIT_NO_PLATFORM = 2
 
 
 def _project_root() -> Path | None:
@@ -39,20 +35,19 @@ async def run_ask(
     platform: str | None = None,
     token: str | None = None,
     insecure: bool = False,
-) -> int:
-    """Stream one session to `console`; returns the exit code."""
+) -> None:
+    """Stream one session to `console`; CliError unless it completed."""
     view = SessionView(console)
     try:
         address = locate_platform(platform, token, root=_project_root(), insecure=insecure)
         async for event in ask_stream(address, request):
             view.show(event)
     except AskError as exc:
-        console.print(f"[red]error:[/] {escape(visible(str(exc)))}", highlight=False)
-        return EXIT_NO_PLATFORM
+        raise usage_error(str(exc)) from None
     if view.status is None:
-        console.print("[red]error:[/] the stream ended without a result", highlight=False)
-        return EXIT_NOT_COMPLETED
-    return 0 if view.succeeded else EXIT_NOT_COMPLETED
+        raise failed("the stream ended without a result")
+    if not view.succeeded:
+        raise failed(f"the session ended {view.status}")
 
 
 def ask_command(
@@ -84,7 +79,6 @@ def ask_command(
     except ValidationError as exc:
         first = exc.errors()[0]
         raise typer.BadParameter(f"{first['loc'][0]}: {first['msg']}") from None
-    code = asyncio.run(
+    asyncio.run(
         run_ask(request, console=Console(), platform=platform, token=token, insecure=insecure)
     )
-    raise typer.Exit(code)
