@@ -54,7 +54,7 @@ from opik_connect.connect.terminal.ollie_prompt import (
     ProposalApprovals,
     daemon_asker,
 )
-from opik_connect.git_runner import GitError, run
+from opik_connect.git_runner import GitError, run, run_async
 from opik_connect.protocol import BridgeError, RunSuiteArgs, SuiteRunSummary
 
 FIXTURES_ENV = "OPIK_CONNECT_FIXTURES"
@@ -150,24 +150,16 @@ def copy_example(source: Path, dest: Path) -> int:
     return len(files)
 
 
-def _git(root: Path, *args: str) -> str:
-    """A git step of the demo set-up; its failure ends the demo with git's own words."""
-    try:
-        return run(root, *args).text
-    except GitError as exc:
-        raise DemoError(f"{exc} (in {root})") from None
-
-
 def init_repo(project: Path) -> str:
     """`git init`, a local demo identity, and the first commit; returns HEAD."""
     name, email = DEMO_IDENTITY
-    _git(project, "init", "-q", "-b", "main")
-    _git(project, "config", "user.name", name)
-    _git(project, "config", "user.email", email)
-    _git(project, "config", "commit.gpgsign", "false")
-    _git(project, "add", "-A")
-    _git(project, "commit", "-q", "-m", "Trailhead support agent (opik-connect example)")
-    return _git(project, "rev-parse", "HEAD")
+    run(project, "init", "-q", "-b", "main")
+    run(project, "config", "user.name", name)
+    run(project, "config", "user.email", email)
+    run(project, "config", "commit.gpgsign", "false")
+    run(project, "add", "-A")
+    run(project, "commit", "-q", "-m", "Trailhead support agent (opik-connect example)")
+    return run(project, "rev-parse", "HEAD").text
 
 
 # --- the model: a real one with a key, else the scripted replay ---------------------------------
@@ -516,12 +508,12 @@ def loop_problems(outcome: Outcome, *, tree_changed: bool) -> list[str]:
     return problems
 
 
-async def _summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Console) -> int:
+async def _summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Console) -> bool:
     console.print()
     console.rule("[bold cyan]summary[/]", align="left")
     before, after, proposal = outcome.before, outcome.after, outcome.proposal
-    user_head = await asyncio.to_thread(_git, dirs.project, "rev-parse", "HEAD")
-    dirty = await asyncio.to_thread(_git, dirs.project, "status", "--porcelain")
+    user_head = (await run_async(dirs.project, "rev-parse", "HEAD")).text
+    dirty = (await run_async(dirs.project, "status", "--porcelain")).text
     outcome.problems.extend(loop_problems(outcome, tree_changed=user_head != head or bool(dirty)))
     ok = not outcome.problems
     parts: list[Text | Markdown] = []
@@ -612,7 +604,7 @@ def demo_command(
         os.environ.setdefault(STATE_ENV, str(dirs.state))
         dirs = DemoDirs(dirs.base, dirs.project, Path(os.environ[STATE_ENV]))
         completed = asyncio.run(run_demo(dirs, fixtures, yes=yes, console=console))
-    except DemoError as exc:
+    except (DemoError, GitError) as exc:
         raise usage_error(str(exc)) from None
     except BridgeError as exc:
         raise failed(f"{exc.code.value}: {exc.message}") from None

@@ -300,17 +300,9 @@ def _clip(output: Any) -> Any:
 
 async def _git_state(tree: Path) -> tuple[str | None, bool | None]:
     """HEAD and whether the tree has uncommitted changes; (None, None) outside git."""
-    head = await _git(tree, "rev-parse", "HEAD")
-    if head is None:
-        return None, None
-    status = await _git(tree, "status", "--porcelain", "--untracked-files=no")
-    return head, bool(status) if status is not None else None
-
-
-async def _git(tree: Path, *args: str) -> str | None:
-    """Stripped stdout, or None when git fails or is missing: the run records "not in git"."""
     try:
-        done = await run_async(tree, *args, check=False)
+        head = await run_async(tree, "rev-parse", "HEAD")
+        status = await run_async(tree, "status", "--porcelain", "--untracked-files=no")
     except GitError:
-        return None
-    return done.text if done.code == 0 else None
+        return None, None
+    return head.text, bool(status.text)
