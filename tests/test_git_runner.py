@@ -127,7 +127,7 @@ def test_git_missing_is_the_same_error(tmp_path: Path, monkeypatch: pytest.Monke
         lambda: run(tmp_path, "status"),
         lambda: asyncio.run(run_async(tmp_path, "status")),
     ):
-        with pytest.raises(GitError, match="git is not installed") as raised:
+        with pytest.raises(GitError, match="git could not be started") as raised:
             attempt()
         assert raised.value.code is None
     with pytest.raises(NotAGitRepository):

@@ -38,7 +38,7 @@ class GitError(Exception):
         self.command = args
         self.code = code
         self.stderr = stderr.strip()
-        what = "git is not installed" if code is None else f"git {' '.join(args[:2])} failed"
+        what = "git could not be started" if code is None else f"git {' '.join(args[:2])} failed"
         super().__init__(f"{what}: {self.stderr}" if self.stderr else what)
 
 
@@ -79,7 +79,7 @@ def run(
             env={"GIT_OPTIONAL_LOCKS": "0", **(env or {})},
         )
     except git.GitCommandNotFound as exc:
-        raise GitError(args, None, str(exc.stderr or "")) from exc
+        raise GitError(args, None, str(exc.__cause__ or "")) from exc
     result = GitResult(code, out if isinstance(out, bytes) else b"", str(err or ""))
     if check and code != 0:
         raise GitError(args, code, result.err)
@@ -103,11 +103,14 @@ async def git_process(
     cwd: Path, *args: str, stdin_pipe: bool = False
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """A running git whose output the caller streams (e.g. `git grep`); killed on the way out."""
-    try:
-        async with child_process(*_command(args), cwd=cwd, stdin_pipe=stdin_pipe) as proc:
-            yield proc
-    except FileNotFoundError as exc:
-        raise GitError(args, None, "") from exc
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            proc = await stack.enter_async_context(
+                child_process(*_command(args), cwd=cwd, stdin_pipe=stdin_pipe)
+            )
+        except FileNotFoundError as exc:
+            raise GitError(args, None, str(exc)) from exc
+        yield proc
 
 
 def find_git_root(path: Path) -> Path:
