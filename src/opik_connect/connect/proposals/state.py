@@ -53,12 +53,7 @@ def move(
     A decision (out of pending) records `by`, `reason` and the time; a later move keeps the
     decision's record and sets `reason` only when one is given (why a build failed)."""
     if to not in TRANSITIONS[record.status]:
-        raise BridgeError(
-            ErrorCode.INVALID_ARGS,
-            f"proposal {record.id} is already {record.status}",
-            proposal_id=record.id,
-            status=record.status,
-        )
+        raise _already(record)
     if to in DECISIONS and record.status == "pending":
         record.decided_at = time.time()
         record.decided_by = by
@@ -71,9 +66,13 @@ def move(
 def ensure_pending(record: JournaledProposal) -> None:
     """Refuses a change only an undecided proposal may take (e.g. the user's edit of its diff)."""
     if record.status != "pending":
-        raise BridgeError(
-            ErrorCode.INVALID_ARGS,
-            f"proposal {record.id} is already {record.status}",
-            proposal_id=record.id,
-            status=record.status,
-        )
+        raise _already(record)
+
+
+def _already(record: JournaledProposal) -> BridgeError:
+    return BridgeError(
+        ErrorCode.INVALID_ARGS,
+        f"proposal {record.id} is already {record.status}",
+        proposal_id=record.id,
+        status=record.status,
+    )
