@@ -92,7 +92,8 @@ def _outcome(exc: BaseException, debug: bool) -> int | None:
 
 
 class ConventionGroup(TyperGroup):
-    """The root command: runs the CLI and turns every failure into the one convention."""
+    """Runs a command group and turns every failure into the one convention. The root uses it,
+    and so does each sub-group, so a group invoked on its own (as tests do) follows it too."""
 
     def main(  # type: ignore[override]
         self,
