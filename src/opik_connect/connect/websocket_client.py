@@ -271,7 +271,7 @@ class DaemonLink:
                 raise
             log.warning("dropping %s %s: %s", type_name, event_id, exc)
             return event_id
-        self._driver.changed()
+        await self._driver.send_now()
         if queued and wait_ack:
             acked = asyncio.get_running_loop().create_future()
             self._ack_waiters.setdefault(event_id, []).append(acked)
@@ -377,7 +377,7 @@ class DaemonLink:
                 with serving(command.command_id):
                     payload = await run_handler(self.handlers, command.type_name, command.payload)
             self.session.command_done(command.command_id, payload)
-            self._driver.changed()
+            await self._driver.send_now()
         finally:
             self._running.pop(command.command_id, None)
 

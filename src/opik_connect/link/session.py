@@ -79,6 +79,8 @@ class LinkSession:
         return out
 
     def events(self) -> list[LinkEvent]:
+        if not self._events:
+            return []
         out, self._events = self._events, []
         return out
 

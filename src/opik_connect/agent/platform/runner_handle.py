@@ -121,7 +121,7 @@ class RunnerHandle:
         command_id = self.session.call(type_name, payload, now, timeout_s=timeout_s)
         self._results[command_id] = future
         try:
-            self._driver.changed()
+            await self._driver.send_now()
             outcome = await future
         finally:
             self._results.pop(command_id, None)
