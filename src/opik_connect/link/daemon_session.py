@@ -290,8 +290,12 @@ class DaemonSession(LinkSession):
                 self._events.append(CancelCommand(command_id))
 
     def next_deadline(self) -> float | None:
-        times = list(self._deadlines.values())
-        for when in (self._next_heartbeat, self._stalled_at()):
-            if when is not None:
-                times.append(when)
-        return min(times, default=None)
+        when = self._next_heartbeat
+        if self._deadlines:
+            first = min(self._deadlines.values())
+            when = first if when is None else min(when, first)
+        if self.outbox.full:
+            stalled_at = self._stalled_at()
+            if stalled_at is not None:
+                when = stalled_at if when is None else min(when, stalled_at)
+        return when

@@ -70,7 +70,7 @@ class SessionDriver:
     async def send_now(self) -> None:
         """changed(), for callers that can wait: the frames go out from this task, saving the
         writer's wake-up on the hot path."""
-        if self._settle():
+        if self._settle() and self.session.has_data_to_send:
             await self._flush()
 
     def _settle(self) -> bool:

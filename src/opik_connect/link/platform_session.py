@@ -170,7 +170,8 @@ class PlatformSession(LinkSession):
                 self._finish(command_id, CommandResult(ok=False, error=body))
 
     def next_deadline(self) -> float | None:
-        times = [pending.deadline for pending in self.pending.values()]
-        if self._ack_due is not None:
-            times.append(self._ack_due)
-        return min(times, default=None)
+        when = self._ack_due
+        if self.pending:
+            first = min(pending.deadline for pending in self.pending.values())
+            when = first if when is None else min(when, first)
+        return when
