@@ -5,8 +5,11 @@ is full the daemon closes the link with a named reason, and loses no decision.""
 from __future__ import annotations
 
 import pytest
+from fix_flow_testkit import make_refund_project, refund_fix
 from link_session_testkit import Wire, ok_result, read_file
+from pydantic import BaseModel
 
+from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.link.daemon_session import (
     CLOSE_OUTBOX_FULL,
     CloseLink,
@@ -135,3 +138,29 @@ def test_the_caches_of_acked_results_and_ids_are_bounded_in_bytes() -> None:
     assert daemon.done.bytes <= 50 * KIB and len(daemon.done) == 4
     assert daemon.acked_events.bytes <= 2 * KIB and len(daemon.acked_events) < 40
     assert len(daemon.outbox) == 0
+
+
+async def test_a_decision_refused_by_a_full_outbox_stays_in_the_journal_until_it_fits(
+    tmp_path, state_dir
+) -> None:
+    """The link refuses; the proposals journal keeps the decision undelivered and sends it
+    again later, under the same event id."""
+    repo = make_refund_project(tmp_path / "project")
+    link = DaemonSession(outbox_max_bytes=1)
+    link.queue_event("filler", "FilesChanged", '{"changes":[]}')  # the outbox is now full
+
+    async def emit(event: BaseModel) -> None:
+        assert isinstance(event, ProposalDecided)
+        payload = canonical_json(event.model_dump(mode="json"))
+        link.queue_event(f"ProposalDecided:{event.proposal_id}", "ProposalDecided", payload)
+
+    service = ProposalService.for_project(repo, emit=emit)
+    pid = (await service.submit(refund_fix())).proposal_id
+    await service.reject(pid, "no", by="test")
+    assert service.journal.get(pid).delivered is False
+    assert f"ProposalDecided:{pid}" not in link.outbox
+
+    link = DaemonSession()  # room again (the platform acked, or the daemon restarted)
+    assert await service.deliver_outbox() == 1
+    assert service.journal.get(pid).delivered is True
+    assert f"ProposalDecided:{pid}" in link.outbox
