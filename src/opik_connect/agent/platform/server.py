@@ -105,6 +105,7 @@ class Platform:
         self._command_timeout_s = command_timeout_s
         self._on_runner_change = on_runner_change
         self._runners: dict[str, RunnerHandle] = {}
+        self._runners_changed = asyncio.Condition()
         self._subscribers: list[EventCallback] = []
         self._seen_events = BoundedIds(SEEN_CACHE_SIZE)
         self._server: Server | None = None
@@ -169,11 +170,15 @@ class Platform:
 
     async def wait_runner(self, runner_id: str | None = None) -> RunnerHandle:
         """The runner (or the first to connect), once it is connected."""
-        while True:
+
+        def connected() -> RunnerHandle | None:
             for handle in self._runners.values():
                 if (runner_id is None or handle.runner_id == runner_id) and handle.connected:
                     return handle
-            await asyncio.sleep(0.02)
+            return None
+
+        async with self._runners_changed:
+            return await self._runners_changed.wait_for(connected)
 
     def subscribe(self, callback: EventCallback) -> Callable[[], None]:
         """Receive every acknowledged event (FilesChanged, ProposalDecided, SuiteResult)."""
@@ -185,7 +190,9 @@ class Platform:
         self.subscribe(lambda runner, kind, event: queue.put_nowait((runner, kind, event)))
         return queue
 
-    def _runner_changed(self, handle: RunnerHandle) -> None:
+    async def _runner_changed(self, handle: RunnerHandle) -> None:
+        async with self._runners_changed:
+            self._runners_changed.notify_all()
         if self._on_runner_change is not None:
             self._on_runner_change(handle.info())
 
@@ -230,12 +237,12 @@ class Platform:
                 )
                 self._runners[hello.runner_id] = handle
             await handle.attach(ws, accepted.signer, hello)
-            self._runner_changed(handle)
+            await self._runner_changed(handle)
             try:
                 await handle.serve(ws)
             finally:
                 if handle.detach(ws):
-                    self._runner_changed(handle)
+                    await self._runner_changed(handle)
         except ConnectionClosed:
             return
         except TimeoutError:
