@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from opik_connect.agent.platform.server import Platform, RunnerHandle
 from opik_connect.config import user_state_dir
@@ -180,6 +182,51 @@ class RawDaemon:
     async def recv(self, within: float = 5.0) -> Frame:
         async with asyncio.timeout(within):
             return decode_frame(await self.ws.recv())
+
+
+class SilentPlatform:
+    """A platform that completes the handshake and then never acks anything: it only records
+    the frames it gets (heartbeats aside) and the close code of each connection."""
+
+    def __init__(self, record: PairingRecord) -> None:
+        self.record = record
+        self.frames: asyncio.Queue[Frame] = asyncio.Queue()
+        self.closes: asyncio.Queue[int | None] = asyncio.Queue()
+        self.url = ""
+
+    async def serve(self, ws: ServerConnection) -> None:
+        hello = Hello.model_validate(decode_frame(await ws.recv()).payload)
+        nonce = new_nonce()
+        signer = FrameSigner(self.record.link_key(), connection_id(hello.nonce, nonce))
+        await ws.send(
+            signer.seal_text("control", "Welcome", "w", Welcome(nonce=nonce).model_dump())
+        )
+        try:
+            async for message in ws:
+                frame = signer.open(message)
+                if frame.type != "Heartbeat":
+                    self.frames.put_nowait(frame)
+        except ConnectionClosed:
+            pass
+        self.closes.put_nowait(ws.close_code)
+
+
+@asynccontextmanager
+async def silent_link(**link_kwargs: Any) -> AsyncIterator[tuple[SilentPlatform, DaemonLink]]:
+    """A DaemonLink connected to a SilentPlatform."""
+    record = PairingRecord(runner_id="r", activation_key=new_activation_key(), session_id="s")
+    platform = SilentPlatform(record)
+    async with serve(platform.serve, "127.0.0.1", 0) as server:
+        platform.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        link = make_link(platform.url, record, {}, **link_kwargs)
+        task = asyncio.create_task(link.run())
+        try:
+            async with asyncio.timeout(10):
+                await link.connected.wait()
+            yield platform, link
+        finally:
+            await link.stop()
+            await task
 
 
 def raw_frame(**fields: Any) -> str:

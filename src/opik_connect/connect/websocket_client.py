@@ -1,8 +1,8 @@
-"""The daemon's end of the link: dial out, pair, authenticate, serve commands, send events.
+"""The daemon's end of the link: dial out, pair, authenticate, then move frames.
 
-The daemon always dials (it works behind NAT). Results and events stay buffered until the platform
-acknowledges them and are re-sent after a reconnect; command ids are idempotent, so a command
-re-sent by the platform after a drop attaches to the running task or gets the cached result.
+The daemon always dials (it works behind NAT). What happens on the link (the outbox and its
+acks, idempotent command ids, heartbeats, timeouts) is decided by link.daemon_session; this
+module keeps the connection up, pairs, says Hello, and runs the command handlers.
 """
 
 from __future__ import annotations
@@ -13,11 +13,8 @@ import ipaddress
 import logging
 import random
 import ssl
-import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,49 +23,55 @@ from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from opik_connect.connect.proposals.command_id import serving
-from opik_connect.link.auth import (
-    FrameSigner,
-    PairingRecord,
-    PairingStore,
-    connection_id,
-    new_activation_key,
-    new_nonce,
-    sign_hello,
+from opik_connect.connect.command_handlers import Handler, run_handler
+from opik_connect.connect.link_handshake import (
+    HANDSHAKE_TIMEOUT_S,
+    HandshakeRefused,
+    RunnerIdentity,
+    hello,
+    pair,
 )
-from opik_connect.link.frames import decode_frame, encode, parse_model
+from opik_connect.connect.proposals.command_id import serving
+from opik_connect.link.auth import PairingRecord, PairingStore
+from opik_connect.link.daemon_session import (
+    DEFAULT_ACK_STALL_S,
+    DEFAULT_OUTBOX_MAX_BYTES,
+    CancelCommand,
+    CloseLink,
+    DaemonSession,
+    EventAcked,
+    EventNotAcked,
+    OutboxFull,
+    PeerError,
+    RunCommand,
+)
+from opik_connect.link.driver import SessionDriver
+from opik_connect.link.session import LinkEvent
 from opik_connect.protocol import (
-    CLOSE_AUTH_FAILED,
-    COMMANDS,
     EVENTS,
     MAX_FRAME_BYTES,
-    Ack,
     BridgeError,
-    CommandResult,
-    ErrorBody,
     ErrorCode,
-    Frame,
-    FrameError,
-    FrameKind,
-    Heartbeat,
-    Hello,
-    Paired,
-    PairPending,
-    PairRequest,
     RootSummary,
-    Welcome,
+    canonical_json,
 )
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Any], Awaitable[BaseModel]]
-"""A command handler: receives the validated args model, returns the result model."""
+__all__ = [
+    "DaemonLink",
+    "EventNotAcked",
+    "Handler",
+    "LinkError",
+    "LinkState",
+    "OutboxFull",
+    "RunnerIdentity",
+    "check_url_policy",
+    "link_compression",
+]
+
 StateCallback = Callable[["LinkState", str], None]
 PairCodeCallback = Callable[[str, float], None]
-
-DEFAULT_COMMAND_TIMEOUTS = {"RunSuite": 3600.0}
-DONE_CACHE_SIZE = 4096
-HANDSHAKE_TIMEOUT_S = 15.0
 
 
 class LinkState(StrEnum):
@@ -81,31 +84,6 @@ class LinkState(StrEnum):
 
 class LinkError(Exception):
     """The link cannot be used as configured (bad URL policy); retrying will not help."""
-
-
-class EventNotAcked(Exception):
-    """send_event(wait_ack=True) gave up: no Ack in time, or the link stopped. The event may
-    still be delivered later (it stays queued until stop); send it again under the same id."""
-
-
-class HandshakeRefused(Exception):
-    """The platform refused pairing or the Hello; the message says why."""
-
-    def __init__(self, message: str, code: ErrorCode = ErrorCode.AUTH_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
-
-    @classmethod
-    def from_frame(cls, frame: Frame) -> HandshakeRefused:
-        error = parse_model(FrameError, frame.payload, ErrorCode.MALFORMED_FRAME).error
-        return cls(f"{error.code}: {error.message}", error.code)
-
-
-@dataclass(frozen=True)
-class RunnerIdentity:
-    runner_id: str
-    name: str
-    project: str
 
 
 def is_loopback_host(host: str) -> bool:
@@ -172,6 +150,8 @@ class DaemonLink:
         max_queued: int = 1024,
         command_timeout_s: float = 60.0,
         command_timeouts: dict[str, float] | None = None,
+        outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES,
+        ack_stall_s: float = DEFAULT_ACK_STALL_S,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
     ) -> None:
@@ -186,27 +166,25 @@ class DaemonLink:
         self._on_state = on_state
         self._on_pair_code = on_pair_code
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._max_queued = max_queued
-        self._timeout_s = command_timeout_s
-        self._timeouts = {**DEFAULT_COMMAND_TIMEOUTS, **(command_timeouts or {})}
         self._backoff = (backoff_initial_s, backoff_max_s)
+        self.session = DaemonSession(
+            max_queued=max_queued,
+            command_timeout_s=command_timeout_s,
+            command_timeouts=command_timeouts,
+            outbox_max_bytes=outbox_max_bytes,
+            ack_stall_s=ack_stall_s,
+        )
+        self._driver = SessionDriver(self.session, self._on_event)
         self.state = LinkState.STOPPED
         self.connected = asyncio.Event()
         self._stopping = asyncio.Event()
         self._ws: ClientConnection | None = None
-        self._signer: FrameSigner | None = None
-        self._send_lock = asyncio.Lock()
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._outbox: OrderedDict[str, tuple[FrameKind, str, dict[str, Any]]] = OrderedDict()
-        self._done: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
-        self._acked_events: OrderedDict[str, None] = OrderedDict()
         self._ack_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._welcome_interval = 10.0
+        self._close_reason = ""
         self.connections = 0
         """How many times the link completed a handshake (for status and tests)."""
-
-    # --- public API -----------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff; returns when stop() is called."""
@@ -224,7 +202,7 @@ class DaemonLink:
                     open_timeout=HANDSHAKE_TIMEOUT_S,
                     compression=link_compression(self.url),
                 ) as ws:
-                    await self._session(ws)
+                    await self._connection(ws)
             except HandshakeRefused as exc:
                 log.warning("platform refused the link: %s", exc)
                 self._set_state(LinkState.RECONNECTING, str(exc))
@@ -235,6 +213,8 @@ class DaemonLink:
                 why = f"{str(exc) or type(exc).__name__}; "
             finally:
                 self._detach()
+            if self._close_reason:
+                why, self._close_reason = f"{self._close_reason}; ", ""
             if self._stopping.is_set():
                 break
             if self.connections > sessions:
@@ -254,6 +234,7 @@ class DaemonLink:
         for task in [*self._running.values(), *self._tasks]:
             task.cancel()
         await asyncio.gather(*self._running.values(), *self._tasks, return_exceptions=True)
+        self._driver.close()
         for waiters in self._ack_waiters.values():
             for future in waiters:
                 if not future.done():
@@ -271,25 +252,29 @@ class DaemonLink:
         """Queue an event; it is re-sent after reconnects until the platform acks it.
 
         wait_ack=True returns only once the platform acked it (EventNotAcked after ack_timeout_s,
-        or when the link stops). A caller that must deliver exactly once across restarts gives a
-        stable event_id: the platform drops an id it has seen, and an id this link already saw
-        acked returns at once without being sent again.
+        or when the link stops; OutboxFull at once if the outbox is at its byte budget). A
+        caller that must deliver exactly once across restarts gives a stable event_id: the
+        platform drops an id it has seen, and an id this link already saw acked returns at once
+        without being sent again. Without wait_ack an event the full outbox cannot take is
+        dropped with a warning: anything that must arrive (a decision) waits for its Ack.
         """
         model = EVENTS.get(type_name)
         if model is None or not isinstance(event, model) or type_name == "Heartbeat":
             raise ValueError(f"not a bufferable event: {type_name}")
         event_id = event_id or uuid.uuid4().hex
-        if event_id in self._acked_events:
+        payload_json = canonical_json(event.model_dump(mode="json"))
+        try:
+            queued = self.session.queue_event(event_id, type_name, payload_json)
+        except OutboxFull as exc:
+            self._driver.changed()
+            if wait_ack:
+                raise
+            log.warning("dropping %s %s: %s", type_name, event_id, exc)
             return event_id
-        acked: asyncio.Future[None] | None = None
-        if wait_ack:
+        await self._driver.send_now()
+        if queued and wait_ack:
             acked = asyncio.get_running_loop().create_future()
             self._ack_waiters.setdefault(event_id, []).append(acked)
-        if event_id not in self._outbox:  # already queued: the link (re)sends it by itself
-            payload = event.model_dump(mode="json")
-            self._outbox[event_id] = ("event", type_name, payload)
-            await self._send("event", type_name, event_id, payload)
-        if acked is not None:
             await self._wait_ack(event_id, acked, ack_timeout_s)
         return event_id
 
@@ -312,256 +297,89 @@ class DaemonLink:
 
     @property
     def unacked(self) -> int:
-        return len(self._outbox)
+        return len(self.session.outbox)
 
     # --- connection -----------------------------------------------------------------------------
 
-    async def _session(self, ws: ClientConnection) -> None:
-        """Pair if needed, authenticate, then serve until the connection ends."""
+    async def _connection(self, ws: ClientConnection) -> None:
+        """Pair if needed, authenticate, then move frames until the connection ends."""
         from_store = False
         record = self._pairing
         if record is None and self._store is not None:
             record = self._store.get(self._pairing_key)
             from_store = record is not None
         if record is None:
-            record = await self._pair(ws)
+            self._set_state(LinkState.PAIRING, "waiting for the platform")
+            record = await pair(ws, self.identity, self._pair_code)
+            if self._store is not None:
+                self._store.put(self._pairing_key, record)
         try:
-            signer = await self._hello(ws, record)
+            root = await self._root_summary()
+            signer, heartbeat_interval_s = await hello(ws, record, self.identity, root)
         except HandshakeRefused as exc:
             if exc.code == ErrorCode.AUTH_FAILED and from_store:
                 # The platform no longer knows this pairing: pair again on the next attempt.
                 assert self._store is not None
                 self._store.remove(self._pairing_key)
             raise
-        self._ws, self._signer = ws, signer
+        self._ws = ws
         self.connections += 1
         self.connected.set()
         self._set_state(LinkState.CONNECTED, self.url)
-        heartbeat = asyncio.create_task(self._heartbeats(ws, self._welcome_interval))
-        try:
-            for msg_id, (kind, type_name, payload) in list(self._outbox.items()):
-                await self._send(kind, type_name, msg_id, payload)
-            await self._receive(ws, signer)
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+        self.session.connect(signer, heartbeat_interval_s, self._driver.clock())
+        self._driver.attach(ws)
+        self._driver.changed()
+        await self._driver.serve(ws)
 
     def _detach(self) -> None:
+        if self._ws is not None:
+            self._driver.detach()
         self._ws = None
-        self._signer = None
         self.connected.clear()
 
-    async def _pair(self, ws: ClientConnection) -> PairingRecord:
-        self._set_state(LinkState.PAIRING, "waiting for the platform")
-        activation_key = new_activation_key()
-        request = PairRequest(
-            runner_id=self.identity.runner_id,
-            runner_name=self.identity.name,
-            project=self.identity.project,
-            activation_key=activation_key,
-        )
-        frame = Frame(
-            kind="control",
-            type="PairRequest",
-            id=uuid.uuid4().hex,
-            payload=request.model_dump(mode="json"),
-        )
-        await ws.send(encode(frame))
-        while True:
-            reply = decode_frame(await ws.recv())
-            if reply.type == "PairPending":
-                pending = parse_model(PairPending, reply.payload, ErrorCode.MALFORMED_FRAME)
-                self._set_state(LinkState.PAIRING, pending.code)
-                if self._on_pair_code is not None:
-                    self._on_pair_code(pending.code, pending.expires_at)
-            elif reply.type == "Paired":
-                paired = parse_model(Paired, reply.payload, ErrorCode.MALFORMED_FRAME)
-                record = PairingRecord(
-                    runner_id=self.identity.runner_id,
-                    activation_key=activation_key,
-                    session_id=paired.session_id,
-                    runner_name=self.identity.name,
-                    project=self.identity.project,
-                )
-                if self._store is not None:
-                    self._store.put(self._pairing_key, record)
-                return record
-            elif reply.kind == "error":
-                raise HandshakeRefused.from_frame(reply)
-
-    async def _hello(self, ws: ClientConnection, record: PairingRecord) -> FrameSigner:
-        key = record.link_key()
-        nonce = new_nonce()
-        hello = Hello(
-            runner_id=record.runner_id,
-            runner_name=self.identity.name,
-            project=self.identity.project,
-            root=await self._root_summary(),
-            nonce=nonce,
-        )
-        await ws.send(
-            encode(sign_hello(key, nonce, uuid.uuid4().hex, hello.model_dump(mode="json")))
-        )
-        async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
-            reply = decode_frame(await ws.recv())
-        if reply.kind == "error":
-            raise HandshakeRefused.from_frame(reply)
-        welcome = parse_model(Welcome, reply.payload, ErrorCode.MALFORMED_FRAME)
-        signer = FrameSigner(key, connection_id(nonce, welcome.nonce))
-        try:
-            signer.verify(reply)
-        except BridgeError as exc:
-            await ws.close(CLOSE_AUTH_FAILED, "platform failed authentication")
-            raise HandshakeRefused(f"platform's Welcome: {exc.message}") from exc
-        self._welcome_interval = welcome.heartbeat_interval_s
-        return signer
-
-    async def _heartbeats(self, ws: ClientConnection, interval: float) -> None:
-        """Its own task, so slow commands never delay it."""
-        while True:
-            beat = Heartbeat(sent_at=time.time())
-            await self._send("event", "Heartbeat", uuid.uuid4().hex, beat.model_dump(mode="json"))
-            await asyncio.sleep(interval)
-
-    async def _send(self, kind: FrameKind, type_name: str, msg_id: str, payload: dict) -> None:
-        """Seal and send under one lock so seq order on the wire is the order of sealing."""
-        async with self._send_lock:
-            ws, signer = self._ws, self._signer
-            if ws is None or signer is None:
-                return
-            text = signer.seal_text(kind, type_name, msg_id, payload)
-            if len(text.encode()) > MAX_FRAME_BYTES:
-                text = self._oversize(signer, kind, type_name, msg_id)
-                if not text:
-                    return
-            with contextlib.suppress(ConnectionClosed):
-                await ws.send(text)
-
-    def _oversize(self, signer: FrameSigner, kind: FrameKind, type_name: str, msg_id: str) -> str:
-        """A frame the platform would close the link over: a result becomes limit_reached,
-        an event is dropped (its sender must split it)."""
-        if kind != "result":
-            log.error("dropping %s %s: over %d bytes", kind, type_name, MAX_FRAME_BYTES)
-            self._outbox.pop(msg_id, None)
-            return ""
-        body = ErrorBody(
-            code=ErrorCode.LIMIT_REACHED,
-            message=f"{type_name} result exceeds {MAX_FRAME_BYTES} bytes; narrow the request",
-        )
-        payload = CommandResult(ok=False, error=body).model_dump(mode="json")
-        self._outbox[msg_id] = (kind, type_name, payload)
-        return signer.seal_text(kind, type_name, msg_id, payload)
-
-    async def _send_error(self, exc: BridgeError, ref: str | None) -> None:
-        body = FrameError(error=exc.to_body(), ref=ref)
-        await self._send("error", "FrameError", uuid.uuid4().hex, body.model_dump(mode="json"))
-
-    async def _receive(self, ws: ClientConnection, signer: FrameSigner) -> None:
-        async for message in ws:
-            try:
-                frame = signer.open(message)
-            except BridgeError as exc:
-                ref = None
-                with contextlib.suppress(BridgeError):
-                    ref = decode_frame(message).id
-                await self._send_error(exc, ref)
-                continue
-            if frame.kind == "command":
-                self._on_command(frame)
-            elif frame.kind == "ack":
-                self._on_ack(frame)
-            elif frame.kind == "error":
-                log.warning("platform reported a frame error: %s", frame.payload)
-            else:
-                await self._send_error(
-                    BridgeError(ErrorCode.MALFORMED_FRAME, f"unexpected {frame.kind} frame"),
-                    frame.id,
-                )
+    def _pair_code(self, code: str, expires_at: float) -> None:
+        self._set_state(LinkState.PAIRING, code)
+        if self._on_pair_code is not None:
+            self._on_pair_code(code, expires_at)
 
     # --- commands -------------------------------------------------------------------------------
 
-    def _on_command(self, frame: Frame) -> None:
-        if frame.id in self._running:
-            return  # re-sent after a reconnect: the running task will answer
-        entry = self._outbox.get(frame.id)
-        if entry is None and frame.id in self._done:
-            entry = ("result", *self._done[frame.id])
-        if entry is not None:  # finished before: answer from the cache, never run twice
-            self._spawn(self._send(entry[0], entry[1], frame.id, entry[2]))
-            return
-        if len(self._running) >= self._max_queued:
-            body = ErrorBody(
-                code=ErrorCode.LIMIT_REACHED,
-                message=f"{len(self._running)} commands already queued; retry later",
-            )
-            payload = CommandResult(ok=False, error=body).model_dump(mode="json")
-            self._outbox[frame.id] = ("result", frame.type, payload)
-            self._spawn(self._send("result", frame.type, frame.id, payload))
-            return
-        self._running[frame.id] = asyncio.create_task(self._execute(frame))
+    def _on_event(self, event: LinkEvent) -> None:
+        """What the session asks of us."""
+        if isinstance(event, RunCommand):
+            self._running[event.command_id] = asyncio.create_task(self._execute(event))
+        elif isinstance(event, CancelCommand):
+            task = self._running.pop(event.command_id, None)
+            if task is not None:
+                task.cancel()
+        elif isinstance(event, EventAcked):
+            for future in self._ack_waiters.pop(event.event_id, []):
+                if not future.done():
+                    future.set_result(None)
+        elif isinstance(event, PeerError):
+            log.warning("platform reported a frame error: %s", event.payload)
+        elif isinstance(event, CloseLink):
+            log.warning("closing the link: %s", event.reason)
+            self._close_reason = event.reason
+            if self._ws is not None:
+                self._spawn(self._ws.close(event.code, event.reason))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _execute(self, frame: Frame) -> None:
+    async def _execute(self, command: RunCommand) -> None:
         try:
             async with self._semaphore:
-                with serving(frame.id):
-                    payload = await self._run_handler(frame.type, frame.payload)
-            self._outbox[frame.id] = ("result", frame.type, payload)
+                self.session.command_started(command.command_id, self._driver.clock())
+                self._driver.changed()
+                with serving(command.command_id):
+                    payload = await run_handler(self.handlers, command.type_name, command.payload)
+            self.session.command_done(command.command_id, payload)
+            await self._driver.send_now()
         finally:
-            self._running.pop(frame.id, None)
-        await self._send("result", frame.type, frame.id, payload)
-
-    async def _run_handler(self, type_name: str, args_payload: dict[str, Any]) -> dict[str, Any]:
-        """The CommandResult payload: a success is spelled directly from the handler's result,
-        already checked for its type, so it is dumped once and not validated twice."""
-        try:
-            spec = COMMANDS.get(type_name)
-            handler = self.handlers.get(type_name)
-            if spec is None or handler is None:
-                raise BridgeError(ErrorCode.UNKNOWN_TYPE, f"unknown command type {type_name!r}")
-            args = parse_model(spec[0], args_payload, ErrorCode.INVALID_ARGS)
-            timeout = self._timeouts.get(type_name, self._timeout_s)
-            try:
-                async with asyncio.timeout(timeout):
-                    result = await handler(args)
-            except TimeoutError as exc:
-                raise BridgeError(
-                    ErrorCode.TIMEOUT, f"{type_name} took longer than {timeout:g}s"
-                ) from exc
-            if not isinstance(result, spec[1]):
-                raise TypeError(f"{type_name} handler returned {type(result).__name__}")
-            return {"ok": True, "result": result.model_dump(mode="json"), "error": None}
-        except BridgeError as exc:
-            return CommandResult(ok=False, error=exc.to_body()).model_dump(mode="json")
-        except Exception:
-            log.exception("command %s failed", type_name)
-            body = ErrorBody(code=ErrorCode.INTERNAL, message=f"internal error in {type_name}")
-            return CommandResult(ok=False, error=body).model_dump(mode="json")
-
-    def _on_ack(self, frame: Frame) -> None:
-        try:
-            ack = parse_model(Ack, frame.payload, ErrorCode.MALFORMED_FRAME)
-        except BridgeError as exc:
-            self._spawn(self._send_error(exc, frame.id))
-            return
-        for msg_id in ack.ids:
-            entry = self._outbox.pop(msg_id, None)
-            if entry is not None and entry[0] == "result":
-                self._done[msg_id] = (entry[1], entry[2])
-                while len(self._done) > DONE_CACHE_SIZE:
-                    self._done.popitem(last=False)
-            elif entry is not None:
-                self._acked_events[msg_id] = None
-                while len(self._acked_events) > DONE_CACHE_SIZE:
-                    self._acked_events.popitem(last=False)
-            for future in self._ack_waiters.pop(msg_id, []):
-                if not future.done():
-                    future.set_result(None)
+            self._running.pop(command.command_id, None)
 
     def _set_state(self, state: LinkState, detail: str) -> None:
         self.state = state

@@ -143,9 +143,12 @@ class FrameSigner:
     def seal_text(self, kind: FrameKind, type_: str, id_: str, payload: dict[str, Any]) -> str:
         """Like seal(), but straight to the frame's JSON text: the payload is serialised once,
         and those same canonical bytes are both signed and sent."""
+        return self.seal_json(kind, type_, id_, canonical_json(payload))
+
+    def seal_json(self, kind: FrameKind, type_: str, id_: str, payload_json: str) -> str:
+        """seal_text for a payload already in canonical JSON (a buffered frame re-sent)."""
         self._out_seq += 1
         seq = self._out_seq
-        payload_json = canonical_json(payload)
         sig = _sign(self._key, self.conn_id, kind, type_, id_, seq, payload_json)
         return f"{_text_head(PROTOCOL_VERSION, kind, type_, id_, seq, sig)}{payload_json}}}"
 

@@ -1,0 +1,200 @@
+"""A paired daemon as Ollie sees it: typed commands over the runner's link session."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from pydantic import BaseModel
+from websockets.asyncio.server import ServerConnection
+
+from opik_connect.link.auth import FrameSigner
+from opik_connect.link.caches import BoundedIds
+from opik_connect.link.driver import SessionDriver
+from opik_connect.link.frames import parse_model
+from opik_connect.link.platform_session import CommandFinished, EventReceived, PlatformSession
+from opik_connect.link.session import LinkEvent
+from opik_connect.protocol import (
+    COMMANDS,
+    BridgeError,
+    CommandResult,
+    ErrorCode,
+    Hello,
+    ListFilesArgs,
+    ListFilesResult,
+    ProposalDecided,
+    ProposeChangeArgs,
+    ProposeChangeResult,
+    ReadFileArgs,
+    ReadFileResult,
+    RootSummary,
+    RunSuiteArgs,
+    SearchFilesArgs,
+    SearchFilesResult,
+    SuiteRunSummary,
+)
+
+Publish = Callable[["RunnerHandle", str, BaseModel], None]
+
+
+class RunnerInfo(BaseModel):
+    """One row of the runner registry."""
+
+    runner_id: str
+    name: str
+    project: str
+    connected: bool
+    connected_since: float | None
+    last_heartbeat: float | None
+    root: RootSummary | None
+
+
+class RunnerHandle:
+    """A paired daemon (implements agent.platform.runner_api.Runner).
+
+    It outlives connections: its session keeps the commands in flight, which are sent again
+    when the daemon reconnects; the first result for a command id is the only one delivered.
+    """
+
+    def __init__(
+        self,
+        runner_id: str,
+        name: str,
+        project: str,
+        timeout_s: float,
+        *,
+        seen_events: BoundedIds | None = None,
+        publish: Publish | None = None,
+    ) -> None:
+        self.runner_id = runner_id
+        self.name = name
+        self.project = project
+        self.root: RootSummary | None = None
+        self.session = PlatformSession(command_timeout_s=timeout_s, seen_events=seen_events)
+        self._driver = SessionDriver(self.session, self._on_event)
+        self._publish = publish
+        self._results: dict[str, asyncio.Future[CommandResult]] = {}
+        self._decision_waiters: dict[str, list[asyncio.Future[ProposalDecided]]] = {}
+        self._connected = asyncio.Event()
+
+    # --- Runner protocol ------------------------------------------------------------------------
+
+    async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
+        return await self.call("ReadFile", args)  # type: ignore[return-value]
+
+    async def list_files(self, args: ListFilesArgs) -> ListFilesResult:
+        return await self.call("ListFiles", args)  # type: ignore[return-value]
+
+    async def search_files(self, args: SearchFilesArgs) -> SearchFilesResult:
+        return await self.call("SearchFiles", args)  # type: ignore[return-value]
+
+    async def propose_change(self, args: ProposeChangeArgs) -> ProposeChangeResult:
+        return await self.call("ProposeChange", args)  # type: ignore[return-value]
+
+    async def run_suite(self, args: RunSuiteArgs) -> SuiteRunSummary:
+        return await self.call("RunSuite", args)  # type: ignore[return-value]
+
+    async def wait_decision(self, proposal_id: str) -> ProposalDecided:
+        """Resolves on the daemon's ProposalDecided event; bound it with asyncio.timeout."""
+        if proposal_id in self.session.decisions:
+            return self.session.decisions[proposal_id]
+        future: asyncio.Future[ProposalDecided] = asyncio.get_running_loop().create_future()
+        self._decision_waiters.setdefault(proposal_id, []).append(future)
+        return await future
+
+    # --- generic call ---------------------------------------------------------------------------
+
+    async def call(
+        self, type_name: str, args: BaseModel, *, timeout_s: float | None = None
+    ) -> BaseModel:
+        """Send one command and await its result; BridgeError carries the daemon's code."""
+        if type_name not in COMMANDS:
+            raise BridgeError(ErrorCode.UNKNOWN_TYPE, f"unknown command type {type_name!r}")
+        return await self.call_raw(type_name, args.model_dump(mode="json"), timeout_s=timeout_s)
+
+    async def call_raw(
+        self, type_name: str, payload: dict, *, timeout_s: float | None = None
+    ) -> BaseModel:
+        """Like call() but with an unchecked payload: lets tests send what a bad peer would."""
+        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        now = self._driver.clock()
+        command_id = self.session.call(type_name, payload, now, timeout_s=timeout_s)
+        self._results[command_id] = future
+        try:
+            await self._driver.send_now()
+            outcome = await future
+        finally:
+            self._results.pop(command_id, None)
+            self.session.forget(command_id)
+            self._driver.changed()
+        if not outcome.ok:
+            assert outcome.error is not None
+            raise BridgeError.from_body(outcome.error)
+        spec = COMMANDS.get(type_name)
+        assert spec is not None
+        return parse_model(spec[1], outcome.result or {}, ErrorCode.INTERNAL)
+
+    # --- registry -------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._driver.ws is not None
+
+    @property
+    def connected_since(self) -> float | None:
+        return self.session.connected_since
+
+    @property
+    def last_heartbeat(self) -> float | None:
+        return self.session.last_heartbeat
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    def info(self) -> RunnerInfo:
+        return RunnerInfo(
+            runner_id=self.runner_id,
+            name=self.name,
+            project=self.project,
+            connected=self.connected,
+            connected_since=self.connected_since,
+            last_heartbeat=self.last_heartbeat,
+            root=self.root,
+        )
+
+    # --- connections (called by the platform's server) ------------------------------------------
+
+    async def attach(self, ws: ServerConnection, signer: FrameSigner, hello: Hello) -> None:
+        """A new authenticated connection replaces the old one; pending commands go out."""
+        old = self._driver.ws
+        self.name, self.project, self.root = hello.runner_name, hello.project, hello.root
+        self.session.connect(signer, self._driver.clock())
+        self._driver.attach(ws)
+        self._connected.set()
+        if old is not None:
+            await old.close(1000, "superseded by a new connection")
+        self._driver.changed()
+
+    async def serve(self, ws: ServerConnection) -> None:
+        await self._driver.serve(ws)
+
+    def detach(self, ws: ServerConnection) -> bool:
+        """False if a newer connection already replaced this one."""
+        if self._driver.ws is not ws:
+            return False
+        self._driver.detach()
+        self._connected.clear()
+        return True
+
+    def _on_event(self, event: LinkEvent) -> None:
+        if isinstance(event, CommandFinished):
+            future = self._results.get(event.command_id)
+            if future is not None and not future.done():
+                future.set_result(event.outcome)
+        elif isinstance(event, EventReceived):
+            if isinstance(event.event, ProposalDecided):
+                for future in self._decision_waiters.pop(event.event.proposal_id, []):
+                    if not future.done():
+                        future.set_result(event.event)
+            if self._publish is not None:
+                self._publish(self, event.type_name, event.event)
