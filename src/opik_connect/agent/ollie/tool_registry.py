@@ -55,6 +55,7 @@ TOOLS: tuple[Tool[Any], ...] = (
     Tool(
         "propose_change",
         "Propose a change to the user, as exact edits or as a unified diff (exactly one). "
+        "Edits to one file apply in order, each to the result of the one before. "
         "It is checked at once (errors come back so you can fix them), then waits for the "
         "user's decision: approved (with the suite result on the fix branch), rejected "
         "(with their reason) or stale (the files changed).",
