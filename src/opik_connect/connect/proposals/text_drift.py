@@ -42,6 +42,9 @@ FOLD = str.maketrans(
     }
 )
 """One character for one character, so offsets in the folded text equal offsets in the original."""
+_FOLDS = {chr(a): b for a, b in FOLD.items()}
+_FAMILY = {"'": "quote", '"': "quote"}
+"""Folds learned together: single and double quotes are one habit of a model."""
 
 INVISIBLE = {
     "\ufeff": "BOM (U+FEFF)",
@@ -52,7 +55,7 @@ INVISIBLE = {
     "\u00ad": "soft hyphen (U+00AD)",
 }
 
-_GUTTER = re.compile(r" *(\d+)(?:\t[|│→] ?|[|│→] ?|\t|$)")
+_GUTTER = re.compile(r" *(\d+)(?:\t?[|│] ?|\t|→|$)")
 """`  12| code`, `12\tcode`, `    12\t| code`, `12→code`, or a bare number on a blank line."""
 
 TAB_WIDTHS = (4, 8, 2)
@@ -181,10 +184,11 @@ def _core(line: str) -> tuple[str, str, str]:
 
 
 def learned_folds(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Characters the model always wrote curly (or long) where the file has the plain one.
+    """Characters to fold in new text: the model wrote them curly (or long) for plain ones.
 
-    Learned from aligned (file line, old line) pairs; only the folding direction is learned,
-    so a plain quote the model wrote is never guessed into a curly one.
+    Learned from aligned (file line, old line) pairs, by family: a model that curled one quote
+    curls them all, so every curly quote is folded once one is seen folding. Only the folding
+    direction is learned, so a plain quote the model wrote is never guessed into a curly one.
     """
     seen: dict[str, set[str]] = {}
     for file_line, old_line in pairs:
@@ -195,12 +199,11 @@ def learned_folds(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
         for a, b in zip(o, f, strict=True):
             if a != b or fold(a) != a:
                 seen.setdefault(a, set()).add(b)
-    learned = {}
+    families = set()
     for a, targets in seen.items():
-        b = next(iter(targets))
-        if len(targets) == 1 and b != a and fold(a) == b:
-            learned[a] = b
-    return learned
+        if len(targets) == 1 and (b := next(iter(targets))) != a and fold(a) == b:
+            families.add(_FAMILY.get(b, b))
+    return {a: b for a, b in _FOLDS.items() if _FAMILY.get(b, b) in families}
 
 
 @dataclass(frozen=True)
@@ -220,8 +223,8 @@ class Correction:
         """new replaces old, which matched file: what new kept of old is taken from file."""
         if not new.strip():
             return ""
-        fi, f, ft = _core(file)
-        oi, o, ot = _core(old)
+        fi, f, _ = _core(file)
+        oi, o, _ = _core(old)
         ni, n, nt = _core(new)
         indent = self.indentation.beside(fi, oi, ni)
         if len(f) != len(o) or fold(f) != fold(o):
@@ -230,7 +233,7 @@ class Correction:
         matcher = difflib.SequenceMatcher(None, o, n, autojunk=False)
         for tag, a1, a2, b1, b2 in matcher.get_opcodes():
             parts.append(f[a1:a2] if tag == "equal" else self._folded(n[b1:b2]))
-        return indent + "".join(parts) + (ft if nt == ot else nt)
+        return indent + "".join(parts) + nt
 
     def _folded(self, text: str) -> str:
         return text.translate(str.maketrans(self.folds)) if self.folds else text
