@@ -54,7 +54,7 @@ OK_CASES = [
         "trailing whitespace in file",
         {"a.txt": b"one   \ntwo\t\nthree\n"},
         [edit("a.txt", "one\ntwo\n", "ONE\nTWO\n")],
-        {"a.txt": b"ONE   \nTWO\t\nthree\n"},
+        {"a.txt": b"ONE\nTWO\nthree\n"},
     ),
     (
         "indentation shift deeper",
