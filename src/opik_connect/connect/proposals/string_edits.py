@@ -19,12 +19,14 @@ from opik_connect.connect.proposals.match_errors import ambiguous, not_found
 from opik_connect.connect.proposals.text_drift import (
     Correction,
     Indentation,
+    columns,
     correction_for,
     fit_newline,
     fold,
     line_key,
     split_block,
     strip_gutter,
+    uses_tabs,
 )
 from opik_connect.protocol import BridgeError, ErrorCode, FileEdit
 
@@ -51,11 +53,18 @@ def _occurrences(text: str, needle: str) -> list[int]:
 def _located(
     text: str, start: int, end: int, old: str, new: str, fix: Correction | None
 ) -> Located:
-    """The replacement for text[start:end]: new, with the drift the match forgave undone."""
-    region = text[start:end]
-    new = fit_newline(region, new, text.startswith("\n", end))
+    """The replacement for text[start:end]: new, with the drift the match forgave undone.
+
+    A match that starts after part of its line's indentation is widened to the line's start,
+    so lines new_string adds before its first are indented like the rest.
+    """
+    new = fit_newline(text[start:end], new, text.startswith("\n", end))
     if fix is None or not new:
         return Located(start, end, new)
+    line_start = text.rfind("\n", 0, start) + 1
+    if not text[line_start:start].strip(" \t"):
+        start = line_start
+    region = text[start:end]
     file_lines, _ = split_block(region)
     old_lines, _ = split_block(old)
     new_lines, trailing = split_block(new)
@@ -64,7 +73,28 @@ def _located(
 
 
 def _exact(text: str, old: str, new: str) -> list[Located]:
-    return [_located(text, at, at + len(old), old, new, None) for at in _occurrences(text, old)]
+    file_tabs = uses_tabs(text)
+    return [
+        _located(text, at, at + len(old), old, new, _exact_fix(text, at, old, file_tabs))
+        for at in _occurrences(text, old)
+    ]
+
+
+def _exact_fix(text: str, at: int, old: str, file_tabs: bool) -> Correction | None:
+    """The indentation lines new_string adds need when old_string shows none of the file's.
+
+    A one-line old_string found after part of its line's indentation: the model dropped it, so
+    added lines are indented from the same base. An old_string with no indented line in a tab
+    file: added lines' spaces become tabs.
+    """
+    prefix = text[text.rfind("\n", 0, at) + 1 : at]
+    one_line = "\n" not in old.removesuffix("\n")
+    if one_line and prefix and not prefix.strip(" \t"):
+        tabs = file_tabs or "\t" in prefix
+        return Correction(Indentation(delta=columns(prefix, 4), tabs=tabs), {})
+    if file_tabs and not any(line[:1] in (" ", "\t") for line in old.split("\n")):
+        return Correction(Indentation(tabs=True), {})
+    return None
 
 
 def _folded(text: str, old: str, new: str) -> list[Located]:
@@ -102,6 +132,7 @@ def _windows(text: str, old: str, new: str) -> list[Located]:
     file_lines = text.split("\n")
     file_keys = [line_key(line) for line in file_lines]
     starts = _line_starts(text)
+    file_tabs = uses_tabs(text)
     n = len(keys)
     hits = []
     for i in range(len(file_lines) - n + 1):
@@ -109,10 +140,13 @@ def _windows(text: str, old: str, new: str) -> list[Located]:
             continue
         window = file_lines[i : i + n]
         start = starts[i]
-        fix = correction_for(window, old_lines) if file_keys[i] == keys[0] else None
+        fix = None
+        if file_keys[i] == keys[0]:
+            fix = correction_for(window, old_lines, file_tabs=file_tabs)
         if fix is None and n > 1 and keys[0]:
             col = len(fold(window[0]).rstrip()) - len(keys[0])
-            fix = correction_for([window[0][col:], *window[1:]], old_lines, partial_first=True)
+            suffix = [window[0][col:], *window[1:]]
+            fix = correction_for(suffix, old_lines, partial_first=True, file_tabs=file_tabs)
             start += col
         if fix is None:
             continue

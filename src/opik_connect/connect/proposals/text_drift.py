@@ -153,14 +153,23 @@ class Indentation:
         return self.render(columns(file_indent, self.tab) + shift)
 
 
-def fit_indentation(pairs: Iterable[tuple[str, str]]) -> Indentation | None:
+def uses_tabs(text: str) -> bool:
+    """Whether the file indents with tabs rather than spaces, by its lines."""
+    tabbed = len(re.findall(r"(?m)^\t+\S", text))
+    return tabbed > len(re.findall(r"(?m)^ +\S", text))
+
+
+def fit_indentation(
+    pairs: Iterable[tuple[str, str]], file_tabs: bool = False
+) -> Indentation | None:
     """The single column shift mapping each old line's indentation onto its file line's.
 
     pairs are (file line, old line) of non-blank lines; None when no tab width gives one shift.
-    Of the tab widths that fit, the smallest shift wins (8 spaces for two tabs, not 16).
+    Of the tab widths that fit, the smallest shift wins (8 spaces for two tabs, not 16). Added
+    lines are indented with tabs when the matched lines are, or show none in a tab file.
     """
     pairs = [(indent_of(f), indent_of(o)) for f, o in pairs if o.strip()]
-    tabs = any("\t" in f for f, _ in pairs)
+    tabs = any("\t" in f for f, _ in pairs) or (file_tabs and not any(f for f, _ in pairs))
     mapping: dict[str, set[str]] = {}
     for f, o in pairs:
         mapping.setdefault(o, set()).add(f)
@@ -220,11 +229,14 @@ class Correction:
         return self.indentation.of_new(indent) + self._folded(text) + trail
 
     def changed_line(self, new: str, old: str, file: str) -> str:
-        """new replaces old, which matched file: what new kept of old is taken from file."""
+        """new replaces old, which matched file: what new kept of old is taken from file.
+
+        Trailing whitespace the model put on both old and new is drift: the file's is kept.
+        """
         if not new.strip():
             return ""
-        fi, f, _ = _core(file)
-        oi, o, _ = _core(old)
+        fi, f, ft = _core(file)
+        oi, o, ot = _core(old)
         ni, n, nt = _core(new)
         indent = self.indentation.beside(fi, oi, ni)
         if len(f) != len(o) or fold(f) != fold(o):
@@ -233,7 +245,7 @@ class Correction:
         matcher = difflib.SequenceMatcher(None, o, n, autojunk=False)
         for tag, a1, a2, b1, b2 in matcher.get_opcodes():
             parts.append(f[a1:a2] if tag == "equal" else self._folded(n[b1:b2]))
-        return indent + "".join(parts) + nt
+        return indent + "".join(parts) + (ft if nt == ot and ot else nt)
 
     def _folded(self, text: str) -> str:
         return text.translate(str.maketrans(self.folds)) if self.folds else text
@@ -263,14 +275,17 @@ class Correction:
 
 
 def correction_for(
-    file_lines: Sequence[str], old_lines: Sequence[str], partial_first: bool = False
+    file_lines: Sequence[str],
+    old_lines: Sequence[str],
+    partial_first: bool = False,
+    file_tabs: bool = False,
 ) -> Correction | None:
     """The correction that maps old_lines onto file_lines, or None when no single one does.
 
     A partial first line (old text starting mid-line) has no indentation to learn from.
     """
     pairs = list(zip(file_lines, old_lines, strict=True))
-    indentation = fit_indentation(pairs[1:] if partial_first else pairs)
+    indentation = fit_indentation(pairs[1:] if partial_first else pairs, file_tabs)
     if indentation is None:
         return None
     return Correction(indentation, learned_folds(pairs))
