@@ -21,6 +21,8 @@ from opik_connect.protocol import BridgeError, ErrorCode
 
 MAX_LINES_LISTED = 10
 """Ambiguous matches beyond this many are counted, not listed."""
+MAX_CLOSE_LOOKS = 400
+"""At most this many windows are compared character by character for the closest region."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def closest_region(file_lines: Sequence[str], wanted: Sequence[str]) -> Closest:
     matcher = difflib.SequenceMatcher(autojunk=False)
     matcher.set_seq2("\n".join(wanted))
     best = (-1.0, 0)
-    for i in range(max(1, len(file_lines) - n + 1)):
+    for i in _likely_windows(file_lines, wanted, n):
         matcher.set_seq1("\n".join(file_lines[i : i + n]))
         if matcher.real_quick_ratio() <= best[0] or matcher.quick_ratio() <= best[0]:
             continue
@@ -54,6 +56,22 @@ def closest_region(file_lines: Sequence[str], wanted: Sequence[str]) -> Closest:
             best = (ratio, i)
     start = best[1]
     return Closest(start + 1, list(file_lines[start : start + n]))
+
+
+def _likely_windows(file_lines: Sequence[str], wanted: Sequence[str], n: int) -> list[int]:
+    """Window starts worth comparing closely: those sharing the most lines with `wanted`.
+
+    Comparing every window character by character is slow on a long file; a window that
+    shares fewer whole lines (give or take whitespace) than the best one is rarely closer.
+    """
+    starts = range(max(1, len(file_lines) - n + 1))
+    keys = {line_key(line) for line in wanted} - {""}
+    shared = [line_key(line) in keys for line in file_lines]
+    counts = [sum(shared[i : i + n]) for i in starts]
+    top = max(counts, default=0)
+    if top == 0:
+        return list(starts)
+    return [i for i in starts if counts[i] >= top - 1][:MAX_CLOSE_LOOKS]
 
 
 def _invisible(text: str) -> str | None:
