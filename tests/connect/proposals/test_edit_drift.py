@@ -133,7 +133,13 @@ def test_adding_a_newline_inserts_no_blank_line() -> None:
 def test_not_found_names_the_line_and_whitespace() -> None:
     exc = refused({"a.py": F}, ("def f():\n      x = 1\n    y = 9", "z"))
     assert exc.code == ErrorCode.MATCH_NOT_FOUND
-    assert "line 3 (file line 3)" in exc.message and "column 5" in exc.message
+    assert "line 3 (file line 3)" in exc.message and "column 9" in exc.message
+
+
+def test_not_found_quotes_no_file_text_in_the_message() -> None:
+    exc = refused({"a.py": 'KEY = "sk-live-0123456789abcdef"\n'}, ('KEY = "sk-other"', "K = 1"))
+    assert "0123" not in exc.message, "file text goes only in closest, which is redacted whole"
+    assert "'other\"'" in exc.message and "column 11" in exc.message
 
 
 def test_not_found_names_an_invisible_bom_mid_text() -> None:

@@ -218,7 +218,7 @@ def test_not_found_quotes_region_once() -> None:
         plan_edits([edit("a.py", "return 'bee'", "x")], reader({"a.py": PY.encode()}))
     assert caught.value.details["closest"] == "    4|     return 'b'"
     assert "return 'b'" not in caught.value.message, "the region is quoted in details only"
-    assert "line 4" in caught.value.message and "column 10" in caught.value.message
+    assert "line 4" in caught.value.message and "column 14" in caught.value.message
 
 
 DIFF_MOD = """--- a/a.py

@@ -82,13 +82,17 @@ def _invisible(text: str) -> str | None:
 
 
 def _first_difference(wanted: str, have: str) -> str:
+    """Where the line stops matching, quoting only the old text (the file's is in closest).
+
+    File text stays out of the message: a cut-off secret might slip past redaction, which
+    sees the closest region's lines whole.
+    """
+    w, h = wanted.strip(), have.strip()
     col = next(
-        (k for k, (a, b) in enumerate(zip(wanted, have, strict=False)) if a != b),
-        min(len(wanted), len(have)),
+        (k for k, (a, b) in enumerate(zip(w, h, strict=False)) if a != b), min(len(w), len(h))
     )
-    return (
-        f"at column {col + 1}: it has {wanted[col : col + 24]!r}, the file {have[col : col + 24]!r}"
-    )
+    shown = w[col : col + 24] or "nothing more"
+    return f"from column {len(indent_of(have)) + col + 1} of the file's line: it has {shown!r}"
 
 
 def _difference(wanted: str, have: str) -> tuple[int, str] | None:
@@ -98,7 +102,7 @@ def _difference(wanted: str, have: str) -> tuple[int, str] | None:
     if (name := _invisible(wanted)) and not _invisible(have):
         return 0, f"contains an invisible {name}, which the file's line does not"
     if line_key(wanted) != line_key(have):
-        return 1, f"differs {_first_difference(wanted.strip(), have.strip())}"
+        return 1, f"differs {_first_difference(wanted, have)}"
     if wanted.strip() != have.strip():
         pair = next((a, b) for a, b in zip(wanted.strip(), have.strip(), strict=False) if a != b)
         return 2, f"differs in quotes or dashes: it has {pair[0]!r} where the file has {pair[1]!r}"
