@@ -248,3 +248,14 @@ def test_diff_without_line_numbers_is_placed_by_its_text() -> None:
 def test_diff_deleting_a_file_must_remove_every_line() -> None:
     diff = "--- a/a.py\n+++ /dev/null\n@@ -1,1 +0,0 @@\n-def f():\n"
     assert "deletes a.py" in diff_refused(F, diff).message
+
+
+def test_diff_line_without_its_prefix_is_refused_not_truncated() -> None:
+    diff = hunk("@@ -1,3 +1,3 @@", " a = 1", "b = 2", "-c = 3", "+c = 4")
+    exc = diff_refused("a = 1\nb = 2\nc = 3\n", diff)
+    assert exc.details["hunk"] == 1 and "stops at 'b = 2', which is not a diff line" in exc.message
+
+
+def test_diff_prose_after_a_complete_hunk_is_ignored() -> None:
+    diff = hunk("@@ -3,1 +3,1 @@", "-    y = 2", "+    y = 3") + "That is the whole change.\n"
+    assert diffed(F, diff).endswith("    y = 3\n")

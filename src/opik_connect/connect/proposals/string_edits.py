@@ -103,14 +103,13 @@ def _folded(text: str, old: str, new: str) -> list[Located]:
     if folded_text == text and folded_old == old:
         return []
     hits = []
+    file_tabs = uses_tabs(text)
+    old_lines, _ = split_block(old)
     for at in _occurrences(folded_text, folded_old):
-        old_lines, _ = split_block(old)
         file_lines, _ = split_block(text[at : at + len(old)])
-        fix = (
-            Correction(Indentation(), {})
-            if (c := correction_for(file_lines, old_lines)) is None
-            else c
-        )
+        fix = correction_for(file_lines, old_lines) or Correction(Indentation(), {})
+        if (base := _exact_fix(text, at, old, file_tabs)) is not None:
+            fix = Correction(base.indentation, fix.folds)
         hits.append(_located(text, at, at + len(old), old, new, fix))
     return hits
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from opik_connect.connect.proposals.match_errors import closest_region, explain
 from opik_connect.connect.proposals.text_drift import (
     Correction,
-    Indentation,
     Opcode,
     correction_for,
     line_key,
@@ -38,6 +37,7 @@ class Hunk:
     header: str
     source_start: int | None
     source_length: int = 0
+    target_length: int = 0
     lines: list[tuple[str, str]] = field(default_factory=list)
     raw_blank: list[bool] = field(default_factory=list)
     """Whether each line was an empty diff line (a context line that lost its space)."""
@@ -146,6 +146,12 @@ def parse_diff(diff: str) -> list[FilePatch]:
         if line.startswith(("Binary files ", "GIT binary patch")):
             raise BridgeError(ErrorCode.PATCH_FAILED, "binary diffs are not supported")
         if not line.startswith("@@"):
+            if line[:1] in ("+", "-") and files and files[-1].hunks:
+                raise _malformed(
+                    files[-1],
+                    files[-1].hunks[-1],
+                    f"is followed by {line!r}, a '{line[0]}' line outside any hunk",
+                )
             i += 1
             continue
         if not files:
@@ -162,17 +168,38 @@ def parse_diff(diff: str) -> list[FilePatch]:
         if found is not None:
             hunk.source_start = int(found.group(1))
             hunk.source_length = 1 if found.group(2) is None else int(found.group(2))
+            hunk.target_length = 1 if found.group(4) is None else int(found.group(4))
         i = _read_hunk(lines, i + 1, hunk)
         if not hunk.lines:
-            raise BridgeError(
-                ErrorCode.PATCH_FAILED,
-                f"hunk {number} of {patch.path} ({header}) has no lines",
-                path=patch.path,
-                hunk=number,
-                header=header,
+            raise _malformed(patch, hunk, "has no lines")
+        if i < len(lines) and _stray(lines, i) and _short(hunk):
+            raise _malformed(
+                patch,
+                hunk,
+                f"stops at {lines[i]!r}, which is not a diff line (context lines start with a "
+                "space, removed lines with '-', added lines with '+'), before its header's "
+                "counts are reached",
             )
         patch.hunks.append(hunk)
     return files
+
+
+def _stray(lines: Sequence[str], i: int) -> bool:
+    return not lines[i].startswith(("@@", "diff ")) and not _is_file_header(lines, i)
+
+
+def _short(hunk: Hunk) -> bool:
+    return len(hunk.source()) < hunk.source_length or len(hunk.target()) < hunk.target_length
+
+
+def _malformed(patch: FilePatch, hunk: Hunk, words: str) -> BridgeError:
+    return BridgeError(
+        ErrorCode.PATCH_FAILED,
+        f"hunk {hunk.number} of {patch.path} ({hunk.header}) {words}",
+        path=patch.path,
+        hunk=hunk.number,
+        header=hunk.header,
+    )
 
 
 def _failed(path: str, hunk: Hunk, of: int, words: str, **details: object) -> BridgeError:
@@ -255,7 +282,7 @@ def _not_there(path: str, lines: Sequence[str], hunk: Hunk, of: int) -> BridgeEr
         k = invented[0]
         words = (
             f"its line {source[k]!r} (line {k + 1} of its context and '-' lines) is nowhere in "
-            "the file; context and '-' lines must be copied from the file, not written"
+            "the file; context and '-' lines must be copied from the file, not written."
         )
     else:
         words = f"its text is not in the file. {explain(source, closest)}"
@@ -263,7 +290,7 @@ def _not_there(path: str, lines: Sequence[str], hunk: Hunk, of: int) -> BridgeEr
         path,
         hunk,
         of,
-        f"{words}; the closest text is at {closest.span} (quoted in details.closest)",
+        f"{words} The closest text is at {closest.span} (quoted in details.closest).",
         closest_line=closest.line,
         closest=closest.quoted(),
     )
@@ -311,11 +338,9 @@ def apply_hunks(path: str, text: str, hunks: Sequence[Hunk], strict: bool = Fals
         if stated is not None:
             drift = place.at - stated
         out.extend(lines[cursor : place.at])
-        fix = place.fix or Correction(Indentation(), {})
         matched = lines[place.at : place.at + len(source)]
-        out.extend(
-            target if place.fix is None else fix.rebuild(matched, source, target, hunk.opcodes())
-        )
+        fix = place.fix
+        out.extend(target if fix is None else fix.rebuild(matched, source, target, hunk.opcodes()))
         cursor = place.at + len(source)
         if cursor == len(lines):
             eol = _eol_after(hunk, eol)
