@@ -259,3 +259,9 @@ def test_diff_line_without_its_prefix_is_refused_not_truncated() -> None:
 def test_diff_prose_after_a_complete_hunk_is_ignored() -> None:
     diff = hunk("@@ -3,1 +3,1 @@", "-    y = 2", "+    y = 3") + "That is the whole change.\n"
     assert diffed(F, diff).endswith("    y = 3\n")
+
+
+def test_a_partial_first_line_starts_at_a_word_not_inside_one() -> None:
+    text = "if a:\n    if ch:\n        x = 1\n    elif ch:\n        x = 1\n"
+    after = plan({"a.py": text}, ("if ch:\n    x = 1", "if ch:\n    x = 2"))
+    assert after == "if a:\n    if ch:\n        x = 2\n    elif ch:\n        x = 1\n"

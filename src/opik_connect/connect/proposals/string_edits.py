@@ -121,8 +121,9 @@ def _line_starts(text: str) -> list[int]:
 def _windows(text: str, old: str, new: str) -> list[Located]:
     """Matches line by line, give or take trailing whitespace and one indentation shift.
 
-    The first line may be partial (old_string starting mid-line) or differently indented from
-    the rest; the shift is then learned from the other lines.
+    The first line may be partial (old_string starting mid-line, at a word's start) or
+    differently indented from the rest; the shift is then learned from the other lines. Whole
+    lines matching explain old_string better than a partial first line, so they go first.
     """
     old_lines, trailing = split_block(old)
     keys = [line_key(line) for line in old_lines]
@@ -133,26 +134,36 @@ def _windows(text: str, old: str, new: str) -> list[Located]:
     starts = _line_starts(text)
     file_tabs = uses_tabs(text)
     n = len(keys)
-    hits = []
+    full: list[Located] = []
+    partial: list[Located] = []
     for i in range(len(file_lines) - n + 1):
         if file_keys[i + 1 : i + n] != keys[1:] or not file_keys[i].endswith(keys[0]):
             continue
         window = file_lines[i : i + n]
-        start = starts[i]
-        fix = None
-        if file_keys[i] == keys[0]:
-            fix = correction_for(window, old_lines, file_tabs=file_tabs)
-        if fix is None and n > 1 and keys[0]:
-            col = len(fold(window[0]).rstrip()) - len(keys[0])
-            suffix = [window[0][col:], *window[1:]]
-            fix = correction_for(suffix, old_lines, partial_first=True, file_tabs=file_tabs)
-            start += col
-        if fix is None:
-            continue
         last = i + n - 1
         end = starts[last] + len(file_lines[last]) + (trailing and last < len(file_lines) - 1)
-        hits.append(_located(text, start, end, old, new, fix))
-    return hits
+        if file_keys[i] == keys[0]:
+            fix = correction_for(window, old_lines, file_tabs=file_tabs)
+            if fix is not None:
+                full.append(_located(text, starts[i], end, old, new, fix))
+                continue
+        col = len(fold(window[0]).rstrip()) - len(keys[0])
+        if n == 1 or not keys[0] or _splits_a_word(window[0], col):
+            continue
+        suffix = [window[0][col:], *window[1:]]
+        fix = correction_for(suffix, old_lines, partial_first=True, file_tabs=file_tabs)
+        if fix is not None:
+            partial.append(_located(text, starts[i] + col, end, old, new, fix))
+    return full or partial
+
+
+def _splits_a_word(line: str, col: int) -> bool:
+    """Whether a partial first line would start inside a word (`if` within `elif`)."""
+    return (
+        0 < col < len(line)
+        and (line[col - 1].isalnum() or line[col - 1] == "_")
+        and (line[col].isalnum() or line[col] == "_")
+    )
 
 
 Tier = Callable[[str, str, str], list[Located]]
