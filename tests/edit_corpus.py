@@ -268,7 +268,7 @@ def k_bom(rng, src):
 
 
 def k_trailing_space_in_file(rng, src):
-    b = _pick_block(rng, src, lambda _: True)
+    b = _pick_block(rng, src, lambda lines: len(set(lines)) == len(lines))
     spaced = [x + "  " if k % 2 == 0 and x.strip() else x for k, x in enumerate(b.old)]
     file_src = Source(src.name, src.lines[: b.start] + spaced + src.lines[b.start + len(b.old) :])
     want_block = Block(b.start, spaced, [_keep_space(line, b.old, spaced) for line in b.new])
@@ -287,6 +287,15 @@ def k_indent_shift(rng, src):
     b = _pick_block(rng, src, lambda lines: all(x.startswith("    ") for x in lines if x.strip()))
     old, new = _join([x[4:] for x in b.old]), _join([x[4:] for x in b.new])
     return _edit_case("indentation shifted", src, {PATH: src.text}, old, new, _intended(src, b))
+
+
+def k_mixed(rng, src):
+    """Gutter, curly quotes, lost indentation and a trailing newline, all at once."""
+    b = _pick_block(rng, src, lambda lines: all(x.startswith("    ") for x in lines if x.strip()))
+    old = _curl(_join([x[4:] for x in b.old])) + "\n"
+    new = _curl(_join([x[4:] for x in b.new]))
+    old, new = _gutter(old.split("\n")[:-1], b.start + 1, "{n:>6}| {line}") + "\n", new
+    return _edit_case("mixed drift", src, {PATH: src.text}, old, new, _intended(src, b))
 
 
 # --- Diff kinds ---------------------------------------------------------------------------------
@@ -361,6 +370,19 @@ def k_diff_counts_off(rng, src):
 
     lines = [_header(x, off) if x.startswith("@@") else x for x in _diff(src, b)]
     return _diff_case("diff, counts off by one", src, lines, b)
+
+
+def k_diff_far_and_whitespace(rng, src):
+    b = _pick_block(rng, src, lambda _: True)
+    shift = rng.randint(11, 40)
+    lines = []
+    for x in _diff(src, b):
+        if x.startswith("@@"):
+            x = _header(x, lambda a, n, c, m: (a + shift, n, c + shift, m))
+        elif x.startswith(" ") and x.strip():
+            x = x[:-1] + " \n"
+        lines.append(x)
+    return _diff_case("diff, far off and whitespace", src, lines, b)
 
 
 def k_diff_undercount_new(rng, src):
@@ -444,11 +466,13 @@ APPLY_KINDS = (
     k_bom,
     k_trailing_space_in_file,
     k_indent_shift,
+    k_mixed,
     k_diff_exact,
     k_diff_far,
     k_diff_context_whitespace,
     k_diff_counts_off,
     k_diff_undercount_new,
+    k_diff_far_and_whitespace,
 )
 REFUSAL_KINDS = (
     k_ambiguous,
