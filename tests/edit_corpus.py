@@ -258,7 +258,11 @@ def k_partial_first_line(rng, src):
 
 
 def k_bom(rng, src):
-    size = next(n for n in range(rng.randint(2, 6), 20) if src.lines[n - 1].strip())
+    size = next(
+        n
+        for n in range(rng.randint(2, 6), 40)
+        if src.lines[n - 1].strip() and src.text.count(_join(src.lines[:n])) == 1
+    )
     b = Block(0, src.lines[:size], [])
     b.new = _change(rng, b.old)
     old = "\ufeff" + _join(b.old)
