@@ -160,3 +160,21 @@ def test_a_diff_is_applied_by_its_lines_or_refused(case, skew) -> None:
         assert exc.code == ErrorCode.PATCH_FAILED
         return
     assert change.after[PATH] == text_of(intended)
+
+
+@PROFILE
+@given(scenario(), st.data())
+def test_an_exact_unique_substring_is_replaced_and_nothing_else(case, data) -> None:
+    lines, _, _, _ = case
+    text = text_of(lines)
+    k = data.draw(st.integers(0, len(lines) - 1))
+    at = len(text_of(lines[:k]))
+    indent = len(lines[k]) - len(lines[k].lstrip())
+    named = indent + len(f"v{k} =")
+    i = at + data.draw(st.integers(0, indent))
+    j = at + data.draw(st.integers(named, len(lines[k])))
+    old = text[i:j]
+    assume(len(re.findall(f"(?={re.escape(old)})", text)) == 1)
+    new = data.draw(st.text(alphabet="abc =_'", min_size=1, max_size=8))
+    assume(new != old)
+    assert apply(text, (old, new)) == text[:i] + new + text[j:]

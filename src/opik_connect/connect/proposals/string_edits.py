@@ -62,7 +62,7 @@ def _located(
     if fix is None or not new:
         return Located(start, end, new)
     line_start = text.rfind("\n", 0, start) + 1
-    if not text[line_start:start].strip(" \t"):
+    if "\n" in new.removesuffix("\n") and not text[line_start:start].strip(" \t"):
         start = line_start
     region = text[start:end]
     file_lines, _ = split_block(region)
@@ -74,13 +74,14 @@ def _located(
 
 def _exact(text: str, old: str, new: str) -> list[Located]:
     file_tabs = uses_tabs(text)
-    return [
-        _located(text, at, at + len(old), old, new, _exact_fix(text, at, old, file_tabs))
-        for at in _occurrences(text, old)
-    ]
+    hits = []
+    for at in _occurrences(text, old):
+        fix = _exact_fix(text, at, old, new, file_tabs)
+        hits.append(_located(text, at, at + len(old), old, new, fix))
+    return hits
 
 
-def _exact_fix(text: str, at: int, old: str, file_tabs: bool) -> Correction | None:
+def _exact_fix(text: str, at: int, old: str, new: str, file_tabs: bool) -> Correction | None:
     """The indentation lines new_string adds need when old_string shows none of the file's.
 
     A one-line old_string found after part of its line's indentation: the model dropped it, so
@@ -89,7 +90,8 @@ def _exact_fix(text: str, at: int, old: str, file_tabs: bool) -> Correction | No
     """
     prefix = text[text.rfind("\n", 0, at) + 1 : at]
     one_line = "\n" not in old.removesuffix("\n")
-    if one_line and prefix and not prefix.strip(" \t"):
+    adds_lines = "\n" in new.removesuffix("\n")
+    if one_line and adds_lines and prefix and not prefix.strip(" \t"):
         tabs = file_tabs or "\t" in prefix
         return Correction(Indentation(delta=columns(prefix, 4), tabs=tabs), {})
     if file_tabs and not any(line[:1] in (" ", "\t") for line in old.split("\n")):
@@ -108,7 +110,7 @@ def _folded(text: str, old: str, new: str) -> list[Located]:
     for at in _occurrences(folded_text, folded_old):
         file_lines, _ = split_block(text[at : at + len(old)])
         fix = correction_for(file_lines, old_lines) or Correction(Indentation(), {})
-        if (base := _exact_fix(text, at, old, file_tabs)) is not None:
+        if (base := _exact_fix(text, at, old, new, file_tabs)) is not None:
             fix = Correction(base.indentation, fix.folds)
         hits.append(_located(text, at, at + len(old), old, new, fix))
     return hits

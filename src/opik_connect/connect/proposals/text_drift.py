@@ -224,7 +224,7 @@ class Correction:
 
     def new_line(self, line: str) -> str:
         if not line.strip():
-            return ""
+            return line
         indent, text, trail = _core(line)
         return self.indentation.of_new(indent) + self._folded(text) + trail
 
@@ -234,7 +234,7 @@ class Correction:
         Trailing whitespace the model put on both old and new is drift: the file's is kept.
         """
         if not new.strip():
-            return ""
+            return new
         fi, f, ft = _core(file)
         oi, o, ot = _core(old)
         ni, n, nt = _core(new)
