@@ -11,15 +11,17 @@ import fcntl
 import os
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from opik_connect.agent.ollie.sessions import API_KEY_ENV, BASE_URL_ENV
 from opik_connect.agent.platform.cli import setup_platform
 from opik_connect.cli_errors import environment_error, failed, usage_error
-from opik_connect.config import load_project_config, project_state_dir
+from opik_connect.config import ProjectConfig, load_project_config, project_state_dir
 from opik_connect.connect.daemon import (
     PLATFORM_ENV,
     Daemon,
@@ -29,6 +31,8 @@ from opik_connect.connect.websocket_client import LinkError, LinkState
 from opik_connect.git_runner import find_git_root
 
 PID_FILE = "daemon.pid"
+DEFAULT_MODEL_ENDPOINT = "https://api.anthropic.com"
+"""Where the Anthropic SDK sends Ollie's requests when ANTHROPIC_BASE_URL is not set."""
 
 STATE_STYLE = {
     LinkState.CONNECTED: "green",
@@ -153,14 +157,31 @@ def _show_code(code: str, expires_at: float) -> None:
 async def _announce(daemon: Daemon) -> None:
     """A part, so the banner is printed before the link and the `ollie>` prompt start."""
     summary = await daemon.root_summary()
-    where = f"{daemon.url} (embedded)" if daemon.platform else daemon.url
+    embedded = daemon.platform is not None
+    where = f"{daemon.url} (embedded)" if embedded else daemon.url
     project = escape(daemon.identity.project)
     console.print(f"[bold]opik-connect[/bold] serving project [bold]{project}")
     console.print(f"  root      {escape(str(summary.root))}")
     branch = escape(str(summary.branch))
     console.print(f"  files     {summary.visible_files} visible (branch {branch})")
     console.print(f"  platform  {escape(where)}")
+    console.print(f"  ollie     {escape(ollie_setup(daemon.config, os.environ, embedded))}")
     console.print("  stop with Ctrl-C or `opik-connect stop`")
+
+
+def ollie_setup(config: ProjectConfig, env: Mapping[str, str], embedded: bool) -> str:
+    """Ollie's model, endpoint and whether a key is set (never the key), so a user learns a
+    missing key at start rather than at the first `ask`. A remote platform runs its own Ollie."""
+    if not embedded:
+        return "runs on the platform, with the platform's model and key"
+    base_url = env.get(BASE_URL_ENV, "").strip()
+    endpoint = f"{base_url} ({BASE_URL_ENV})" if base_url else f"{DEFAULT_MODEL_ENDPOINT} (default)"
+    key = (
+        f"key set ({API_KEY_ENV})"
+        if env.get(API_KEY_ENV, "").strip()
+        else f"NO key: set {API_KEY_ENV} and restart to ask Ollie"
+    )
+    return f"model {config.model} at {endpoint}, {key}"
 
 
 async def _serve(daemon: Daemon) -> None:
