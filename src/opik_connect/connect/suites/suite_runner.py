@@ -4,7 +4,8 @@ Pass rules, as in Opik: a run passes when every assertion holds; an item passes 
 `pass_threshold` of its `runs_per_item` runs pass; the suite passes when every item passes.
 Beyond Opik, a run whose judge gave no usable verdict is `error`, never a pass; an item that only
 misses its threshold because of such runs makes the suite `error` (inconclusive), not `failed`.
-Assertions `skipped` for want of a judge do not fail a run; the summary's judge is then 'none'.
+Assertions `skipped` for want of a judge do not fail a run; the summary's judge is then 'none',
+as it is when no assertion of the run needs a judge.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ async def run_suite(
         items=results,
         started_at=started_at,
         duration_s=round(time.monotonic() - clock, 3),
-        judge=active.label if active is not None else NO_JUDGE,
+        judge=active.label if active is not None and _needs_judge(suite, items) else NO_JUDGE,
     )
     record = RunRecord(
         summary=summary,
@@ -145,6 +146,12 @@ async def run_suite(
     )
     await asyncio.to_thread(save_record, root, record)
     return summary
+
+
+def _needs_judge(suite: Suite, items: list[SuiteItem]) -> bool:
+    """A run only names its judge when some assertion went to it, so the same suite says
+    `judge: none` from the CLI and from a fix-branch rerun whether a key is set or not."""
+    return any(isinstance(a, str) for item in items for a in suite.assertions_for(item))
 
 
 def _prepare(root: Path, name: str, tree: Path | None) -> tuple[Path, Path, Suite, EntrypointSpec]:
