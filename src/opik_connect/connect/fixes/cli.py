@@ -53,6 +53,16 @@ def _when(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
+def decider(rec: JournaledProposal) -> str:
+    """Who decided, as the user would name it: the daemon's terminal prompt, the CLI command
+    (approve or reject, from any terminal), --auto-approve; other deciders as recorded."""
+    if rec.decided_by == "cli":
+        return "CLI (opik-connect " + ("reject)" if rec.status == "rejected" else "approve)")
+    if rec.decided_by == "auto-approve":
+        return "auto-approve (daemon --auto-approve)"
+    return rec.decided_by or "-"
+
+
 def _get(service: ProposalService, proposal_id: str) -> JournaledProposal:
     try:
         return service.get(proposal_id)
@@ -157,7 +167,7 @@ def fixes_show(proposal_id: str, root: Path = RootOption) -> None:
         ("test cases", ", ".join(rec.args.test_case_ids) or "-"),
         ("suite", rec.args.suite or "-"),
         ("created", _when(rec.created)),
-        ("decided", f"{_when(rec.decided_at)} by {rec.decided_by}" if rec.decided_at else "-"),
+        ("decided", f"{_when(rec.decided_at)} by {decider(rec)}" if rec.decided_at else "-"),
         ("note", rec.reason or "-"),
         ("delivered", "yes" if rec.delivered else "no"),
     ]

@@ -225,7 +225,8 @@ class ApprovalPrompt:
             if key == "n":
                 self.console.print("Reason for Ollie (optional, Enter to skip): ", end="")
                 reason = await self.keys.line()
-                await self._act(self.service.reject(record.id, reason.strip() or None))
+                rejecting = self.service.reject(record.id, reason.strip() or None, by="terminal")
+                await self._act(rejecting)
                 self.console.print(f"[red]Rejected[/red] {record.id}.")
                 return True
             if key == "d":
