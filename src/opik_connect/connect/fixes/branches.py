@@ -68,6 +68,7 @@ class FixSummary(BaseModel):
     suite: str | None
     created: float
     status: FixStatus | str = Field(description="active|merged|dropped, or the proposal status.")
+    branch_deleted: bool = False
     commit: str | None
     worktree: Path | None
     latest_suite: SuiteRunSummary | None = None
@@ -84,6 +85,7 @@ class FixSummary(BaseModel):
             suite=record.args.suite,
             created=record.decided_at or record.created,
             status=record.fix_status or record.status,
+            branch_deleted=record.branch_deleted,
             commit=record.commit,
             worktree=Path(record.worktree) if record.worktree else None,
             latest_suite=record.suite_results[-1] if record.suite_results else None,
@@ -294,15 +296,18 @@ class FixBranches:
         ).text
         return any(ref != f"refs/heads/{branch}" for ref in out.split())
 
-    def drop(self, record: JournaledProposal, force: bool = False) -> None:
-        """Removes the worktree and the branch; unmerged work only with force."""
+    def drop(self, record: JournaledProposal, force: bool = False) -> bool:
+        """Removes the worktree and the branch; unmerged work only with force. Returns whether
+        the fix was merged (by `fixes merge` or by hand), so its record can keep saying so."""
         branch = record.branch or fix_branch_name(record)
         commit = self.branch_commit(branch)
-        if commit and not force and not self.is_merged(branch, commit):
+        merged = bool(commit) and self.is_merged(branch, commit)
+        if commit and not force and not merged:
             raise FixError(f"{branch} has unmerged work; merge it first or drop it with --force")
         self._remove_worktree(self.worktree_for(record))
         if commit:
             run(self.root, "update-ref", "-d", f"refs/heads/{branch}", commit)
+        return merged
 
 
 def _identity_env(cwd: Path) -> dict[str, str]:

@@ -81,6 +81,21 @@ def _suite_cell(fix: FixSummary) -> str:
     return f"{escape(run.suite)}: {run.status} ({_items_passed(run)})"
 
 
+def fix_status_text(status: str, branch_deleted: bool) -> str:
+    """A merged fix stays `merged` once its branch is deleted; `dropped` means never merged."""
+    return f"{status}, branch deleted" if status == "merged" and branch_deleted else status
+
+
+def _fix_status(rec: JournaledProposal) -> str:
+    return fix_status_text(rec.fix_status or "", rec.branch_deleted)
+
+
+def _branch_cell(fix: FixSummary) -> str:
+    if not fix.commit:
+        return "-"
+    return escape(fix.branch) + (" (deleted)" if fix.branch_deleted else "")
+
+
 def _file_change(stat: FileStat) -> str:
     return f"{stat.path} (+{stat.added} \u2212{stat.removed})"
 
@@ -137,10 +152,10 @@ def fixes_list(
                 fix.id,
                 fix.title,
                 [
-                    ("branch", escape(fix.branch) if fix.commit else "-"),
+                    ("branch", _branch_cell(fix)),
                     ("trace", escape(fix.trace_id or "-")),
                     ("created", _when(fix.created)),
-                    ("status", str(fix.status)),
+                    ("status", fix_status_text(fix.status, fix.branch_deleted)),
                     ("suite", _suite_cell(fix)),
                 ],
             )
@@ -158,8 +173,8 @@ def fixes_show(proposal_id: str, root: Path = RootOption) -> None:
     rows = [
         ("id", rec.id),
         ("title", rec.args.title),
-        ("status", f"{rec.status}" + (f" / {rec.fix_status}" if rec.fix_status else "")),
-        ("branch", rec.branch or "-"),
+        ("status", f"{rec.status}" + (f" / {_fix_status(rec)}" if rec.fix_status else "")),
+        ("branch", (rec.branch or "-") + (" (deleted)" if rec.branch_deleted else "")),
         ("commit", rec.commit or "-"),
         ("worktree", rec.worktree or "-"),
         ("base", rec.base_head or "-"),
@@ -249,12 +264,22 @@ def fixes_drop(
     """Remove a fix's worktree and branch."""
     service = _service(root)
     rec = _fix_record(service, proposal_id)
+    if rec.branch_deleted or rec.fix_status == "dropped":
+        raise failed(f"not dropped: {rec.branch} was already deleted")
     try:
-        service.fixes.drop(rec, force=force)
+        merged = service.fixes.drop(rec, force=force) or rec.fix_status == "merged"
     except FixError as exc:
         raise failed(f"not dropped: {exc}") from None
-    service.journal.update(rec.id, lambda r: setattr(r, "fix_status", "dropped"))
-    console.print(f"Dropped {rec.branch}.")
+
+    def settle(record: JournaledProposal) -> None:
+        record.fix_status = "merged" if merged else "dropped"
+        record.branch_deleted = True
+
+    service.journal.update(rec.id, settle)
+    if merged:
+        console.print(f"Deleted {rec.branch}; the fix stays listed as merged.")
+    else:
+        console.print(f"Dropped {rec.branch}.")
 
 
 def approve_command(proposal_id: str, root: Path = RootOption) -> None:

@@ -50,6 +50,7 @@ class JournaledProposal(BaseModel):
     commit: str | None = None
     worktree: str | None = None
     fix_status: FixStatus | None = None
+    branch_deleted: bool = Field(False, description="`fixes drop` removed the fix branch.")
     suite_results: list[SuiteRunSummary] = Field(default_factory=list)
     suites_done: bool = False
     delivered: bool = False
