@@ -61,3 +61,36 @@ def test_a_forced_drop_of_unmerged_work_is_dropped(repo: Path) -> None:
     proposal = approved_fix(repo)
     assert cli(repo, "fixes", "drop", proposal, "--force").exit_code == 0
     assert status_line(cli(repo, "fixes").stdout).split(None, 1)[1] == "dropped"
+
+
+def parents(repo: Path, rev: str = "HEAD") -> list[str]:
+    return git(repo, "rev-list", "--parents", "-n", "1", rev).split()[1:]
+
+
+def test_merge_makes_a_merge_commit_by_default(repo: Path) -> None:
+    proposal = approved_fix(repo)
+    merged = cli(repo, "fixes", "merge", proposal)
+    assert merged.exit_code == 0, merged.stderr
+    assert "merge commit)" in merged.stdout
+    assert parents(repo)[1] == proposal_service(repo).get(proposal).commit
+
+
+def test_merge_ff_fast_forwards_when_the_branch_has_not_moved(repo: Path) -> None:
+    proposal = approved_fix(repo)
+    fix_commit = proposal_service(repo).get(proposal).commit
+    merged = cli(repo, "fixes", "merge", proposal, "--ff")
+    assert merged.exit_code == 0, merged.stderr
+    assert "fast-forward)" in merged.stdout
+    assert git(repo, "rev-parse", "HEAD") == fix_commit
+    assert "merged" in status_line(cli(repo, "fixes").stdout)
+
+
+def test_merge_ff_falls_back_to_a_merge_commit_when_the_branch_moved(repo: Path) -> None:
+    proposal = approved_fix(repo)
+    (repo / "notes.txt").write_text("one\ntwo\nthree\nfour\n")
+    git(repo, "commit", "-qam", "moved on")
+    moved = git(repo, "rev-parse", "HEAD")
+    merged = cli(repo, "fixes", "merge", proposal, "--ff")
+    assert merged.exit_code == 0, merged.stderr
+    assert "merge commit; a fast-forward was not possible" in merged.stdout
+    assert parents(repo) == [moved, proposal_service(repo).get(proposal).commit]

@@ -241,8 +241,10 @@ class FixBranches:
         out = run(self.root, "status", "--porcelain", "--untracked-files=no").out.decode()
         return [line[3:] for line in out.splitlines() if line.strip()]
 
-    def merge(self, record: JournaledProposal) -> str:
-        """Merges the fix into the current branch with --no-ff, or refuses leaving all as it was."""
+    def merge(self, record: JournaledProposal, fast_forward: bool = False) -> str:
+        """Merges the fix into the current branch, or refuses leaving all as it was; returns the
+        new HEAD. A merge commit, unless `fast_forward` and the current branch has not moved
+        since the fix was made (git's --ff: then HEAD becomes the fix commit itself)."""
         branch = record.branch or fix_branch_name(record)
         commit = self.branch_commit(branch)
         if not commit:
@@ -282,7 +284,8 @@ class FixBranches:
                 + "; nothing was changed"
             )
         message = f"Merge fix {record.id}: {record.args.title}"
-        done = run(self.root, "merge", "--no-ff", "--no-edit", "-m", message, branch, check=False)
+        mode = "--ff" if fast_forward else "--no-ff"
+        done = run(self.root, "merge", mode, "--no-edit", "-m", message, branch, check=False)
         if done.code != 0:
             if (git_dir / "MERGE_HEAD").exists():
                 run(self.root, "merge", "--abort", check=False)

@@ -243,16 +243,29 @@ def _fix_record(service: ProposalService, proposal_id: str) -> JournaledProposal
 
 
 @fixes_app.command("merge")
-def fixes_merge(proposal_id: str, root: Path = RootOption) -> None:
+def fixes_merge(
+    proposal_id: str,
+    ff: bool = typer.Option(
+        False,
+        "--ff",
+        help="Fast-forward when the current branch has not moved since the fix was made; "
+        "otherwise make a merge commit, as without --ff.",
+    ),
+    root: Path = RootOption,
+) -> None:
     """Merge a fix branch into the current branch (refuses on a dirty tree or a conflict)."""
     service = _service(root)
     rec = _fix_record(service, proposal_id)
     try:
-        merged = service.fixes.merge(rec)
+        merged = service.fixes.merge(rec, fast_forward=ff)
     except FixError as exc:
         raise failed(f"not merged: {exc}") from None
     service.journal.update(rec.id, lambda r: setattr(r, "fix_status", "merged"))
-    console.print(f"Merged {rec.branch} ({merged[:10]}).")
+    if merged == rec.commit:
+        how = "fast-forward"
+    else:
+        how = "merge commit" + ("; a fast-forward was not possible" if ff else "")
+    console.print(f"Merged {rec.branch} ({merged[:10]}, {how}).")
 
 
 @fixes_app.command("drop")
