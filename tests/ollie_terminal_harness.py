@@ -2,11 +2,14 @@
 
 The asker stands in for Ollie: on a question it proposes a change through the ProposalService
 (as the daemon's ProposeChange handler would) and waits for the user's decision in the journal.
+With PROPOSE_AT_PROMPT=1, a proposal also arrives, announced as the daemon announces it, as soon
+as the first `ollie>` prompt waits for a line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,15 +17,42 @@ from pathlib import Path
 from proposal_fixtures import proposal_service
 from rich.console import Console
 
+from opik_connect.connect.fixes.daemon_wiring import proposal_notice
+from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.terminal.ollie_prompt import run_ollie_terminal
+from opik_connect.connect.terminal.prompt_line import PromptLine
 from opik_connect.protocol import AskEvent, AskRequest, FileEdit, ProposeChangeArgs
 
 FINAL = {"applied": "approved", "rejected": "rejected", "stale": "stale", "failed": "failed"}
 
 
+class WatchedPromptLine(PromptLine):
+    """Says when the prompt is drawn, so a proposal can arrive while it waits."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(console)
+        self.drawn = asyncio.Event()
+
+    def draw(self) -> None:
+        super().draw()
+        self.drawn.set()
+
+
+async def propose_at_prompt(service: ProposalService, prompt_line: WatchedPromptLine) -> None:
+    await prompt_line.drawn.wait()
+    edit = FileEdit(path="notes.txt", old_string="three", new_string="THREE")
+    args = ProposeChangeArgs(title="Arrived at the prompt", reason="while idle", edits=[edit])
+    result = await service.submit(args)
+    prompt_line.notice(proposal_notice(args, result, auto=False))
+
+
 async def main(root: Path) -> None:
     console = Console()
     service = proposal_service(root)
+    prompt_line = WatchedPromptLine(console)
+    background = None
+    if os.environ.get("PROPOSE_AT_PROMPT"):
+        background = asyncio.create_task(propose_at_prompt(service, prompt_line))
 
     async def asker(request: AskRequest) -> AsyncIterator[AskEvent]:
         yield AskEvent(session_id="s1", seq=1, type="accepted", data={"id": "s1"})
@@ -47,7 +77,9 @@ async def main(root: Path) -> None:
             session_id="s1", seq=3, type="result", data={"id": "s1", "status": "completed"}
         )
 
-    await run_ollie_terminal(console, asker, service)
+    await run_ollie_terminal(console, asker, service, prompt_line=prompt_line)
+    if background is not None:
+        await background
     print("PROMPT DONE", flush=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pexpect
@@ -32,3 +33,37 @@ def test_question_proposal_approval_and_back_to_the_prompt(repo: Path, tmp_path:
     [record] = proposal_service(repo).journal.all()
     assert record.status == "applied"
     assert "why so curt?" in record.args.reason
+
+
+def screen_line_of(raw: str, text: str) -> str:
+    """What the terminal shows on the line where `text` is printed: what follows the last
+    erase-line before it, without colours."""
+    at = raw.index(text)
+    line = raw[raw.rfind("\n", 0, at) + 1 : raw.find("\n", at)]
+    line = line.rsplit("\x1b[2K", 1)[-1]
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line).strip()
+
+
+def test_a_proposal_notice_gets_its_own_line_and_the_prompt_is_redrawn(
+    repo: Path, tmp_path: Path
+) -> None:
+    child = spawn_harness(
+        "ollie_terminal_harness.py", repo, tmp_path / "prompt.log", PROPOSE_AT_PROMPT="1"
+    )
+    child.expect("ollie> ready")
+    child.expect(r"decide here or with `opik-connect approve\|reject \w+`\)")
+    child.expect("ollie> ")  # redrawn under the notice
+    child.expect(r"\[q\] stop asking")
+    child.logfile_read.flush()
+    raw = (tmp_path / "prompt.log").read_text()
+    notice = screen_line_of(raw, "file(s); decide here")
+    assert notice.startswith("● proposal ") and "ollie>" not in notice, repr(notice)
+    assert re.search(r"file\(s\); decide here[^\n]*\n(\x1b\[[0-9;]*m)*ollie> ", raw)
+    child.send("y")
+    child.expect("Approved")
+    child.expect("ollie> ")
+    child.sendeof()
+    child.expect("PROMPT DONE")
+    child.expect(pexpect.EOF)
+    [record] = proposal_service(repo).journal.all()
+    assert (record.args.title, record.status) == ("Arrived at the prompt", "applied")

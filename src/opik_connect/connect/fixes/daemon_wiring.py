@@ -31,6 +31,7 @@ from opik_connect.connect.suites.suite_commands import make_after_commit, make_r
 from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S
 from opik_connect.connect.terminal.approval_prompt import run_auto_approver
 from opik_connect.connect.terminal.ollie_prompt import ollie_terminal_part
+from opik_connect.connect.terminal.prompt_line import PromptLine
 from opik_connect.connect.terminal.visible_text import visible
 from opik_connect.protocol import (
     ProposalDecided,
@@ -61,6 +62,8 @@ class FixParts:
         approves through `service` (or --auto-approve does)."""
         self.auto_approve = auto_approve
         self.console = console or Console(highlight=False)
+        self.prompt_line = PromptLine(self.console)
+        """Notices go through it, so they never land on a waiting `ollie>` prompt's line."""
         self.terminal = terminal
         self.workers = workers
         self.judge = judge
@@ -78,7 +81,7 @@ class FixParts:
         if self.auto_approve:
             parts.append(self.auto_approve_part)
         if self.terminal:
-            parts.append(ollie_terminal_part(self._approvals, self.console))
+            parts.append(ollie_terminal_part(self._approvals, prompt_line=self.prompt_line))
         return parts
 
     def _approvals(self, daemon: Daemon) -> ProposalService | None:
@@ -91,7 +94,7 @@ class FixParts:
             root,
             emit=self._emit_decision(daemon),
             after_commit=self._after_commit(daemon),
-            notify=lambda message: self.console.print(f"[yellow]●[/] {escape(message)}"),
+            notify=lambda message: self.prompt_line.notice(f"[yellow]●[/] {escape(message)}"),
         )
         self.service = service
         run_suite = make_run_suite_handler(
@@ -104,15 +107,7 @@ class FixParts:
 
         async def propose_change(args: ProposeChangeArgs) -> ProposeChangeResult:
             result = await service.submit(args)
-            how = (
-                "auto-approving"
-                if self.auto_approve
-                else f"decide here or with `opik-connect approve|reject {result.proposal_id}`"
-            )
-            self.console.print(
-                f"[cyan]●[/] proposal [bold]{result.proposal_id}[/]: {escape(visible(args.title))} "
-                f"[dim]({len(result.files)} file(s); {how})[/]"
-            )
+            self.prompt_line.notice(proposal_notice(args, result, self.auto_approve))
             return result
 
         async def run_suite_and_report(args: RunSuiteArgs) -> SuiteRunSummary:
@@ -155,7 +150,7 @@ class FixParts:
         suites = ", ".join(f"{run.suite} {run.status}" for run in event.suite_results)
         tail = f" [dim](suite: {escape(suites)})[/]" if suites else ""
         why = f": {escape(event.reason)}" if event.reason else ""
-        self.console.print(
+        self.prompt_line.notice(
             f"[green]●[/] proposal [bold]{event.proposal_id}[/] {event.decision}{where}{why}{tail}"
             " [dim]- sent to the platform[/]"
         )
@@ -183,6 +178,19 @@ async def _report_run(daemon: Daemon, run: SuiteRunSummary, proposal_id: str | N
     redacted: an agent's output or traceback can carry the secrets it was run with."""
     await daemon.send_event(
         "SuiteResult", SuiteResult(run=redact_summary(run), proposal_id=proposal_id)
+    )
+
+
+def proposal_notice(args: ProposeChangeArgs, result: ProposeChangeResult, auto: bool) -> str:
+    """The line that says a proposal arrived, and how it will be decided (rich markup)."""
+    how = (
+        "auto-approving"
+        if auto
+        else f"decide here or with `opik-connect approve|reject {result.proposal_id}`"
+    )
+    return (
+        f"[cyan]●[/] proposal [bold]{result.proposal_id}[/]: {escape(visible(args.title))} "
+        f"[dim]({len(result.files)} file(s); {how})[/]"
     )
 
 

@@ -35,10 +35,10 @@ from opik_connect.connect.terminal.approval_prompt import ApprovalPrompt, Termin
 from opik_connect.connect.terminal.ask_client import AskError, ask_stream, locate_platform
 from opik_connect.connect.terminal.ask_view import SessionView
 from opik_connect.connect.terminal.line_input import LineReader
+from opik_connect.connect.terminal.prompt_line import PromptLine
 from opik_connect.connect.terminal.visible_text import visible
 from opik_connect.protocol import AskEvent, AskRequest, BridgeError
 
-PROMPT = "ollie> "
 HELP = (
     "Ask Ollie about this project's traces and tests; plain text is a question.\n"
     "  /trace ID     set the trace (/trace alone clears it)\n"
@@ -106,18 +106,22 @@ def daemon_asker(daemon: Daemon) -> Asker:
 def ollie_terminal_part(
     proposals: Callable[[Daemon], ProposalService | None],
     console: Console | None = None,
+    prompt_line: PromptLine | None = None,
 ) -> Part:
     """A daemon part: the `ollie>` prompt, with approvals, on the daemon's terminal. Use it instead
-    of running the approval prompt on its own: only one of them may read the terminal."""
+    of running the approval prompt on its own: only one of them may read the terminal. Notices
+    printed through `prompt_line` keep off the prompt's line."""
 
     async def part(daemon: Daemon) -> None:
-        shown = console or Console()
+        shown = prompt_line.console if prompt_line is not None else console or Console()
 
         async def serve() -> None:
             # The prompt comes up once the link is up, so it is not broken by the state lines.
             assert daemon.link is not None
             await daemon.link.connected.wait()
-            await run_ollie_terminal(shown, daemon_asker(daemon), proposals(daemon))
+            await run_ollie_terminal(
+                shown, daemon_asker(daemon), proposals(daemon), prompt_line=prompt_line
+            )
 
         daemon.add_service(serve)
 
@@ -155,8 +159,10 @@ class OllieTerminal:
         *,
         lines: LineReader,
         approvals: ApprovalTakeover | None = None,
+        prompt_line: PromptLine | None = None,
     ) -> None:
         self.console = console
+        self.prompt_line = prompt_line or PromptLine(console)
         self.asker = asker
         self.lines = lines
         self.approvals = approvals
@@ -169,8 +175,12 @@ class OllieTerminal:
         self.console.print("[dim]ollie> ready: ask a question, or /help[/]", highlight=False)
         while True:
             await self._approvals_turn()
-            self.console.print(PROMPT, end="", highlight=False, markup=False)
+            self.prompt_line.draw()
             line = await self._line_or_proposal()
+            if line is _PROPOSAL:
+                self.prompt_line.leave()
+                continue
+            self.prompt_line.read_done()
             if line is None:
                 self.console.print(
                     "\nend of input: the ollie> prompt is closed and the daemon keeps serving; "
@@ -180,9 +190,7 @@ class OllieTerminal:
                     markup=False,
                 )
                 return
-            if line is _PROPOSAL:
-                self.console.print()
-                continue
+            assert isinstance(line, str)
             await self.handle_line(line)
 
     async def handle_line(self, line: str) -> SessionView | None:
@@ -293,6 +301,7 @@ async def run_ollie_terminal(
     asker: Asker,
     proposals: ProposalService | None,
     fd: int | None = None,
+    prompt_line: PromptLine | None = None,
 ) -> None:
     """The daemon's terminal: `ollie>` plus approvals on stdin; nothing without a TTY."""
     if fd is None:
@@ -307,4 +316,7 @@ async def run_ollie_terminal(
         )
         return
     approvals = ProposalApprovals(proposals, console, fd) if proposals is not None else None
-    await OllieTerminal(console, asker, lines=LineReader(fd), approvals=approvals).run()
+    terminal = OllieTerminal(
+        console, asker, lines=LineReader(fd), approvals=approvals, prompt_line=prompt_line
+    )
+    await terminal.run()
