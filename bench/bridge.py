@@ -24,7 +24,7 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
-from opik_connect.connect.sandbox.read_commands import find_ripgrep
+from opik_connect.connect.sandbox.ripgrep import find_ripgrep
 from opik_connect.connect.websocket_client import link_compression
 from opik_connect.protocol import ReadFileArgs, ReadFileResult, SearchFilesArgs
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from opik_connect.config import ProjectConfig
+from opik_connect.connect.sandbox import file_window, search_files, search_hits
 from opik_connect.connect.sandbox import read_commands as bridge_commands
 from opik_connect.connect.sandbox.read_commands import Sandbox, read_handlers
+from opik_connect.connect.sandbox.ripgrep import find_ripgrep
 from opik_connect.git_runner import NotAGitRepository
 from opik_connect.protocol import (
     BridgeError,
@@ -130,7 +132,7 @@ async def test_very_long_line_is_cut_and_marked(sandbox: Sandbox, repo: Path) ->
     (repo / "min.js").write_text("a" * 100_000 + "\nnext\n")
     result = await sandbox.read_file(ReadFileArgs(path="min.js"))
     first, second = result.content.splitlines()
-    assert first.endswith(bridge_commands.LINE_CUT_MARK)
+    assert first.endswith(file_window.LINE_CUT_MARK)
     assert len(first) < 20_000
     assert second == "next"
 
@@ -375,7 +377,7 @@ async def test_search_skips_binary_and_latin1_files(searcher: Sandbox, repo: Pat
 async def test_search_is_capped_with_honest_total(searcher: Sandbox, repo: Path) -> None:
     (repo / "hay.txt").write_text("straw\n" * 250)
     result = await searcher.search_files(SearchFilesArgs(pattern="straw"))
-    assert len(result.matches) == bridge_commands.MAX_SEARCH_MATCHES
+    assert len(result.matches) == search_hits.MAX_SEARCH_MATCHES
     assert (result.total_matches, result.truncated) == (250, True)
 
 
@@ -448,7 +450,7 @@ async def test_search_path_errors(searcher: Sandbox) -> None:
 
 
 async def test_search_timeout(searcher: Sandbox, monkeypatch) -> None:
-    monkeypatch.setattr(bridge_commands, "SEARCH_TIMEOUT_S", 0.000001)
+    monkeypatch.setattr(search_files, "SEARCH_TIMEOUT_S", 0.000001)
     code = await error_code(searcher.search_files(SearchFilesArgs(pattern="needle")))
     assert code == ErrorCode.TIMEOUT
 
@@ -459,5 +461,5 @@ def test_pattern_longer_than_500_chars_is_invalid_args() -> None:
 
 
 def test_ripgrep_is_found_next_to_the_interpreter() -> None:
-    found = bridge_commands.find_ripgrep()
+    found = find_ripgrep()
     assert found is not None and os.access(found, os.X_OK)

@@ -1,0 +1,142 @@
+"""Reading one window of lines from an open file: UTF-8 checked, long lines cut, size capped."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+from dataclasses import dataclass
+
+from opik_connect.connect.sandbox.secret_redaction import private_key_open_at_end
+from opik_connect.protocol import BridgeError, ErrorCode
+
+BINARY_SNIFF_BYTES = 8192
+READ_CHUNK_BYTES = 1 << 20
+MAX_LINE_BYTES = 16 * 1024
+"""A longer line is cut (minified files); the cut is marked so Ollie knows."""
+MAX_CONTENT_CHARS = 512 * 1024
+"""ReadFile stops a window early past this, so a result always fits in one frame."""
+LINE_CUT_MARK = " [line truncated]"
+
+
+@dataclass
+class Window:
+    pieces: list[str]
+    """The window's text in order: single lines, or runs of whole lines decoded at once."""
+    count: int
+    """How many lines the pieces hold."""
+    total_lines: int
+    key_open_at_start: bool
+
+
+def read_window(fd: int, offset: int, limit: int, path: str) -> Window:
+    """Stream the file once: validate UTF-8, count lines, keep only the requested window.
+
+    Memory stays bounded by the chunk size and the window, whatever the file size.
+    """
+    end = offset + limit
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    pieces: list[str] = []
+    count = 0
+    current = bytearray()
+    cut = False
+    chars = 0
+    full = False
+    line_no = 0
+    key_open = False
+    key_tail = b""
+    seen_bytes = False
+    ends_with_newline = True
+
+    def finish_line(with_newline: bool) -> None:
+        nonlocal current, cut, chars, full, count
+        text = current.decode("utf-8", errors="ignore")
+        if cut:
+            text += LINE_CUT_MARK
+        pieces.append(text + ("\n" if with_newline else ""))
+        count += 1
+        chars += len(pieces[-1])
+        full = chars >= MAX_CONTENT_CHARS
+        current = bytearray()
+        cut = False
+
+    while data := os.read(fd, READ_CHUNK_BYTES):
+        if not seen_bytes and b"\0" in data[:BINARY_SNIFF_BYTES]:
+            raise BridgeError(ErrorCode.BINARY_FILE, "binary file (NUL byte)", path=path)
+        try:
+            decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            raise BridgeError(ErrorCode.BINARY_FILE, "file is not UTF-8 text", path=path) from exc
+        seen_bytes = True
+        ends_with_newline = data.endswith(b"\n")
+        pos = 0
+        size = len(data)
+        while pos < size:
+            if line_no < offset:
+                need = offset - line_no
+                here = data.count(b"\n", pos)
+                if here < need:
+                    line_no += here
+                    stop = size
+                else:
+                    nl = pos - 1
+                    for _ in range(need):
+                        nl = data.find(b"\n", nl + 1)
+                    line_no = offset
+                    stop = nl + 1
+                segment = data[pos:stop]
+                key_open = private_key_open_at_end(key_tail + segment, key_open)
+                key_tail = segment[-96:]
+                pos = stop
+                continue
+            if line_no >= end or full:
+                line_no += data.count(b"\n", pos)
+                pos = size
+                continue
+            if not current and not cut:
+                taken = _whole_lines(data, pos, end - line_no, MAX_CONTENT_CHARS - chars)
+                if taken is not None:
+                    block, got, pos = taken
+                    pieces.append(block)
+                    count += got
+                    chars += len(block)
+                    full = chars >= MAX_CONTENT_CHARS
+                    line_no += got
+                    continue
+            nl = data.find(b"\n", pos)
+            stop = size if nl == -1 else nl + 1
+            piece = data[pos : stop - 1 if nl != -1 else stop]
+            room = MAX_LINE_BYTES - len(current)
+            if len(piece) > room:
+                piece = piece[: max(room, 0)]
+                cut = True
+            current += piece
+            pos = stop
+            if nl != -1:
+                finish_line(True)
+                line_no += 1
+    with contextlib.suppress(UnicodeDecodeError):
+        decoder.decode(b"", final=True)
+    total = line_no + (1 if seen_bytes and not ends_with_newline else 0)
+    if seen_bytes and not ends_with_newline and offset <= line_no < end and not full:
+        finish_line(False)
+    return Window(pieces=pieces, count=count, total_lines=total, key_open_at_start=key_open)
+
+
+def _whole_lines(data: bytes, pos: int, want: int, room: int) -> tuple[str, int, int] | None:
+    """Up to `want` complete lines from `pos` in one decode, as (text, lines, next pos); None
+    when a line is too long, the content cap would be passed, or no newline follows (the
+    line-by-line path handles those)."""
+    got = data.count(b"\n", pos)
+    if got <= want:  # the window runs past this chunk: take every line in it
+        nl = data.rfind(b"\n", pos)
+    else:
+        got, nl = want, pos - 1
+        for _ in range(want):
+            nl = data.find(b"\n", nl + 1)
+    if not got or nl + 1 - pos > room:
+        return None
+    block = data[pos : nl + 1].decode("utf-8")
+    if len(block) > MAX_LINE_BYTES and max(map(len, block.split("\n"))) > MAX_LINE_BYTES:
+        return None
+    return block, got, nl + 1

@@ -1,0 +1,60 @@
+"""git's file lists for one root, cached briefly so a burst of commands costs one git process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from opik_connect.connect.sandbox.repo_files import RepoFiles
+
+VISIBLE_CACHE_TTL_S = 5.0
+"""ReadFile trusts git's file list for this long, so a read costs no git process."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """git's answer at one moment: visible files, and tracked files matching an ignore rule."""
+
+    visible: frozenset[str]
+    tracked_ignored: tuple[str, ...]
+
+
+class ListingCache:
+    """git's lists, cached for VISIBLE_CACHE_TTL_S or until invalidated; one refresh at a time
+    however many commands ask at once."""
+
+    def __init__(self, repo: RepoFiles) -> None:
+        self.repo = repo
+        self._listing: Listing | None = None
+        self._listing_at = float("-inf")
+        self._refreshing: asyncio.Future[Listing] | None = None
+        self._generation = 0
+
+    def invalidate(self) -> None:
+        """Forget the cached file lists (the watcher calls this when files change)."""
+        self._listing_at = float("-inf")
+        self._generation += 1
+        self._refreshing = None
+
+    async def current(self) -> Listing:
+        if self._listing is not None and time.monotonic() - self._listing_at <= VISIBLE_CACHE_TTL_S:
+            return self._listing
+        if self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self._refresh())
+        refreshing = self._refreshing
+        try:
+            return await asyncio.shield(refreshing)
+        finally:
+            if self._refreshing is refreshing and refreshing.done():
+                self._refreshing = None
+
+    async def _refresh(self) -> Listing:
+        started, generation = time.monotonic(), self._generation
+        visible, tracked_ignored = await asyncio.gather(
+            self.repo.visible_files(), self.repo.tracked_ignored_files()
+        )
+        listing = Listing(frozenset(visible), tuple(tracked_ignored))
+        if generation == self._generation:
+            self._listing, self._listing_at = listing, started
+        return listing
