@@ -60,7 +60,6 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
         "/etc/passwd",
         "\\etc\\passwd",
         "~/.ssh/id_rsa",
-        "C:/Windows/win.ini",
         "src/main.py\0.txt",
     ],
 )
@@ -262,6 +261,22 @@ def test_file_swapped_for_a_fifo_before_open_does_not_hang(tree, monkeypatch) ->
         "config/client_secret.json",
         "MY_SECRETS.TXT",
         "secrets/db.yaml",
+        "prod.env",
+        "deploy/staging.env",
+        ".envrc",
+        "kubeconfig",
+        "ops/cluster.kubeconfig",
+        "home/.kube/config",
+        "home/.docker/config.json",
+        ".git-credentials",
+        "home/.aws/credentials",
+        "home/.aws/config",
+        "infra/terraform.tfstate",
+        "infra/terraform.tfstate.backup",
+        "infra/prod.tfvars",
+        "infra/prod.auto.tfvars.json",
+        ".htpasswd",
+        "home/.ssh/known_hosts",
     ],
 )
 def test_sensitive_paths(tmp_path: Path, path: str) -> None:
@@ -271,7 +286,17 @@ def test_sensitive_paths(tmp_path: Path, path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["src/app.py", ".gitignore", "environment.py", "keys.py", "a.pem.md"]
+    "path",
+    [
+        "src/app.py",
+        ".gitignore",
+        "environment.py",
+        "keys.py",
+        "a.pem.md",
+        "docs/config.json",
+        "kube/config.py",
+        "envs.py",
+    ],
 )
 def test_ordinary_paths_are_not_sensitive(tmp_path: Path, path: str) -> None:
     assert not PathPolicy(tmp_path).is_sensitive(path)
@@ -344,3 +369,41 @@ def test_no_generated_path_is_read_from_outside_the_root(fixed_tree: Path, parts
         assert os.read(opened.fd, 100) == b"inside\n"
     finally:
         os.close(opened.fd)
+
+
+def test_a_colon_in_a_name_is_an_ordinary_name_on_posix(tmp_path: Path) -> None:
+    """No Windows drive-letter rule: `a:b.py` and `C:/x` are relative names here."""
+    (tmp_path / "a:b.py").write_text("x = 1\n")
+    assert normalize_relative("a:b.py") == "a:b.py"
+    assert normalize_relative("C:/Windows/win.ini") == "C:/Windows/win.ini"
+    opened = PathPolicy(tmp_path).open_file("a:b.py")
+    os.close(opened.fd)
+    assert opened.real_path == "a:b.py"
+
+
+def test_link_replaced_by_a_file_before_readlink_is_a_named_error(tree, monkeypatch) -> None:
+    """The swap race: lstat saw a link, readlink finds a file (EINVAL) or nothing (ENOENT)."""
+    root, _ = tree
+    for err in (errno.EINVAL, errno.ENOENT):
+
+        def swapped(*_args, err=err, **_kwargs):
+            raise OSError(err, os.strerror(err))
+
+        monkeypatch.setattr(os, "readlink", swapped)
+        assert code_of(PathPolicy(root).open_file, "link_in") == ErrorCode.PATH_TRAVERSAL
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "glob",
+    ["**?" * 40 + "X", "*?" * 200 + "X", "**/" * 100 + "*X", "[a-z]*" * 100 + "Q"],
+)
+def test_globs_match_in_linear_time(glob: str) -> None:
+    """Each of these took exponential time in the old backtracking translation."""
+    path = "a/" * 30 + "b" * 200
+    assert compile_glob(glob).match(path) is None
+
+
+@pytest.mark.parametrize("glob", ["[z-a]", "x" * 1001])
+def test_bad_globs_are_invalid_args(glob: str) -> None:
+    assert code_of(compile_glob, glob) == ErrorCode.INVALID_ARGS

@@ -16,12 +16,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_linear
 from opik_connect.protocol import BridgeError, ErrorCode
 
 SENSITIVE_NAME_GLOBS: tuple[str, ...] = (
     ".git",
     ".env",
     ".env.*",
+    "*.env",
+    ".envrc",
+    "kubeconfig",
+    "*.kubeconfig",
+    "*.tfstate",
+    "*.tfstate.*",
+    "*.tfvars",
+    "*.tfvars.json",
+    ".htpasswd",
+    ".ssh",
+    ".gnupg",
     "*.pem",
     "*.key",
     "*.p12",
@@ -42,6 +54,14 @@ SENSITIVE_NAME_GLOBS: tuple[str, ...] = (
 )
 """Names (of a file or of any directory above it) that are never read, listed or searched."""
 
+SENSITIVE_PAIR_GLOBS: tuple[str, ...] = (
+    ".docker/config.json",
+    ".kube/config",
+    ".aws/config",
+    ".aws/credentials",
+)
+"""A directory and a file name in it, at any depth, that hold credentials."""
+
 MAX_SYMLINK_HOPS = 40
 SENSITIVE_MEMO_SIZE = 200_000
 """Verdicts remembered per path: a large repo is listed and searched again and again."""
@@ -50,17 +70,20 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def glob_to_regex(pattern: str) -> str:
-    """Translate a path glob to a regex: `**` spans directories, `*` and `?` stay in one name."""
+    """Translate a path glob to a regex: `**` spans directories, `*` and `?` stay in one name.
+    A run of stars is one `**`, so the regex grows linearly with the glob."""
     out: list[str] = []
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
+        if pattern.startswith("**", i):
+            while i < n and pattern[i] == "*":
+                i += 1
+            if pattern.startswith("/", i):
+                out.append("(?:.*/)?")
+                i += 1
+            else:
+                out.append(".*")
         elif c == "*":
             out.append("[^/]*")
             i += 1
@@ -84,9 +107,16 @@ def glob_to_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    """A full-match regex for one glob over a relative path."""
-    return re.compile(glob_to_regex(pattern) + r"\Z", re.DOTALL)
+MAX_GLOB_CHARS = 1000
+
+
+def compile_glob(pattern: str, *, field: str = "pattern") -> LinearRegex:
+    """A full-match matcher for one glob over a relative path, in linear time (RE2)."""
+    if len(pattern) > MAX_GLOB_CHARS:
+        raise BridgeError(
+            ErrorCode.INVALID_ARGS, f"glob longer than {MAX_GLOB_CHARS} characters", field=field
+        )
+    return compile_linear("(?s)" + glob_to_regex(pattern) + r"\z", what="glob", field=field)
 
 
 def normalize_relative(path: str) -> str:
@@ -97,7 +127,7 @@ def normalize_relative(path: str) -> str:
     """
     if "\0" in path:
         raise BridgeError(ErrorCode.PATH_TRAVERSAL, "path contains a NUL byte", path=path)
-    if path.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", path):
+    if path.startswith(("/", "\\", "~")):
         raise BridgeError(ErrorCode.PATH_TRAVERSAL, "path must be relative to the root", path=path)
     if ".." in path.replace("\\", "/").split("/"):
         raise BridgeError(ErrorCode.PATH_TRAVERSAL, "path may not contain '..'", path=path)
@@ -120,6 +150,8 @@ class PathPolicy:
         self.root = Path(os.path.realpath(root))
         names = "|".join(glob_to_regex(g) for g in SENSITIVE_NAME_GLOBS)
         self._sensitive_name = re.compile(rf"(?:{names})\Z", re.IGNORECASE | re.DOTALL)
+        pairs = "|".join(glob_to_regex(g) for g in SENSITIVE_PAIR_GLOBS)
+        self._sensitive_pair = re.compile(rf"(?:{pairs})\Z", re.IGNORECASE | re.DOTALL)
         self._sensitive_memo: dict[str, bool] = {}
         self.deny_globs = tuple(g.strip() for g in deny if g.strip())
         anchored, named = [], []
@@ -144,6 +176,8 @@ class PathPolicy:
         parts = rel.split("/")
         for i, part in enumerate(parts):
             if self._sensitive_name.match(part):
+                return True
+            if i and self._sensitive_pair.match(f"{parts[i - 1]}/{part}"):
                 return True
             if self._deny_named is not None and self._deny_named.match(part):
                 return True
@@ -209,7 +243,7 @@ class PathPolicy:
                     hops += 1
                     if hops > MAX_SYMLINK_HOPS:
                         raise BridgeError(ErrorCode.PATH_TRAVERSAL, "too many symlinks", path=rel)
-                    target = os.readlink(name, dir_fd=fds[-1])
+                    target = self._read_link(name, fds[-1], rel)
                     resolved = self._target_inside("/".join(done), target, requested)
                     if resolved:
                         self.check_sensitive(resolved)
@@ -245,6 +279,17 @@ class PathPolicy:
         finally:
             for fd in fds:
                 os.close(fd)
+
+    @staticmethod
+    def _read_link(name: str, dir_fd: int, rel: str) -> str:
+        """The link's target; the link replaced by a file or removed since lstat (EINVAL,
+        ENOENT) means the path is being swapped under us."""
+        try:
+            return os.readlink(name, dir_fd=dir_fd)
+        except OSError as exc:
+            raise BridgeError(
+                ErrorCode.PATH_TRAVERSAL, "path changed while it was being opened", path=rel
+            ) from exc
 
     @staticmethod
     def _open_checked(name: str, dir_fd: int, flags: int, st: os.stat_result, rel: str) -> int:
