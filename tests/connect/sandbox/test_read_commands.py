@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from opik_connect.config import ProjectConfig
-from opik_connect.connect.sandbox import file_window, search_files, search_hits
+from opik_connect.connect.sandbox import file_window, search_files, search_scan
 from opik_connect.connect.sandbox import read_commands as bridge_commands
 from opik_connect.connect.sandbox.read_commands import Sandbox, read_handlers
 from opik_connect.connect.sandbox.ripgrep import find_ripgrep
@@ -377,7 +377,7 @@ async def test_search_skips_binary_and_latin1_files(searcher: Sandbox, repo: Pat
 async def test_search_is_capped_with_honest_total(searcher: Sandbox, repo: Path) -> None:
     (repo / "hay.txt").write_text("straw\n" * 250)
     result = await searcher.search_files(SearchFilesArgs(pattern="straw"))
-    assert len(result.matches) == search_hits.MAX_SEARCH_MATCHES
+    assert len(result.matches) == search_scan.MAX_SEARCH_MATCHES
     assert (result.total_matches, result.truncated) == (250, True)
 
 
@@ -450,6 +450,7 @@ async def test_search_path_errors(searcher: Sandbox) -> None:
 
 
 async def test_search_timeout(searcher: Sandbox, monkeypatch) -> None:
+    await searcher.listings.current()
     monkeypatch.setattr(search_files, "SEARCH_TIMEOUT_S", 0.000001)
     code = await error_code(searcher.search_files(SearchFilesArgs(pattern="needle")))
     assert code == ErrorCode.TIMEOUT

@@ -156,11 +156,14 @@ class Sandbox:
             raise BridgeError(ErrorCode.INVALID_ARGS, "pattern contains a NUL byte")
         matcher = compile_glob(args.pattern.lstrip("/") or "**/*")
         prefix = rel_dir + "/" if rel_dir else ""
-        files = [
-            f
-            for f in await self.visible_files(rel_dir)
-            if f.startswith(prefix) and matcher.match(f[len(prefix) :])
-        ]
+        names = await self.visible_files(rel_dir)
+        files = await asyncio.to_thread(
+            lambda: [
+                f
+                for f in names
+                if f.startswith(prefix) and matcher.match(f[len(prefix) :]) is not None
+            ]
+        )
         return ListFilesResult(
             files=files[:MAX_LIST_FILES], total=len(files), truncated=len(files) > MAX_LIST_FILES
         )

@@ -1,20 +1,21 @@
-"""SearchFiles: ripgrep (or git grep) over git's visible files, minus the sensitive ones."""
+"""SearchFiles: ripgrep narrows the files, git decides visibility, the scan answers from the
+redacted view (see search_scan)."""
 
 from __future__ import annotations
 
 import asyncio
-import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from opik_connect.connect.sandbox import search_hits
-from opik_connect.connect.sandbox.git_grep import run_git_grep
+from opik_connect.connect.sandbox.linear_regex import compile_linear
 from opik_connect.connect.sandbox.listing import Listing, ListingCache
 from opik_connect.connect.sandbox.policy import SENSITIVE_NAME_GLOBS, PathPolicy, compile_glob
 from opik_connect.connect.sandbox.repo_files import RepoFiles
-from opik_connect.connect.sandbox.ripgrep import RgStream, run_rg
-from opik_connect.connect.sandbox.search_hits import Budget, FileHits
-from opik_connect.protocol import BridgeError, ErrorCode, SearchFilesResult
+from opik_connect.connect.sandbox.ripgrep import rg_files_with_matches
+from opik_connect.connect.sandbox.search_scan import SearchStopped, scan_files, timeout_error
+from opik_connect.connect.sandbox.secret_redaction import SECRET_HINT
+from opik_connect.protocol import SearchFilesResult
 
 MAX_LIST_FILES = 1000
 SEARCH_TIMEOUT_S = 30.0
@@ -26,12 +27,12 @@ def glob_filter(glob: str | None) -> Callable[[str], bool]:
         return lambda _path: True
     negate = glob.startswith("!")
     body = glob[1:] if negate else glob
-    matcher = compile_glob(body.lstrip("/") if "/" in body else "**/" + body)
-    return lambda path: bool(matcher.match(path)) != negate
+    matcher = compile_glob(body.lstrip("/") if "/" in body else "**/" + body, field="glob")
+    return lambda path: (matcher.match(path) is not None) != negate
 
 
 class FileSearch:
-    """Runs one root's searches: the walk, git's verdict on what is visible, the context."""
+    """Runs one root's searches: candidate files, git's verdict on what is visible, the scan."""
 
     def __init__(
         self,
@@ -48,27 +49,40 @@ class FileSearch:
         self.rg = rg
 
     async def search(self, pattern: str, glob: str | None, rel_dir: str) -> SearchFilesResult:
+        regex = compile_linear(pattern)
+        wanted = glob_filter(glob)
+        stop = threading.Event()
         try:
-            regex: re.Pattern[str] | None = re.compile(pattern)
-        except re.error:
-            regex = None
-        search = self._search_rg if self.rg else self._search_git_grep
-        try:
-            files, visible = await asyncio.wait_for(
-                search(pattern, glob, rel_dir, regex), timeout=SEARCH_TIMEOUT_S
-            )
-        except TimeoutError as exc:
-            raise BridgeError(
-                ErrorCode.TIMEOUT, f"search took longer than {SEARCH_TIMEOUT_S:g}s"
-            ) from exc
-        return search_hits.collect(self.policy, files, visible, regex)
+            async with asyncio.timeout(SEARCH_TIMEOUT_S):
+                listing = await self.listings.current()
+                candidates = await self._candidates(pattern, glob, rel_dir, listing, wanted)
+                visible = await self._confirm_visible(listing, set(candidates))
+                paths = [
+                    p
+                    for p in candidates
+                    if p in visible and wanted(p) and not self.policy.is_sensitive(p)
+                ]
+                return await asyncio.to_thread(scan_files, self.policy, paths, regex, visible, stop)
+        except (TimeoutError, SearchStopped) as exc:
+            raise timeout_error(SEARCH_TIMEOUT_S) from exc
+        finally:
+            stop.set()
 
-    async def _search_rg(
-        self, pattern: str, glob: str | None, rel_dir: str, regex: re.Pattern[str] | None
-    ) -> tuple[list[FileHits], frozenset[str]]:
-        """ripgrep walks with its own ignore rules (fast); git's file list, fetched at the same
-        time, then decides. Tracked files that match an ignore rule are searched explicitly."""
-        assert self.rg is not None
+    async def _candidates(
+        self,
+        pattern: str,
+        glob: str | None,
+        rel_dir: str,
+        listing: Listing,
+        wanted: Callable[[str], bool],
+    ) -> list[str]:
+        """Files that may hold a match: those where rg finds the pattern or a possible secret
+        (a secret's line is matched in its redacted form, which rg never sees), plus tracked
+        files that match an ignore rule. Without rg, every visible file under rel_dir."""
+        prefix = rel_dir + "/" if rel_dir else ""
+        under = [f for f in listing.visible if f == rel_dir or f.startswith(prefix)]
+        if not self.rg:
+            return under
         excludes: list[str] = []
         for name in SENSITIVE_NAME_GLOBS:
             excludes += ["--iglob", f"!{name}"]
@@ -77,34 +91,26 @@ class FileSearch:
         base = [
             self.rg,
             "--no-config",
-            "--json",
+            "--files-with-matches",
+            "--null",
             "--hidden",
             "--no-ignore-dot",
             "--no-messages",
+            "--crlf",
             *([f"--glob={glob}"] if glob else []),
             *excludes,
             f"--regexp={pattern}",
+            f"--regexp={SECRET_HINT}",
             "--",
         ]
-        budget = Budget()
-        streams = [RgStream(budget, regex)]
-        walk = asyncio.ensure_future(run_rg([*base, rel_dir or "."], self.root, streams[0]))
-        try:
-            listing = await self.listings.current()
-            extra = await self._tracked_ignored(listing, rel_dir, glob_filter(glob))
-            if extra:
-                streams.append(RgStream(budget, regex))
-                await run_rg([*base, *extra], self.root, streams[1])
-            await walk
-        finally:
-            walk.cancel()
-            await asyncio.gather(walk, return_exceptions=True)
-        hits = [hit for stream in streams for hit in stream.files]
-        visible = await self._confirm_visible(listing, {hit.path for hit in hits})
-        await asyncio.to_thread(
-            search_hits.add_context, self.policy, [h for h in hits if h.path in visible]
+        extra = await self._tracked_ignored(listing, rel_dir, wanted)
+        found = await asyncio.gather(
+            rg_files_with_matches([*base, rel_dir or "."], self.root),
+            *([rg_files_with_matches([*base, *extra], self.root)] if extra else []),
         )
-        return hits, visible
+        if any(names is None for names in found):
+            return under
+        return [name for names in found if names for name in names]
 
     async def _confirm_visible(self, listing: Listing, paths: set[str]) -> frozenset[str]:
         """The cached list decides for known paths; git is asked about the others (files
@@ -128,22 +134,3 @@ class FileSearch:
             if f.startswith(prefix) and wanted(f) and not self.policy.is_sensitive(f)
         ]
         return await asyncio.to_thread(lambda: [f for f in extra if self.policy.regular_file(f)])
-
-    async def _search_git_grep(
-        self, pattern: str, glob: str | None, rel_dir: str, regex: re.Pattern[str] | None
-    ) -> tuple[list[FileHits], frozenset[str]]:
-        """Without ripgrep: `git grep --untracked` searches git's visible files, except tracked
-        files that match an ignore rule, which a second, tracked-only `git grep` names."""
-        wanted = glob_filter(glob)
-        budget = Budget()
-        files: dict[str, FileHits] = {}
-        await run_git_grep(
-            self.root, ["--untracked", "--", rel_dir or "."], pattern, wanted, budget, files, regex
-        )
-        extra = await self._tracked_ignored(await self.listings.current(), rel_dir, wanted)
-        if extra:
-            specs = [f":(literal){f}" for f in extra]
-            await run_git_grep(self.root, ["--", *specs], pattern, wanted, budget, files, regex)
-        hits = list(files.values())
-        await asyncio.to_thread(search_hits.add_context, self.policy, hits)
-        return hits, frozenset(files)

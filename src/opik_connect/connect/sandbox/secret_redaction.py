@@ -1,100 +1,80 @@
 """Replace secret values with `[REDACTED:<kind>]` before any file text leaves the machine.
 
-Detection is by shape (provider key prefixes, private-key armour, `password = "..."`-style
-assignments). It errs towards redacting: a false positive costs Ollie one value, a miss leaks a key.
+Detection is by shape: provider key prefixes (after the gitleaks / detect-secrets rule lists),
+private-key armour tracked from BEGIN to END, and `name = value` assignments whose name says
+secret. Redaction never adds or removes a line, so line numbers stay those of the file. Every
+pattern is bounded, so no file content can make redaction backtrack for long.
 """
 
 from __future__ import annotations
 
 import re
 
-_KEY_BEGIN = r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
-_KEY_END = r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
-
-PRIVATE_KEY_BLOCK = re.compile(rf"{_KEY_BEGIN}.*?(?:{_KEY_END}|\Z)", re.DOTALL)
-"""A BEGIN without its END (a window cut through the block) is redacted to the window's end."""
-_LEADING_KEY_TAIL = re.compile(rf"\A.*?(?:{_KEY_END}|\Z)", re.DOTALL)
-_KEY_MARKER_BYTES = re.compile(rb"-----(BEGIN|END) [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
-_KEY_BODY_LINE = re.compile(r"^[ \t]*[A-Za-z0-9+/]{60,}={0,2}[ \t]*$", re.MULTILINE)
-"""A line of bare base64 this long is key material even when the armour is out of the window."""
-
 PROVIDER_KEYS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("anthropic_key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{16,}")),
     ("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}")),
-    ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b")),
+    (
+        "aws_access_key",
+        re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|A3T[A-Z0-9])[0-9A-Z]{16}\b"),
+    ),
     ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})")),
-    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}")),
+    ("gitlab_token", re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}")),
+    ("slack_token", re.compile(r"\bxox[abposre]-[A-Za-z0-9\-]{10,}")),
+    ("slack_webhook", re.compile(r"hooks\.slack\.com/services/[A-Za-z0-9/_\-]{20,}")),
     ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
+    ("google_oauth_secret", re.compile(r"\bGOCSPX-[A-Za-z0-9_\-]{20,}")),
     ("stripe_key", re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}")),
+    ("huggingface_token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
+    ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}")),
+    ("pypi_token", re.compile(r"\bpypi-AgE[A-Za-z0-9_\-]{50,}")),
+    ("sendgrid_key", re.compile(r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}")),
+    ("azure_storage_key", re.compile(r"(?i:AccountKey)=[A-Za-z0-9+/]{80,}={0,2}")),
+    ("azure_sas_signature", re.compile(r"\bsig=[A-Za-z0-9%+/]{40,}={0,2}")),
+    ("azure_client_secret", re.compile(r"\b[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}")),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")),
     ("bearer_token", re.compile(r"(?<=[Bb]earer )[A-Za-z0-9\-._~+/]{16,}=*")),
-    ("url_password", re.compile(r"(?<=://)(?:[^/\s:@]+):[^/\s@]{3,}(?=@)")),
+    ("url_password", re.compile(r"(?<=://)[^/\s:@]{1,256}:[^/\s@]{3,256}(?=@)")),
 )
 
-_SECRET_NAME = (
-    r"[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd|secret|token|api[_\-]?key|apikey"
-    r"|access[_\-]?key|private[_\-]?key|client[_\-]?secret|credentials?)[A-Za-z0-9_.\-]*"
+_STEMS = r"pass|pwd|secret|token|key|auth|credential"
+_HINT_SOURCE = (
+    rf"(?i:(?:{_STEMS})[A-Za-z0-9_.\-]{{0,80}}[\"']?[ \t]*(?::=|=|:)"
+    r"|sk-|sk_|rk_|pk_|akia|asia|agpa|aida|aroa|anpa|anva|aipa|a3t|gh[pousr]_|github_pat_"
+    r"|glpat-|xox|hooks\.slack|aiza|gocspx-|hf_|npm_|pypi-|sg\.|accountkey|sig=|q~|eyj"
+    r"|bearer |://|private key)"
+    r"|[A-Za-z0-9+/]{60}"
 )
+SECRET_HINT = _HINT_SOURCE
+"""A regex (in the syntax both Python and ripgrep read) that matches somewhere in any text that
+`redact` would change: text without a match is returned as it is."""
+_HINT = re.compile(_HINT_SOURCE)
+
 ASSIGNMENT = re.compile(
-    rf"""(?ix)
-    (?P<name>\b{_SECRET_NAME})["']?          # the key, maybe quoted as in JSON
-    (?P<sep>\s*(?::=|=|:)\s*)
-    (?:
-        (?P<q>["'`])(?P<quoted>[^"'`\n]+)(?P=q)  # a quoted value of any content
-      | (?P<bare>(?=[^\s"'`]*\d)(?=[^\s"'`]*[A-Za-z])[^\s"'`,;()\[\]{{}}]{{6,}})(?=\s|$|[,;])
-    )
-    """
+    r"""(?<![A-Za-z0-9_.\-])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})["']?[ \t]*(?::=|=|:)[ \t]*
+    (?:(?P<q>["'`])(?P<quoted>[^"'`\n]{1,1000})(?P=q)
+      |(?P<bare>[^\s"'`,;()\[\]{}<>]{1,1000})(?=[\s,;]|$))""",
+    re.VERBOSE,
 )
-"""`name = "value"` or `name: value`; a bare value needs a letter and a digit, so that code such
-as `token = make_token()` or `api_key = os.environ[...]` is left readable."""
+"""`name = value`, `name: value`, `"name": "value"`; the name and the value decide after."""
+_SECRET_NAME = re.compile(
+    r"password|passwd|passphrase|pwd|secret|token|credential|api[_\-]?key|access[_\-]?key"
+    r"|private[_\-]?key|key[_\-]data|account[_\-]?key|auth[_\-]?key|\Aauths?\Z"
+)
+_ENV_KEY = re.compile(r"[A-Z0-9_]*(?:KEY|SECRET|TOKEN|PASSWORD|PASSWD|PWD|PASSPHRASE|AUTH)\Z")
+_NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "undefined", "yes", "no"})
 
-_VALUE_HINTS: tuple[tuple[str, re.Pattern[str] | str], ...] = (
-    ("-", "sk-"),
-    ("A", re.compile("A(?:KIA|SIA|GPA|IDA|ROA|Iza)")),
-    ("_", re.compile(r"gh[pousr]_|github_pat_|k_(?:live|test)_")),
-    ("J", "eyJ"),
-    ("Y", "PRIVATE KEY"),
-    ("x", "xox"),
-    ("/", "://"),
-    ("r", "earer "),
-)
-"""(a character, then a literal or pattern) that the case-sensitive patterns cannot match
-without. The character is found with memchr; the longer scan runs only when it is there."""
-_NAME_HINTS = {
-    "pass": ("password", "passwd", "passphrase"),
-    "pwd": ("pwd",),
-    "secret": ("secret",),
-    "token": ("token",),
-    "api": ("apikey", "api_key", "api-key"),
-    "access": ("access_key", "access-key", "accesskey"),
-    "private": ("private_key", "private-key", "privatekey"),
-    "credential": ("credential",),
-}
-"""The secret names ASSIGNMENT knows, grouped under a common stem: one scan of the text per
-stem, and the names themselves only when their stem is there."""
-_AFTER_NAME = re.compile(r"[a-z0-9_.\-]*\\?[\"']?(?:\s|\\t)*(?::=|=|:)")
-_BASE64_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-_BASE64_MASK = bytes(ord("a") if byte in _BASE64_BYTES else ord(" ") for byte in range(256))
-_BASE64_RUN = b"a" * 60
+_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_KEY_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_KEY_MARKER_BYTES = re.compile(rb"-----(BEGIN|END) [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_KEY_BODY = re.compile(r"[ \t]*[A-Za-z0-9+/]{1,80}={0,2}[ \t\r]*")
+_KEY_BODY_LINE = re.compile(r"[ \t]*([A-Za-z0-9+/]{60,80}={0,2})[ \t\r]*")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_PRIVATE_KEY = "[REDACTED:private_key]"
 
 
 def might_contain_secret(text: str) -> bool:
-    """A fast necessary condition for `redact` to change a line. It also holds on the
-    JSON-escaped text ripgrep prints, so search lines past the cap are checked undecoded."""
-    for char, hint in _VALUE_HINTS:
-        if char in text and (hint in text if isinstance(hint, str) else hint.search(text)):
-            return True
-    low = text.lower()
-    for stem, names in _NAME_HINTS.items():
-        if stem not in low:
-            continue
-        for hint in names:
-            start = low.find(hint)
-            while start != -1:
-                if _AFTER_NAME.match(low, start + len(hint)):
-                    return True
-                start = low.find(hint, start + 1)
-    return _BASE64_RUN in text.encode("utf-8", "surrogatepass").translate(_BASE64_MASK)
+    """A fast necessary condition for `redact` to change the text."""
+    return _HINT.search(text) is not None
 
 
 def private_key_open_at_end(text: bytes, open_before: bool) -> bool:
@@ -105,39 +85,122 @@ def private_key_open_at_end(text: bytes, open_before: bool) -> bool:
     return state
 
 
+def _looks_like_key_body(line: str) -> bool:
+    """A bare line of base64 as long as a PEM line, with the mixed alphabet of random bytes:
+    a hex digest or an identifier is not one."""
+    found = _KEY_BODY_LINE.fullmatch(line)
+    if found is None:
+        return False
+    body = found.group(1)
+    return (
+        _HEX.fullmatch(body.rstrip("=")) is None
+        and any(c.isupper() for c in body)
+        and any(c.islower() for c in body)
+        and any(c.isdigit() for c in body)
+    )
+
+
+def _redact_key_blocks(lines: list[str], inside: bool) -> tuple[int, bool]:
+    """Blank private-key material in place, line by line, from BEGIN to END; a window that
+    starts inside a block (or shows only its END) loses every body line before the END."""
+    count = 1 if inside else 0
+    for i, line in enumerate(lines):
+        if inside:
+            end = _KEY_END.search(line)
+            if end is None:
+                lines[i] = _PRIVATE_KEY
+                continue
+            line, inside = _PRIVATE_KEY + line[end.end() :], False
+        begin = _KEY_BEGIN.search(line)
+        end = _KEY_END.search(line)
+        if end is not None and (begin is None or end.start() < begin.start()):
+            count += 1
+            line = _PRIVATE_KEY + line[end.end() :]
+            back = i - 1
+            while back >= 0 and lines[back] != _PRIVATE_KEY and _KEY_BODY.fullmatch(lines[back]):
+                lines[back] = _PRIVATE_KEY
+                back -= 1
+            begin = _KEY_BEGIN.search(line)
+        while begin is not None:
+            count += 1
+            rest = line[begin.end() :]
+            end = _KEY_END.search(rest)
+            if end is None:
+                line, inside = line[: begin.start()] + _PRIVATE_KEY, True
+                break
+            line = line[: begin.start()] + _PRIVATE_KEY + rest[end.end() :]
+            begin = _KEY_BEGIN.search(line, begin.start() + len(_PRIVATE_KEY))
+        if not inside and _looks_like_key_body(line):
+            count += 1
+            line = _PRIVATE_KEY
+        lines[i] = line
+    return count, inside
+
+
+def _is_secret_value(name: str, value: str, quoted: bool) -> bool:
+    low = name.lower()
+    env_style = _ENV_KEY.search(name) is not None and name.upper() == name
+    if not env_style and _SECRET_NAME.search(low) is None:
+        return False
+    if value.startswith("[REDACTED:") or value.lower() in _NOT_VALUES:
+        return False
+    if low.endswith("key") and not any(s in low for s in ("secret", "private", "api", "access")):
+        return len(value) >= 8
+    if quoted:
+        return True
+    if env_style:
+        return not (value.isdigit() and len(value) <= 5)
+    has_letter = any(c.isalpha() for c in value)
+    return len(value) >= 6 and has_letter and any(c.isdigit() for c in value)
+
+
+def _redact_assignments(line: str) -> tuple[str, int]:
+    count = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal count
+        group = "quoted" if match.group("quoted") is not None else "bare"
+        value = match.group(group)
+        if not _is_secret_value(match.group("name"), value, group == "quoted"):
+            return match.group(0)
+        count += 1
+        start, end = match.span(group)
+        base = match.start()
+        whole = match.group(0)
+        return whole[: start - base] + "[REDACTED:secret_value]" + whole[end - base :]
+
+    return ASSIGNMENT.sub(replace, line), count
+
+
+def redact_lines(
+    lines: list[str], *, inside_private_key: bool = False
+) -> tuple[list[str], int, bool]:
+    """`lines` (without line ends) with secret values replaced, one output line per input line;
+    how many were replaced; whether a key block is still open after the last line.
+    `inside_private_key` says the first line is inside a key block."""
+    out = list(lines)
+    count, inside = _redact_key_blocks(out, inside_private_key)
+    for i, line in enumerate(out):
+        if line == _PRIVATE_KEY or not might_contain_secret(line):
+            continue
+        for kind, pattern in PROVIDER_KEYS:
+            line, n = pattern.subn(f"[REDACTED:{kind}]", line)
+            count += n
+        line, n = _redact_assignments(line)
+        out[i] = line
+        count += n
+    return out, count, inside
+
+
 def redact(text: str, *, inside_private_key: bool = False) -> tuple[str, int]:
     """Return `text` with secret values replaced and how many were replaced.
 
     `inside_private_key` says the window starts inside a key block (the caller saw its BEGIN
-    earlier): everything up to the END, or the whole window, is key material.
+    earlier): every line up to the END, or the whole window, is key material.
     """
     if not inside_private_key and not might_contain_secret(text):
         return text, 0
-    count = 0
-
-    def sub(kind: str, pattern: re.Pattern[str], value: str) -> str:
-        nonlocal count
-        value, n = pattern.subn(f"[REDACTED:{kind}]", value)
-        count += n
-        return value
-
-    if inside_private_key:
-        text = sub("private_key", _LEADING_KEY_TAIL, text)
-    text = sub("private_key", PRIVATE_KEY_BLOCK, text)
-    text = sub("private_key", _KEY_BODY_LINE, text)
-    for kind, pattern in PROVIDER_KEYS:
-        text = sub(kind, pattern, text)
-
-    def assignment(match: re.Match[str]) -> str:
-        nonlocal count
-        value = match.group("quoted") or match.group("bare")
-        if value.startswith("[REDACTED:"):
-            return match.group(0)
-        count += 1
-        start, end = match.span("quoted") if match.group("quoted") else match.span("bare")
-        whole = match.group(0)
-        base = match.start()
-        return whole[: start - base] + "[REDACTED:secret_value]" + whole[end - base :]
-
-    text = ASSIGNMENT.sub(assignment, text)
-    return text, count
+    lines = text.split("\n")
+    ending = [lines.pop()] if text.endswith("\n") else []
+    redacted, count, _ = redact_lines(lines, inside_private_key=inside_private_key)
+    return "\n".join(redacted + ending), count
