@@ -22,7 +22,7 @@ from opik_connect.connect.proposals.edit_engine import (
 )
 from opik_connect.connect.proposals.journal import JournaledProposal, ProposalJournal
 from opik_connect.connect.proposals.state import ensure_pending, move
-from opik_connect.connect.sandbox.outbound_redaction import redact_error, redact_text
+from opik_connect.connect.sandbox.outbound_redaction import redact_diff, redact_error
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.git_runner import GitError, run
 from opik_connect.protocol import BridgeError, ErrorCode, ProposeChangeArgs, ProposeChangeResult
@@ -80,7 +80,7 @@ def head_commit(root: Path) -> str | None:
 def proposed(record: JournaledProposal) -> ProposeChangeResult:
     """What the platform sees: the diff redacted; the journal and the terminal keep it exact."""
     return ProposeChangeResult(
-        proposal_id=record.id, diff=redact_text(record.diff), files=record.files
+        proposal_id=record.id, diff=redact_diff(record.diff), files=record.files
     )
 
 

@@ -17,6 +17,7 @@ from opik_connect.connect.proposals.text_drift import (
     indent_of,
     line_key,
 )
+from opik_connect.connect.sandbox.secret_redaction import redact_lines
 from opik_connect.protocol import BridgeError, ErrorCode
 
 MAX_LINES_LISTED = 10
@@ -42,7 +43,8 @@ class Closest:
 
 
 def closest_region(file_lines: Sequence[str], wanted: Sequence[str]) -> Closest:
-    """The window of the file, as long as `wanted`, most like it."""
+    """The window of the file, as long as `wanted`, most like it. Callers pass the redacted
+    lines: the choice and the quote (redacted before its gutter) then say nothing of a secret."""
     n = max(1, len(wanted))
     matcher = difflib.SequenceMatcher(autojunk=False)
     matcher.set_seq2("\n".join(wanted))
@@ -136,7 +138,7 @@ def _listed(lines: Sequence[int]) -> str:
 def not_found(path: str, text: str, old: str, index: int, prior: Sequence[int] = ()) -> BridgeError:
     """match_not_found for one edit: the closest region, the differing line, what to do."""
     wanted = old.removesuffix("\n").split("\n")
-    closest = closest_region(text.split("\n"), wanted)
+    closest = closest_region(redact_lines(text.split("\n"))[0], wanted)
     message = (
         f"edit {index}: old_string not found in {path}. The closest text is at {closest.span} "
         f"(quoted in details.closest). {explain(wanted, closest)}"

@@ -21,6 +21,7 @@ from opik_connect.connect.proposals.text_drift import (
     correction_for,
     line_key,
 )
+from opik_connect.connect.sandbox.secret_redaction import redact_lines
 from opik_connect.protocol import BridgeError, ErrorCode
 
 MAX_HUNK_OFFSET = 10
@@ -275,7 +276,7 @@ def _choose(
 def _not_there(path: str, lines: Sequence[str], hunk: Hunk, of: int) -> BridgeError:
     """patch_failed for a hunk whose text is nowhere: invented lines, or which line differs."""
     source = hunk.source()
-    closest = closest_region(lines, source)
+    closest = closest_region(redact_lines(list(lines))[0], source)
     present = {line_key(line) for line in lines}
     invented = [k for k, line in enumerate(source) if line_key(line) not in present]
     if invented:

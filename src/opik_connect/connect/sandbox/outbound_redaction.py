@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opik_connect.connect.sandbox.secret_redaction import redact
+from opik_connect.connect.sandbox.secret_redaction import redact, redact_lines
 from opik_connect.protocol import (
     AssertionVerdict,
     BridgeError,
@@ -21,6 +21,29 @@ from opik_connect.protocol import (
 
 def redact_text(text: str) -> str:
     return redact(text)[0]
+
+
+def redact_diff(diff: str) -> str:
+    """A unified diff redacted on its content, not its decoration: the `+`/`-`/` ` prefix is
+    set aside, and each side (old: ` ` and `-`; new: ` ` and `+`) is redacted as one text, so
+    a key block is tracked across the hunk and its short last line goes too."""
+    lines = diff.split("\n")
+    body = [
+        i
+        for i, line in enumerate(lines)
+        if line[:1] in (" ", "+", "-") and not line.startswith(("+++ ", "--- "))
+    ]
+    redacted: dict[int, str] = {}
+    for marks in (" -", " +"):
+        side = [i for i in body if lines[i][0] in marks]
+        texts, _, _ = redact_lines([lines[i][1:] for i in side])
+        for i, text in zip(side, texts, strict=True):
+            if text != lines[i][1:]:
+                redacted.setdefault(i, lines[i][0] + text)
+    return "\n".join(
+        redacted.get(i, line if i in redacted or i in body else redact_text(line))
+        for i, line in enumerate(lines)
+    )
 
 
 def redact_value(value: Any) -> Any:
