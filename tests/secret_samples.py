@@ -59,7 +59,7 @@ SECRETS: list[tuple[str, str, str]] = [
     ("secret_value", 'COMET_API_KEY = "comet-value"', "comet-value"),
     ("secret_value", '{"api_key": "zzz-json-value"}', "zzz-json-value"),
     ("secret_value", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalr"),
-    ("secret_value", "STRIPE_KEY=plainlowercasevalue", "plainlowercase"),
+    ("secret_value", "STRIPE_KEY=Plain-Mixed-Case-Value", "Plain-Mixed"),
     ("secret_value", "export DJANGO_SECRET=justletters", "justletters"),
     ("secret_value", "GITHUB_TOKEN=abcdef", "abcdef"),
     ("secret_value", "DB_PASSWORD = hunter", "hunter"),
@@ -102,5 +102,10 @@ NOT_SECRETS: list[str] = [
     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
     "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnop\n",
     "sort_key = lambda item: item.name\n",
+    'STATS_KEY = "_hypothesis_stats"\n',
+    "args: settings = load(path)\n",
+    'ENV_API_KEY = "ANTHROPIC_API_KEY"\n',
+    'GRANT_TYPE_REFRESH_TOKEN = "refresh_token"\n',
+    'TOKEN_ENDPOINT = "/v1/oauth/token"\n',
 ]
 """Lines that must come back unchanged."""

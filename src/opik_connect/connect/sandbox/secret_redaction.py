@@ -52,7 +52,7 @@ _HINT = re.compile(_HINT_SOURCE)
 ASSIGNMENT = re.compile(
     r"""(?<![A-Za-z0-9_.\-])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})["']?[ \t]*(?::=|=|:)[ \t]*
     (?:(?P<q>["'`])(?P<quoted>[^"'`\n]{1,1000})(?P=q)
-      |(?P<bare>[^\s"'`,;()\[\]{}<>]{1,1000})(?=[\s,;]|$))""",
+      |(?P<bare>[^\s"'`,;()\[\]{}<>]{1,1000})(?=[\s,;)\]}]|$))""",
     re.VERBOSE,
 )
 """`name = value`, `name: value`, `"name": "value"`; the name and the value decide after."""
@@ -61,6 +61,10 @@ _SECRET_NAME = re.compile(
     r"|private[_\-]?key|key[_\-]data|account[_\-]?key|auth[_\-]?key|\Aauths?\Z"
 )
 _ENV_KEY = re.compile(r"[A-Z0-9_]*(?:KEY|SECRET|TOKEN|PASSWORD|PASSWD|PWD|PASSPHRASE|AUTH)\Z")
+_WORDS = re.compile(r"[a-z_.:\-]+|[A-Z_.:\-]+")
+"""A value that is one plain identifier (`"_hypothesis_stats"`) is a name, not a key."""
+_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|/[\w/.\-]*")
+"""A snake_case or CONSTANT_CASE name or an absolute path: what the value is called, not it."""
 _NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "undefined", "yes", "no"})
 
 _KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
@@ -144,8 +148,10 @@ def _is_secret_value(name: str, value: str, quoted: bool) -> bool:
         return False
     if value.startswith("[REDACTED:") or value.lower() in _NOT_VALUES:
         return False
+    if not any(c.isalnum() for c in value) or _IDENTIFIER.fullmatch(value):
+        return False
     if low.endswith("key") and not any(s in low for s in ("secret", "private", "api", "access")):
-        return len(value) >= 8
+        return len(value) >= 8 and _WORDS.fullmatch(value) is None
     if quoted:
         return True
     if env_style:
@@ -155,21 +161,21 @@ def _is_secret_value(name: str, value: str, quoted: bool) -> bool:
 
 
 def _redact_assignments(line: str) -> tuple[str, int]:
+    """Every secret assignment in the line; a value that is not a secret is searched too (it
+    may hold one: `args: password = "x"`), so the scan resumes right after each name."""
+    pieces: list[str] = []
     count = 0
-
-    def replace(match: re.Match[str]) -> str:
-        nonlocal count
+    done = pos = 0
+    while (match := ASSIGNMENT.search(line, pos)) is not None:
         group = "quoted" if match.group("quoted") is not None else "bare"
-        value = match.group(group)
-        if not _is_secret_value(match.group("name"), value, group == "quoted"):
-            return match.group(0)
-        count += 1
+        if not _is_secret_value(match.group("name"), match.group(group), group == "quoted"):
+            pos = match.end("name")
+            continue
         start, end = match.span(group)
-        base = match.start()
-        whole = match.group(0)
-        return whole[: start - base] + "[REDACTED:secret_value]" + whole[end - base :]
-
-    return ASSIGNMENT.sub(replace, line), count
+        pieces += [line[done:start], "[REDACTED:secret_value]"]
+        done = pos = end
+        count += 1
+    return "".join([*pieces, line[done:]]), count
 
 
 def redact_lines(
