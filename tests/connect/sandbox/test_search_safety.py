@@ -11,7 +11,7 @@ import pytest
 from sandbox_repo import make_repo
 
 from opik_connect.config import ProjectConfig
-from opik_connect.connect.sandbox.linear_regex import compile_linear
+from opik_connect.connect.sandbox.linear_regex import compile_line_search
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.connect.sandbox.read_commands import Sandbox
 from opik_connect.connect.sandbox.search_scan import SearchStopped, scan_files
@@ -70,7 +70,9 @@ def test_a_stopped_scan_gives_up(repo: Path) -> None:
     stop = threading.Event()
     stop.set()
     with pytest.raises(SearchStopped):
-        scan_files(PathPolicy(repo), ["app.py"], compile_linear("x"), frozenset(["app.py"]), stop)
+        scan_files(
+            PathPolicy(repo), ["app.py"], compile_line_search("x"), frozenset(["app.py"]), stop
+        )
 
 
 @pytest.mark.timeout(120)

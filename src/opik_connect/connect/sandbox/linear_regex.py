@@ -13,21 +13,38 @@ MAX_PROGRAM_BYTES = 32 << 20
 LinearRegex = re2._Regexp
 
 
-def _options() -> re2.Options:
+def _options(*, never_nl: bool = False) -> re2.Options:
     options = re2.Options()
     options.log_errors = False
     options.max_mem = MAX_PROGRAM_BYTES
+    options.never_nl = never_nl
     return options
 
 
 _OPTIONS = _options()
+_LINE_OPTIONS = _options(never_nl=True)
 
 
-def compile_linear(pattern: str, *, what: str = "regex", field: str = "pattern") -> LinearRegex:
-    """The pattern compiled by RE2; a syntax it lacks (look-around, back-references) or a
-    program too large is a named error (invalid_args) that depends on the pattern alone."""
+def compile_linear(
+    pattern: str, *, what: str = "regex", field: str = "pattern", as_bytes: bool = False
+) -> LinearRegex:
+    """The pattern compiled by RE2 (for str, or for UTF-8 bytes); a syntax it lacks
+    (look-around, back-references) or a program too large is a named error (invalid_args)
+    that depends on the pattern alone."""
+    return _compile(pattern, _OPTIONS, what, field, encode=as_bytes)
+
+
+def compile_line_search(pattern: str) -> LinearRegex:
+    """The pattern for searching whole UTF-8 texts (bytes) line by line in one pass: `^` and
+    `$` at line ends, and no match ever spans a newline, as if each line were searched alone."""
+    return _compile("(?m)" + pattern, _LINE_OPTIONS, "regex", "pattern", encode=True)
+
+
+def _compile(
+    pattern: str, options: re2.Options, what: str, field: str, *, encode: bool = False
+) -> LinearRegex:
     try:
-        return re2.compile(pattern, _OPTIONS)
+        return re2.compile(pattern.encode("utf-8") if encode else pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args else "invalid"
         raise BridgeError(

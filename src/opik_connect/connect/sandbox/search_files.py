@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from opik_connect.connect.sandbox.linear_regex import compile_linear
+from opik_connect.connect.sandbox.linear_regex import compile_line_search
 from opik_connect.connect.sandbox.listing import Listing, ListingCache
 from opik_connect.connect.sandbox.policy import SENSITIVE_NAME_GLOBS, PathPolicy, compile_glob
 from opik_connect.connect.sandbox.repo_files import RepoFiles
@@ -49,7 +49,7 @@ class FileSearch:
         self.rg = rg
 
     async def search(self, pattern: str, glob: str | None, rel_dir: str) -> SearchFilesResult:
-        regex = compile_linear(pattern)
+        regex = compile_line_search(pattern)
         wanted = glob_filter(glob)
         stop = threading.Event()
         try:

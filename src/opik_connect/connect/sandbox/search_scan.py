@@ -9,14 +9,13 @@ import threading
 from dataclasses import dataclass, field
 
 from opik_connect.connect.sandbox.file_window import (
-    BINARY_SNIFF_BYTES,
     LINE_CUT_MARK,
     MAX_LINE_BYTES,
     READ_CHUNK_BYTES,
 )
 from opik_connect.connect.sandbox.linear_regex import LinearRegex
 from opik_connect.connect.sandbox.policy import PathPolicy
-from opik_connect.connect.sandbox.secret_redaction import redact_lines
+from opik_connect.connect.sandbox.secret_redaction import might_contain_secret, redact_lines
 from opik_connect.protocol import BridgeError, ErrorCode, SearchFilesResult, SearchMatch
 
 MAX_SEARCH_MATCHES = 100
@@ -41,8 +40,8 @@ def _cut(line: str) -> str:
     return line[:MAX_LINE_BYTES] + LINE_CUT_MARK if len(line) > MAX_LINE_BYTES else line
 
 
-def _read_text(policy: PathPolicy, rel: str, visible: frozenset[str]) -> str | None:
-    """The file's text as ReadFile would see it; None for what ReadFile would refuse."""
+def _read_bytes(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes | None:
+    """The file's bytes as ReadFile would see them; None for what ReadFile would refuse."""
     try:
         opened = policy.open_file(rel)
     except BridgeError:
@@ -60,48 +59,85 @@ def _read_text(policy: PathPolicy, rel: str, visible: frozenset[str]) -> str | N
     finally:
         os.close(opened.fd)
     raw = b"".join(chunks)
-    if size > MAX_SEARCH_FILE_BYTES or b"\0" in raw[:BINARY_SNIFF_BYTES] or b"\0" in raw:
+    if size > MAX_SEARCH_FILE_BYTES or b"\0" in raw:
         return None
     try:
-        return raw.decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    return raw.replace(b"\r\n", b"\n")
 
 
-def _redacted_lines(text: str, stop: threading.Event) -> list[str]:
-    """The file's lines, redacted in batches that carry the key-block state across."""
+def _redacted(raw: bytes, stop: threading.Event) -> bytes:
+    """The text with every secret replaced, line for line; the key-block state is carried
+    across batches. Text without any hint of a secret is returned as it is."""
+    if not might_contain_secret(raw):
+        return raw
+    text = raw.decode("utf-8")
     lines = text.split("\n")
-    if text.endswith("\n"):
-        lines.pop()
     out: list[str] = []
     inside = False
     for start in range(0, len(lines), REDACT_BATCH_LINES):
         if stop.is_set():
             raise SearchStopped
-        batch = [line.removesuffix("\r") for line in lines[start : start + REDACT_BATCH_LINES]]
+        batch = lines[start : start + REDACT_BATCH_LINES]
         redacted, _, inside = redact_lines(batch, inside_private_key=inside)
         out += redacted
-    return out
+    return "\n".join(out).encode("utf-8")
 
 
-def _scan_file(path: str, lines: list[str], regex: LinearRegex, result: ScanResult) -> None:
-    for index, line in enumerate(lines):
-        if regex.search(line) is None:
-            continue
+def _line_at(data: bytes, start: int, end: int) -> str:
+    return _cut(data[start:end].decode("utf-8"))
+
+
+def _context(data: bytes, line_start: int, line_end: int) -> tuple[list[str], list[str]]:
+    before: list[str] = []
+    at = line_start
+    while at > 0 and len(before) < SEARCH_CONTEXT_LINES:
+        prev = data.rfind(b"\n", 0, at - 1) + 1
+        before.insert(0, _line_at(data, prev, at - 1))
+        at = prev
+    after: list[str] = []
+    at = line_end
+    size = len(data)
+    while at < size and len(after) < SEARCH_CONTEXT_LINES:
+        if at + 1 == size:
+            break
+        nxt = data.find(b"\n", at + 1)
+        nxt = size if nxt == -1 else nxt
+        after.append(_line_at(data, at + 1, nxt))
+        at = nxt
+    return before, after
+
+
+def _scan_file(path: str, data: bytes, regex: LinearRegex, result: ScanResult) -> None:
+    """One RE2 pass over the whole text, resuming at the line after each matching line."""
+    size = len(data)
+    pos = counted = line_no = 0
+    while (found := regex.search(data, pos)) is not None:
+        start = found.start()
+        if start == size and size and data.endswith(b"\n"):
+            break
+        line_start = data.rfind(b"\n", 0, start) + 1
+        line_no += data.count(b"\n", counted, line_start)
+        counted = line_start
+        line_end = data.find(b"\n", start)
+        line_end = size if line_end == -1 else line_end
         result.total += 1
-        if len(result.matches) >= MAX_SEARCH_MATCHES:
-            continue
-        before = lines[max(0, index - SEARCH_CONTEXT_LINES) : index]
-        after = lines[index + 1 : index + 1 + SEARCH_CONTEXT_LINES]
-        result.matches.append(
-            SearchMatch(
-                file=path,
-                line=index + 1,
-                content=_cut(line),
-                context_before=[_cut(t) for t in before],
-                context_after=[_cut(t) for t in after],
+        if len(result.matches) < MAX_SEARCH_MATCHES:
+            before, after = _context(data, line_start, line_end)
+            result.matches.append(
+                SearchMatch(
+                    file=path,
+                    line=line_no + 1,
+                    content=_line_at(data, line_start, line_end),
+                    context_before=before,
+                    context_after=after,
+                )
             )
-        )
+        if line_end >= size:
+            break
+        pos = line_end + 1
 
 
 def scan_files(
@@ -117,10 +153,10 @@ def scan_files(
     for path in sorted(paths):
         if stop.is_set():
             raise SearchStopped
-        text = _read_text(policy, path, visible)
-        if text is None:
+        raw = _read_bytes(policy, path, visible)
+        if raw is None:
             continue
-        _scan_file(path, _redacted_lines(text, stop), regex, result)
+        _scan_file(path, _redacted(raw, stop), regex, result)
     redactions = sum(
         text.count("[REDACTED:")
         for m in result.matches
