@@ -6,6 +6,7 @@ import hashlib
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,6 +28,11 @@ class ProjectConfig(BaseModel):
     judge_model: str | None = Field(None, alias="judge-model")
     platform: str | None = Field(None, description="ws(s):// URL of a team platform.")
     runner_name: str | None = Field(None, alias="runner-name")
+    verify: Literal["before", "after", "off"] = Field(
+        "before",
+        description="When the suite runs on a proposal: before it is shown (on a scratch build), "
+        "after approval (on the fix branch), or never.",
+    )
 
 
 def load_project_config(root: Path) -> ProjectConfig:

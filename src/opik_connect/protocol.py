@@ -165,6 +165,11 @@ class ProposeChangeArgs(Strict):
     suite: str | None = None
     edits: list[FileEdit] | None = None
     diff: str | None = Field(None, description="A unified diff.")
+    hold_if_unverified: bool = Field(
+        False,
+        description="When the daemon's verification fails, hold the proposal back from the "
+        "user and return the result, so it can be revised first.",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> ProposeChangeArgs:
@@ -175,9 +180,14 @@ class ProposeChangeArgs(Strict):
 
 class ProposeChangeResult(Strict):
     proposal_id: str
-    status: Literal["pending"] = "pending"
+    status: Literal["pending", "held"] = Field(
+        "pending", description="'held': not shown to the user (failed a hold_if_unverified check)."
+    )
     diff: str
     files: list[FileStat]
+    verification: Verification | None = Field(
+        None, description="The suite run on the proposal's build before the user saw it."
+    )
 
 
 # --- Suites -------------------------------------------------------------------------------------
@@ -223,6 +233,36 @@ class SuiteRunSummary(Strict):
     started_at: str
     duration_s: float
     judge: str = Field(description="Who judged natural-language assertions, e.g. 'none'.")
+
+
+VerificationStatus = Literal["verified", "not_verified", "regression", "error"]
+
+
+class ItemChange(Strict):
+    """One suite item, on the proposal's base and on its build."""
+
+    suite: str
+    item_id: str
+    before: Literal["passed", "failed", "new"]
+    after: Literal["passed", "failed"]
+    target: bool = Field(description="An item the proposal names (or one failing before).")
+    detail: str = Field("", description="Why it fails after, e.g. 'run 2: output does not ...'.")
+
+
+class Verification(Strict):
+    """A proposal built in a scratch worktree and its suites run there, before anyone decides."""
+
+    status: VerificationStatus
+    summary: str = Field(description="The one line the approval panel shows.")
+    base_head: str | None = None
+    commit: str | None = Field(None, description="The verified build; approval reuses it.")
+    diff_sha256: str | None = Field(None, description="The diff that was built.")
+    items: list[ItemChange] = Field(default_factory=list)
+    suite_results: list[SuiteRunSummary] = Field(default_factory=list)
+
+    @property
+    def green(self) -> bool:
+        return self.status == "verified"
 
 
 class RunSuiteArgs(Strict):

@@ -40,7 +40,7 @@ from opik_connect.protocol import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COMMAND_TIMEOUTS = {"RunSuite": 3600.0}
+DEFAULT_COMMAND_TIMEOUTS = {"RunSuite": 3600.0, "ProposeChange": 3600.0}
 DEFAULT_OUTBOX_MAX_BYTES = 64 << 20
 DEFAULT_DONE_MAX_BYTES = 16 << 20
 DEFAULT_ACKED_IDS_MAX_BYTES = 1 << 20

@@ -30,7 +30,7 @@ from opik_connect.protocol import (
     canonical_json,
 )
 
-DEFAULT_TIMEOUTS = {"RunSuite": 3600.0}
+DEFAULT_TIMEOUTS = {"RunSuite": 3600.0, "ProposeChange": 3600.0}
 ACK_DELAY_S = 0.02
 """Acks are batched over this delay: one frame for many results keeps them off the hot path. A
 batch lost with the connection only means the daemon re-sends; ids dedupe."""

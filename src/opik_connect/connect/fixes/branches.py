@@ -165,11 +165,17 @@ class FixBranches:
 
     def build(self, record: JournaledProposal) -> tuple[str, str, Path]:
         """Builds the fix commit and its branch; returns (branch, commit, worktree). Blocking."""
-        if record.base_head is None:
-            raise BridgeError(ErrorCode.INTERNAL, "the repository had no commit to branch from")
         branch = record.branch or fix_branch_name(record)
         if self.branch_commit(branch):
             raise BridgeError(ErrorCode.INTERNAL, f"branch {branch} already exists")
+        commit, worktree = self.build_commit(record)
+        return self.publish(record, commit), commit, worktree
+
+    def build_commit(self, record: JournaledProposal) -> tuple[str, Path]:
+        """The fix commit in the proposal's worktree, detached, no branch yet: what verification
+        runs the suite on, and what approval publishes. Returns (commit, worktree). Blocking."""
+        if record.base_head is None:
+            raise BridgeError(ErrorCode.INTERNAL, "the repository had no commit to branch from")
         worktree = self.worktree_for(record)
         self._remove_worktree(worktree)
         run(self.root, "worktree", "add", "--detach", str(worktree), record.base_head)
@@ -181,11 +187,35 @@ class FixBranches:
         run(worktree, "commit", "--no-verify", "-m", message, env=_identity_env(worktree))
         commit = run(worktree, "rev-parse", "HEAD").text
         self.on_step("committed")
+        return commit, worktree
+
+    def publish(self, record: JournaledProposal, commit: str) -> str:
+        """Creates the fix branch at a built commit (fails if it exists) and attaches the
+        worktree's HEAD to it; returns the branch."""
+        branch = record.branch or fix_branch_name(record)
         run(self.root, "update-ref", f"refs/heads/{branch}", commit, "")
         self.on_step("ref_updated")
-        run(worktree, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+        run(self.worktree_for(record), "symbolic-ref", "HEAD", f"refs/heads/{branch}")
         self.on_step("head_attached")
-        return branch, commit, worktree
+        return branch
+
+    def built_commit(self, record: JournaledProposal) -> str | None:
+        """The commit the proposal's worktree holds now (None when there is no worktree)."""
+        worktree = self.worktree_for(record)
+        if worktree.resolve() not in self._registered_worktrees():
+            return None
+        done = run(worktree, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
+        return done.text or None
+
+    def scratch_worktree(self, name: str, commit: str) -> Path:
+        """A detached worktree at `commit` (the base a verification compares against)."""
+        path = self.worktrees / name
+        self._remove_worktree(path)
+        run(self.root, "worktree", "add", "--detach", str(path), commit)
+        return path
+
+    def remove_scratch(self, name: str) -> None:
+        self._remove_worktree(self.worktrees / name)
 
     @staticmethod
     def _write_change(worktree: Path, record: JournaledProposal) -> list[str]:
@@ -233,7 +263,8 @@ class FixBranches:
         return run(self.root, "log", "-1", "--format=%B", commit).text
 
     def ensure_clean_slate(self, record: JournaledProposal) -> None:
-        """A proposal that never reached `applying` must own no worktree (crash at 'approved')."""
+        """A proposal that never reached `applying` must own no worktree (crash at 'approved');
+        also drops the verification build of one that will not become a fix."""
         if not self.branch_commit(record.branch or fix_branch_name(record)):
             self._remove_worktree(self.worktree_for(record))
 

@@ -14,21 +14,25 @@ with --auto-approve; with no TTY, proposals wait for `opik-connect approve|rejec
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
+from opik_connect.config import load_project_config
 from opik_connect.connect.daemon import Daemon, Part
 from opik_connect.connect.fixes.branches import FixSummary
 from opik_connect.connect.proposals.decision_outbox import Emit
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.proposals.suite_reruns import AfterCommit
+from opik_connect.connect.proposals.verification import ProposalVerifier, RunOnTree
 from opik_connect.connect.sandbox.outbound_redaction import redact_summary
 from opik_connect.connect.suites.llm_judge import Judge
 from opik_connect.connect.suites.suite_commands import make_after_commit, make_run_suite_handler
-from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S
+from opik_connect.connect.suites.suite_report import progress_bar, render_summary
+from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S, run_suite
 from opik_connect.connect.terminal.approval_prompt import run_auto_approver
 from opik_connect.connect.terminal.ollie_prompt import ollie_terminal_part
 from opik_connect.connect.terminal.prompt_line import PromptLine
@@ -90,12 +94,15 @@ class FixParts:
 
     async def fixes_part(self, daemon: Daemon) -> None:
         root = daemon.root
+        mode = load_project_config(root).verify
         service = ProposalService.for_project(
             root,
             emit=self._emit_decision(daemon),
-            after_commit=self._after_commit(daemon),
+            after_commit=self._after_commit(daemon) if mode != "off" else None,
             notify=lambda message: self.prompt_line.notice(f"[yellow]●[/] {escape(message)}"),
         )
+        if mode == "before":
+            service.verifier = ProposalVerifier(root, service.fixes, self._run_on_tree(daemon))
         self.service = service
         run_suite = make_run_suite_handler(
             root,
@@ -106,7 +113,19 @@ class FixParts:
         )
 
         async def propose_change(args: ProposeChangeArgs) -> ProposeChangeResult:
+            if service.verifier is not None:
+                self.prompt_line.notice(
+                    f"[cyan]●[/] verifying a proposal: {escape(visible(args.title))} "
+                    "[dim](built in a scratch worktree; the suite runs there)[/]"
+                )
             result = await service.submit(args)
+            check = result.verification
+            if result.status == "held" and check is not None:
+                self.prompt_line.notice(
+                    f"[dim]● proposal {result.proposal_id} held back for Ollie to revise: "
+                    f"{escape(visible(check.summary))}[/]"
+                )
+                return result
             self.prompt_line.notice(proposal_notice(args, result, self.auto_approve))
             return result
 
@@ -154,6 +173,35 @@ class FixParts:
             f"[green]●[/] proposal [bold]{event.proposal_id}[/] {event.decision}{where}{why}{tail}"
             " [dim]- sent to the platform[/]"
         )
+
+    def _run_on_tree(self, daemon: Daemon) -> RunOnTree:
+        """How verification runs a suite: shown here like a rerun, reported to the platform."""
+
+        async def run(
+            suite: str, tree: Path, label: str, first: list[str], proposal_id: str | None
+        ) -> SuiteRunSummary:
+            waiting = self.prompt_line.showing
+            self.prompt_line.leave()  # the tables need whole lines; the prompt comes back after
+            with progress_bar(self.console, f"{suite} on {label}") as progress:
+                summary = await run_suite(
+                    daemon.root,
+                    suite,
+                    tree=tree,
+                    tree_label=label,
+                    first_items=first,
+                    workers=self.workers,
+                    judge=self.judge,
+                    progress=progress,
+                    run_timeout_s=self.run_timeout_s,
+                    proposal_id=proposal_id,
+                )
+            render_summary(self.console, summary, first_items=first)
+            if waiting:
+                self.prompt_line.draw()
+            await _report_run(daemon, summary, proposal_id)
+            return summary
+
+        return run
 
     def _after_commit(self, daemon: Daemon) -> AfterCommit:
         rerun = make_after_commit(

@@ -12,6 +12,7 @@ from pathlib import Path
 from opik_connect.connect.fixes.branches import FixBranches, fix_branch_name
 from opik_connect.connect.proposals.journal import JournaledProposal, ProposalJournal
 from opik_connect.connect.proposals.state import ProposalStatus, move
+from opik_connect.connect.proposals.verification import reusable
 from opik_connect.git_runner import GitError
 from opik_connect.protocol import BridgeError
 
@@ -36,7 +37,7 @@ class FixBuilder:
         return self.journal.update(proposal_id, change)
 
     def _applied(
-        self, proposal_id: str, branch: str, commit: str, worktree: Path
+        self, proposal_id: str, branch: str, commit: str, worktree: Path, **fields: object
     ) -> JournaledProposal:
         """Journal a complete fix branch, built now or found after a crash, as the active fix."""
         return self._move(
@@ -46,15 +47,35 @@ class FixBuilder:
             commit=commit,
             worktree=str(worktree),
             fix_status="active",
+            **fields,
         )
 
     def settle(self, record: JournaledProposal) -> JournaledProposal:
         """Under the apply lock: recover an interrupted build, then build what is still owed."""
         if record.status == "applying":
             record = self.recover_one(record)
+        if record.status == "approved" and reusable(self.fixes, record):
+            record = self._publish_verified(record)
         if record.status == "approved":
             self.fixes.ensure_clean_slate(record)
             record = self._build(record)
+        return record
+
+    def _publish_verified(self, record: JournaledProposal) -> JournaledProposal:
+        """The verified build becomes the fix branch: no second build, no second suite run
+        (its runs are journaled with the branch in the same write, so no rerun is owed)."""
+        check = record.verification
+        assert check is not None and check.commit is not None
+        record = self._move(record.id, "applying", branch=fix_branch_name(record))
+        try:
+            branch = self.fixes.publish(record, check.commit)
+        except (GitError, OSError):
+            return self.recover_one(record)
+        ran = {"suites_done": True, "suite_results": check.suite_results}
+        worktree = self.fixes.worktree_for(record)
+        fields = ran if check.suite_results else {}
+        record = self._applied(record.id, branch, check.commit, worktree, **fields)
+        self.fixes.on_step("journal_applied")
         return record
 
     def _build(self, record: JournaledProposal) -> JournaledProposal:

@@ -22,7 +22,11 @@ from opik_connect.connect.proposals.edit_engine import (
 )
 from opik_connect.connect.proposals.journal import JournaledProposal, ProposalJournal
 from opik_connect.connect.proposals.state import ensure_pending, move
-from opik_connect.connect.sandbox.outbound_redaction import redact_diff, redact_error
+from opik_connect.connect.sandbox.outbound_redaction import (
+    redact_diff,
+    redact_error,
+    redact_verification,
+)
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.git_runner import GitError, run
 from opik_connect.protocol import BridgeError, ErrorCode, ProposeChangeArgs, ProposeChangeResult
@@ -79,8 +83,13 @@ def head_commit(root: Path) -> str | None:
 
 def proposed(record: JournaledProposal) -> ProposeChangeResult:
     """What the platform sees: the diff redacted; the journal and the terminal keep it exact."""
+    check = record.verification
     return ProposeChangeResult(
-        proposal_id=record.id, diff=redact_diff(record.diff), files=record.files
+        proposal_id=record.id,
+        status="held" if record.status == "held" else "pending",
+        diff=redact_diff(record.diff),
+        files=record.files,
+        verification=redact_verification(check) if check is not None else None,
     )
 
 
@@ -97,8 +106,9 @@ class ProposalIntake:
             return plan_edits(args.edits, self.read)
         return plan_diff(args.diff or "", self.read)
 
-    async def submit(self, args: ProposeChangeArgs) -> JournaledProposal:
-        """Plans and journals a pending proposal, or raises BridgeError at once.
+    async def submit(self, args: ProposeChangeArgs, *, verify: bool = False) -> JournaledProposal:
+        """Plans and journals a pending proposal (`verifying` with `verify`), or raises
+        BridgeError at once.
 
         Idempotent per command id (set by the link): a ProposeChange the platform re-sends,
         even to a restarted daemon, gets the proposal it made the first time.
@@ -120,12 +130,13 @@ class ProposalIntake:
             base_head=await asyncio.to_thread(head_commit, self.root),
             hashes=change.base_hashes(),
             command_id=command_id,
+            status="verifying" if verify else "pending",
         )
         return await asyncio.to_thread(self.journal.save_new, record, self._check_room)
 
     def _check_room(self, record: JournaledProposal) -> None:
         """Refuses a proposal that would take the pending ones over the count or byte cap."""
-        waiting = self.journal.pending()
+        waiting = [r for r in self.journal.all() if r.status in ("pending", "verifying")]
         size = len(self.journal.encoded(record))
         taken = sum(len(self.journal.encoded(r)) for r in waiting)
         if len(waiting) < MAX_PENDING_PROPOSALS and taken + size <= MAX_PENDING_BYTES:

@@ -29,6 +29,7 @@ from opik_connect.protocol import (
     ProposalDecided,
     ProposeChangeArgs,
     SuiteRunSummary,
+    Verification,
 )
 
 
@@ -55,6 +56,7 @@ class JournaledProposal(BaseModel):
     suites_done: bool = False
     delivered: bool = False
     command_id: str | None = Field(None, description="The ProposeChange command that made it.")
+    verification: Verification | None = Field(None, description="The check before it was shown.")
 
     def decision_event(self) -> ProposalDecided | None:
         """The event the platform is owed for this record, or None while undecided."""

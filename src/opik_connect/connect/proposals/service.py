@@ -22,6 +22,7 @@ from opik_connect.connect.proposals.intake import ProposalIntake, proposed, sand
 from opik_connect.connect.proposals.journal import JournaledProposal, ProposalJournal
 from opik_connect.connect.proposals.state import IN_FLIGHT, ProposalStatus, move
 from opik_connect.connect.proposals.suite_reruns import AfterCommit, SuiteReruns
+from opik_connect.connect.proposals.verification import ProposalVerifier, verify_arrival
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.protocol import (
     BridgeError,
@@ -58,6 +59,8 @@ class ProposalService:
         reruns = SuiteReruns(self.journal, after_commit) if after_commit else None
         self.outbox = DecisionOutbox(self.journal, emit, reruns)
         self.notify = notify or (lambda message: log.info("%s", message))
+        self.verifier: ProposalVerifier | None = None
+        """Set to verify each proposal before it is shown (`verify = "before"`)."""
         self.changed = asyncio.Event()
         """Set whenever the set of pending proposals may have changed (the prompt waits on it)."""
 
@@ -85,8 +88,13 @@ class ProposalService:
     # Arrival and waiting.
 
     async def submit(self, args: ProposeChangeArgs) -> ProposeChangeResult:
-        """The ProposeChange handler: pending with the canonical diff, or BridgeError at once."""
-        record = await self.intake.submit(args)
+        """The ProposeChange handler: pending with the canonical diff, or BridgeError at once.
+
+        With a verifier, the proposal is built and its suites run before it is pending (or
+        held back, when its sender asked for that and it is not verified)."""
+        record = await self.intake.submit(args, verify=self.verifier is not None)
+        if record.status == "verifying" and self.verifier is not None:
+            record = await verify_arrival(self.verifier, self.journal, record)
         self.changed.set()
         return proposed(record)
 
@@ -128,6 +136,7 @@ class ProposalService:
         self, proposal_id: str, reason: str | None = None, by: str = "user"
     ) -> JournaledProposal:
         record = await asyncio.to_thread(self._decide, proposal_id, "rejected", by, reason or None)
+        await asyncio.to_thread(self.fixes.ensure_clean_slate, record)
         self.changed.set()
         await self.outbox.deliver()
         return record
@@ -176,6 +185,8 @@ class ProposalService:
     async def start(self) -> None:
         """On daemon start: settle interrupted builds, finish approved ones, flush the outbox."""
         for record in await asyncio.to_thread(self.journal.all):
+            if record.status == "verifying":  # a crash mid-check: shown, without a verification
+                await asyncio.to_thread(self.journal.update, record.id, _unverified)
             if record.status not in IN_FLIGHT:
                 continue
             with self.journal.apply_lock(record.id) as mine:
@@ -207,3 +218,7 @@ class ProposalService:
             for r in self.journal.all()
             if r.status in ("applied", "failed", "applying", "approved")
         ]
+
+
+def _unverified(record: JournaledProposal) -> None:
+    move(record, "pending")

@@ -2,11 +2,13 @@
 
 Status changes happen only through `move`, so the allowed transitions live in one table:
 
+    verifying -> pending | held                  (checked before it is shown; see verification)
     pending  -> approved | rejected | stale      (the user decides, or the files moved on)
     approved -> applying                         (the fix branch is being built)
     applying -> applied | failed | approved      (built; could not be built; crash, branch gone)
 
-rejected, stale, applied and failed are final: their decision is owed to the platform.
+rejected, stale, applied and failed are final: their decision is owed to the platform. held is
+final too, but no one decided it: its sender asked to revise it rather than show it unverified.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ if TYPE_CHECKING:
     from opik_connect.connect.proposals.journal import JournaledProposal
 
 ProposalStatus = Literal[
-    "pending", "approved", "rejected", "stale", "applying", "applied", "failed"
+    "verifying", "held", "pending", "approved", "rejected", "stale", "applying", "applied", "failed"
 ]
 FixStatus = Literal["active", "merged", "dropped"]
 
 TRANSITIONS: dict[ProposalStatus, frozenset[ProposalStatus]] = {
+    "verifying": frozenset({"pending", "held"}),
+    "held": frozenset(),
     "pending": frozenset({"approved", "rejected", "stale"}),
     "approved": frozenset({"applying"}),
     "applying": frozenset({"applied", "failed", "approved"}),

@@ -16,6 +16,7 @@ from opik_connect.protocol import (
     ProposalDecided,
     RunOutcome,
     SuiteRunSummary,
+    Verification,
 )
 
 
@@ -95,5 +96,18 @@ def redact_decision(event: ProposalDecided) -> ProposalDecided:
         update={
             "reason": None if event.reason is None else redact_text(event.reason),
             "suite_results": [redact_summary(s) for s in event.suite_results],
+        }
+    )
+
+
+def redact_verification(check: Verification) -> Verification:
+    """The summary line and item details quote outputs and reasons: redacted like the runs."""
+    return check.model_copy(
+        update={
+            "summary": redact_text(check.summary),
+            "items": [
+                item.model_copy(update={"detail": redact_text(item.detail)}) for item in check.items
+            ],
+            "suite_results": [redact_summary(run) for run in check.suite_results],
         }
     )

@@ -29,7 +29,7 @@ from rich.text import Text
 from opik_connect.connect.proposals.journal import JournaledProposal
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.terminal.visible_text import hidden_characters, visible
-from opik_connect.protocol import BridgeError
+from opik_connect.protocol import BridgeError, Verification
 
 PREVIEW_LINES = 40
 KEYS_HELP = "[y] approve  [n] reject  [d] whole diff  [e] edit diff  [s] later  [q] stop asking"
@@ -67,6 +67,16 @@ def hidden_warning(record: JournaledProposal) -> Text | None:
     )
 
 
+VERIFICATION_STYLES = {"verified": "bold green", "regression": "bold red"}
+
+
+def verification_line(check: Verification) -> Text:
+    """What the suite said about the proposal's build before it was shown."""
+    return Text(
+        visible(check.summary) + "\n", style=VERIFICATION_STYLES.get(check.status, "bold yellow")
+    )
+
+
 def render_proposal(record: JournaledProposal, *, full: bool = False, position: str = "") -> Panel:
     """The proposal as the user sees it: what, why, evidence, files, and the coloured diff.
 
@@ -93,6 +103,8 @@ def render_proposal(record: JournaledProposal, *, full: bool = False, position: 
     warning = hidden_warning(record)
     parts: list[Text | Syntax] = [warning] if warning is not None else []
     parts += [head, file_stats(record)]
+    if record.verification is not None:
+        parts.append(verification_line(record.verification))
     parts.append(Syntax("\n".join(shown), "diff", theme="ansi_dark", background_color="default"))
     if len(shown) < len(lines):
         parts.append(Text(f"... {len(lines) - len(shown)} more lines: press d", style="dim"))
@@ -245,7 +257,9 @@ class ApprovalPrompt:
             return None
 
     async def _approve(self, record: JournaledProposal) -> None:
-        self.console.print(f"Approving {record.id}: building the fix branch...")
+        built = record.verification is not None and record.verification.commit is not None
+        what = "publishing its verified build" if built else "building the fix branch"
+        self.console.print(f"Approving {record.id}: {what}...")
         done = await self._act(self.service.approve(record.id, by="terminal"))
         if done is None:
             return

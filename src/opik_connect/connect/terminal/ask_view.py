@@ -78,11 +78,17 @@ class SessionView:
 
     def _on_proposal_sent(self, data: dict[str, Any]) -> None:
         files = ", ".join(str(f.get("path")) for f in data.get("files", []))
+        waiting = (
+            "held back: Ollie revises it"
+            if data.get("held")
+            else "waiting for the user's decision in the daemon's terminal"
+        )
         self._print(
             f"[yellow]proposal {_safe(data.get('proposal_id'))}[/]: "
-            f"{_safe(data.get('title'))} ({_safe(files)}) — waiting for the user's "
-            "decision in the daemon's terminal"
+            f"{_safe(data.get('title'))} ({_safe(files)}) — {waiting}"
         )
+        if data.get("verification"):
+            self._print(f"  {_safe(data['verification'])}")
 
     def _on_decision_received(self, data: dict[str, Any]) -> None:
         decision = str(data.get("decision"))
