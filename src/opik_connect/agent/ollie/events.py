@@ -104,13 +104,16 @@ class ToolResulted(_Event):
 
 
 class ProposalSent(_Event):
-    """The daemon accepted a proposal; it now waits for the user's decision."""
+    """The daemon accepted a proposal; it now waits for the user's decision, or, held back
+    because its verification failed, for Ollie's revision."""
 
     type: Literal["proposal_sent"] = "proposal_sent"
     proposal_id: str
     title: str
     files: list[FileStat]
     diff: str
+    verification: str | None = Field(None, description="The daemon's verification line.")
+    held: bool = False
 
 
 class DecisionReceived(_Event):

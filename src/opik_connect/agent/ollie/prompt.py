@@ -27,9 +27,11 @@ make a suite pass.
 When a tool returns an error, read it and correct yourself: match_not_found means old_string \
 is not in the file as it is now, so read the file again and copy the text exactly. When the user \
 rejects a proposal, their reason is the most important evidence you have: revise the change to \
-address it, or explain why you cannot. When a proposal is approved, its suite result tells you \
-whether the fix holds; if the suite still fails, investigate and propose again. Use run_suite \
-when you need evidence from running the tests.
+address it, or explain why you cannot. The daemon runs the suite on every proposal before the \
+user sees it: a proposal that comes back held did not fix its test cases or broke one that \
+passed; read the failures and propose a revision. When a proposal is approved, its suite \
+result tells you whether the fix holds; if the suite still fails, investigate and propose \
+again. Use run_suite when you need evidence from running the tests.
 
 How to finish: reply without calling a tool, with a final answer of a few short paragraphs:
 - Cause: the step that went wrong and why, with span ids and file:line.

@@ -73,6 +73,8 @@ class ToolState:
     decision_timeout_s: float | None = None
     proposal_ids: list[str] = field(default_factory=list)
     decisions: dict[str, str] = field(default_factory=dict)
+    held_proposals: int = 0
+    """Proposals the daemon held back unverified; bounds Ollie's revisions before the user."""
 
 
 InputT = TypeVar("InputT", bound=BaseModel)

@@ -56,9 +56,12 @@ TOOLS: tuple[Tool[Any], ...] = (
         "propose_change",
         "Propose a change to the user, as exact edits or as a unified diff (exactly one). "
         "Edits to one file apply in order, each to the result of the one before. "
-        "It is checked at once (errors come back so you can fix them), then waits for the "
-        "user's decision: approved (with the suite result on the fix branch), rejected "
-        "(with their reason) or stale (the files changed).",
+        "It is checked at once (errors come back so you can fix them), then built and the "
+        "suite run on it before the user sees it: a change that is not verified (its test "
+        "cases still fail, or an item that passed now fails) comes back held, with the "
+        "failures, for you to revise. Otherwise it waits for the user's decision: approved "
+        "(with the suite result on the fix branch), rejected (with their reason) or stale "
+        "(the files changed).",
         ProposeChangeArgs,
         proposal_tools.propose_change,
     ),
