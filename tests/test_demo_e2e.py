@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "fixtures" / "example_project"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\r")
 KEYS = r"\[y\] approve"
+VERIFIED = "verified: refund-window failed → passed; 7 other items still pass"
 FIX_REFS = "refs/heads/opik/fix/"
 
 
@@ -124,12 +125,19 @@ def check_loop_left_behind(keep: Path) -> str:
 def check_output(out: str, branch: str) -> None:
     assert "scripted session: replaying fixtures/demo/ollie_session.json; no model is called" in out
     assert "scripted judge" in out
-    for step in ("1/5 log", "2/5 test", "3/5 analyze", "4/5 improve", "5/5 validate", "summary"):
-        assert step in out
-    before, _, after = out.partition("4/5 improve")
+    steps = ("1/5 log", "2/5 test", "3/5 analyze", "4/5 validate", "5/5 improve", "summary")
+    assert [out.index(step) for step in steps] == sorted(out.index(step) for step in steps)
+    before, _, after = out.partition("4/5 validate")
     assert re.search(r"FAILED 7/8 items passed .*judge: scripted", before)
-    assert re.search(r"PASSED 8/8 items passed .*judge: scripted", after)
+    validated, _, improve = after.partition("5/5 improve")
+    assert re.search(r"PASSED 8/8 items passed .*judge: scripted", validated)
+    # The proposal is shown already verified, red → green, and approval reuses that build.
+    assert f"{VERIFIED}" in improve.partition("[y] approve")[0]
+    assert "verified build" in " ".join(improve.split()), "approval publishes that build"
+    assert "PASSED 8/8" not in improve, "the suite is not run a second time"
     assert "failed (7/8 items passed) → passed (8/8 items passed)" in out
+    assert f"before you were asked: {VERIFIED}" in " ".join(out.split())
+    assert "the fix branch is that build (no second suite run)" in out
     assert "the loop completed" in out
     assert f"diff main...{branch}" in out
 
@@ -149,8 +157,9 @@ def test_demo_on_a_pty_approved_with_a_keypress(tmp_path: Path) -> None:
     log = (tmp_path / "demo.log").open("w", encoding="utf-8")
     child.logfile_read = log
     child.expect("Ollie proposes a change")
+    child.expect(re.escape(VERIFIED))
     child.expect(KEYS)
-    # Nothing is built before the user's yes.
+    # No branch before the user's yes: the verified build is a detached commit in a worktree.
     assert git(keep / "project", "for-each-ref", FIX_REFS) == ""
     child.send("y")
     child.expect("Approving")
@@ -247,7 +256,8 @@ def test_demo_put_off_then_rejected_builds_nothing_and_exits_1(tmp_path: Path) -
     db = records(keep / "state")
     [decision] = db["decisions"]
     assert decision["decision"] == "rejected"
-    assert [r["tree"] for r in db["suite_results"]] == ["user"]
+    before, verified = db["suite_results"]
+    assert before["tree"] == "user" and verified["tree"].startswith("opik/fix/")
     assert db["fixes"] == []
 
 

@@ -250,7 +250,7 @@ def test_scripted_ollie_turns_match_the_results_they_follow() -> None:
         render_span(span),
         (EXAMPLE_PROJECT / calls[2]["input"]["path"]).read_text(),
         search,
-        "decision: approved",
+        "decision: approved, verification: verified: refund-window failed → passed",
         "decision: rejected",
     ]
     for turn, output in zip(turns[1:], outputs, strict=True):

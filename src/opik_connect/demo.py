@@ -43,6 +43,7 @@ from opik_connect.connect.daemon import Daemon
 from opik_connect.connect.fixes.daemon_wiring import FixParts
 from opik_connect.connect.proposals.journal import JournaledProposal
 from opik_connect.connect.proposals.service import ProposalService
+from opik_connect.connect.proposals.verification import ProposalVerifier
 from opik_connect.connect.suites.llm_judge import AnthropicJudge, Judge
 from opik_connect.connect.terminal.approval_prompt import render_proposal
 from opik_connect.connect.terminal.ask_view import SessionView
@@ -55,7 +56,7 @@ from opik_connect.connect.terminal.ollie_prompt import (
     daemon_asker,
 )
 from opik_connect.git_runner import GitError, run, run_async
-from opik_connect.protocol import BridgeError, RunSuiteArgs, SuiteRunSummary
+from opik_connect.protocol import BridgeError, RunSuiteArgs, SuiteRunSummary, Verification
 
 FIXTURES_ENV = "OPIK_CONNECT_FIXTURES"
 STATE_ENV = "OPIK_CONNECT_STATE_DIR"
@@ -233,8 +234,8 @@ def model_backends(fixtures: Path) -> Iterator[Backends]:
 # --- approvals ----------------------------------------------------------------------------------
 
 
-IMPROVE = ("improve", "Ollie's proposal; nothing changes without your yes")
-VALIDATE = ("validate", "the fix branch (in a worktree) and the suite rerun on it")
+IMPROVE = ("improve", "Ollie's proposal, already verified; nothing changes without your yes")
+VALIDATE = ("validate", "the proposal built in a scratch worktree and the suite run on it")
 
 
 class PromptApprovals(ProposalApprovals):
@@ -285,8 +286,27 @@ class YesApprovals:
                 continue
             self.console.print(
                 f"[green]Approved[/]: branch {escape(done.branch or '-')} at "
-                f"{(done.commit or '')[:10]} ({done.status})"
+                f"{(done.commit or '')[:10]} ({done.status}{_reused(done)})"
             )
+
+
+def _reused(record: JournaledProposal) -> str:
+    check = record.verification
+    if check is None or record.commit != check.commit:
+        return ""
+    return "; the verified build: no second build, no second suite run"
+
+
+class _HeadedVerifier(ProposalVerifier):
+    """The daemon's verifier, putting up the validate heading when a proposal arrives."""
+
+    def __init__(self, verifier: ProposalVerifier, steps: Steps) -> None:
+        super().__init__(verifier.root, verifier.fixes, verifier.run)
+        self.steps = steps
+
+    async def verify(self, record: JournaledProposal) -> Verification:
+        self.steps.show(*VALIDATE)
+        return await super().verify(record)
 
 
 class _ValidateOnApprove:
@@ -310,7 +330,8 @@ class _ValidateOnApprove:
 class Steps:
     """The step headings, each shown once, in the loop's words."""
 
-    NAMES = ("log", "test", "analyze", "improve", "validate")
+    NAMES = ("log", "test", "analyze", "validate", "improve")
+    """Validate comes before improve: the daemon verifies a proposal before asking you."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -421,6 +442,8 @@ async def _loop(
                 f"platform {daemon.platform.url} (embedded, on loopback); daemon connected "
                 f"over the websocket, serving {summary.visible_files} files"
             )
+            if fixes.service.verifier is not None:
+                fixes.service.verifier = _HeadedVerifier(fixes.service.verifier, steps)
             runner = daemon.platform.runner(daemon.identity.runner_id)
             store = services.store
             assert store is not None
@@ -535,6 +558,15 @@ async def _summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Conso
         else:
             facts.append("not rerun", style="red")
         facts.append("\n")
+    check = proposal.verification if proposal is not None else None
+    if check is not None:
+        facts.append("validated  ", style="bold")
+        facts.append(
+            f"before you were asked: {check.summary}\n",
+            style="green" if check.green else "red",
+        )
+        if proposal is not None and proposal.commit == check.commit:
+            facts.append("           the fix branch is that build (no second suite run)\n")
     facts.append("your tree  ", style="bold")
     facts.append(f"{dirs.project} unchanged (main at {head[:10]}, clean)\n")
     facts.append("records    ", style="bold")
