@@ -154,6 +154,7 @@ async def test_engine_error_is_corrected_then_approved_and_answered(tmp_path: Pa
         "get_trace",
         "get_span",
         "get_test_cases",
+        "draft_test_case",
         "propose_change",
         "run_suite",
     ]

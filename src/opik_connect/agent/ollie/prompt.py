@@ -20,9 +20,9 @@ copied exactly from read_file output.
 code, formatting and behaviour as they are. Give a reason that cites the evidence (span ids, \
 file and line).
 4. Add or keep the test case. Look at get_test_cases. If no test case covers the failing run, \
-include in the same proposal an item for the suite file (.opik/suites/<name>.yaml) with the \
-run's input and assertions that would have caught it. Never weaken or delete an assertion to \
-make a suite pass.
+draft one from the trace with draft_test_case (the run's input and assertions that would have \
+caught it) before you propose: it goes into the same proposal. Never weaken or delete an \
+assertion to make a suite pass.
 
 When a tool returns an error, read it and correct yourself: match_not_found means old_string \
 is not in the file as it is now, so read the file again and copy the text exactly. When the user \

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+from opik_connect.agent.ollie.case_drafts import with_drafted_cases
 from opik_connect.agent.ollie.events import DecisionReceived, ProposalSent
 from opik_connect.agent.ollie.suite_tools import summarize_run
 from opik_connect.agent.ollie.tool_base import ToolError, ToolErrorCode, ToolState
@@ -33,7 +34,7 @@ def _with_session_defaults(state: ToolState, args: ProposeChangeArgs) -> Propose
 
 
 async def propose_change(state: ToolState, args: ProposeChangeArgs) -> str:
-    args = _with_session_defaults(state, args)
+    args = await with_drafted_cases(state, _with_session_defaults(state, args))
     hold = state.held_proposals < MAX_HELD_PROPOSALS
     proposed = await state.runner.propose_change(
         args.model_copy(update={"hold_if_unverified": hold})

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +21,9 @@ from opik_connect.agent.ollie.suite_cases import LastResults, TestCaseSource
 from opik_connect.agent.platform.runner_api import Runner
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.tool_schema import input_schema
+
+if TYPE_CHECKING:
+    from opik_connect.agent.ollie.case_drafts import DraftedCase
 
 
 class ToolErrorCode(StrEnum):
@@ -75,6 +78,8 @@ class ToolState:
     decisions: dict[str, str] = field(default_factory=dict)
     held_proposals: int = 0
     """Proposals the daemon held back unverified; bounds Ollie's revisions before the user."""
+    drafted_cases: dict[tuple[str, str], DraftedCase] = field(default_factory=dict)
+    """Suite items drafted from traces, by (suite, id); every proposal carries them."""
 
 
 InputT = TypeVar("InputT", bound=BaseModel)

@@ -9,7 +9,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from opik_connect.agent.ollie import proposal_tools, repo_tools, span_tools, suite_tools
+from opik_connect.agent.ollie import (
+    case_drafts,
+    proposal_tools,
+    repo_tools,
+    span_tools,
+    suite_tools,
+)
 from opik_connect.agent.ollie.tool_base import Tool
 from opik_connect.protocol import ListFilesArgs, ProposeChangeArgs, ReadFileArgs, SearchFilesArgs
 
@@ -51,6 +57,15 @@ TOOLS: tuple[Tool[Any], ...] = (
         "to the session's suite and test cases; with no suite, every suite.",
         suite_tools.GetTestCasesInput,
         suite_tools.get_test_cases,
+    ),
+    Tool(
+        "draft_test_case",
+        "Draft a suite item from a trace: the trace's input as its data, your natural-language "
+        "assertions and contains/not_contains texts, plus checks the trace makes obvious. The "
+        "draft goes into your next propose_change (an edit of .opik/suites/<suite>.yaml, its id "
+        "in test_case_ids), so the test case ships and is verified with the fix.",
+        case_drafts.DraftTestCaseInput,
+        case_drafts.draft_test_case,
     ),
     Tool(
         "propose_change",

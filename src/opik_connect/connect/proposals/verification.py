@@ -97,7 +97,10 @@ def verdict(changes: list[ItemChange]) -> tuple[VerificationStatus, str]:
     fixed = [c for c in targets if c.after == "passed"]
     still = sum(1 for c in changes if not c.target and c.before == "passed" and c.after == "passed")
     new_passing = [c for c in changes if not c.target and c.before == "new" and c.after == "passed"]
-    parts = [_fixed_text(c) for c in fixed]
+    also_fixed = [
+        c for c in changes if not c.target and c.before == "failed" and c.after == "passed"
+    ]
+    parts = [_fixed_text(c) for c in [*fixed, *also_fixed]]
     parts += [f"new test case {c.item_id} passes" for c in new_passing]
     if still:
         parts.append(f"{still} other item{'s' if still != 1 else ''} still pass")
