@@ -3,16 +3,19 @@ assertions, no judge), the proposal built in its own worktree and compared with 
 
 from __future__ import annotations
 
+import io
 import subprocess
 from pathlib import Path
 
 import pytest
 from fix_flow_testkit import FIX_EDIT, make_refund_project, refund_fix
+from rich.console import Console
 
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.proposals.verification import ProposalVerifier, verdict
 from opik_connect.connect.suites.run_records import list_records
 from opik_connect.connect.suites.suite_runner import run_suite
+from opik_connect.connect.terminal.approval_prompt import render_proposal
 from opik_connect.protocol import FileEdit, ItemChange, ProposeChangeArgs, SuiteRunSummary
 
 pytestmark = pytest.mark.timeout(90)
@@ -159,7 +162,10 @@ async def test_the_base_run_is_reused_and_a_moved_diff_builds_again(
 
     record = service.get(first.proposal_id)
     edited = record.diff.replace("Your refund is 10 dollars", "Your refund is 10 dollars!")
-    await service.replace_diff(record.id, edited)
+    edited_record = await service.replace_diff(record.id, edited)
+    panel = Console(file=io.StringIO(), width=200)
+    panel.print(render_proposal(edited_record))
+    assert "for an earlier version of this diff" in panel.file.getvalue()  # type: ignore[attr-defined]
     done = await service.approve(record.id, by="test")
 
     assert done.status == "applied"

@@ -28,6 +28,7 @@ from rich.text import Text
 
 from opik_connect.connect.proposals.journal import JournaledProposal
 from opik_connect.connect.proposals.service import ProposalService
+from opik_connect.connect.proposals.verification import diff_digest
 from opik_connect.connect.terminal.visible_text import hidden_characters, visible
 from opik_connect.protocol import BridgeError, Verification
 
@@ -70,11 +71,16 @@ def hidden_warning(record: JournaledProposal) -> Text | None:
 VERIFICATION_STYLES = {"verified": "bold green", "regression": "bold red"}
 
 
-def verification_line(check: Verification) -> Text:
-    """What the suite said about the proposal's build before it was shown."""
-    return Text(
-        visible(check.summary) + "\n", style=VERIFICATION_STYLES.get(check.status, "bold yellow")
-    )
+def verification_line(record: JournaledProposal, check: Verification) -> Text:
+    """What the suite said about the proposal's build before it was shown, and whether that
+    still holds (the diff changed since: an edit, or the files moved under it)."""
+    text = Text(visible(check.summary), style=VERIFICATION_STYLES.get(check.status, "bold yellow"))
+    if check.diff_sha256 is not None and check.diff_sha256 != diff_digest(record.diff):
+        text.append(
+            "\n(for an earlier version of this diff: approving builds it and runs the suite again)",
+            style="yellow",
+        )
+    return text + "\n"
 
 
 def render_proposal(record: JournaledProposal, *, full: bool = False, position: str = "") -> Panel:
@@ -104,7 +110,7 @@ def render_proposal(record: JournaledProposal, *, full: bool = False, position: 
     parts: list[Text | Syntax] = [warning] if warning is not None else []
     parts += [head, file_stats(record)]
     if record.verification is not None:
-        parts.append(verification_line(record.verification))
+        parts.append(verification_line(record, record.verification))
     parts.append(Syntax("\n".join(shown), "diff", theme="ansi_dark", background_color="default"))
     if len(shown) < len(lines):
         parts.append(Text(f"... {len(lines) - len(shown)} more lines: press d", style="dim"))
