@@ -1,16 +1,24 @@
-"""Project configuration (`[tool.opik-connect]` in pyproject.toml) and where state lives."""
+"""Project configuration (`[tool.opik-connect]`), Opik's own settings, and where state lives."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import configparser
 import hashlib
+import json
 import os
 import tomllib
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
+OPIK_CLOUD_URL = "https://www.comet.com/opik/api"
+OPIK_CONFIG_FILE = "~/.opik.config"
+OPIK_DEFAULT_WORKSPACE = "default"
 
 
 class ConfigError(Exception):
@@ -32,6 +40,10 @@ class ProjectConfig(BaseModel):
         "before",
         description="When the suite runs on a proposal: before it is shown (on a scratch build), "
         "after approval (on the fix branch), or never.",
+    )
+    python: str | None = Field(None, description="The agent's interpreter (path, or relative).")
+    suite_project: str | None = Field(
+        None, alias="suite-project", description="Opik project for suite runs' traces."
     )
 
 
@@ -71,3 +83,68 @@ def project_state_dir(root: Path) -> Path:
     path = user_state_dir() / "projects" / f"{resolved.name}-{digest}"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+class OpikSettings(BaseModel):
+    """Where Opik is, resolved as the SDK does: OPIK_* variables over the config file's `[opik]`
+    section (`OPIK_CONFIG_PATH`, default ~/.opik.config); with an API key and no URL, Opik Cloud
+    (or the URL the key itself carries). `url` is None when no server is configured at all."""
+
+    url: str | None = None
+    api_key: str | None = None
+    workspace: str | None = None
+    project_name: str | None = None
+    url_source: str = ""
+    """Where `url` came from, for error messages: a variable, the file, or 'the API key'."""
+
+    @property
+    def workspace_name(self) -> str:
+        return self.workspace or OPIK_DEFAULT_WORKSPACE
+
+
+def load_opik_settings(environ: dict[str, str] | None = None) -> OpikSettings:
+    env = os.environ if environ is None else environ
+    config_path = env.get("OPIK_CONFIG_PATH", "").strip() or OPIK_CONFIG_FILE
+    path = Path(config_path).expanduser()
+    from_file = _read_opik_file(path)
+
+    def pick(key: str) -> tuple[str | None, str]:
+        value = env.get(f"OPIK_{key.upper()}", "").strip()
+        if value:
+            return value, f"OPIK_{key.upper()}"
+        value = from_file.get(key, "").strip()
+        return (value, f"{path} [opik] {key}") if value else (None, "")
+
+    url, url_source = pick("url_override")
+    api_key, _ = pick("api_key")
+    if url is None and api_key:
+        url, url_source = _url_from_key(api_key) or OPIK_CLOUD_URL, "OPIK_API_KEY (Opik Cloud)"
+    return OpikSettings(
+        url=url.rstrip("/") if url else None,
+        api_key=api_key,
+        workspace=pick("workspace")[0],
+        project_name=pick("project_name")[0],
+        url_source=url_source,
+    )
+
+
+def _read_opik_file(path: Path) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return dict(parser.items("opik")) if parser.has_section("opik") else {}
+
+
+def _url_from_key(api_key: str) -> str | None:
+    """An enhanced key is `<key>*<base64 JSON with baseUrl>`; the SDK then uses baseUrl/opik/api."""
+    _, sep, encoded = api_key.partition("*")
+    if not sep:
+        return None
+    try:
+        attributes = json.loads(base64.b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    base = attributes.get("baseUrl") if isinstance(attributes, dict) else None
+    return urljoin(base, "opik/api/").rstrip("/") if isinstance(base, str) and base else None

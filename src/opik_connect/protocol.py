@@ -58,6 +58,7 @@ class ErrorCode(StrEnum):
     SESSION_NOT_FOUND = "session_not_found"
     ENTRYPOINT_NOT_FOUND = "entrypoint_not_found"
     ENTRYPOINT_AMBIGUOUS = "entrypoint_ambiguous"
+    AGENT_ENVIRONMENT = "agent_environment"
 
 
 class BridgeError(Exception):

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from opik_connect.config import OPIK_CLOUD_URL, OpikSettings, load_opik_settings
 
 SpanType = Literal["llm", "tool", "general", "guardrail"]
 SPANS_PAGE_SIZE = 100
@@ -43,9 +44,33 @@ class TraceStoreError(Exception):
 class TraceNotFound(TraceStoreError):
     """No source knows this trace id."""
 
-    def __init__(self, trace_id: str) -> None:
-        super().__init__(f"trace {trace_id!r} not found")
+    def __init__(self, trace_id: str, where: str = "") -> None:
+        super().__init__(f"trace {trace_id!r} not found" + (f" {where}" if where else ""))
         self.trace_id = trace_id
+
+
+class OpikNotConfigured(TraceNotFound):
+    """The trace is not local and no Opik server is configured to ask."""
+
+    def __init__(self, trace_id: str) -> None:
+        super().__init__(trace_id)
+        self.args = (
+            f"trace {trace_id!r} is not in the local traces and no Opik server is configured: "
+            "run `opik configure`, or set OPIK_API_KEY and OPIK_WORKSPACE (Opik Cloud), or "
+            "OPIK_URL_OVERRIDE (self-hosted, e.g. http://localhost:5173/api)",
+        )
+
+
+class OpikUnreachable(TraceStoreError):
+    """Nothing answered at the configured URL."""
+
+
+class OpikAuthFailed(TraceStoreError):
+    """The server refused the API key or the workspace (401/403)."""
+
+
+class OpikBadBaseUrl(TraceStoreError):
+    """The URL answers, but not as Opik's REST API (usually a base URL without `/api`)."""
 
 
 class ErrorInfo(BaseModel):
@@ -151,6 +176,13 @@ class DirectoryTraceSource:
         return await asyncio.to_thread(_read_document, path)
 
 
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def _read_document(path: Path) -> TraceWithSpans:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -168,10 +200,13 @@ class OpikTraceSource:
         *,
         api_key: str | None = None,
         workspace: str | None = None,
+        url_source: str = "",
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.workspace = workspace
+        self.url_source = url_source
         headers = {"accept": "application/json"}
         if api_key:
             headers["authorization"] = api_key
@@ -182,16 +217,20 @@ class OpikTraceSource:
         self._transport = transport
 
     @classmethod
-    def from_env(cls) -> OpikTraceSource | None:
-        """OPIK_URL_OVERRIDE (e.g. `http://localhost:5173/api`), OPIK_API_KEY, OPIK_WORKSPACE."""
-        base_url = os.environ.get("OPIK_URL_OVERRIDE")
-        if not base_url:
+    def from_settings(cls, settings: OpikSettings) -> OpikTraceSource | None:
+        if settings.url is None:
             return None
         return cls(
-            base_url,
-            api_key=os.environ.get("OPIK_API_KEY"),
-            workspace=os.environ.get("OPIK_WORKSPACE"),
+            settings.url,
+            api_key=settings.api_key,
+            workspace=settings.workspace,
+            url_source=settings.url_source,
         )
+
+    @classmethod
+    def from_env(cls) -> OpikTraceSource | None:
+        """The server the Opik SDK would use (OPIK_* variables, ~/.opik.config), if any."""
+        return cls.from_settings(load_opik_settings())
 
     async def fetch(self, trace_id: str) -> TraceWithSpans:
         async with httpx.AsyncClient(
@@ -227,20 +266,48 @@ class OpikTraceSource:
     async def _get(
         self, client: httpx.AsyncClient, path: str, params: dict[str, Any], trace_id: str
     ) -> Any:
+        where = f"{self.base_url}{path}"
         try:
             response = await client.get(path, params=params)
+        except (httpx.ConnectError, httpx.TimeoutException) as exc:
+            raise OpikUnreachable(
+                f"cannot reach the Opik server at {self.base_url}{self._from()}: {exc!r}; "
+                "is it running, and is the URL right?"
+            ) from exc
         except httpx.HTTPError as exc:
-            raise TraceStoreError(f"{self.base_url}{path}: {exc!r}") from exc
-        if response.status_code == 404:
-            raise TraceNotFound(trace_id)
-        if response.status_code >= 400:
-            raise TraceStoreError(
-                f"{self.base_url}{path}: HTTP {response.status_code}: {response.text[:200]}"
+            raise TraceStoreError(f"{where}: {exc!r}") from exc
+        if response.status_code in (401, 403):
+            raise OpikAuthFailed(
+                f"the Opik server at {self.base_url} refused access (HTTP {response.status_code}) "
+                f"to workspace {self._workspace()!r}: check OPIK_API_KEY and OPIK_WORKSPACE "
+                "(or `opik configure`)"
             )
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise TraceStoreError(f"{self.base_url}{path}: response is not JSON") from exc
+        body = _json_or_none(response)
+        if body is None and (response.status_code < 400 or response.status_code == 404):
+            raise self._bad_base_url(where, response.status_code)
+        if response.status_code == 404:
+            raise TraceNotFound(trace_id, f"in workspace {self._workspace()!r} at {self.base_url}")
+        if response.status_code >= 400:
+            raise TraceStoreError(f"{where}: HTTP {response.status_code}: {response.text[:200]}")
+        return body
+
+    def _bad_base_url(self, where: str, status: int) -> OpikBadBaseUrl:
+        hint = (
+            "the base URL usually ends in /api (e.g. http://localhost:5173/api or "
+            f"{OPIK_CLOUD_URL})"
+            if not self.base_url.endswith("/api")
+            else "is this Opik's REST API?"
+        )
+        return OpikBadBaseUrl(
+            f"{where} (from {self.url_source or 'the configured URL'}) answered HTTP {status} "
+            f"without JSON: {hint}"
+        )
+
+    def _from(self) -> str:
+        return f" (from {self.url_source})" if self.url_source else ""
+
+    def _workspace(self) -> str:
+        return self.workspace or "default"
 
     def _url(self, trace_id: str) -> str:
         return f"{self.base_url}/v1/private/traces/{trace_id}"
@@ -253,16 +320,20 @@ class TraceStore:
         self,
         directory: Path | None = None,
         opik: OpikTraceSource | None = None,
+        *,
+        opik_expected: bool = False,
     ) -> None:
+        """`opik_expected`: a miss with no server configured says so (OpikNotConfigured)."""
         self.directory = DirectoryTraceSource(directory) if directory is not None else None
         self.opik = opik
+        self._opik_expected = opik_expected
         self._cache: dict[str, TraceWithSpans] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
     def from_env(cls, directory: Path | None = None) -> TraceStore:
-        """A store over `directory` (if given) and the Opik server named by OPIK_URL_OVERRIDE."""
-        return cls(directory=directory, opik=OpikTraceSource.from_env())
+        """A store over `directory` (if given) and the Opik server the SDK's settings name."""
+        return cls(directory=directory, opik=OpikTraceSource.from_env(), opik_expected=True)
 
     def add(self, record: TraceWithSpans) -> None:
         """Put a trace in the cache directly (e.g. one a request carried inline)."""
@@ -287,8 +358,8 @@ class TraceStore:
             try:
                 return await self.directory.fetch(trace_id)
             except TraceNotFound:
-                if self.opik is None:
+                if self.opik is None and not self._opik_expected:
                     raise
         if self.opik is not None:
             return await self.opik.fetch(trace_id)
-        raise TraceNotFound(trace_id)
+        raise OpikNotConfigured(trace_id) if self._opik_expected else TraceNotFound(trace_id)

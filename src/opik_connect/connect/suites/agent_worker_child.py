@@ -1,15 +1,19 @@
 """The child side of an agent worker: one long-lived Python rooted at the tree under test.
 
-Run as `python -P agent_worker_child.py TREE IMPORT_ROOT MODULE FUNCTION`; stdlib only, because it
-runs inside the user's environment. It reads one JSON request per line on stdin and writes one JSON
-reply per line on a private copy of the original stdout; fd 1 itself is then pointed at stderr, so
-whatever the agent prints (even from C code) can never corrupt the channel.
+Run as `python agent_worker_child.py TREE IMPORT_ROOT MODULE FUNCTION` by the agent's own
+interpreter, where opik-connect is not installed: stdlib only, Python 3.8+. It reads one JSON
+request per line on stdin and writes one JSON reply per line on a private copy of the original
+stdout; fd 1 itself is then pointed at stderr, so whatever the agent prints (even from C code) can
+never corrupt the channel. Where the environment lacks the opik SDK a stand-in keeps `track` (every
+form) and `opik_context` working, tracing nothing. The real SDK, imported by the agent once per
+worker, is flushed at end of input within FLUSH_TIMEOUT_S, so no trace is lost when a worker leaves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -19,31 +23,65 @@ import types
 from pathlib import Path
 from typing import Any
 
+FLUSH_TIMEOUT_S = 20
+"""The parent waits this plus a margin for a worker to leave before killing it."""
+
 
 def _send(channel: Any, message: dict[str, Any]) -> None:
     channel.write(json.dumps(message, default=repr) + "\n")
     channel.flush()
 
 
-def _opik_shim() -> None:
-    """Let `@opik.track(...)` decorate as a no-op when the opik SDK is not installed."""
-    try:
-        importlib.import_module("opik")
-    except ModuleNotFoundError:
-        shim = types.ModuleType("opik")
+def _track(*args: Any, **kwargs: Any) -> Any:
+    """The stand-in's `track`: `@track`, `@track(...)`, `track(fn)`, `track(...)(fn)`."""
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return args[0]
+    return lambda function: function
 
-        def track(*args: Any, **kwargs: Any) -> Any:
-            if len(args) == 1 and callable(args[0]) and not kwargs:
-                return args[0]
-            return lambda function: function
 
-        shim.track = track  # type: ignore[attr-defined]
-        sys.modules["opik"] = shim
+def _install_stand_in() -> None:
+    """A do-nothing `opik` with the import paths agents use, for environments without the SDK."""
+    opik = types.ModuleType("opik")
+    context = types.ModuleType("opik.opik_context")
+    decorator = types.ModuleType("opik.decorator")
+    tracker = types.ModuleType("opik.decorator.tracker")
+    for name in ("get_current_span_data", "get_current_trace_data"):
+        setattr(context, name, lambda: None)
+    for name in ("update_current_span", "update_current_trace"):
+        setattr(context, name, lambda *args, **kwargs: None)
+    context.get_distributed_trace_headers = lambda: {}  # type: ignore[attr-defined]
+    tracker.track = _track  # type: ignore[attr-defined]
+    tracker.flush_tracker = lambda *args, **kwargs: None  # type: ignore[attr-defined]
+    decorator.tracker = tracker  # type: ignore[attr-defined]
+    opik.track = _track  # type: ignore[attr-defined]
+    opik.flush_tracker = tracker.flush_tracker  # type: ignore[attr-defined]
+    opik.opik_context = context  # type: ignore[attr-defined]
+    opik.decorator = decorator  # type: ignore[attr-defined]
+    opik.__version__ = "0+opik-connect-stand-in"  # type: ignore[attr-defined]
+    opik.__opik_connect_stand_in__ = True  # type: ignore[attr-defined]
+    sys.modules.update(
+        {
+            "opik": opik,
+            "opik.opik_context": context,
+            "opik.decorator": decorator,
+            "opik.decorator.tracker": tracker,
+        }
+    )
+
+
+def _prepare_opik() -> None:
+    if importlib.util.find_spec("opik") is None:
+        _install_stand_in()
+
+
+def _real_sdk() -> Any:
+    """The real opik module once the agent imported it; None for the stand-in or no import."""
+    module = sys.modules.get("opik")
+    return None if module is None or hasattr(module, "__opik_connect_stand_in__") else module
 
 
 def _load(tree: Path, import_root: Path, module_name: str, function_name: str) -> Any:
     sys.path.insert(0, str(import_root))
-    _opik_shim()
     module = importlib.import_module(module_name)
     origin = Path(getattr(module, "__file__", "") or "").resolve()
     if not origin.is_relative_to(tree):
@@ -51,7 +89,9 @@ def _load(tree: Path, import_root: Path, module_name: str, function_name: str) -
     return getattr(module, function_name)
 
 
-def _call(function: Any, kwargs: dict[str, Any]) -> Any:
+def _call(function: Any, kwargs: dict[str, Any], trace: Any) -> Any:
+    if trace and _real_sdk() is not None and getattr(function, "opik_tracked", False):
+        kwargs = dict(kwargs, opik_args={"trace": trace})
     result = function(**kwargs)
     if inspect.isawaitable(result):
         result = asyncio.run(_await(result))
@@ -62,7 +102,26 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
+def _flush() -> None:
+    sdk = _real_sdk()
+    if sdk is not None:
+        try:
+            sdk.flush_tracker(timeout=FLUSH_TIMEOUT_S)
+        except Exception:
+            traceback.print_exc()
+
+
+def _load_failure() -> dict[str, Any]:
+    exc = sys.exc_info()[1]
+    message: dict[str, Any] = {"ready": False, "error": traceback.format_exc()}
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        message["missing_module"] = exc.name
+    return message
+
+
 def main() -> int:
+    here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != Path(here)]
     tree_arg, root_arg, module_name, function_name = sys.argv[1:5]
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
@@ -70,21 +129,24 @@ def main() -> int:
     tree = Path(tree_arg).resolve()
     os.chdir(tree)
     try:
+        _prepare_opik()
         function = _load(tree, (tree / root_arg).resolve(), module_name, function_name)
     except BaseException:
-        _send(channel, {"ready": False, "error": traceback.format_exc()})
+        _send(channel, _load_failure())
         return 1
     _send(channel, {"ready": True, "pid": os.getpid()})
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            reply = {"id": request["id"], "ok": True, "result": _call(function, request["kwargs"])}
+            result = _call(function, request["kwargs"], request.get("trace"))
+            reply = {"id": request["id"], "ok": True, "result": result}
         except BaseException as exc:
             frames = exc.__traceback__.tb_next if exc.__traceback__ else None
             text = "".join(traceback.format_exception(type(exc), exc, frames))
             reply = {"id": request["id"], "ok": False, "error": text}
         sys.stderr.flush()
         _send(channel, reply)
+    _flush()
     return 0
 
 

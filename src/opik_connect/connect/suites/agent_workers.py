@@ -1,8 +1,10 @@
 """A pool of long-lived agent workers for one suite run, so starting Python never dominates a run.
 
-Each worker is `agent_worker_child.py` in its own process, cwd = the tree under test and the tree's
-import root first on sys.path, speaking JSON lines. A run that crashes or hangs fails that run
-only: the worker is killed and a fresh one replaces it on the next call.
+Each worker is `agent_worker_child.py`, started by path in the agent's own interpreter, cwd = the
+tree under test and the tree's import root first on sys.path, speaking JSON lines. A run that
+crashes or hangs fails that run only: the worker is killed and a fresh one replaces it on the next
+call. An environment that cannot load the agent at all (no interpreter, a dependency missing from
+it) is an AGENT_ENVIRONMENT error for the whole run, never a failed assertion.
 """
 
 from __future__ import annotations
@@ -12,19 +14,23 @@ import contextlib
 import itertools
 import json
 import os
-import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from opik_connect.connect.suites.agent_worker_child import FLUSH_TIMEOUT_S
 from opik_connect.connect.suites.entrypoint import EntrypointSpec
+from opik_connect.protocol import BridgeError, ErrorCode
 
 CHILD_SCRIPT = Path(__file__).with_name("agent_worker_child.py")
 STREAM_LIMIT = 16 << 20
 STDERR_KEEP = 64 << 10
 ERROR_TAIL = 4000
+CLOSE_GRACE_S = FLUSH_TIMEOUT_S + 5
+"""A leaving worker may be flushing the opik SDK; it is killed only after the flush deadline."""
 
 
 @dataclass(frozen=True)
@@ -38,14 +44,24 @@ class CallOutcome:
 
 
 class WorkerStartError(Exception):
-    """The entrypoint could not be loaded; every later call would fail the same way."""
+    """The entrypoint could not be loaded; every later call would fail the same way.
+
+    `environment` is set when the agent's environment is at fault (no interpreter, a missing
+    module that is not part of the tree), rather than the tree's code."""
+
+    def __init__(self, message: str, *, environment: bool = False) -> None:
+        super().__init__(message)
+        self.environment = environment
 
 
 class AgentWorker:
-    def __init__(self, tree: Path, spec: EntrypointSpec, python: str) -> None:
+    def __init__(
+        self, tree: Path, spec: EntrypointSpec, python: str, env: Mapping[str, str]
+    ) -> None:
         self.tree = tree
         self.spec = spec
         self.python = python
+        self.env = env
         self.alive = False
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr = bytearray()
@@ -54,22 +70,27 @@ class AgentWorker:
         self._ids = itertools.count(1)
 
     async def start(self, limit_s: float) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
-        self._proc = await asyncio.create_subprocess_exec(
-            self.python,
-            "-P",
-            str(CHILD_SCRIPT),
-            str(self.tree),
-            self.spec.import_root,
-            self.spec.module,
-            self.spec.function,
-            cwd=self.tree,
-            env=env,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=STREAM_LIMIT,
-        )
+        env = dict(self.env, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                self.python,
+                str(CHILD_SCRIPT),
+                str(self.tree),
+                self.spec.import_root,
+                self.spec.module,
+                self.spec.function,
+                cwd=self.tree,
+                env=env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=STREAM_LIMIT,
+            )
+        except OSError as exc:
+            raise WorkerStartError(
+                f"the agent's interpreter {self.python} cannot start: {exc.strerror or exc}",
+                environment=True,
+            ) from None
         self._drain = asyncio.create_task(self._drain_stderr())
         try:
             async with asyncio.timeout(limit_s):
@@ -81,10 +102,25 @@ class AgentWorker:
         if not hello.get("ready"):
             await self.kill()
             detail = hello.get("error") or self._stderr_since(0) or "worker exited"
+            missing = hello.get("missing_module")
+            if isinstance(missing, str) and not self._in_tree(missing):
+                raise WorkerStartError(
+                    f"module {missing!r} is not installed in the agent's interpreter "
+                    f"{self.python} (entrypoint {self.spec.label}):\n{detail}",
+                    environment=True,
+                )
             raise WorkerStartError(f"entrypoint {self.spec.label} failed to load:\n{detail}")
         self.alive = True
 
-    async def call(self, kwargs: dict[str, Any], limit_s: float) -> CallOutcome:
+    def _in_tree(self, module: str) -> bool:
+        """Whether a missing module is the tree's own (a code problem, not the environment's)."""
+        top = module.partition(".")[0]
+        bases = {self.tree, self.tree / self.spec.import_root}
+        return any((b / top).is_dir() or (b / f"{top}.py").is_file() for b in bases)
+
+    async def call(
+        self, kwargs: dict[str, Any], limit_s: float, trace: dict[str, Any] | None = None
+    ) -> CallOutcome:
         """One request; the worker stays alive only if it answered this request cleanly."""
         assert self._proc is not None and self._proc.stdin and self._proc.stdout
         self.alive = False
@@ -92,7 +128,8 @@ class AgentWorker:
         mark = self._stderr_mark()
         started = time.monotonic()
         try:
-            payload = json.dumps({"id": request_id, "kwargs": kwargs}, default=str)
+            request = {"id": request_id, "kwargs": kwargs, "trace": trace}
+            payload = json.dumps(request, default=str)
             self._proc.stdin.write(payload.encode() + b"\n")
             async with asyncio.timeout(limit_s):
                 await self._proc.stdin.drain()
@@ -130,7 +167,7 @@ class AgentWorker:
         await self._stop_drain()
 
     async def close(self) -> None:
-        """Let the child leave on end of input; kill it if it does not."""
+        """Let the child flush and leave on end of input; kill it if it outlasts the deadline."""
         self.alive = False
         if self._proc is None or self._proc.returncode is not None:
             await self._stop_drain()
@@ -138,7 +175,7 @@ class AgentWorker:
         if self._proc.stdin is not None:
             self._proc.stdin.close()
         try:
-            async with asyncio.timeout(2):
+            async with asyncio.timeout(CLOSE_GRACE_S):
                 await self._proc.wait()
         except TimeoutError:
             await self.kill()
@@ -188,13 +225,15 @@ class WorkerPool:
         *,
         run_timeout: float = 60.0,
         startup_timeout: float = 30.0,
-        python: str = sys.executable,
+        python: str,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.tree = tree.resolve()
         self.spec = spec
         self.run_timeout = run_timeout
         self.startup_timeout = startup_timeout
         self.python = python
+        self.env = dict(os.environ if env is None else env)
         self._slots = asyncio.Semaphore(max(1, size))
         self._idle: list[AgentWorker] = []
         self._all: set[AgentWorker] = set()
@@ -211,24 +250,51 @@ class WorkerPool:
     ) -> None:
         await self.close()
 
-    async def call(self, kwargs: dict[str, Any]) -> CallOutcome:
-        """Run the entrypoint once; never raises for anything the agent does."""
+    async def warm(self) -> None:
+        """Start one worker before any run, so an environment that cannot load the agent stops
+        the whole run as AGENT_ENVIRONMENT (exit 2) instead of failing every item."""
+        async with self._slots:
+            try:
+                worker = await self._start_worker()
+            except WorkerStartError as exc:
+                if exc.environment:
+                    raise BridgeError(
+                        ErrorCode.AGENT_ENVIRONMENT, str(exc), python=self.python
+                    ) from None
+                self._load_error = str(exc)
+                return
+            self._idle.append(worker)
+
+    async def _start_worker(self) -> AgentWorker:
+        worker = AgentWorker(self.tree, self.spec, self.python, self.env)
+        self._all.add(worker)
+        try:
+            await worker.start(self.startup_timeout)
+        except WorkerStartError:
+            self._all.discard(worker)
+            raise
+        return worker
+
+    async def call(
+        self, kwargs: dict[str, Any], trace: dict[str, Any] | None = None
+    ) -> CallOutcome:
+        """Run the entrypoint once; never raises for anything the agent does.
+
+        `trace` (tags, metadata) goes to the real opik SDK as `opik_args` when it traces the
+        entrypoint."""
         async with self._slots:
             started = time.monotonic()
             if self._load_error is not None:
                 return CallOutcome(False, None, self._load_error, 0.0)
             worker = self._idle.pop() if self._idle else None
             if worker is None:
-                worker = AgentWorker(self.tree, self.spec, self.python)
-                self._all.add(worker)
                 try:
-                    await worker.start(self.startup_timeout)
+                    worker = await self._start_worker()
                 except WorkerStartError as exc:
-                    self._all.discard(worker)
                     self._load_error = str(exc)
                     return CallOutcome(False, None, str(exc), time.monotonic() - started)
             try:
-                outcome = await worker.call(kwargs, self.run_timeout)
+                outcome = await worker.call(kwargs, self.run_timeout, trace)
             finally:
                 if worker.alive:
                     self._idle.append(worker)

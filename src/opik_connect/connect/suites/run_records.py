@@ -28,6 +28,7 @@ class RunRecord(BaseModel):
     proposal_id: str | None = None
     dirty: bool | None = None
     entrypoint: str | None = None
+    python: str | None = None
 
 
 @dataclass(frozen=True)

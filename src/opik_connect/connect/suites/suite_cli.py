@@ -30,7 +30,7 @@ from opik_connect.connect.suites.suite_files import (
     save_suite,
     suite_path,
 )
-from opik_connect.connect.suites.suite_report import progress_bar, render_summary
+from opik_connect.connect.suites.suite_report import header_printer, progress_bar, render_summary
 from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S, run_suite
 from opik_connect.protocol import BridgeError, ErrorCode
 
@@ -138,6 +138,7 @@ def run_command(
                     judge=judge,
                     progress=progress,
                     run_timeout_s=timeout,
+                    header=header_printer(console),
                 )
             )
     except (BridgeError, ConfigError) as exc:

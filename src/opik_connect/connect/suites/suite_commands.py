@@ -18,7 +18,7 @@ from opik_connect.connect.sandbox.outbound_redaction import redact_summary
 from opik_connect.connect.suites.llm_judge import Judge, judge_from_config
 from opik_connect.connect.suites.run_records import USER_TREE
 from opik_connect.connect.suites.suite_files import list_suites, suite_path
-from opik_connect.connect.suites.suite_report import progress_bar, render_summary
+from opik_connect.connect.suites.suite_report import header_printer, progress_bar, render_summary
 from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S, run_suite
 from opik_connect.git_runner import GitError, run_async
 from opik_connect.protocol import BridgeError, ErrorCode, RunSuiteArgs, SuiteRunSummary
@@ -60,6 +60,7 @@ def make_run_suite_handler(
                     judge=judge,
                     progress=progress,
                     run_timeout_s=run_timeout_s,
+                    header=header_printer(console) if console is not None else None,
                 )
         if console is not None:
             render_summary(console, summary)
@@ -149,6 +150,7 @@ async def rerun_after_fix(
                     progress=progress,
                     run_timeout_s=run_timeout_s,
                     proposal_id=proposal_id,
+                    header=header_printer(console),
                 )
             render_summary(console, summary, first_items=failing_item_ids)
             summaries.append(summary)

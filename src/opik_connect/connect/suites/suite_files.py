@@ -74,6 +74,9 @@ class Suite(BaseModel):
 
     name: str = Field(pattern=SUITE_NAME.pattern)
     description: str = ""
+    entrypoint: str | None = Field(
+        None, description="'pkg.module:function' when the project has several entrypoints."
+    )
     global_assertions: list[Assertion] = Field(default_factory=list)
     global_execution_policy: ExecutionPolicy = Field(default_factory=ExecutionPolicy)
     items: list[SuiteItem] = Field(default_factory=list)

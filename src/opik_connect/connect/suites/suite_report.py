@@ -13,6 +13,7 @@ from rich.table import Table
 
 from opik_connect.connect.suites.suite_runner import (
     NO_JUDGE,
+    HeaderCallback,
     ProgressCallback,
     RunProgress,
     item_inconclusive,
@@ -48,6 +49,16 @@ def progress_bar(console: Console, title: str) -> Iterator[ProgressCallback]:
             )
 
         yield update
+
+
+def header_printer(console: Console) -> HeaderCallback:
+    """Print a run's header lines (interpreter, tracing) dimmed, before the progress bar."""
+
+    def show(lines: list[str]) -> None:
+        for line in lines:
+            console.print(f"[dim]{escape(line)}")
+
+    return show
 
 
 def no_judge_notice(console: Console) -> None:

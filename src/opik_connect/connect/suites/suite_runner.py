@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from opik_connect.config import load_opik_settings, load_project_config
+from opik_connect.connect.suites.agent_python import AgentPython, probe_agent_python
 from opik_connect.connect.suites.agent_workers import CallOutcome, WorkerPool
 from opik_connect.connect.suites.assertions import assertion_kind, evaluate
 from opik_connect.connect.suites.entrypoint import EntrypointSpec, find_entrypoint
@@ -31,6 +33,7 @@ from opik_connect.connect.suites.llm_judge import (
 )
 from opik_connect.connect.suites.run_records import USER_TREE, RunRecord, new_run_id, save_record
 from opik_connect.connect.suites.suite_files import Suite, SuiteItem, load_suite
+from opik_connect.connect.suites.suite_tracing import SuiteTracing, run_trace_args, suite_tracing
 from opik_connect.git_runner import GitError, run_async
 from opik_connect.protocol import (
     AssertionVerdict,
@@ -62,6 +65,7 @@ class RunProgress:
 
 
 ProgressCallback = Callable[[RunProgress], None]
+HeaderCallback = Callable[[list[str]], None]
 
 
 def default_workers() -> int:
@@ -82,15 +86,22 @@ async def run_suite(
     progress: ProgressCallback | None = None,
     run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S,
     proposal_id: str | None = None,
+    header: HeaderCallback | None = None,
 ) -> SuiteRunSummary:
     """Run suite `name` as found in `tree` (default: the user's tree at `root`) and record it.
 
     `judge="auto"` builds the project's judge from config and env (None without a key);
-    `first_items` are run and listed first (the items a fix was meant to repair).
-    Raises BridgeError for problems with the suite or the entrypoint, never for the agent's own.
+    `first_items` are run and listed first (the items a fix was meant to repair); `header`
+    receives the lines a suite header shows (the agent's interpreter, where traces go).
+    Raises BridgeError for problems with the suite, the entrypoint or the agent's environment,
+    never for the agent's own behaviour.
     """
     root, tree, suite, spec = await asyncio.to_thread(_prepare, root, name, tree)
     items = _select_items(suite, item_ids, first_items)
+    agent = await probe_agent_python(root)
+    tracing = await asyncio.to_thread(_tracing, root)
+    if header is not None:
+        header(header_lines(agent, tracing))
     owned = await asyncio.to_thread(judge_from_config, root) if judge == "auto" else None
     active: Judge | None = owned if judge == "auto" else judge
     size = workers or default_workers()
@@ -98,6 +109,7 @@ async def run_suite(
     started_at = datetime.now(UTC).isoformat()
     clock = time.monotonic()
     commit, dirty = await _git_state(tree)
+    branch = None if tree_label == USER_TREE else tree_label
     done = 0
 
     async def run_one(
@@ -105,14 +117,18 @@ async def run_suite(
     ) -> RunOutcome:
         nonlocal done
         async with gate:
-            outcome = await _run_once(pool, suite, item, index, active)
+            trace = run_trace_args(suite.name, item.id, index, commit, branch)
+            outcome = await _run_once(pool, suite, item, index, active, trace)
         done += 1
         if progress is not None:
             progress(RunProgress(suite.name, item.id, index, outcome.status, done, total))
         return outcome
 
     try:
-        async with WorkerPool(tree, spec, size, run_timeout=run_timeout_s) as pool:
+        async with WorkerPool(
+            tree, spec, size, run_timeout=run_timeout_s, python=agent.path, env=tracing.env
+        ) as pool:
+            await pool.warm()
             gate = asyncio.Semaphore(size)
             per_item = [
                 [run_one(pool, gate, item, i) for i in range(suite.policy_for(item).runs_per_item)]
@@ -139,10 +155,11 @@ async def run_suite(
     record = RunRecord(
         summary=summary,
         tree_path=str(tree),
-        branch=None if tree_label == USER_TREE else tree_label,
+        branch=branch,
         proposal_id=proposal_id,
         dirty=dirty,
         entrypoint=spec.label,
+        python=agent.path,
     )
     await asyncio.to_thread(save_record, root, record)
     return summary
@@ -158,7 +175,19 @@ def _prepare(root: Path, name: str, tree: Path | None) -> tuple[Path, Path, Suit
     """The file work before a run (suite and entrypoint from the tree under test)."""
     root = root.resolve()
     tree = (tree or root).resolve()
-    return root, tree, load_suite(tree, name), find_entrypoint(tree)
+    suite = load_suite(tree, name)
+    return root, tree, suite, find_entrypoint(tree, suite.entrypoint)
+
+
+def _tracing(root: Path) -> SuiteTracing:
+    return suite_tracing(root, load_project_config(root), load_opik_settings())
+
+
+def header_lines(agent: AgentPython, tracing: SuiteTracing) -> list[str]:
+    """What every suite header says: which Python runs the agent, and where its traces go."""
+    if agent.opik_version is None:
+        return [agent.header, agent.opik_line]
+    return [agent.header, f"{agent.opik_line}; {tracing.destination}"]
 
 
 def _select_items(
@@ -185,10 +214,15 @@ def _select_items(
 
 
 async def _run_once(
-    pool: WorkerPool, suite: Suite, item: SuiteItem, index: int, judge: Judge | None
+    pool: WorkerPool,
+    suite: Suite,
+    item: SuiteItem,
+    index: int,
+    judge: Judge | None,
+    trace: dict[str, Any],
 ) -> RunOutcome:
     try:
-        call = await pool.call(item.data)
+        call = await pool.call(item.data, trace)
         if not call.ok or call.result is None:
             return RunOutcome(
                 run_index=index,

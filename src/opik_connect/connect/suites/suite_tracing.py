@@ -1,0 +1,85 @@
+"""Where a suite run's traces go: a project of its own, never the user's production project, and
+tags naming the suite, item, run and commit (or fix branch) on every trace."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opik_connect.config import OpikSettings, ProjectConfig
+
+_OPIK_VARIABLES = (
+    "OPIK_URL_OVERRIDE",
+    "OPIK_API_KEY",
+    "OPIK_WORKSPACE",
+    "OPIK_PROJECT_NAME",
+    "OPIK_RUNNER_MODE",
+)
+"""Replaced, or dropped: OPIK_RUNNER_MODE would start Opik's own runner loop in every worker."""
+
+
+@dataclass(frozen=True)
+class SuiteTracing:
+    """The workers' environment and the line the suite header shows about tracing."""
+
+    env: dict[str, str]
+    project: str
+    destination: str
+
+
+def suite_project_name(root: Path, config: ProjectConfig, settings: OpikSettings) -> str:
+    """`[tool.opik-connect] suite-project`, else `<Opik project or directory name>-suites`."""
+    return config.suite_project or f"{settings.project_name or root.name}-suites"
+
+
+def suite_tracing(
+    root: Path,
+    config: ProjectConfig,
+    settings: OpikSettings,
+    environ: Mapping[str, str] | None = None,
+) -> SuiteTracing:
+    """The user's environment with Opik's variables replaced: the resolved server, and the suite
+    project instead of whatever OPIK_PROJECT_NAME the user's shell has. With no server
+    configured, the SDK's tracking is switched off rather than left to guess a destination."""
+    env = {k: v for k, v in (os.environ if environ is None else environ).items()}
+    for name in _OPIK_VARIABLES:
+        env.pop(name, None)
+    project = suite_project_name(root, config, settings)
+    if settings.url is None:
+        env["OPIK_TRACK_DISABLE"] = "true"
+        return SuiteTracing(env, project, "no Opik server configured: suite traces are not sent")
+    env["OPIK_URL_OVERRIDE"] = settings.url
+    env["OPIK_PROJECT_NAME"] = project
+    if settings.api_key:
+        env["OPIK_API_KEY"] = settings.api_key
+    if settings.workspace:
+        env["OPIK_WORKSPACE"] = settings.workspace
+    where = f"{settings.url} workspace {settings.workspace_name!r}"
+    return SuiteTracing(env, project, f"traces go to project {project!r} at {where}")
+
+
+def run_trace_args(
+    suite: str, item_id: str, run_index: int, commit: str | None, branch: str | None
+) -> dict[str, Any]:
+    """The SDK's `opik_args["trace"]`: tags to filter suite runs by, the same facts as metadata."""
+    where = f"branch:{branch}" if branch else f"commit:{(commit or 'none')[:12]}"
+    tags = [
+        "opik-connect-suite",
+        f"suite:{suite}",
+        f"item:{item_id}",
+        f"run:{run_index + 1}",
+        where,
+    ]
+    metadata = {
+        "opik_connect": {
+            "suite": suite,
+            "item_id": item_id,
+            "run": run_index + 1,
+            "commit": commit,
+            "branch": branch,
+        }
+    }
+    return {"tags": tags, "metadata": metadata}
