@@ -234,7 +234,8 @@ class WorkerPool:
         self.startup_timeout = startup_timeout
         self.python = python
         self.env = dict(os.environ if env is None else env)
-        self._slots = asyncio.Semaphore(max(1, size))
+        self._size = max(1, size)
+        self._slots = asyncio.Semaphore(self._size)
         self._idle: list[AgentWorker] = []
         self._all: set[AgentWorker] = set()
         self._load_error: str | None = None
@@ -250,20 +251,26 @@ class WorkerPool:
     ) -> None:
         await self.close()
 
-    async def warm(self) -> None:
-        """Start one worker before any run, so an environment that cannot load the agent stops
-        the whole run as AGENT_ENVIRONMENT (exit 2) instead of failing every item."""
-        async with self._slots:
-            try:
-                worker = await self._start_worker()
-            except WorkerStartError as exc:
-                if exc.environment:
-                    raise BridgeError(
-                        ErrorCode.AGENT_ENVIRONMENT, str(exc), python=self.python
-                    ) from None
-                self._load_error = str(exc)
-                return
-            self._idle.append(worker)
+    async def warm(self, count: int = 1) -> None:
+        """Start `count` workers together before any run: an environment that cannot load the
+        agent stops the whole run as AGENT_ENVIRONMENT (exit 2) instead of failing every item,
+        and no run starts while another worker is still importing (the opik SDK's first
+        messages are lost when its process is starved at that moment)."""
+        count = max(1, min(count, self._size))
+        started = await asyncio.gather(
+            *(self._start_worker() for _ in range(count)), return_exceptions=True
+        )
+        for result in started:
+            if isinstance(result, AgentWorker):
+                self._idle.append(result)
+        failures = [r for r in started if isinstance(r, BaseException)]
+        for failure in failures:
+            if isinstance(failure, WorkerStartError) and failure.environment:
+                raise BridgeError(
+                    ErrorCode.AGENT_ENVIRONMENT, str(failure), python=self.python
+                ) from None
+        if failures and not self._idle:
+            self._load_error = str(failures[0])
 
     async def _start_worker(self) -> AgentWorker:
         worker = AgentWorker(self.tree, self.spec, self.python, self.env)
