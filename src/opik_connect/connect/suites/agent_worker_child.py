@@ -80,6 +80,12 @@ def _real_sdk() -> Any:
     return None if module is None or hasattr(module, "__opik_connect_stand_in__") else module
 
 
+def _tracing_on() -> bool:
+    """The SDK takes `opik_args` only when it traces: a disabled `track` passes it through."""
+    disabled = os.environ.get("OPIK_TRACK_DISABLE", "").strip().lower() in ("1", "true", "yes")
+    return not disabled and _real_sdk() is not None
+
+
 def _load(tree: Path, import_root: Path, module_name: str, function_name: str) -> Any:
     sys.path.insert(0, str(import_root))
     module = importlib.import_module(module_name)
@@ -90,7 +96,7 @@ def _load(tree: Path, import_root: Path, module_name: str, function_name: str) -
 
 
 def _call(function: Any, kwargs: dict[str, Any], trace: Any) -> Any:
-    if trace and _real_sdk() is not None and getattr(function, "opik_tracked", False):
+    if trace and _tracing_on() and getattr(function, "opik_tracked", False):
         kwargs = dict(kwargs, opik_args={"trace": trace})
     result = function(**kwargs)
     if inspect.isawaitable(result):
