@@ -1,9 +1,10 @@
 """A loopback stand-in for Opik's REST API, built from the request shapes of the opik SDK 2.2:
 `POST /v1/private/traces/batch {"traces": [...]}`, `POST /v1/private/spans/batch {"spans": [...]}`,
 `PATCH /v1/private/traces/{id}` and `/spans/{id}`, `GET /v1/private/traces/{id}`,
-`GET /v1/private/spans?trace_id=&page=&size=`. Bodies may be gzipped (the SDK compresses). Auth is
-the SDK's: the API key in `authorization`, the workspace in `Comet-Workspace`. Requests it does not
-model are recorded and answered 204, so the SDK never stalls on them."""
+`GET /v1/private/spans?trace_id=&page=&size=`, and the health ping `GET /is-alive/ping`, which
+must answer 200 or the SDK goes offline and keeps its messages for a later replay. Bodies may be
+gzipped (the SDK compresses). Auth is the SDK's: the API key in `authorization`, the workspace in
+`Comet-Workspace`. Requests it does not model are recorded and answered 204."""
 
 from __future__ import annotations
 
@@ -83,6 +84,8 @@ class OpikStandIn:
         return Handler
 
     def route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Any:
+        if path == "/api/is-alive/ping":
+            return 200, {"healthy": True}
         with self.lock:
             if method == "POST" and path == f"{PREFIX}/traces/batch":
                 for trace in body["traces"]:

@@ -252,10 +252,9 @@ class WorkerPool:
         await self.close()
 
     async def warm(self, count: int = 1) -> None:
-        """Start `count` workers together before any run: an environment that cannot load the
-        agent stops the whole run as AGENT_ENVIRONMENT (exit 2) instead of failing every item,
-        and no run starts while another worker is still importing (the opik SDK's first
-        messages are lost when its process is starved at that moment)."""
+        """Start up to `count` workers together before any run, so an environment that cannot
+        load the agent stops the whole run as AGENT_ENVIRONMENT (exit 2) instead of failing every
+        item, and the SDK imports overlap rather than delay the first runs one by one."""
         count = max(1, min(count, self._size))
         started = await asyncio.gather(
             *(self._start_worker() for _ in range(count)), return_exceptions=True
