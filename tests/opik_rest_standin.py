@@ -4,13 +4,19 @@
 `GET /v1/private/spans?trace_id=&page=&size=`, and the health ping `GET /is-alive/ping`, which
 must answer 200 or the SDK goes offline and keeps its messages for a later replay. Bodies may be
 gzipped (the SDK compresses). Auth is the SDK's: the API key in `authorization`, the workspace in
-`Comet-Workspace`. Requests it does not model are recorded and answered 204."""
+`Comet-Workspace`. Test suites are datasets of type `evaluation_suite`, as the SDK makes them:
+`POST /v1/private/datasets`, `POST /datasets/retrieve {"dataset_name"}`, versions through
+`POST /datasets/{id}/items/changes?override=true {evaluators, execution_policy}` and
+`GET /datasets/{id}/versions`, items through `PUT /datasets/items {dataset_id, items}`,
+`GET /datasets/{id}/items?page&size` and `POST /datasets/items/delete {item_ids}`. Requests it does
+not model are recorded and answered 204."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +33,9 @@ class OpikStandIn:
         self.traces: dict[str, dict[str, Any]] = {}
         self.spans: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.datasets: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, list[dict[str, Any]]] = {}
+        self.items: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.root_url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -86,6 +95,9 @@ class OpikStandIn:
     def route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Any:
         if path == "/api/is-alive/ping":
             return 200, {"healthy": True}
+        if path.startswith(f"{PREFIX}/datasets"):
+            with self.lock:
+                return self._datasets(method, path.removeprefix(f"{PREFIX}/datasets"), query, body)
         with self.lock:
             if method == "POST" and path == f"{PREFIX}/traces/batch":
                 for trace in body["traces"]:
@@ -114,6 +126,41 @@ class OpikStandIn:
                     **{"content": content},
                 }
         return 204, None
+
+    def _datasets(self, method: str, rest: str, query: dict[str, list[str]], body: Any) -> Any:
+        by_name = {d["name"]: d for d in self.datasets.values()}
+        if method == "POST" and rest == "":
+            if body["name"] in by_name:
+                return 409, {"errors": ["already exists"]}
+            dataset_id = str(uuid.uuid4())
+            self.datasets[dataset_id] = {**body, "id": dataset_id}
+            return 201, None
+        if method == "POST" and rest == "/retrieve":
+            found = by_name.get(body["dataset_name"])
+            return (200, found) if found else (404, {"errors": ["Dataset not found"]})
+        if method == "PUT" and rest == "/items":
+            for item in body["items"]:
+                item_id = item.get("id") or str(uuid.uuid4())
+                self.items[item_id] = {**item, "id": item_id, "dataset_id": body["dataset_id"]}
+            return 204, None
+        if method == "POST" and rest == "/items/delete":
+            for item_id in body["item_ids"]:
+                self.items.pop(item_id, None)
+            return 204, None
+        dataset_id, _, tail = rest.removeprefix("/").partition("/")
+        if dataset_id not in self.datasets:
+            return 404, {"errors": ["Dataset not found"]}
+        if method == "POST" and tail == "items/changes" and query.get("override") == ["true"]:
+            self.versions.setdefault(dataset_id, []).insert(0, {**body, "dataset_id": dataset_id})
+            return 200, self.versions[dataset_id][0]
+        if method == "GET" and tail == "versions":
+            content = self.versions.get(dataset_id, [])[: int(query["size"][0])]
+            return 200, {"content": content, "total": len(self.versions.get(dataset_id, []))}
+        if method == "GET" and tail == "items":
+            items = [i for i in self.items.values() if i["dataset_id"] == dataset_id]
+            page, size = int(query["page"][0]), int(query["size"][0])
+            return 200, {"content": items[(page - 1) * size : page * size], "total": len(items)}
+        return 404, {"errors": [f"not modelled: {method} {rest}"]}
 
 
 @contextmanager

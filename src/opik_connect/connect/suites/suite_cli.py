@@ -1,4 +1,4 @@
-"""`opik-connect suite ...`: list, show, run and add suites.
+"""`opik-connect suite ...`: list, show, run, add, pull and push suites.
 
 `suite run` exits 0 when the suite passes, 1 when it fails and 2 when it cannot run (errors
 follow the CLI's convention, cli_errors.py)."""
@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from opik_connect.agent.traces.store import TraceStoreError, parse_trace_document
 from opik_connect.cli_errors import CliError, ConventionGroup, failed, usage_error
-from opik_connect.config import ConfigError
+from opik_connect.config import ConfigError, load_opik_settings
 from opik_connect.connect.suites.assertions import Assertion, describe
 from opik_connect.connect.suites.llm_judge import judge_from_config
 from opik_connect.connect.suites.run_records import latest_record
@@ -32,10 +33,18 @@ from opik_connect.connect.suites.suite_files import (
 )
 from opik_connect.connect.suites.suite_report import header_printer, progress_bar, render_summary
 from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S, run_suite
+from opik_connect.connect.suites.suite_transfer import (
+    OpikSuiteClient,
+    SuiteTransferError,
+    opik_assertions,
+)
 from opik_connect.protocol import BridgeError, ErrorCode
 
+T = TypeVar("T")
+
 suite_app = typer.Typer(
-    cls=ConventionGroup, help="Test suites (.opik/suites/*.yaml): list, show, run, add."
+    cls=ConventionGroup,
+    help="Test suites (.opik/suites/*.yaml): list, show, run, add, pull, push.",
 )
 RootOption = Annotated[
     Path | None,
@@ -177,7 +186,7 @@ def add_command(
     """Add an item built from a trace's input to a suite (created if missing).
 
     The trace is a JSON file (Opik TracePublic, bare or as {"trace", "spans"}) or an id looked up
-    in --traces-dir, then on the Opik server named by OPIK_URL_OVERRIDE.
+    in --traces-dir, then on the Opik server the SDK's settings name (OPIK_*, ~/.opik.config).
     """
     console = Console()
     base = _root(root)
@@ -230,3 +239,53 @@ def _item_from_trace(
         data=data,
         assertions=assertions,
     )
+
+
+@suite_app.command("pull")
+def pull_command(
+    name: str,
+    force: Annotated[bool, typer.Option("--force", help="Replace the local file.")] = False,
+    root: RootOption = None,
+) -> None:
+    """Write the Opik server's test suite NAME into .opik/suites/NAME.yaml."""
+    console = Console()
+    base = _root(root)
+    try:
+        path = suite_path(base, name)
+        if path.is_file() and not force:
+            raise BridgeError(ErrorCode.INVALID_ARGS, f"{path} exists; --force replaces it")
+        suite = asyncio.run(_transfer(lambda client: client.pull(name)))
+        written = save_suite(base, suite)
+    except (BridgeError, ConfigError, SuiteTransferError, OSError) as exc:
+        raise _cannot(exc) from None
+    console.print(f"pulled {len(suite.items)} item(s) into {escape(str(written))}")
+
+
+@suite_app.command("push")
+def push_command(
+    name: str,
+    nl_only: Annotated[
+        bool,
+        typer.Option("--nl-only", help="Leave deterministic assertions out (Opik lacks them)."),
+    ] = False,
+    root: RootOption = None,
+) -> None:
+    """Create or update the test suite NAME on the Opik server from .opik/suites/NAME.yaml."""
+    console = Console()
+    base = _root(root)
+    try:
+        suite, dropped = opik_assertions(load_suite(base, name), nl_only)
+        outcome = asyncio.run(_transfer(lambda client: client.push(suite)))
+    except (BridgeError, ConfigError, SuiteTransferError) as exc:
+        raise _cannot(exc) from None
+    for line in dropped:
+        console.print(f"[yellow]left out[/] {escape(line)}")
+    console.print(f"{outcome} suite [bold]{escape(name)}[/] ({len(suite.items)} item(s)) on Opik")
+
+
+async def _transfer(action: Callable[[OpikSuiteClient], Awaitable[T]]) -> T:
+    client = OpikSuiteClient(load_opik_settings())
+    try:
+        return await action(client)
+    finally:
+        await client.aclose()
