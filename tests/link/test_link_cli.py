@@ -120,6 +120,8 @@ async def test_daemon_starts_shows_connection_and_stops(repo, env, monkeypatch):
         assert f"root      {repo.resolve()}" in text
         assert "files     2 visible" in text
         assert "(embedded)" in text
+        agent = text.split("agent     ", 1)[1].splitlines()[0]
+        assert "python" in agent and "opik" in agent, "the banner names the agent's interpreter"
         pid_files = list((Path(env["OPIK_CONNECT_STATE_DIR"]) / "projects").glob("*/daemon.pid"))
         assert len(pid_files) == 1
         assert stat.S_IMODE(pid_files[0].stat().st_mode) == 0o600

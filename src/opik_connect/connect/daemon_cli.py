@@ -27,6 +27,7 @@ from opik_connect.connect.daemon import (
     Daemon,
 )
 from opik_connect.connect.fixes.daemon_wiring import fix_parts
+from opik_connect.connect.suites.agent_python import agent_line
 from opik_connect.connect.websocket_client import LinkError, LinkState
 from opik_connect.git_runner import find_git_root
 
@@ -166,6 +167,7 @@ async def _announce(daemon: Daemon) -> None:
     console.print(f"  files     {summary.visible_files} visible (branch {branch})")
     console.print(f"  platform  {escape(where)}")
     console.print(f"  ollie     {escape(ollie_setup(daemon.config, os.environ, embedded))}")
+    console.print(f"  agent     {escape(await agent_line(Path(summary.root)))}")
     console.print("  stop with Ctrl-C or `opik-connect stop`")
 
 

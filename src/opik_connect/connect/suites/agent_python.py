@@ -142,3 +142,12 @@ def _environment_error(path: str, source: str, detail: str) -> BridgeError:
         f"the agent's interpreter {path} (from {source}) is unusable: {detail}",
         python=path,
     )
+
+
+async def agent_line(root: Path) -> str:
+    """The daemon banner's line: the interpreter suites will use and whether it has the SDK."""
+    try:
+        agent = await probe_agent_python(root)
+    except BridgeError as exc:
+        return exc.message
+    return f"{agent.path} ({agent.source}); {agent.opik_line}"
