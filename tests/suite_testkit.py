@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -33,11 +34,32 @@ def answer(question: str = "", mode: str = "ok", sleep: float = 0.0, **extra):
 """
 
 
+_BARE_VENV: list[Path] = []
+
+
+def bare_agent_venv(factory: pytest.TempPathFactory) -> Path:
+    """A venv with nothing installed (no opik), made once per session: the agents of these tests
+    run in it, as in a user's own venv, without paying for the real SDK's import."""
+    if not _BARE_VENV:
+        path = factory.mktemp("agent-venv")
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+        _BARE_VENV.append(path)
+    return _BARE_VENV[0]
+
+
 @pytest.fixture
-def suite_env(tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Private state dir, no judge key, no Opik server: every test starts from nothing."""
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
+def suite_env(
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    """Private state dir, no judge key, no Opik server, the agent in a bare venv (the active
+    $VIRTUAL_ENV): every test starts from nothing."""
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE", "OPIK_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPIK_CONFIG_PATH", str(tmp_path / "no-opik.config"))
+    monkeypatch.setenv("VIRTUAL_ENV", str(bare_agent_venv(tmp_path_factory)))
     return tmp_path
 
 

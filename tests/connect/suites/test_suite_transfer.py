@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from opik.evaluation.suite_evaluators.llm_judge import LLMJudge
-from opik.evaluation.suite_evaluators.llm_judge import config as judge_config
 from opik_rest_standin import OpikStandIn, opik_standin
 from suite_testkit import write_suite
 from typer.testing import CliRunner
@@ -45,8 +43,12 @@ def cli(*args: str) -> tuple[int, str]:
 
 
 def test_push_then_pull_round_trips_a_natural_language_suite(
-    tmp_path: Path, opik: OpikStandIn
+    tmp_path: Path, opik: OpikStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # the SDK's judge imports litellm
+    from opik.evaluation.suite_evaluators.llm_judge import LLMJudge
+    from opik.evaluation.suite_evaluators.llm_judge import config as judge_config
+
     here, there = tmp_path / "here", tmp_path / "there"
     write_suite(here, "support", SUITE)
     there.mkdir()
