@@ -238,6 +238,8 @@ class WorkerPool:
         self._slots = asyncio.Semaphore(self._size)
         self._idle: list[AgentWorker] = []
         self._all: set[AgentWorker] = set()
+        self._returned = asyncio.Condition()
+        self._start_cost = 0.0
         self._load_error: str | None = None
 
     async def __aenter__(self) -> WorkerPool:
@@ -251,25 +253,22 @@ class WorkerPool:
     ) -> None:
         await self.close()
 
-    async def warm(self, count: int = 1) -> None:
-        """Start up to `count` workers together before any run, so an environment that cannot
-        load the agent stops the whole run as AGENT_ENVIRONMENT (exit 2) instead of failing every
-        item, and the SDK imports overlap rather than delay the first runs one by one."""
-        count = max(1, min(count, self._size))
-        started = await asyncio.gather(
-            *(self._start_worker() for _ in range(count)), return_exceptions=True
-        )
-        for result in started:
-            if isinstance(result, AgentWorker):
-                self._idle.append(result)
-        failures = [r for r in started if isinstance(r, BaseException)]
-        for failure in failures:
-            if isinstance(failure, WorkerStartError) and failure.environment:
+    async def warm(self) -> None:
+        """Start one worker before any run, so an environment that cannot load the agent stops
+        the whole run as AGENT_ENVIRONMENT (exit 2) instead of failing every item; its start-up
+        time is what a further worker is expected to cost."""
+        started = time.monotonic()
+        try:
+            worker = await self._start_worker()
+        except WorkerStartError as exc:
+            if exc.environment:
                 raise BridgeError(
-                    ErrorCode.AGENT_ENVIRONMENT, str(failure), python=self.python
+                    ErrorCode.AGENT_ENVIRONMENT, str(exc), python=self.python
                 ) from None
-        if failures and not self._idle:
-            self._load_error = str(failures[0])
+            self._load_error = str(exc)
+            return
+        self._start_cost = time.monotonic() - started
+        self._idle.append(worker)
 
     async def _start_worker(self) -> AgentWorker:
         worker = AgentWorker(self.tree, self.spec, self.python, self.env)
@@ -292,7 +291,7 @@ class WorkerPool:
             started = time.monotonic()
             if self._load_error is not None:
                 return CallOutcome(False, None, self._load_error, 0.0)
-            worker = self._idle.pop() if self._idle else None
+            worker = await self._idle_worker()
             if worker is None:
                 try:
                     worker = await self._start_worker()
@@ -302,12 +301,33 @@ class WorkerPool:
             try:
                 outcome = await worker.call(kwargs, self.run_timeout, trace)
             finally:
-                if worker.alive:
-                    self._idle.append(worker)
-                else:
-                    self._all.discard(worker)
+                async with self._returned:
+                    if worker.alive:
+                        self._idle.append(worker)
+                    else:
+                        self._all.discard(worker)
+                    self._returned.notify_all()
+                if not worker.alive:
                     await worker.kill()
             return outcome
+
+    async def _idle_worker(self) -> AgentWorker | None:
+        """An idle worker, waiting for one while starting another would cost more than the wait:
+        a fast agent keeps one warm worker busy instead of paying every worker's start-up (the
+        opik SDK alone takes a second or more to import). None means: start a worker."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._start_cost
+        async with self._returned:
+            while not self._idle:
+                full = len(self._all) >= self._size
+                if not self._all or (not full and loop.time() >= deadline):
+                    return None
+                try:
+                    async with asyncio.timeout(None if full else deadline - loop.time()):
+                        await self._returned.wait()
+                except TimeoutError:
+                    continue
+            return self._idle.pop()
 
     async def close(self) -> None:
         workers, self._all, self._idle = list(self._all), set(), []

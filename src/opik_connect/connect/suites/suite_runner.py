@@ -128,7 +128,7 @@ async def run_suite(
         async with WorkerPool(
             tree, spec, size, run_timeout=run_timeout_s, python=agent.path, env=tracing.env
         ) as pool:
-            await pool.warm(total)
+            await pool.warm()
             gate = asyncio.Semaphore(size)
             per_item = [
                 [run_one(pool, gate, item, i) for i in range(suite.policy_for(item).runs_per_item)]
