@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import ast
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from opik_connect import git_runner
 from opik_connect.config import load_project_config
 from opik_connect.protocol import BridgeError, ErrorCode
 
-GIT_TIMEOUT_S = 30.0
 _TRACK_MODULES = {"opik", "opik.decorator.tracker"}
 _SKIP_DIRS = {
     "__pycache__",
@@ -115,16 +114,13 @@ def python_files(tree: Path) -> list[Path]:
     """Git's view of the tree (tracked, plus untracked files not ignored); every .py file outside
     the usual environment and build directories when the tree is not a git work tree."""
     try:
-        done = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "*.py"],
-            cwd=tree,
-            capture_output=True,
-            timeout=GIT_TIMEOUT_S,
+        listed = git_runner.run(
+            tree, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "*.py"
         )
-    except (OSError, subprocess.TimeoutExpired):
-        done = None
-    if done is not None and done.returncode == 0:
-        names = sorted({n for n in done.stdout.decode("utf-8", "replace").split("\0") if n})
+    except git_runner.GitError:
+        listed = None
+    if listed is not None:
+        names = sorted({n for n in listed.out.decode("utf-8", "replace").split("\0") if n})
         return [tree / name for name in names if (tree / name).is_file()]
     paths: list[Path] = []
     for directory, dirnames, filenames in os.walk(tree):
