@@ -32,16 +32,10 @@ from opik_connect.protocol import (
     AskRequest,
     BridgeError,
     ErrorCode,
-    ListFilesArgs,
-    ListFilesResult,
     ProposalDecided,
     ProposeChangeArgs,
     ProposeChangeResult,
-    ReadFileArgs,
-    ReadFileResult,
     RunSuiteArgs,
-    SearchFilesArgs,
-    SearchFilesResult,
     SuiteRunSummary,
 )
 
@@ -145,7 +139,10 @@ class LiveSession:
 
 
 class RecordingRunner:
-    """The chosen runner as Ollie sees it, recording what Ollie's calls cause in the store."""
+    """The chosen runner as Ollie sees it, recording what Ollie's calls cause in the store.
+
+    Reads pass straight to the inner runner; they cause nothing to record.
+    """
 
     def __init__(self, inner: Runner, store: PlatformStore, session_id: str) -> None:
         self._inner = inner
@@ -154,15 +151,9 @@ class RecordingRunner:
         self.runner_id = inner.runner_id
         self.name = inner.name
         self.project = inner.project
-
-    async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
-        return await self._inner.read_file(args)
-
-    async def list_files(self, args: ListFilesArgs) -> ListFilesResult:
-        return await self._inner.list_files(args)
-
-    async def search_files(self, args: SearchFilesArgs) -> SearchFilesResult:
-        return await self._inner.search_files(args)
+        self.read_file = inner.read_file
+        self.list_files = inner.list_files
+        self.search_files = inner.search_files
 
     async def propose_change(self, args: ProposeChangeArgs) -> ProposeChangeResult:
         result = await self._inner.propose_change(args)
