@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from opik_connect.agent.ollie.events import SessionEvent, to_ask_event
 from opik_connect.agent.ollie.events import SessionStatus as OllieStatus
 from opik_connect.agent.ollie.loop import Ollie
-from opik_connect.agent.ollie.session_request import OllieLimits, OllieRequest
+from opik_connect.agent.ollie.session_request import ASKED_FIELDS, OllieLimits, OllieRequest
 from opik_connect.agent.platform.runner_api import Runner
 from opik_connect.agent.platform.store import PlatformStore, SessionRecord
 from opik_connect.agent.traces.store import TraceStore
@@ -229,10 +229,7 @@ class OllieSessions:
             id=uuid.uuid4().hex[:16],
             runner_id=runner.runner_id,
             runner_name=runner.name,
-            question=request.question,
-            trace_id=request.trace_id,
-            suite=request.suite,
-            case_ids=request.case_ids,
+            **request.model_dump(include=ASKED_FIELDS),
             status="running",
             created_at=now,
             started_at=now,
