@@ -42,16 +42,22 @@ def received(wire: Wire) -> list[EventReceived]:
     return [e for e in wire.from_platform if isinstance(e, EventReceived)]
 
 
-# --- commands: exactly once ---------------------------------------------------------------------
-
-
-def test_a_command_is_run_once_and_its_result_delivered_once() -> None:
+def one_read_done() -> tuple[Wire, str]:
+    """A connected wire on which one ReadFile was run, answered and acked; and its command id."""
     wire = Wire()
     wire.connect()
     command_id = wire.platform.call("ReadFile", read_file("a.py"), wire.clock.now)
     wire.pump()
     wire.run_commands()
     wire.settle()
+    return wire, command_id
+
+
+# --- commands: exactly once ---------------------------------------------------------------------
+
+
+def test_a_command_is_run_once_and_its_result_delivered_once() -> None:
+    wire, command_id = one_read_done()
     [finished] = wire.finished()
     assert (finished.command_id, finished.outcome.result) == (command_id, {"content": "a.py"})
     assert len(wire.daemon.outbox) == 0 and command_id in wire.daemon.done  # acked, cached
@@ -94,12 +100,7 @@ def test_a_command_resent_while_it_runs_attaches_to_it() -> None:
 
 
 def test_an_acked_command_sent_again_is_answered_from_the_cache() -> None:
-    wire = Wire()
-    wire.connect()
-    command_id = wire.platform.call("ReadFile", read_file("a.py"), wire.clock.now)
-    wire.pump()
-    wire.run_commands()
-    wire.settle()
+    wire, command_id = one_read_done()
     assert command_id in wire.daemon.done
     wire.platform.call("ReadFile", read_file("a.py"), wire.clock.now, command_id=command_id)
     wire.settle()
