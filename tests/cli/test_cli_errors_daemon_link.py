@@ -11,20 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_repo import commit_project
 
 pytestmark = pytest.mark.timeout(40)
 
 
 def test_reconnecting_line_gives_the_reason(tmp_path: Path) -> None:
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "a.txt").write_text("a\n")
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "add", "a.txt"], check=True)
-    subprocess.run(
-        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"],
-        check=True,
-    )
+    root = commit_project(tmp_path / "project", {"a.txt": "a\n"})
     with socket.socket() as probe:  # a port nothing listens on once the probe closes
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

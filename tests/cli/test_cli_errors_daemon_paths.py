@@ -11,20 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_repo import commit_project
 
 pytestmark = pytest.mark.timeout(40)
 
 
 def test_daemon_banner_in_a_bracketed_directory(tmp_path: Path) -> None:
     root = tmp_path / "p[" / "x]"  # the path holds "[/x]", a closing tag to rich
-    root.mkdir(parents=True)
-    (root / "a.txt").write_text("a\n")
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "add", "a.txt"], check=True)
-    subprocess.run(
-        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"],
-        check=True,
-    )
+    commit_project(root, {"a.txt": "a\n"})
     env = {**os.environ, "OPIK_CONNECT_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "300"}
     env.pop("ANTHROPIC_API_KEY", None)
     exe = Path(sys.executable).with_name("opik-connect")
