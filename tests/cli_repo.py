@@ -1,8 +1,11 @@
-"""A project committed to a fresh git repo: where the CLI tests run the commands."""
+"""A project committed to a fresh git repo, and the daemon run in it: what CLI tests start from."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 
@@ -18,3 +21,37 @@ def commit_project(root: Path, files: dict[str, str]) -> Path:
         check=True,
     )
     return root
+
+
+def run_daemon_until(
+    root: Path, env: dict[str, str], marker: str, *args: str
+) -> tuple[list[str], str]:
+    """Run `opik-connect *args` in root until a line holds marker (30 s at most), then SIGTERM it.
+
+    Returns the lines read up to the marker, and the rest of the daemon's output.
+    """
+    exe = Path(sys.executable).with_name("opik-connect")
+    proc = subprocess.Popen(
+        [str(exe), *args],
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if marker in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=20)
+    return lines, rest
