@@ -16,7 +16,7 @@ import ssl
 import uuid
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
@@ -80,6 +80,14 @@ class LinkState(StrEnum):
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     STOPPED = "stopped"
+
+
+class SendOptions(TypedDict, total=False):
+    """The keyword options of DaemonLink.send_event, for those who pass them on."""
+
+    event_id: str | None
+    wait_ack: bool
+    ack_timeout_s: float | None
 
 
 class LinkError(Exception):
