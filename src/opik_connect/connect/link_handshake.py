@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection
 
 from opik_connect.link.auth import (
+    HANDSHAKE_TIMEOUT_S,
     FrameSigner,
     PairingRecord,
     connection_id,
@@ -17,7 +18,7 @@ from opik_connect.link.auth import (
     new_nonce,
     sign_hello,
 )
-from opik_connect.link.frames import decode_frame, encode, parse_model
+from opik_connect.link.frames import decode_frame, encode, encode_control, parse_model
 from opik_connect.protocol import (
     CLOSE_AUTH_FAILED,
     BridgeError,
@@ -31,8 +32,6 @@ from opik_connect.protocol import (
     RootSummary,
     Welcome,
 )
-
-HANDSHAKE_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -66,13 +65,7 @@ async def pair(
         project=identity.project,
         activation_key=activation_key,
     )
-    frame = Frame(
-        kind="control",
-        type="PairRequest",
-        id=uuid.uuid4().hex,
-        payload=request.model_dump(mode="json"),
-    )
-    await ws.send(encode(frame))
+    await ws.send(encode_control(uuid.uuid4().hex, request))
     while True:
         reply = decode_frame(await ws.recv())
         if reply.type == "PairPending":

@@ -25,14 +25,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from opik_connect.connect.command_handlers import Handler, run_handler
 from opik_connect.connect.link_handshake import (
-    HANDSHAKE_TIMEOUT_S,
     HandshakeRefused,
     RunnerIdentity,
     hello,
     pair,
 )
 from opik_connect.connect.proposals.command_id import serving
-from opik_connect.link.auth import PairingRecord, PairingStore
+from opik_connect.link.auth import HANDSHAKE_TIMEOUT_S, PairingRecord, PairingStore
 from opik_connect.link.daemon_session import (
     DEFAULT_ACK_STALL_S,
     DEFAULT_OUTBOX_MAX_BYTES,

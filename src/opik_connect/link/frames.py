@@ -50,3 +50,9 @@ def parse_model(model: type[M], payload: dict[str, Any], code: ErrorCode) -> M:
 
 def encode(frame: Frame) -> str:
     return frame.model_dump_json()
+
+
+def encode_control(frame_id: str, payload: BaseModel) -> str:
+    """An unsigned control frame (the handshake's), typed by its payload's model name."""
+    body = payload.model_dump(mode="json")
+    return encode(Frame(kind="control", type=type(payload).__name__, id=frame_id, payload=body))
