@@ -22,14 +22,7 @@ from opik_connect.config import ProjectConfig
 from opik_connect.protocol import AskRequest, ErrorCode
 from tests.ollie_fake_runner import FakeRunner
 
-pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(autouse=True)
-def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shared tmp state dir, and no ambient Anthropic settings."""
-    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_anthropic_env")]
 
 
 def test_no_key_is_a_clear_error_not_an_answer() -> None:

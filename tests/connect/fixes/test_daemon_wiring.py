@@ -30,15 +30,7 @@ from opik_connect.protocol import (
     SuiteResult,
 )
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shared tmp state dir, and no ambient Anthropic settings."""
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    return state_dir
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_anthropic_env")]
 
 
 @dataclass
