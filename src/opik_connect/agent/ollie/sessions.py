@@ -58,7 +58,7 @@ TERMINAL_TYPES = frozenset({"result", "error"})
 
 
 class RunnerDirectory(Protocol):
-    """What sessions need from the platform's registry (agent.platform_server.Platform)."""
+    """What sessions need from the platform's registry (agent.platform.server.Platform)."""
 
     def runners(self) -> list[Any]: ...
 
