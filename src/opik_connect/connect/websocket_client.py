@@ -306,8 +306,6 @@ class DaemonLink:
     def unacked(self) -> int:
         return len(self.session.outbox)
 
-    # --- connection -----------------------------------------------------------------------------
-
     async def _connection(self, ws: ClientConnection) -> None:
         """Pair if needed, authenticate, then move frames until the connection ends."""
         from_store = False
@@ -348,8 +346,6 @@ class DaemonLink:
         self._set_state(LinkState.PAIRING, code)
         if self._on_pair_code is not None:
             self._on_pair_code(code, expires_at)
-
-    # --- commands -------------------------------------------------------------------------------
 
     def _on_event(self, event: LinkEvent) -> None:
         """What the session asks of us."""

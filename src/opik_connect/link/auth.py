@@ -212,9 +212,6 @@ def sign_hello(key: bytes, daemon_nonce: str, id_: str, payload: dict[str, Any])
     return Frame(kind="control", type="Hello", id=id_, seq=0, payload=payload, sig=sig)
 
 
-# --- Pairing records ----------------------------------------------------------------------------
-
-
 class PairingRecord(BaseModel):
     """What both sides keep after pairing; the link key is derived, never stored or sent."""
 

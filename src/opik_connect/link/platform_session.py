@@ -89,8 +89,6 @@ class PlatformSession(LinkSession):
         self._acks.clear()
         self._ack_due = None
 
-    # --- commands -------------------------------------------------------------------------------
-
     def call(
         self,
         type_name: str,
@@ -116,8 +114,6 @@ class PlatformSession(LinkSession):
     def _finish(self, command_id: str, outcome: CommandResult) -> None:
         if self.pending.pop(command_id, None) is not None:
             self._events.append(CommandFinished(command_id, outcome))
-
-    # --- frames ---------------------------------------------------------------------------------
 
     def _on_frame(self, frame: Frame, now: float) -> None:
         if frame.kind == "result":
@@ -156,8 +152,6 @@ class PlatformSession(LinkSession):
         self._acks.append(msg_id)
         if self._ack_due is None:
             self._ack_due = now + ACK_DELAY_S
-
-    # --- time -----------------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
         if self._ack_due is not None and now >= self._ack_due:
