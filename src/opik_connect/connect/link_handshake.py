@@ -18,13 +18,18 @@ from opik_connect.link.auth import (
     new_nonce,
     sign_hello,
 )
-from opik_connect.link.frames import decode_frame, encode, encode_control, parse_model
+from opik_connect.link.frames import (
+    carried_error,
+    decode_frame,
+    encode,
+    encode_control,
+    parse_model,
+)
 from opik_connect.protocol import (
     CLOSE_AUTH_FAILED,
     BridgeError,
     ErrorCode,
     Frame,
-    FrameError,
     Hello,
     Paired,
     PairPending,
@@ -50,7 +55,7 @@ class HandshakeRefused(Exception):
 
     @classmethod
     def from_frame(cls, frame: Frame) -> HandshakeRefused:
-        error = parse_model(FrameError, frame.payload, ErrorCode.MALFORMED_FRAME).error
+        error = carried_error(frame).error
         return cls(f"{error.code}: {error.message}", error.code)
 
 

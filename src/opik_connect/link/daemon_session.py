@@ -23,15 +23,13 @@ from typing import Any
 
 from opik_connect.link.auth import FrameSigner
 from opik_connect.link.caches import ByteBoundedMap
-from opik_connect.link.frames import parse_model
+from opik_connect.link.frames import failed, parse_model
 from opik_connect.link.outbox import Outbox, OutboxEntry
 from opik_connect.link.session import LinkEvent, LinkSession
 from opik_connect.protocol import (
     MAX_FRAME_BYTES,
     Ack,
     BridgeError,
-    CommandResult,
-    ErrorBody,
     ErrorCode,
     Frame,
     Heartbeat,
@@ -96,8 +94,7 @@ class CloseLink(LinkEvent):
 
 def error_result(code: ErrorCode, message: str) -> str:
     """A failed CommandResult as canonical JSON."""
-    body = ErrorBody(code=code, message=message)
-    return canonical_json(CommandResult(ok=False, error=body).model_dump(mode="json"))
+    return canonical_json(failed(code, message).model_dump(mode="json"))
 
 
 class DaemonSession(LinkSession):
