@@ -1,5 +1,8 @@
-"""What the fix-flow tests share: the refund project (an agent that answers 20 dollars where its
-suite wants 10) with the proposal that fixes it, and a standalone platform outliving daemons."""
+"""What the fix-flow tests share: the refund project, its fix, and a standalone platform.
+
+What the fix-flow tests share: the refund project (an agent that answers 20 dollars where its
+suite wants 10) with the proposal that fixes it, and a standalone platform outliving daemons.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Every subcommand follows the one error convention: one `error:` line on stderr, exit 2 for
-usage and environment errors, 1 for a failed outcome, 0 for success."""
+"""Every subcommand follows the one error convention.
+
+Every subcommand follows the one error convention: one `error:` line on stderr, exit 2 for
+usage and environment errors, 1 for a failed outcome, 0 for success.
+"""
 
 from __future__ import annotations
 

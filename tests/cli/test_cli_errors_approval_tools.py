@@ -1,5 +1,8 @@
-"""A $EDITOR or $PAGER that cannot start is reported in the approval prompt, which keeps asking;
-it must not end the prompt (or the daemon and the demo around it)."""
+"""A $EDITOR or $PAGER that cannot start is reported, and the approval prompt keeps asking.
+
+A $EDITOR or $PAGER that cannot start is reported in the approval prompt, which keeps asking;
+it must not end the prompt (or the daemon and the demo around it).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""The daemon serves a project whose path holds brackets: its banner prints the path as is
-instead of failing on it as rich markup."""
+"""The daemon's banner prints a project path holding brackets as is.
+
+The daemon serves a project whose path holds brackets: its banner prints the path as is
+instead of failing on it as rich markup.
+"""
 
 from __future__ import annotations
 

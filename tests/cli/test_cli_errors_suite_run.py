@@ -1,5 +1,8 @@
-"""`opik-connect suite run` says why an entrypoint failed to load, not only that it did, and
-reports an unwritable --json path as one error line."""
+"""`opik-connect suite run` reports load failures and an unwritable --json path clearly.
+
+`opik-connect suite run` says why an entrypoint failed to load, not only that it did, and
+reports an unwritable --json path as one error line.
+"""
 
 from __future__ import annotations
 

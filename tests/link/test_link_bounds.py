@@ -1,6 +1,9 @@
-"""Issue 10 §5: a platform that never acks cannot grow the daemon's memory without bound, and
+"""A platform that never acks cannot grow the daemon's memory without bound.
+
+Issue 10 §5: a platform that never acks cannot grow the daemon's memory without bound, and
 nobody can hold pairing hostage. The outbox and the caches are bounded in bytes; when the outbox
-is full the daemon closes the link with a named reason, and loses no decision."""
+is full the daemon closes the link with a named reason, and loses no decision.
+"""
 
 from __future__ import annotations
 

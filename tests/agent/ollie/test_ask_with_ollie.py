@@ -1,6 +1,9 @@
-"""`ask` end to end: real Ollie (the real SDK against the scripted Messages API), a real daemon on a
+"""`ask` end to end: real Ollie, a real daemon on a tmp git repo, and the embedded platform.
+
+`ask` end to end: real Ollie (the real SDK against the scripted Messages API), a real daemon on a
 tmp git repo serving the sandbox, proposals (ProposalService) and suites, the embedded platform
-with its store and HTTP API. Only the model's turns and the user's "yes" are scripted."""
+with its store and HTTP API. Only the model's turns and the user's "yes" are scripted.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Where Ollie's model, key and base URL come from, the wire form of its events, and the price
-estimate its transcripts carry."""
+"""Ollie's configuration: where its model, key and base URL come from.
+
+Where Ollie's model, key and base URL come from, the wire form of its events, and the price
+estimate its transcripts carry.
+"""
 
 from pathlib import Path
 

@@ -1,6 +1,9 @@
-"""The platform's HTTP API over real HTTP and websockets, on an embedded platform a real daemon
+"""The platform's HTTP API over real HTTP and websockets: auth, streaming, reads, errors.
+
+The platform's HTTP API over real HTTP and websockets, on an embedded platform a real daemon
 connected to. Sessions here run a stand-in driver (Ollie itself is exercised in
-test_ask_with_ollie.py), so these tests pin the API: auth, streaming, reads, errors."""
+test_ask_with_ollie.py), so these tests pin the API: auth, streaming, reads, errors.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""The platform store must give back exactly what it was told, survive reopening, and link a
-decision to its suite runs and fix without double-counting the copies that arrive twice."""
+"""The platform store gives back exactly what it was told, once, across reopening.
+
+The platform store must give back exactly what it was told, survive reopening, and link a
+decision to its suite runs and fix without double-counting the copies that arrive twice.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""The fixes parts on a real daemon with its embedded platform: ProposeChange and RunSuite from
+"""The fixes parts on a real daemon with its embedded platform.
+
+The fixes parts on a real daemon with its embedded platform: ProposeChange and RunSuite from
 the platform's RunnerHandle, decisions from the service, the CLI or --auto-approve, and every suite
-run reaching the platform's store as a SuiteResult."""
+run reaching the platform's store as a SuiteResult.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""The platform's side of the link handshake: PairRequest, ConfirmPairing or Hello, unsigned
-until Hello; whatever cannot be answered closes the connection with a named close code."""
+"""The platform's side of the link handshake: PairRequest, ConfirmPairing or Hello.
+
+Frames are unsigned until Hello; whatever cannot be answered closes the connection with a named
+close code.
+"""
 
 from __future__ import annotations
 
