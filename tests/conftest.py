@@ -17,9 +17,9 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def no_anthropic_env(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shared tmp state dir, and no ambient Anthropic key or base URL."""
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
+def no_ambient_settings(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared tmp state dir, and no ambient Anthropic key, base URL or Opik URL override."""
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
         monkeypatch.delenv(name, raising=False)
     return state_dir
 

@@ -41,16 +41,14 @@ items:
     data: {question: "how much is my refund?"}
     assertions: [{contains: 10 dollars}]
 """
-SUITE_TWO_ITEMS = """\
-name: refunds
-items:
-  - id: c1
-    data: {question: "how much is my refund?"}
-    assertions: [{contains: 10 dollars}]
+SUITE_TWO_ITEMS = (
+    SUITE
+    + """\
   - id: c2
     data: {question: "is there a refund?"}
     assertions: [{contains: "Your refund"}]
 """
+)
 FIX_EDIT = {"path": "agentpkg/agent.py", "old_string": "20 dollars", "new_string": "10 dollars"}
 
 

@@ -20,17 +20,9 @@ from opik_connect.agent.traces.store import TraceStore
 from opik_connect.connect.terminal.ask_client import ask_stream, read_json
 from opik_connect.protocol import AskEvent, AskRequest
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_ambient_settings")]
 
 FINAL = "Cause: answer() hard-codes 20 dollars. Fix: 10 dollars. Evidence: suite refunds passes."
-
-
-@pytest.fixture(autouse=True)
-def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shared tmp state dir, and no ambient Anthropic or Opik settings."""
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
-        monkeypatch.delenv(name, raising=False)
-    return state_dir
 
 
 def script() -> list[dict]:

@@ -30,17 +30,10 @@ from opik_connect.agent.traces.store import TraceStore
 from opik_connect.connect.terminal.ask_client import ask_stream
 from opik_connect.protocol import AskRequest, ProposeChangeArgs
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("no_ambient_settings")]
 TRACE_ID = "tr-refund-amount-1"
 EXAMPLE_TRACE = Path(__file__).resolve().parents[3] / "fixtures" / "example_traces"
 TRACE_FIXTURES = Path(__file__).resolve().parents[2] / "trace_fixtures"
-
-
-@pytest.fixture(autouse=True)
-def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
-        monkeypatch.delenv(name, raising=False)
-    return state_dir
 
 
 def write_trace(directory: Path) -> Path:

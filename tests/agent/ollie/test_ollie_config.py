@@ -25,7 +25,7 @@ from opik_connect.config import ProjectConfig
 from opik_connect.protocol import AskRequest, ErrorCode
 from tests.ollie_fake_runner import FakeRunner
 
-pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_anthropic_env")]
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_ambient_settings")]
 
 
 def test_no_key_is_a_clear_error_not_an_answer() -> None:

@@ -26,14 +26,7 @@ from opik_connect.connect.terminal.approval_prompt import render_proposal
 from opik_connect.connect.terminal.ask_client import ask_stream
 from opik_connect.protocol import AskEvent, AskRequest
 
-pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture(autouse=True)
-def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
-        monkeypatch.delenv(name, raising=False)
-    return state_dir
+pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("no_ambient_settings")]
 
 
 def project(root: Path) -> Path:

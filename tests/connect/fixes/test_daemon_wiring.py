@@ -33,7 +33,7 @@ from opik_connect.protocol import (
     SuiteResult,
 )
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_anthropic_env")]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_ambient_settings")]
 
 
 @dataclass
