@@ -17,6 +17,14 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def no_ambient_settings(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared tmp state dir, and no ambient Anthropic key, base URL or Opik URL override."""
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
+        monkeypatch.delenv(name, raising=False)
+    return state_dir
+
+
+@pytest.fixture
 def repo(tmp_path: Path, state_dir: Path) -> Path:
     """The proposal tests' agent project in a tmp git repo; other trees override `repo`."""
     return make_repo(tmp_path / "repo")

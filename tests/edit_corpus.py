@@ -163,9 +163,6 @@ def _to_tabs(line: str) -> str:
     return "\t" * (spaces // 4) + line[spaces:] if spaces % 4 == 0 else line
 
 
-# --- String-edit kinds --------------------------------------------------------------------------
-
-
 def k_exact(rng, src):
     b = _pick_block(rng, src, lambda _: True)
     return _edit_case("exact", src, {PATH: src.text}, _join(b.old), _join(b.new), _intended(src, b))
@@ -302,9 +299,6 @@ def k_mixed(rng, src):
     return _edit_case("mixed drift", src, {PATH: src.text}, old, new, _intended(src, b))
 
 
-# --- Diff kinds ---------------------------------------------------------------------------------
-
-
 def _diff(src: Source, b: Block) -> list[str]:
     before = src.text.splitlines(keepends=True)
     after = _intended(src, b).splitlines(keepends=True)
@@ -396,9 +390,6 @@ def k_diff_undercount_new(rng, src):
         for x in _diff(src, b)
     ]
     return _diff_case("diff, new count short", src, lines, b)
-
-
-# --- Refusal kinds ------------------------------------------------------------------------------
 
 
 def _refusal(kind: str, src: Source, files: dict[str, str], **proposal) -> Case:

@@ -1,5 +1,8 @@
-"""What the fix-flow tests share: the refund project (an agent that answers 20 dollars where its
-suite wants 10) with the proposal that fixes it, and a standalone platform outliving daemons."""
+"""What the fix-flow tests share: the refund project, its fix, and a standalone platform.
+
+What the fix-flow tests share: the refund project (an agent that answers 20 dollars where its
+suite wants 10) with the proposal that fixes it, and a standalone platform outliving daemons.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from link_testkit import pre_pair_project
-from platform_api_testkit import make_git_repo
+from platform_api_testkit import EmbeddedPlatform, embedded_platform, make_git_repo
 from rich.console import Console
 
+from opik_connect.agent.ollie.session_request import OllieLimits
 from opik_connect.agent.platform.server import Platform, RunnerHandle
 from opik_connect.agent.platform.services import PlatformServices
+from opik_connect.agent.traces.store import TraceStore
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.daemon import Daemon
 from opik_connect.connect.fixes.daemon_wiring import FixParts
@@ -36,6 +41,14 @@ items:
     data: {question: "how much is my refund?"}
     assertions: [{contains: 10 dollars}]
 """
+SUITE_TWO_ITEMS = (
+    SUITE
+    + """\
+  - id: c2
+    data: {question: "is there a refund?"}
+    assertions: [{contains: "Your refund"}]
+"""
+)
 FIX_EDIT = {"path": "agentpkg/agent.py", "old_string": "20 dollars", "new_string": "10 dollars"}
 
 
@@ -100,6 +113,34 @@ async def linked_daemon(
         runner = await platform.wait_runner(daemon.identity.runner_id)
         assert fixes.service is not None
         yield runner, fixes.service
+
+
+@asynccontextmanager
+async def ollie_with_fixes(
+    repo: Path, api_url: str, transcripts: Path, *, traces: TraceStore, limits: OllieLimits
+) -> AsyncIterator[tuple[EmbeddedPlatform, ProposalService]]:
+    """Real Ollie on the embedded platform (its model at api_url), the daemon's fixes parts
+    without a terminal: the platform, and the proposal service a test decides through."""
+    services = PlatformServices(
+        traces=traces,
+        limits=limits,
+        transcript_dir=transcripts,
+        env={"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api_url},
+    )
+    fixes = FixParts(console=Console(file=io.StringIO()), terminal=False, judge=None)
+    async with embedded_platform(repo, services=services, handlers=None, parts=fixes.parts) as p:
+        assert fixes.service is not None
+        yield p, fixes.service
+
+
+async def approve_when_proposed(service: ProposalService) -> str:
+    """The user at the approval prompt: waits for the proposal and says yes."""
+    while not service.pending():
+        service.changed.clear()
+        await service.changed.wait()
+    [record] = service.pending()
+    await service.approve(record.id, by="test")
+    return record.id
 
 
 async def until(check: Callable[[], object], within: float = 10.0) -> None:

@@ -1,5 +1,8 @@
-"""Link sessions joined in memory for the sans-I/O tests: a fake clock, a wire that moves frames
-only when pumped (and can lose them), and the daemon's part played by hand."""
+"""Link sessions joined in memory for the sans-I/O tests.
+
+Link sessions joined in memory for the sans-I/O tests: a fake clock, a wire that moves frames
+only when pumped (and can lose them), and the daemon's part played by hand.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Helpers for the link tests: tiny handlers, a linked platform+daemon, raw peers that misbehave,
-the `opik-connect` CLI in a subprocess."""
+"""Helpers for the link tests: handlers, a linked pair, misbehaving peers, the CLI.
+
+Helpers for the link tests: tiny handlers, a linked platform+daemon, raw peers that misbehave,
+the `opik-connect` CLI in a subprocess.
+"""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from opik_connect.config import ProjectConfig
 from opik_connect.connect.daemon import Daemon, Part
 from opik_connect.connect.terminal.ask_client import PlatformAddress
 from opik_connect.connect.websocket_client import Handler
-from opik_connect.protocol import SuiteRunSummary
+from opik_connect.protocol import ProposalDecided, SuiteRunSummary
 
 
 def make_git_repo(root: Path, files: Mapping[str, str] | None = None) -> Path:
@@ -54,6 +54,13 @@ def suite_run(
         started_at="2026-01-01T00:00:00Z",
         duration_s=0.5,
         judge="none",
+    )
+
+
+def approved(branch: str, commit: str, after: SuiteRunSummary) -> ProposalDecided:
+    """Proposal p1 approved onto `branch`, with the suite run on the fix."""
+    return ProposalDecided(
+        proposal_id="p1", decision="approved", branch=branch, commit=commit, suite_results=[after]
     )
 
 

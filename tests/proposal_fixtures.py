@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pexpect
 from opik_connect.connect.proposals.intake import sandbox_reader
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.sandbox.policy import PathPolicy
+from opik_connect.protocol import FileEdit, ProposeChangeArgs
 
 AGENT_PY = (
     "def answer(question):\n"
@@ -89,3 +91,18 @@ def snapshot(root: Path) -> dict[str, object]:
         "stash": stash_log.read_text() if stash_log.exists() else None,
         "main": git(root, "rev-parse", "refs/heads/main"),
     }
+
+
+def submit_edit(
+    service: ProposalService,
+    title: str,
+    old: str = "'empty'",
+    new: str = "'Please ask.'",
+    *,
+    reason: str = "r",
+    path: str = "agent.py",
+) -> str:
+    """Submit a one-edit proposal (by default: agent.py's empty answer made polite); its id."""
+    edit = FileEdit(path=path, old_string=old, new_string=new)
+    args = ProposeChangeArgs(title=title, reason=reason, edits=[edit])
+    return asyncio.run(service.submit(args)).proposal_id

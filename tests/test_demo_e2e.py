@@ -1,7 +1,10 @@
-"""`opik-connect demo` end to end: the real command in a subprocess, under a pseudo-terminal, with
+"""`opik-connect demo` end to end: the real command under a pseudo-terminal.
+
+`opik-connect demo` end to end: the real command in a subprocess, under a pseudo-terminal, with
 a real `y` keypress at the real approval prompt, in a CI-like environment (no ANTHROPIC_API_KEY,
 so the scripted session and the scripted judge). Everything else is real: git, the embedded
-platform and its SQLite store, the daemon on the websocket, the suite runs in subprocesses."""
+platform and its SQLite store, the daemon on the websocket, the suite runs in subprocesses.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""The demo's example project: its bug is real and visible, the scripted fix fixes it, and the
-committed traces and scripts are exactly what their generators produce from the current files."""
+"""The demo's example project: a real bug, a real fix, and committed files kept in step.
+
+The demo's example project: its bug is real and visible, the scripted fix fixes it, and the
+committed traces and scripts are exactly what their generators produce from the current files.
+"""
 
 from __future__ import annotations
 

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import git as gitpython
 import pytest
-from proposal_fixtures import make_repo, proposal_service
+from proposal_fixtures import make_repo, proposal_service, submit_edit
 from suite_testkit import git as suite_git
 from suite_testkit import make_project, suite_env
 
 from opik_connect import git_runner
 from opik_connect.connect.suites.suite_runner import run_suite
 from opik_connect.git_runner import GitError, NotAGitRepository, find_git_root, run, run_async
-from opik_connect.protocol import FileEdit, ProposeChangeArgs
 
 __all__ = ["suite_env"]
 
@@ -76,12 +75,7 @@ def test_building_and_merging_a_fix_runs_none_of_the_users_hooks(tmp_path: Path)
     repo, marker = make_repo(tmp_path / "repo"), tmp_path / "hooks.log"
     install_hooks(repo, marker)
     service = proposal_service(repo)
-    args = ProposeChangeArgs(
-        title="Polite",
-        reason="because",
-        edits=[FileEdit(path="agent.py", old_string="'empty'", new_string="'Please ask.'")],
-    )
-    proposal = asyncio.run(service.submit(args)).proposal_id
+    proposal = submit_edit(service, "Polite", reason="because")
     record = asyncio.run(service.approve(proposal))
     assert record.status == "applied", record.reason
     service.fixes.merge(record)

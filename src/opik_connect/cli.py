@@ -1,5 +1,7 @@
-"""The `opik-connect` command line. Each group lives beside the code it drives; errors follow
-one convention for every command (cli_errors.py)."""
+"""The `opik-connect` command line, assembled from groups that live beside the code they drive.
+
+Errors follow one convention for every command (cli_errors.py).
+"""
 
 from __future__ import annotations
 

@@ -1,19 +1,20 @@
-"""Every subcommand follows the one error convention: one `error:` line on stderr, exit 2 for
-usage and environment errors, 1 for a failed outcome, 0 for success."""
+"""Every subcommand follows the one error convention.
+
+Every subcommand follows the one error convention: one `error:` line on stderr, exit 2 for
+usage and environment errors, 1 for a failed outcome, 0 for success.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 import typer
-from proposal_fixtures import make_repo, proposal_service
+from proposal_fixtures import make_repo, proposal_service, submit_edit
 from suite_testkit import make_project, suite_env
 from typer.testing import CliRunner
 
 from opik_connect.cli import app
-from opik_connect.protocol import FileEdit, ProposeChangeArgs
 
 __all__ = ["suite_env"]
 pytestmark = pytest.mark.timeout(60)
@@ -145,9 +146,7 @@ def test_refused_decisions_and_merges_exit_1_with_one_line(
     tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_repo(tmp_path / "repo")
-    edit = FileEdit(path="agent.py", old_string="'empty'", new_string="'Please ask.'")
-    args = ProposeChangeArgs(title="Polite", reason="r", edits=[edit])
-    proposal = asyncio.run(proposal_service(repo).submit(args)).proposal_id
+    proposal = submit_edit(proposal_service(repo), "Polite")
     assert invoke(["approve", proposal], repo, monkeypatch)[0] == 0
     code, out, err = invoke(["approve", proposal], repo, monkeypatch)
     assert code == 1 and out == ""

@@ -1,15 +1,15 @@
-"""A $EDITOR or $PAGER that cannot start is reported in the approval prompt, which keeps asking;
-it must not end the prompt (or the daemon and the demo around it)."""
+"""A $EDITOR or $PAGER that cannot start is reported, and the approval prompt keeps asking.
+
+A $EDITOR or $PAGER that cannot start is reported in the approval prompt, which keeps asking;
+it must not end the prompt (or the daemon and the demo around it).
+"""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
-from proposal_fixtures import make_repo, proposal_service, spawn_harness
-
-from opik_connect.protocol import FileEdit, ProposeChangeArgs
+from proposal_fixtures import make_repo, proposal_service, spawn_harness, submit_edit
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -24,13 +24,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_missing_editor_or_pager_keeps_the_prompt(
     repo: Path, tmp_path: Path, key: str, env: str
 ) -> None:
-    service = proposal_service(repo)
-    args = ProposeChangeArgs(
-        title="Editable fix",
-        reason="r",
-        edits=[FileEdit(path="agent.py", old_string="'empty'", new_string="'Please ask.'")],
-    )
-    proposal = asyncio.run(service.submit(args)).proposal_id
+    proposal = submit_edit(proposal_service(repo), "Editable fix")
     missing = str(tmp_path / "no-such-tool")
     child = spawn_harness(
         "approval_prompt_harness.py",
@@ -49,13 +43,7 @@ def test_missing_editor_or_pager_keeps_the_prompt(
 
 def test_refusal_naming_a_bracketed_path_is_shown_literally(repo: Path, tmp_path: Path) -> None:
     """An edited diff naming "a[/x].py" is refused with that name shown, not parsed as markup."""
-    service = proposal_service(repo)
-    args = ProposeChangeArgs(
-        title="Editable fix",
-        reason="r",
-        edits=[FileEdit(path="agent.py", old_string="'empty'", new_string="'Please ask.'")],
-    )
-    proposal = asyncio.run(service.submit(args)).proposal_id
+    proposal = submit_edit(proposal_service(repo), "Editable fix")
     editor = tmp_path / "editor.sh"
     editor.write_text('#!/bin/sh\nsed -i "s|agent\\.py|a[/x].py|g" "$1"\n')
     editor.chmod(0o755)

@@ -1,5 +1,8 @@
-"""`opik-connect ask` prints a failure to reach the platform as one literal line, even when the
-URL holds brackets rich would read as markup."""
+"""`opik-connect ask` prints a failure to reach the platform as one literal line.
+
+`opik-connect ask` prints a failure to reach the platform as one literal line, even when the
+URL holds brackets rich would read as markup.
+"""
 
 from __future__ import annotations
 

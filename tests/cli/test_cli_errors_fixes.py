@@ -1,5 +1,8 @@
-"""`fixes`, `approve` and `reject` report a broken project config or odd input as one error
-line with a non-zero exit, never a traceback."""
+"""`fixes`, `approve` and `reject` report bad config or input as one error line.
+
+`fixes`, `approve` and `reject` report a broken project config or odd input as one error
+line with a non-zero exit, never a traceback.
+"""
 
 from __future__ import annotations
 

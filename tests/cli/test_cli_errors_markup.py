@@ -1,5 +1,8 @@
-"""CLI error lines print brackets literally: a `[tool.opik-connect]` key or a `[/x]` path in a
-message must neither vanish as rich markup nor crash the error report itself."""
+"""CLI error lines print brackets literally.
+
+CLI error lines print brackets literally: a `[tool.opik-connect]` key or a `[/x]` path in a
+message must neither vanish as rich markup nor crash the error report itself.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Ctrl-D at the daemon's `ollie>` prompt says the prompt closed while the daemon keeps running,
-instead of leaving a dead prompt on screen."""
+"""Ctrl-D at the daemon's `ollie>` prompt closes the prompt and says so.
+
+Ctrl-D at the daemon's `ollie>` prompt says the prompt closed while the daemon keeps running,
+instead of leaving a dead prompt on screen.
+"""
 
 from __future__ import annotations
 

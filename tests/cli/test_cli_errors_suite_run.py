@@ -1,12 +1,15 @@
-"""`opik-connect suite run` says why an entrypoint failed to load, not only that it did, and
-reports an unwritable --json path as one error line."""
+"""`opik-connect suite run` reports load failures and an unwritable --json path clearly.
+
+`opik-connect suite run` says why an entrypoint failed to load, not only that it did, and
+reports an unwritable --json path as one error line.
+"""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+from cli_repo import commit_project
 from typer.testing import CliRunner
 
 from opik_connect.connect.suites.suite_cli import suite_app
@@ -19,25 +22,20 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A committed one-item suite whose entrypoint names a function the module lacks."""
     monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    root = tmp_path / "project"
-    (root / "agent").mkdir(parents=True)
-    (root / "agent" / "__init__.py").write_text("")
-    (root / "agent" / "main.py").write_text("def answer(question):\n    return question\n")
-    (root / "pyproject.toml").write_text(
-        '[project]\nname = "p"\n\n[tool.opik-connect]\nentrypoint = "agent.main:missing"\n'
+    return commit_project(
+        tmp_path / "project",
+        {
+            "agent/__init__.py": "",
+            "agent/main.py": "def answer(question):\n    return question\n",
+            "pyproject.toml": (
+                '[project]\nname = "p"\n\n[tool.opik-connect]\nentrypoint = "agent.main:missing"\n'
+            ),
+            ".opik/suites/qa.yaml": (
+                "name: qa\nitems:\n- id: one\n  data: {question: hi}\n"
+                "  assertions: [{contains: hi}]\n"
+            ),
+        },
     )
-    suites = root / ".opik" / "suites"
-    suites.mkdir(parents=True)
-    (suites / "qa.yaml").write_text(
-        "name: qa\nitems:\n- id: one\n  data: {question: hi}\n  assertions: [{contains: hi}]\n"
-    )
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
-    subprocess.run(
-        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"],
-        check=True,
-    )
-    return root
 
 
 def test_entrypoint_load_failure_shows_the_exception(project: Path) -> None:

@@ -1,7 +1,10 @@
-"""A decision reaches the platform exactly once when the daemon cannot deliver it at once: a
+"""A decision the daemon cannot deliver at once reaches the platform exactly once.
+
+A decision reaches the platform exactly once when the daemon cannot deliver it at once: a
 standalone platform (with its store) outlives two daemons on one project. End to end; the case
 of an Ack lost after the platform took the decision is decided by the link sessions and tested
-against them (test_link_session.py)."""
+against them (test_link_session.py).
+"""
 
 from __future__ import annotations
 

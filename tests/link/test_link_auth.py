@@ -53,9 +53,6 @@ from opik_connect.protocol import (
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("state_dir")]
 
 
-# --- primitives ---------------------------------------------------------------------------------
-
-
 def test_hkdf_matches_rfc5869_case_1():
     okm = hkdf_sha256(
         bytes.fromhex("0b" * 22), bytes.fromhex("000102030405060708090a0b0c"),
@@ -153,9 +150,6 @@ def test_url_policy():
         check_url_policy("http://127.0.0.1", insecure=False)
 
 
-# --- platform refuses bad daemons ---------------------------------------------------------------
-
-
 async def _hello_close_code(platform: Platform, record: PairingRecord, key: bytes) -> int:
     async with connect(platform.url) as ws:
         nonce = new_nonce()
@@ -222,9 +216,6 @@ async def test_platform_refuses_unauthenticated_daemon_frames(tamper):
         await raw.ws.close()
 
 
-# --- daemon refuses bad platforms ---------------------------------------------------------------
-
-
 @pytest.mark.parametrize("tamper", ["unsigned", "bad_signature", "replayed_seq"])
 async def test_daemon_refuses_unauthenticated_commands(tamper):
     record = PairingRecord(runner_id="r", activation_key=new_activation_key(), session_id="s")
@@ -267,9 +258,6 @@ async def test_daemon_refuses_unauthenticated_commands(tamper):
     error = FrameError.model_validate(by_kind["error"].payload)
     assert error.error.code == ErrorCode.AUTH_FAILED
     assert handlers.calls == ["ok"]
-
-
-# --- pairing ------------------------------------------------------------------------------------
 
 
 async def test_remote_pairing_confirmed_out_of_band(state_dir):

@@ -1,6 +1,9 @@
-"""Issue 10 §5: a platform that never acks cannot grow the daemon's memory without bound, and
+"""A platform that never acks cannot grow the daemon's memory without bound.
+
+Issue 10 §5: a platform that never acks cannot grow the daemon's memory without bound, and
 nobody can hold pairing hostage. The outbox and the caches are bounded in bytes; when the outbox
-is full the daemon closes the link with a named reason, and loses no decision."""
+is full the daemon closes the link with a named reason, and loses no decision.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +46,16 @@ def fill(wire: Wire, commands: int) -> None:
         wire.settle(lose_to_daemon=never_acked)
 
 
+def reconnect_and_run(wire: Wire, rounds: int) -> None:
+    """Reconnect (the acks flow again), then run what reaches the daemon, `rounds` times over."""
+    wire.drop()
+    wire.connect()
+    wire.settle()
+    for _ in range(rounds):
+        wire.run_commands(big_result())
+        wire.settle()
+
+
 def test_a_platform_that_never_acks_fills_the_outbox_to_its_budget_then_waits() -> None:
     wire = Wire(daemon=DaemonSession(outbox_max_bytes=100 * KIB))
     wire.connect()
@@ -52,12 +65,7 @@ def test_a_platform_that_never_acks_fills_the_outbox_to_its_budget_then_waits() 
     assert len(outbox) == 10 and len(wire.daemon.held) == 20  # the rest wait, not run
     assert not any(isinstance(e, CloseLink) for e in wire.from_daemon)
     # Once acks flow (here after a reconnect), the outbox drains and the held commands run.
-    wire.drop()
-    wire.connect()
-    wire.settle()
-    for _ in range(3):
-        wire.run_commands(big_result())
-        wire.settle()
+    reconnect_and_run(wire, rounds=3)
     assert len(wire.finished()) == 30 and not wire.platform.pending
     assert len(wire.daemon.outbox) == 0 and not wire.daemon.held
 
@@ -69,17 +77,8 @@ def test_commands_past_the_queue_bound_on_a_full_outbox_are_not_even_held() -> N
     assert len(wire.daemon.outbox) == 2 and len(wire.daemon.held) == 3
     assert wire.daemon.outbox.bytes < 20 * KIB + 11 * KIB
     # Nothing is lost: the last command is still pending on the platform and is sent again.
-    wire.drop()
-    wire.connect()
-    wire.settle()
-    for _ in range(3):
-        wire.run_commands(big_result())
-        wire.settle()
-    wire.drop()
-    wire.connect()
-    wire.settle()
-    wire.run_commands(big_result())
-    wire.settle()
+    reconnect_and_run(wire, rounds=3)
+    reconnect_and_run(wire, rounds=1)
     assert len(wire.finished()) == 6 and not wire.platform.pending
 
 

@@ -1,6 +1,9 @@
-"""send_event(wait_ack=True): returns on the platform's Ack, gives up (EventNotAcked) on a timeout
+"""send_event(wait_ack=True) end to end: acked, timed out, refused, delivered once.
+
+send_event(wait_ack=True): returns on the platform's Ack, gives up (EventNotAcked) on a timeout
 or when the link stops, refuses at once (OutboxFull) when the outbox is at its byte budget; a
-stable event id reaches the platform's subscribers once. End to end, over real websockets."""
+stable event id reaches the platform's subscribers once. End to end, over real websockets.
+"""
 
 from __future__ import annotations
 

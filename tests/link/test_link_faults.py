@@ -1,6 +1,9 @@
-"""The link under faults and load, end to end: restarts, drops, bad frames, slow and failing
+"""The link under faults and load, end to end.
+
+The link under faults and load, end to end: restarts, drops, bad frames, slow and failing
 commands. Re-sent commands attaching to a running one or answered from the cache are decided by
-the daemon's session and tested against it (test_link_session.py)."""
+the daemon's session and tested against it (test_link_session.py).
+"""
 
 from __future__ import annotations
 

@@ -42,16 +42,19 @@ def received(wire: Wire) -> list[EventReceived]:
     return [e for e in wire.from_platform if isinstance(e, EventReceived)]
 
 
-# --- commands: exactly once ---------------------------------------------------------------------
-
-
-def test_a_command_is_run_once_and_its_result_delivered_once() -> None:
+def one_read_done() -> tuple[Wire, str]:
+    """A connected wire on which one ReadFile was run, answered and acked; and its command id."""
     wire = Wire()
     wire.connect()
     command_id = wire.platform.call("ReadFile", read_file("a.py"), wire.clock.now)
     wire.pump()
     wire.run_commands()
     wire.settle()
+    return wire, command_id
+
+
+def test_a_command_is_run_once_and_its_result_delivered_once() -> None:
+    wire, command_id = one_read_done()
     [finished] = wire.finished()
     assert (finished.command_id, finished.outcome.result) == (command_id, {"content": "a.py"})
     assert len(wire.daemon.outbox) == 0 and command_id in wire.daemon.done  # acked, cached
@@ -94,12 +97,7 @@ def test_a_command_resent_while_it_runs_attaches_to_it() -> None:
 
 
 def test_an_acked_command_sent_again_is_answered_from_the_cache() -> None:
-    wire = Wire()
-    wire.connect()
-    command_id = wire.platform.call("ReadFile", read_file("a.py"), wire.clock.now)
-    wire.pump()
-    wire.run_commands()
-    wire.settle()
+    wire, command_id = one_read_done()
     assert command_id in wire.daemon.done
     wire.platform.call("ReadFile", read_file("a.py"), wire.clock.now, command_id=command_id)
     wire.settle()
@@ -146,9 +144,6 @@ def test_commands_beyond_the_queue_bound_get_limit_reached() -> None:
     assert finished.command_id == refused
     assert finished.outcome.error is not None
     assert finished.outcome.error.code == ErrorCode.LIMIT_REACHED
-
-
-# --- events: acks and exactly-once decisions ----------------------------------------------------
 
 
 def test_an_event_stays_queued_until_acked_and_is_resent_after_a_drop() -> None:
@@ -198,9 +193,6 @@ def test_events_queued_while_disconnected_go_out_in_order_on_connect() -> None:
     assert len(wire.daemon.outbox) == 0
 
 
-# --- authentication -----------------------------------------------------------------------------
-
-
 def test_a_replayed_or_foreign_command_is_refused_and_not_run() -> None:
     wire = Wire()
     wire.connect()
@@ -229,9 +221,6 @@ def test_a_replayed_event_is_refused_by_the_platform() -> None:
     assert len(received(wire)) == 1
     [error] = [f for f in wire.to_daemon if f.kind == "error"]
     assert FrameError.model_validate(error.payload).error.code == ErrorCode.AUTH_FAILED
-
-
-# --- time ---------------------------------------------------------------------------------------
 
 
 def test_heartbeats_go_out_on_connect_and_every_interval() -> None:
@@ -284,9 +273,6 @@ def test_the_platform_gives_up_on_a_command_after_its_timeout() -> None:
     wire.settle()
     assert len(wire.finished()) == 1 and len(wire.daemon.outbox) == 0
     assert command_id not in wire.platform.pending
-
-
-# --- frames too big -----------------------------------------------------------------------------
 
 
 def test_a_result_too_big_for_a_frame_becomes_limit_reached() -> None:

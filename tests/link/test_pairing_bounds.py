@@ -1,6 +1,9 @@
-"""Issue 10 §5: nobody can block pairing by holding PairRequests open. Waiting pairings are
+"""Nobody can block pairing by holding PairRequests open.
+
+Issue 10 §5: nobody can block pairing by holding PairRequests open. Waiting pairings are
 bounded per source address and in all; the oldest give way, so a real daemon can always pair.
-Over real websockets, from distinct loopback addresses (127.0.0.x)."""
+Over real websockets, from distinct loopback addresses (127.0.0.x).
+"""
 
 from __future__ import annotations
 

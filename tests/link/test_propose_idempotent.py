@@ -1,5 +1,8 @@
-"""ProposeChange is idempotent per command id, across daemon restarts: the journal records the
-command that made each proposal, so a command the platform re-sends gets the same proposal."""
+"""ProposeChange is idempotent per command id, across daemon restarts.
+
+ProposeChange is idempotent per command id, across daemon restarts: the journal records the
+command that made each proposal, so a command the platform re-sends gets the same proposal.
+"""
 
 from __future__ import annotations
 

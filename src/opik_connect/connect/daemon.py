@@ -20,7 +20,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from pydantic import BaseModel
 
@@ -36,6 +36,7 @@ from opik_connect.connect.websocket_client import (
     LinkState,
     PairCodeCallback,
     RunnerIdentity,
+    SendOptions,
     StateCallback,
 )
 from opik_connect.git_runner import GitError
@@ -137,20 +138,12 @@ class Daemon:
         self._closers.append(closer)
 
     async def send_event(
-        self,
-        type_name: str,
-        event: BaseModel,
-        *,
-        event_id: str | None = None,
-        wait_ack: bool = False,
-        ack_timeout_s: float | None = None,
+        self, type_name: str, event: BaseModel, **options: Unpack[SendOptions]
     ) -> str:
         """DaemonLink.send_event: queued until acked; wait_ack=True returns after the Ack."""
         if self.link is None:
             raise RuntimeError("the daemon is not started")
-        return await self.link.send_event(
-            type_name, event, event_id=event_id, wait_ack=wait_ack, ack_timeout_s=ack_timeout_s
-        )
+        return await self.link.send_event(type_name, event, **options)
 
     async def _files_changed(self, batch: FilesChanged) -> None:
         for listener in list(self.file_listeners):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection
 
 from opik_connect.link.auth import (
+    HANDSHAKE_TIMEOUT_S,
     FrameSigner,
     PairingRecord,
     connection_id,
@@ -17,13 +18,18 @@ from opik_connect.link.auth import (
     new_nonce,
     sign_hello,
 )
-from opik_connect.link.frames import decode_frame, encode, parse_model
+from opik_connect.link.frames import (
+    carried_error,
+    decode_frame,
+    encode,
+    encode_control,
+    parse_model,
+)
 from opik_connect.protocol import (
     CLOSE_AUTH_FAILED,
     BridgeError,
     ErrorCode,
     Frame,
-    FrameError,
     Hello,
     Paired,
     PairPending,
@@ -31,8 +37,6 @@ from opik_connect.protocol import (
     RootSummary,
     Welcome,
 )
-
-HANDSHAKE_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class HandshakeRefused(Exception):
 
     @classmethod
     def from_frame(cls, frame: Frame) -> HandshakeRefused:
-        error = parse_model(FrameError, frame.payload, ErrorCode.MALFORMED_FRAME).error
+        error = carried_error(frame).error
         return cls(f"{error.code}: {error.message}", error.code)
 
 
@@ -66,13 +70,7 @@ async def pair(
         project=identity.project,
         activation_key=activation_key,
     )
-    frame = Frame(
-        kind="control",
-        type="PairRequest",
-        id=uuid.uuid4().hex,
-        payload=request.model_dump(mode="json"),
-    )
-    await ws.send(encode(frame))
+    await ws.send(encode_control(uuid.uuid4().hex, request))
     while True:
         reply = decode_frame(await ws.recv())
         if reply.type == "PairPending":

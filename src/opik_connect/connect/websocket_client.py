@@ -16,7 +16,7 @@ import ssl
 import uuid
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
@@ -25,14 +25,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from opik_connect.connect.command_handlers import Handler, run_handler
 from opik_connect.connect.link_handshake import (
-    HANDSHAKE_TIMEOUT_S,
     HandshakeRefused,
     RunnerIdentity,
     hello,
     pair,
 )
 from opik_connect.connect.proposals.command_id import serving
-from opik_connect.link.auth import PairingRecord, PairingStore
+from opik_connect.link.auth import HANDSHAKE_TIMEOUT_S, PairingRecord, PairingStore
 from opik_connect.link.daemon_session import (
     DEFAULT_ACK_STALL_S,
     DEFAULT_OUTBOX_MAX_BYTES,
@@ -80,6 +79,14 @@ class LinkState(StrEnum):
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     STOPPED = "stopped"
+
+
+class SendOptions(TypedDict, total=False):
+    """The keyword options of DaemonLink.send_event, for those who pass them on."""
+
+    event_id: str | None
+    wait_ack: bool
+    ack_timeout_s: float | None
 
 
 class LinkError(Exception):
@@ -299,8 +306,6 @@ class DaemonLink:
     def unacked(self) -> int:
         return len(self.session.outbox)
 
-    # --- connection -----------------------------------------------------------------------------
-
     async def _connection(self, ws: ClientConnection) -> None:
         """Pair if needed, authenticate, then move frames until the connection ends."""
         from_store = False
@@ -341,8 +346,6 @@ class DaemonLink:
         self._set_state(LinkState.PAIRING, code)
         if self._on_pair_code is not None:
             self._on_pair_code(code, expires_at)
-
-    # --- commands -------------------------------------------------------------------------------
 
     def _on_event(self, event: LinkEvent) -> None:
         """What the session asks of us."""

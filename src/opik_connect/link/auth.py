@@ -34,6 +34,8 @@ from opik_connect.protocol import (
 )
 
 HKDF_INFO = b"opik-bridge-v1"
+HANDSHAKE_TIMEOUT_S = 15.0
+"""How long either side of a handshake waits for the other's next frame."""
 PAIRING_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 """No 0/O or 1/I/L: the code is read off one screen and typed into another."""
 
@@ -208,9 +210,6 @@ def sign_hello(key: bytes, daemon_nonce: str, id_: str, payload: dict[str, Any])
     conn = hello_connection_id(daemon_nonce)
     sig = frame_signature(key, conn, "control", "Hello", id_, 0, payload)
     return Frame(kind="control", type="Hello", id=id_, seq=0, payload=payload, sig=sig)
-
-
-# --- Pairing records ----------------------------------------------------------------------------
 
 
 class PairingRecord(BaseModel):

@@ -23,15 +23,13 @@ from typing import Any
 
 from opik_connect.link.auth import FrameSigner
 from opik_connect.link.caches import ByteBoundedMap
-from opik_connect.link.frames import parse_model
+from opik_connect.link.frames import failed, parse_model
 from opik_connect.link.outbox import Outbox, OutboxEntry
 from opik_connect.link.session import LinkEvent, LinkSession
 from opik_connect.protocol import (
     MAX_FRAME_BYTES,
     Ack,
     BridgeError,
-    CommandResult,
-    ErrorBody,
     ErrorCode,
     Frame,
     Heartbeat,
@@ -96,8 +94,7 @@ class CloseLink(LinkEvent):
 
 def error_result(code: ErrorCode, message: str) -> str:
     """A failed CommandResult as canonical JSON."""
-    body = ErrorBody(code=code, message=message)
-    return canonical_json(CommandResult(ok=False, error=body).model_dump(mode="json"))
+    return canonical_json(failed(code, message).model_dump(mode="json"))
 
 
 class DaemonSession(LinkSession):
@@ -133,8 +130,6 @@ class DaemonSession(LinkSession):
         self._last_ack_at = 0.0
         self._closing = False
 
-    # --- connection -----------------------------------------------------------------------------
-
     def connect(self, signer: FrameSigner, heartbeat_interval_s: float, now: float) -> None:
         """Authenticated: beat at once, then re-send everything not yet acked, in order."""
         self._attach(signer)
@@ -149,8 +144,6 @@ class DaemonSession(LinkSession):
         super().disconnect()
         self._next_heartbeat = None
 
-    # --- events ---------------------------------------------------------------------------------
-
     def queue_event(self, event_id: str, type_name: str, payload_json: str) -> bool:
         """Buffer an event until acked; False if this id was acked before (nothing to do).
         Raises OutboxFull when the outbox is at its budget: the caller keeps the event."""
@@ -164,8 +157,6 @@ class DaemonSession(LinkSession):
         self.outbox.put(event_id, entry)
         self._send_entry(event_id, entry)
         return True
-
-    # --- commands -------------------------------------------------------------------------------
 
     def command_started(self, command_id: str, now: float) -> None:
         """Its handler got a worker: the command's timeout counts from here."""
@@ -209,8 +200,6 @@ class DaemonSession(LinkSession):
         entry = OutboxEntry("result", type_name, payload_json)
         self.outbox.put(command_id, entry)
         self._send_entry(command_id, entry)
-
-    # --- frames ---------------------------------------------------------------------------------
 
     def _on_frame(self, frame: Frame, now: float) -> None:
         if frame.kind == "command":
@@ -261,8 +250,6 @@ class DaemonSession(LinkSession):
         if not self.connected or self._closing or not self.outbox.full:
             return None
         return self._last_ack_at + self._ack_stall_s
-
-    # --- time -----------------------------------------------------------------------------------
 
     def _beat(self, now: float) -> None:
         payload = canonical_json(Heartbeat(sent_at=now).model_dump(mode="json"))

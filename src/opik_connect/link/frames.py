@@ -9,7 +9,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from opik_connect.protocol import BridgeError, ErrorCode, Frame
+from opik_connect.protocol import (
+    BridgeError,
+    CommandResult,
+    ErrorBody,
+    ErrorCode,
+    Frame,
+    FrameError,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -50,3 +57,19 @@ def parse_model(model: type[M], payload: dict[str, Any], code: ErrorCode) -> M:
 
 def encode(frame: Frame) -> str:
     return frame.model_dump_json()
+
+
+def failed(code: ErrorCode, message: str) -> CommandResult:
+    """A command's failed outcome, as either end spells it."""
+    return CommandResult(ok=False, error=ErrorBody(code=code, message=message))
+
+
+def carried_error(frame: Frame) -> FrameError:
+    """What an error frame says; one that says it badly is MALFORMED_FRAME."""
+    return parse_model(FrameError, frame.payload, ErrorCode.MALFORMED_FRAME)
+
+
+def encode_control(frame_id: str, payload: BaseModel) -> str:
+    """An unsigned control frame (the handshake's), typed by its payload's model name."""
+    body = payload.model_dump(mode="json")
+    return encode(Frame(kind="control", type=type(payload).__name__, id=frame_id, payload=body))

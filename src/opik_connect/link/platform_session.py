@@ -15,17 +15,15 @@ from pydantic import BaseModel
 
 from opik_connect.link.auth import FrameSigner
 from opik_connect.link.caches import BoundedIds
-from opik_connect.link.frames import parse_model
+from opik_connect.link.frames import carried_error, failed, parse_model
 from opik_connect.link.session import LinkEvent, LinkSession
 from opik_connect.protocol import (
     EVENTS,
     Ack,
     BridgeError,
     CommandResult,
-    ErrorBody,
     ErrorCode,
     Frame,
-    FrameError,
     ProposalDecided,
     canonical_json,
 )
@@ -89,8 +87,6 @@ class PlatformSession(LinkSession):
         self._acks.clear()
         self._ack_due = None
 
-    # --- commands -------------------------------------------------------------------------------
-
     def call(
         self,
         type_name: str,
@@ -117,8 +113,6 @@ class PlatformSession(LinkSession):
         if self.pending.pop(command_id, None) is not None:
             self._events.append(CommandFinished(command_id, outcome))
 
-    # --- frames ---------------------------------------------------------------------------------
-
     def _on_frame(self, frame: Frame, now: float) -> None:
         if frame.kind == "result":
             outcome = parse_model(CommandResult, frame.payload, ErrorCode.MALFORMED_FRAME)
@@ -131,7 +125,7 @@ class PlatformSession(LinkSession):
         elif frame.kind == "event":
             self._on_event(frame, now)
         elif frame.kind == "error":
-            error = parse_model(FrameError, frame.payload, ErrorCode.MALFORMED_FRAME)
+            error = carried_error(frame)
             # A daemon refusing one of our commands (e.g. auth_failed) fails that command.
             self._finish(error.ref or "", CommandResult(ok=False, error=error.error))
         else:
@@ -157,8 +151,6 @@ class PlatformSession(LinkSession):
         if self._ack_due is None:
             self._ack_due = now + ACK_DELAY_S
 
-    # --- time -----------------------------------------------------------------------------------
-
     def tick(self, now: float) -> None:
         if self._ack_due is not None and now >= self._ack_due:
             ids, self._acks, self._ack_due = self._acks, [], None
@@ -166,8 +158,7 @@ class PlatformSession(LinkSession):
         for command_id, pending in list(self.pending.items()):
             if now >= pending.deadline:
                 message = f"no result for {pending.type_name} within {pending.timeout_s:g}s"
-                body = ErrorBody(code=ErrorCode.TIMEOUT, message=message)
-                self._finish(command_id, CommandResult(ok=False, error=body))
+                self._finish(command_id, failed(ErrorCode.TIMEOUT, message))
 
     def next_deadline(self) -> float | None:
         when = self._ack_due

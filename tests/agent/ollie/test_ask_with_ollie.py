@@ -1,39 +1,28 @@
-"""`ask` end to end: real Ollie (the real SDK against the scripted Messages API), a real daemon on a
+"""`ask` end to end: real Ollie, a real daemon on a tmp git repo, and the embedded platform.
+
+`ask` end to end: real Ollie (the real SDK against the scripted Messages API), a real daemon on a
 tmp git repo serving the sandbox, proposals (ProposalService) and suites, the embedded platform
-with its store and HTTP API. Only the model's turns and the user's "yes" are scripted."""
+with its store and HTTP API. Only the model's turns and the user's "yes" are scripted.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import subprocess
 from pathlib import Path
 
 import pytest
-from fix_flow_testkit import FIX_EDIT, make_refund_project
-from platform_api_testkit import embedded_platform
-from rich.console import Console
+from fix_flow_testkit import FIX_EDIT, approve_when_proposed, make_refund_project, ollie_with_fixes
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
 from opik_connect.agent.ollie.session_request import OllieLimits
-from opik_connect.agent.platform.services import PlatformServices
 from opik_connect.agent.traces.store import TraceStore
-from opik_connect.connect.fixes.daemon_wiring import FixParts
-from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.terminal.ask_client import ask_stream, read_json
 from opik_connect.protocol import AskEvent, AskRequest
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_ambient_settings")]
 
 FINAL = "Cause: answer() hard-codes 20 dollars. Fix: 10 dollars. Evidence: suite refunds passes."
-
-
-@pytest.fixture(autouse=True)
-def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shared tmp state dir, and no ambient Anthropic or Opik settings."""
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
-        monkeypatch.delenv(name, raising=False)
-    return state_dir
 
 
 def script() -> list[dict]:
@@ -58,32 +47,14 @@ def script() -> list[dict]:
     ]
 
 
-async def approve_when_proposed(service: ProposalService) -> str:
-    """The user at the approval prompt: waits for the proposal and says yes."""
-    while not service.pending():
-        service.changed.clear()
-        await service.changed.wait()
-    [record] = service.pending()
-    await service.approve(record.id, by="test")
-    return record.id
-
-
 async def test_ask_runs_ollie_on_a_real_daemon_and_records_everything(tmp_path: Path) -> None:
     repo = make_refund_project(tmp_path / "project")
-    quiet = Console(file=io.StringIO())
     with ScriptedMessagesAPI(script()) as api:
-        services = PlatformServices(
-            traces=TraceStore(),
-            limits=OllieLimits(max_turns=8, wall_time_s=50),
-            transcript_dir=tmp_path / "transcripts",
-            env={"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
-        )
-        fixes = FixParts(console=quiet, terminal=False, judge=None)
-        async with embedded_platform(
-            repo, services=services, handlers=None, parts=fixes.parts
-        ) as p:
-            assert fixes.service is not None
-            user = asyncio.create_task(approve_when_proposed(fixes.service))
+        limits = OllieLimits(max_turns=8, wall_time_s=50)
+        async with ollie_with_fixes(
+            repo, api.url, tmp_path / "transcripts", traces=TraceStore(), limits=limits
+        ) as (p, service):
+            user = asyncio.create_task(approve_when_proposed(service))
 
             request = AskRequest(question="Why is the refund answer wrong?", suite="refunds")
             events: list[AskEvent] = [e async for e in ask_stream(p.address, request)]

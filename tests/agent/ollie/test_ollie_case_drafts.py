@@ -5,17 +5,14 @@ the fix, verified with it. A scripted session on a real daemon; the drafting rul
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from fix_flow_testkit import FIX_EDIT, make_refund_project
+from fix_flow_testkit import FIX_EDIT, approve_when_proposed, make_refund_project, ollie_with_fixes
 from ollie_fake_runner import FakeRunner
-from platform_api_testkit import embedded_platform
-from rich.console import Console
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
 from opik_connect.agent.ollie.case_drafts import (
@@ -29,24 +26,14 @@ from opik_connect.agent.ollie.events import SessionEmitter
 from opik_connect.agent.ollie.session_request import OllieLimits
 from opik_connect.agent.ollie.suite_cases import StaticCases
 from opik_connect.agent.ollie.tool_base import SessionSubject, ToolError, ToolState
-from opik_connect.agent.platform.services import PlatformServices
 from opik_connect.agent.traces.store import TraceStore
-from opik_connect.connect.fixes.daemon_wiring import FixParts
-from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.terminal.ask_client import ask_stream
 from opik_connect.protocol import AskRequest, ProposeChangeArgs
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("no_ambient_settings")]
 TRACE_ID = "tr-refund-amount-1"
 EXAMPLE_TRACE = Path(__file__).resolve().parents[3] / "fixtures" / "example_traces"
 TRACE_FIXTURES = Path(__file__).resolve().parents[2] / "trace_fixtures"
-
-
-@pytest.fixture(autouse=True)
-def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
-        monkeypatch.delenv(name, raising=False)
-    return state_dir
 
 
 def write_trace(directory: Path) -> Path:
@@ -62,15 +49,6 @@ def write_trace(directory: Path) -> Path:
     }
     (directory / f"{TRACE_ID}.json").write_text(json.dumps(document))
     return directory
-
-
-async def approve_first(service: ProposalService) -> str:
-    while not service.pending():
-        service.changed.clear()
-        await service.changed.wait()
-    [record] = service.pending()
-    await service.approve(record.id, by="test")
-    return record.id
 
 
 def git(repo: Path, *args: str) -> str:
@@ -104,24 +82,18 @@ async def test_a_drafted_case_ships_on_the_fix_branch_verified_with_the_fix(
         text_turn("Fixed, with a test case.", match=["toolu_propose", "approved"]),
     ]
     with ScriptedMessagesAPI(turns) as api:
-        services = PlatformServices(
-            traces=TraceStore(directory=write_trace(tmp_path / "traces")),
-            limits=OllieLimits(max_turns=6, wall_time_s=80),
-            transcript_dir=tmp_path / "transcripts",
-            env={"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
-        )
-        fixes = FixParts(console=Console(file=io.StringIO()), terminal=False, judge=None)
-        async with embedded_platform(
-            repo, services=services, handlers=None, parts=fixes.parts
-        ) as p:
-            assert fixes.service is not None
-            user = asyncio.create_task(approve_first(fixes.service))
+        traces = TraceStore(directory=write_trace(tmp_path / "traces"))
+        limits = OllieLimits(max_turns=6, wall_time_s=80)
+        async with ollie_with_fixes(
+            repo, api.url, tmp_path / "transcripts", traces=traces, limits=limits
+        ) as (p, service):
+            user = asyncio.create_task(approve_when_proposed(service))
             request = AskRequest(question="Why is the refund wrong?", trace_id=TRACE_ID)
             request = request.model_copy(update={"suite": "refunds"})
             events = [e async for e in ask_stream(p.address, request)]
             proposal_id = await user
             assert api.unmatched == [] and api.remaining == 0
-            record = fixes.service.get(proposal_id)
+            record = service.get(proposal_id)
 
     assert events[-1].data["status"] == "completed"
     assert record.args.test_case_ids == ["refund-amount-from-trace"]

@@ -1,5 +1,8 @@
-"""Where Ollie's model, key and base URL come from, the wire form of its events, and the price
-estimate its transcripts carry."""
+"""Ollie's configuration: where its model, key and base URL come from.
+
+Where Ollie's model, key and base URL come from, the wire form of its events, and the price
+estimate its transcripts carry.
+"""
 
 from pathlib import Path
 
@@ -22,14 +25,7 @@ from opik_connect.config import ProjectConfig
 from opik_connect.protocol import AskRequest, ErrorCode
 from tests.ollie_fake_runner import FakeRunner
 
-pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(autouse=True)
-def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shared tmp state dir, and no ambient Anthropic settings."""
-    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_ambient_settings")]
 
 
 def test_no_key_is_a_clear_error_not_an_answer() -> None:

@@ -1,5 +1,8 @@
-"""Ollie's loop end to end: the real Anthropic SDK against the scripted Messages API, an
-in-memory runner, the fixture traces. Each test asserts both what Ollie did and what it sent."""
+"""Ollie's loop end to end against the scripted Messages API and an in-memory runner.
+
+Ollie's loop end to end: the real Anthropic SDK against the scripted Messages API, an
+in-memory runner, the fixture traces. Each test asserts both what Ollie did and what it sent.
+"""
 
 import asyncio
 import io

@@ -1,6 +1,9 @@
-"""Session bookkeeping: whichever way a session ends it has a status in the store and a final
+"""Session bookkeeping: statuses, the runner chosen, and what Ollie's calls cause.
+
+Session bookkeeping: whichever way a session ends it has a status in the store and a final
 'result' event; the runner is chosen unambiguously; what Ollie's calls cause is recorded with the
-session's id. The runner is the in-memory FakeRunner (the real one is in test_ask_with_ollie.py)."""
+session's id. The runner is the in-memory FakeRunner (the real one is in test_ask_with_ollie.py).
+"""
 
 from __future__ import annotations
 

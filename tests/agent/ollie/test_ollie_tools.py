@@ -1,5 +1,8 @@
-"""Ollie's tools one by one: bridge results and errors pass through as given, tool errors are
-named, test cases come from the suite files (or the caller) with their last results."""
+"""Ollie's tools one by one: results, named errors and test cases.
+
+Ollie's tools one by one: bridge results and errors pass through as given, tool errors are
+named, test cases come from the suite files (or the caller) with their last results.
+"""
 
 import json
 from pathlib import Path

@@ -13,15 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fix_flow_testkit import FIX_EDIT, make_refund_project
-from platform_api_testkit import embedded_platform
+from fix_flow_testkit import FIX_EDIT, SUITE_TWO_ITEMS, make_refund_project, ollie_with_fixes
 from rich.console import Console
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
 from opik_connect.agent.ollie.session_request import OllieLimits
-from opik_connect.agent.platform.services import PlatformServices
 from opik_connect.agent.traces.store import TraceStore
-from opik_connect.connect.fixes.daemon_wiring import FixParts
 from opik_connect.connect.proposals.journal import JournaledProposal
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.suites.run_records import list_records
@@ -29,30 +26,12 @@ from opik_connect.connect.terminal.approval_prompt import render_proposal
 from opik_connect.connect.terminal.ask_client import ask_stream
 from opik_connect.protocol import AskEvent, AskRequest
 
-pytestmark = pytest.mark.timeout(90)
-
-TWO_ITEMS = """\
-name: refunds
-items:
-  - id: c1
-    data: {question: "how much is my refund?"}
-    assertions: [{contains: 10 dollars}]
-  - id: c2
-    data: {question: "is there a refund?"}
-    assertions: [{contains: "Your refund"}]
-"""
-
-
-@pytest.fixture(autouse=True)
-def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPIK_URL_OVERRIDE"):
-        monkeypatch.delenv(name, raising=False)
-    return state_dir
+pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("no_ambient_settings")]
 
 
 def project(root: Path) -> Path:
     repo = make_refund_project(root)
-    (repo / ".opik/suites/refunds.yaml").write_text(TWO_ITEMS)
+    (repo / ".opik/suites/refunds.yaml").write_text(SUITE_TWO_ITEMS)
     subprocess.run(["git", "commit", "-qam", "two items"], cwd=repo, check=True)
     return repo
 
@@ -84,23 +63,16 @@ async def session(
     tmp_path: Path, repo: Path, turns: list[dict], decide: str
 ) -> tuple[list[AskEvent], list[JournaledProposal], ProposalService, ScriptedMessagesAPI]:
     with ScriptedMessagesAPI(turns) as api:
-        services = PlatformServices(
-            traces=TraceStore(),
-            limits=OllieLimits(max_turns=8, wall_time_s=80),
-            transcript_dir=tmp_path / "transcripts",
-            env={"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
-        )
-        fixes = FixParts(console=Console(file=io.StringIO()), terminal=False, judge=None)
-        async with embedded_platform(
-            repo, services=services, handlers=None, parts=fixes.parts
-        ) as p:
-            assert fixes.service is not None
-            user = asyncio.create_task(user_decides(fixes.service, decide))
+        limits = OllieLimits(max_turns=8, wall_time_s=80)
+        async with ollie_with_fixes(
+            repo, api.url, tmp_path / "transcripts", traces=TraceStore(), limits=limits
+        ) as (p, service):
+            user = asyncio.create_task(user_decides(service, decide))
             request = AskRequest(question="Why is the refund answer wrong?", suite="refunds")
             events = [e async for e in ask_stream(p.address, request)]
             shown = await user
             assert api.unmatched == [] and api.remaining == 0
-            return events, shown, fixes.service, api
+            return events, shown, service, api
 
 
 def sent(events: list[AskEvent]) -> list[dict[str, Any]]:

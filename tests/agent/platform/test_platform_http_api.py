@@ -1,6 +1,9 @@
-"""The platform's HTTP API over real HTTP and websockets, on an embedded platform a real daemon
+"""The platform's HTTP API over real HTTP and websockets: auth, streaming, reads, errors.
+
+The platform's HTTP API over real HTTP and websockets, on an embedded platform a real daemon
 connected to. Sessions here run a stand-in driver (Ollie itself is exercised in
-test_ask_with_ollie.py), so these tests pin the API: auth, streaming, reads, errors."""
+test_ask_with_ollie.py), so these tests pin the API: auth, streaming, reads, errors.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from platform_api_testkit import embedded_platform, make_git_repo, suite_run
+from platform_api_testkit import approved, embedded_platform, make_git_repo, suite_run
 from rich.console import Console
 from websockets.asyncio.client import connect
 
@@ -33,7 +36,6 @@ from opik_connect.connect.terminal.ollie_prompt import daemon_asker, ollie_termi
 from opik_connect.protocol import (
     AskEvent,
     AskRequest,
-    ProposalDecided,
     SuiteResult,
 )
 
@@ -169,13 +171,7 @@ async def test_daemon_events_land_in_the_store_and_the_read_endpoints(repo: Path
         before = suite_run("r-before", "failed")
         after = suite_run("r-after", "passed", tree="opik/fix/p1")
         await p.daemon.send_event("SuiteResult", SuiteResult(run=before))
-        decided = ProposalDecided(
-            proposal_id="p1",
-            decision="approved",
-            branch="opik/fix/p1",
-            commit="abc",
-            suite_results=[after],
-        )
+        decided = approved("opik/fix/p1", "abc", after)
         await p.daemon.send_event("ProposalDecided", decided)
         for _ in range(200):
             if await read_json(p.address, "/v1/fixes"):

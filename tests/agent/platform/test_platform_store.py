@@ -1,5 +1,8 @@
-"""The platform store must give back exactly what it was told, survive reopening, and link a
-decision to its suite runs and fix without double-counting the copies that arrive twice."""
+"""The platform store gives back exactly what it was told, once, across reopening.
+
+The platform store must give back exactly what it was told, survive reopening, and link a
+decision to its suite runs and fix without double-counting the copies that arrive twice.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from platform_api_testkit import suite_run
+from platform_api_testkit import approved, suite_run
 
 from opik_connect.agent.platform.store import (
     SCHEMA_VERSION,
@@ -130,13 +133,7 @@ async def test_approved_decision_records_suite_runs_and_fix_once(store: Platform
     await store.record_suite_result("r1", suite_run("before", "failed"), session_id="s1")
     await store.record_proposal("r1", args, result, session_id="s1")
     after = suite_run("after", "passed", tree="opik/fix/p1-round")
-    decided = ProposalDecided(
-        proposal_id="p1",
-        decision="approved",
-        branch="opik/fix/p1-round",
-        commit="abc123",
-        suite_results=[after],
-    )
+    decided = approved("opik/fix/p1-round", "abc123", after)
     # The daemon's event and Ollie's wait both deliver the decision and its suite run.
     await store.record_event("r1", SuiteResult(run=after, proposal_id="p1"))
     await store.record_event("r1", decided)

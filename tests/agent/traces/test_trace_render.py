@@ -1,7 +1,8 @@
 """Golden tests: the text Ollie reads for a trace must stay stable, compact and honest about clips.
 
-Regenerate after an intended change with `UPDATE_GOLDEN=1 pytest tests/test_trace_render.py`,
-then review the diff of tests/golden/.
+Regenerate after an intended change with
+`UPDATE_GOLDEN=1 pytest tests/agent/traces/test_trace_render.py`, then review the diff of
+tests/golden/.
 """
 
 import os

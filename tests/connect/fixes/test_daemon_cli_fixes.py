@@ -1,6 +1,9 @@
-"""`opik-connect` as a user runs it without a terminal: a proposal from the platform shows in its
+"""`opik-connect` without a terminal: a proposal waits, `approve` in another process decides.
+
+`opik-connect` as a user runs it without a terminal: a proposal from the platform shows in its
 output and waits; `opik-connect approve ID` in another process decides it; the daemon reruns the
-suite on the fix branch, tells the platform and shows the decision. Real subprocesses."""
+suite on the fix branch, tells the platform and shows the decision. Real subprocesses.
+"""
 
 from __future__ import annotations
 

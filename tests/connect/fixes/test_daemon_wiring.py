@@ -1,6 +1,9 @@
-"""The fixes parts on a real daemon with its embedded platform: ProposeChange and RunSuite from
+"""The fixes parts on a real daemon with its embedded platform.
+
+The fixes parts on a real daemon with its embedded platform: ProposeChange and RunSuite from
 the platform's RunnerHandle, decisions from the service, the CLI or --auto-approve, and every suite
-run reaching the platform's store as a SuiteResult."""
+run reaching the platform's store as a SuiteResult.
+"""
 
 from __future__ import annotations
 
@@ -30,15 +33,7 @@ from opik_connect.protocol import (
     SuiteResult,
 )
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def state_dir(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shared tmp state dir, and no ambient Anthropic settings."""
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    return state_dir
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_ambient_settings")]
 
 
 @dataclass

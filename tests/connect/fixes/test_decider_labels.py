@@ -1,5 +1,8 @@
-"""`fixes show` names who decided truly: the daemon's terminal prompt for both its approvals and
-its rejections, the CLI command by name, and --auto-approve."""
+"""`fixes show` names who decided: the terminal, the CLI command, or --auto-approve.
+
+`fixes show` names who decided truly: the daemon's terminal prompt for both its approvals and
+its rejections, the CLI command by name, and --auto-approve.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""The shipped commands together: `opik-connect` (daemon + embedded platform) in a project, and
+"""The shipped commands together: the daemon in a project and `ask` in another process.
+
+The shipped commands together: `opik-connect` (daemon + embedded platform) in a project, and
 `opik-connect ask` in another process, which finds it through the run file. Ollie answers through
-the scripted Messages API; without a key it refuses with the instructions."""
+the scripted Messages API; without a key it refuses with the instructions.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""The daemon's banner says how Ollie is set up (model, endpoint, key set or not, never the key),
-so a missing key shows at start and not at the first `ask`."""
+"""The daemon's banner says how Ollie is set up, never the key.
+
+The daemon's banner says how Ollie is set up (model, endpoint, key set or not, never the key),
+so a missing key shows at start and not at the first `ask`.
+"""
 
 from __future__ import annotations
 

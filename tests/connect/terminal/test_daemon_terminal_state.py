@@ -1,5 +1,8 @@
-"""The link state the daemon's terminal shows, as a user sees it: `opik-connect --platform URL`
-in a real subprocess, against a pre-paired platform this test stops and starts on the same port."""
+"""The link state the daemon's terminal shows, as a user sees it.
+
+The link state the daemon's terminal shows, as a user sees it: `opik-connect --platform URL`
+in a real subprocess, against a pre-paired platform this test stops and starts on the same port.
+"""
 
 from __future__ import annotations
 

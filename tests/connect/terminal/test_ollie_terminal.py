@@ -1,6 +1,9 @@
-"""The `ollie>` prompt: context commands shape the request, and a waiting proposal always gets the
+"""The `ollie>` prompt: context commands, and a waiting proposal taking the terminal first.
+
+The `ollie>` prompt: context commands shape the request, and a waiting proposal always gets the
 terminal first (from a waiting read or a streaming session) with type-ahead dropped. Input comes
-through a real pipe, read by the same add_reader code the daemon uses on its tty."""
+through a real pipe, read by the same add_reader code the daemon uses on its tty.
+"""
 
 from __future__ import annotations
 

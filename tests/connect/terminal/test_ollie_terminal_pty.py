@@ -9,7 +9,17 @@ import pexpect
 import pytest
 from proposal_fixtures import proposal_service, spawn_harness
 
+from opik_connect.connect.proposals.journal import JournaledProposal
+
 pytestmark = pytest.mark.timeout(60)
+
+
+def end_session(child: pexpect.spawn, repo: Path) -> list[JournaledProposal]:
+    """End the prompt with EOF, wait for the harness to exit; the proposals it left."""
+    child.sendeof()
+    child.expect("PROMPT DONE")
+    child.expect(pexpect.EOF)
+    return proposal_service(repo).journal.all()
 
 
 def test_question_proposal_approval_and_back_to_the_prompt(repo: Path, tmp_path: Path) -> None:
@@ -27,10 +37,7 @@ def test_question_proposal_approval_and_back_to_the_prompt(repo: Path, tmp_path:
     child.expect("decision: .*approved")
     child.expect("session s1 completed")
     child.expect("ollie> ")
-    child.sendeof()
-    child.expect("PROMPT DONE")
-    child.expect(pexpect.EOF)
-    [record] = proposal_service(repo).journal.all()
+    [record] = end_session(child, repo)
     assert record.status == "applied"
     assert "why so curt?" in record.args.reason
 
@@ -62,8 +69,5 @@ def test_a_proposal_notice_gets_its_own_line_and_the_prompt_is_redrawn(
     child.send("y")
     child.expect("Approved")
     child.expect("ollie> ")
-    child.sendeof()
-    child.expect("PROMPT DONE")
-    child.expect(pexpect.EOF)
-    [record] = proposal_service(repo).journal.all()
+    [record] = end_session(child, repo)
     assert (record.args.title, record.status) == ("Arrived at the prompt", "applied")

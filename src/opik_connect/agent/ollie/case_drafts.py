@@ -21,19 +21,18 @@ from typing import Any
 import yaml
 from pydantic import Field
 
+from opik_connect.agent.ollie.span_tools import session_trace
+from opik_connect.agent.ollie.suite_cases import read_whole_file
 from opik_connect.agent.ollie.tool_base import ToolError, ToolErrorCode, ToolInput, ToolState
-from opik_connect.agent.traces.store import TraceNotFound, TraceStoreError, TraceWithSpans
 from opik_connect.connect.suites.suite_files import SUITES_DIR, parse_suite_text
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
     FileEdit,
     ProposeChangeArgs,
-    ReadFileArgs,
 )
 
 ITEM_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
-READ_PAGE_LINES = 10_000
 MIN_ECHO_CHARS = 3
 """An output value shorter than this is too common to be an identifier echoed from the input."""
 
@@ -100,7 +99,7 @@ async def draft_test_case(state: ToolState, args: DraftTestCaseInput) -> str:
         )
     if not [text for text in args.assertions if text.strip()]:
         raise ToolError(ToolErrorCode.TOOL_FAILED, "give at least one natural-language assertion")
-    record = await _trace(state, args.trace_id)
+    record = await session_trace(state, args.trace_id)
     trace = record.trace
     data = trace.input if isinstance(trace.input, dict) else {"input": trace.input}
     assertions: list[Any] = [*args.assertions]
@@ -130,38 +129,14 @@ async def draft_test_case(state: ToolState, args: DraftTestCaseInput) -> str:
     return json.dumps(body, ensure_ascii=False, default=str)
 
 
-async def _trace(state: ToolState, trace_id: str | None) -> TraceWithSpans:
-    trace_id = trace_id or state.subject.trace_id
-    if not trace_id:
-        raise ToolError(ToolErrorCode.NO_TRACE, "this session has no trace; pass trace_id")
-    try:
-        return await state.traces.get(trace_id)
-    except TraceNotFound as exc:
-        raise ToolError(ToolErrorCode.TRACE_NOT_FOUND, str(exc), trace_id=trace_id) from exc
-    except TraceStoreError as exc:
-        raise ToolError(ToolErrorCode.TRACE_UNAVAILABLE, str(exc), trace_id=trace_id) from exc
-
-
 async def read_text(state: ToolState, path: str) -> str | None:
     """The file's text through the runner's ReadFile, all pages; None when it does not exist."""
-    parts: list[str] = []
-    offset = 0
-    while True:
-        try:
-            result = await state.runner.read_file(
-                ReadFileArgs(path=path, offset=offset, limit=READ_PAGE_LINES)
-            )
-        except BridgeError as exc:
-            if exc.code is ErrorCode.FILE_NOT_FOUND:
-                return None
-            raise
-        lines = result.content.splitlines(keepends=True)
-        parts.append(result.content)
-        if result.content and not result.content.endswith("\n"):
-            parts.append("\n")
-        offset += len(lines)
-        if not result.truncated or not lines:
-            return "".join(parts)
+    try:
+        return await read_whole_file(state.runner, path)
+    except BridgeError as exc:
+        if exc.code is ErrorCode.FILE_NOT_FOUND:
+            return None
+        raise
 
 
 def _dump(value: Any) -> str:

@@ -21,7 +21,7 @@ from opik_connect.agent.ollie.events import (
 )
 from opik_connect.agent.ollie.model_client import ModelReply
 from opik_connect.agent.ollie.model_prices import estimate_cost, price_for
-from opik_connect.agent.ollie.session_request import OllieLimits, OllieRequest
+from opik_connect.agent.ollie.session_request import ASKED_FIELDS, OllieLimits, OllieRequest
 from opik_connect.agent.ollie.transcript import COST_NOTE, TranscriptWriter, transcript_path
 
 TRANSCRIPT_EVENTS = {"proposal_sent", "decision_received", "suite_ran"}
@@ -54,25 +54,17 @@ class SessionLog:
             await self._on_event(event)
 
     async def started(self, request: OllieRequest, limits: OllieLimits) -> None:
+        asked = request.model_dump(include=ASKED_FIELDS)
         self.transcript.write(
             "session_started",
             session_id=self.session_id,
             model=self.model,
-            question=request.question,
-            trace_id=request.trace_id,
-            suite=request.suite,
-            case_ids=request.case_ids,
+            **asked,
             limits=limits.model_dump(),
             at=time.time(),
         )
         await self.emitter.emit(
-            SessionStarted,
-            question=request.question,
-            trace_id=request.trace_id,
-            suite=request.suite,
-            case_ids=request.case_ids,
-            model=self.model,
-            transcript_path=str(self.path),
+            SessionStarted, **asked, model=self.model, transcript_path=str(self.path)
         )
 
     def message(self, turn: int, role: str, content: list[dict[str, Any]]) -> None:

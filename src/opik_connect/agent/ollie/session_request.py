@@ -14,6 +14,8 @@ NO_KEY_MESSAGE = (
     "Anthropic-compatible server), then ask again. The model comes from `model` under "
     "[tool.opik-connect] in pyproject.toml."
 )
+ASKED_FIELDS = frozenset({"question", "trace_id", "suite", "case_ids"})
+"""What a session was asked: requests, session records and SessionStarted all carry these."""
 
 
 class MissingAPIKey(BridgeError):

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from opik_connect.agent.ollie.events import SessionEvent, to_ask_event
 from opik_connect.agent.ollie.events import SessionStatus as OllieStatus
 from opik_connect.agent.ollie.loop import Ollie
-from opik_connect.agent.ollie.session_request import OllieLimits, OllieRequest
+from opik_connect.agent.ollie.session_request import ASKED_FIELDS, OllieLimits, OllieRequest
 from opik_connect.agent.platform.runner_api import Runner
 from opik_connect.agent.platform.store import PlatformStore, SessionRecord
 from opik_connect.agent.traces.store import TraceStore
@@ -32,16 +32,10 @@ from opik_connect.protocol import (
     AskRequest,
     BridgeError,
     ErrorCode,
-    ListFilesArgs,
-    ListFilesResult,
     ProposalDecided,
     ProposeChangeArgs,
     ProposeChangeResult,
-    ReadFileArgs,
-    ReadFileResult,
     RunSuiteArgs,
-    SearchFilesArgs,
-    SearchFilesResult,
     SuiteRunSummary,
 )
 
@@ -64,7 +58,7 @@ TERMINAL_TYPES = frozenset({"result", "error"})
 
 
 class RunnerDirectory(Protocol):
-    """What sessions need from the platform's registry (agent.platform_server.Platform)."""
+    """What sessions need from the platform's registry (agent.platform.server.Platform)."""
 
     def runners(self) -> list[Any]: ...
 
@@ -145,7 +139,10 @@ class LiveSession:
 
 
 class RecordingRunner:
-    """The chosen runner as Ollie sees it, recording what Ollie's calls cause in the store."""
+    """The chosen runner as Ollie sees it, recording what Ollie's calls cause in the store.
+
+    Reads pass straight to the inner runner; they cause nothing to record.
+    """
 
     def __init__(self, inner: Runner, store: PlatformStore, session_id: str) -> None:
         self._inner = inner
@@ -154,15 +151,9 @@ class RecordingRunner:
         self.runner_id = inner.runner_id
         self.name = inner.name
         self.project = inner.project
-
-    async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
-        return await self._inner.read_file(args)
-
-    async def list_files(self, args: ListFilesArgs) -> ListFilesResult:
-        return await self._inner.list_files(args)
-
-    async def search_files(self, args: SearchFilesArgs) -> SearchFilesResult:
-        return await self._inner.search_files(args)
+        self.read_file = inner.read_file
+        self.list_files = inner.list_files
+        self.search_files = inner.search_files
 
     async def propose_change(self, args: ProposeChangeArgs) -> ProposeChangeResult:
         result = await self._inner.propose_change(args)
@@ -238,10 +229,7 @@ class OllieSessions:
             id=uuid.uuid4().hex[:16],
             runner_id=runner.runner_id,
             runner_name=runner.name,
-            question=request.question,
-            trace_id=request.trace_id,
-            suite=request.suite,
-            case_ids=request.case_ids,
+            **request.model_dump(include=ASKED_FIELDS),
             status="running",
             created_at=now,
             started_at=now,

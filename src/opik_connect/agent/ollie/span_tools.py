@@ -18,7 +18,8 @@ class GetSpanInput(ToolInput):
     trace_id: str | None = Field(None, description="Defaults to the session's trace.")
 
 
-async def _trace(state: ToolState, trace_id: str | None) -> TraceWithSpans:
+async def session_trace(state: ToolState, trace_id: str | None) -> TraceWithSpans:
+    """The named trace, or the session's; each way it can be missing is a named ToolError."""
     trace_id = trace_id or state.subject.trace_id
     if not trace_id:
         raise ToolError(ToolErrorCode.NO_TRACE, "this session has no trace; pass trace_id")
@@ -31,11 +32,11 @@ async def _trace(state: ToolState, trace_id: str | None) -> TraceWithSpans:
 
 
 async def get_trace(state: ToolState, args: GetTraceInput) -> str:
-    return render_trace(await _trace(state, args.trace_id))
+    return render_trace(await session_trace(state, args.trace_id))
 
 
 async def get_span(state: ToolState, args: GetSpanInput) -> str:
-    record = await _trace(state, args.trace_id)
+    record = await session_trace(state, args.trace_id)
     span = record.span(args.span_id)
     if span is None:
         raise ToolError(

@@ -85,7 +85,7 @@ class RunnerSuiteCases:
 
     async def _load(self, name: str) -> list[TestCase]:
         path = f"{SUITES_DIR.as_posix()}/{name}.yaml"
-        text = await self._read_all(path)
+        text = await read_whole_file(self.runner, path)
         suite = parse_suite_text(text, Path(path), default_name=name)
         cases = []
         for item in suite.items:
@@ -103,20 +103,22 @@ class RunnerSuiteCases:
             )
         return cases
 
-    async def _read_all(self, path: str) -> str:
-        parts: list[str] = []
-        offset = 0
-        while True:
-            result = await self.runner.read_file(
-                ReadFileArgs(path=path, offset=offset, limit=READ_PAGE_LINES)
-            )
-            lines = result.content.splitlines(keepends=True)
-            parts.append(result.content)
-            if result.content and not result.content.endswith("\n"):
-                parts.append("\n")
-            offset += len(lines)
-            if not result.truncated or not lines:
-                return "".join(parts)
+
+async def read_whole_file(runner: Runner, path: str) -> str:
+    """A file's whole text through the runner's ReadFile, page by page."""
+    parts: list[str] = []
+    offset = 0
+    while True:
+        result = await runner.read_file(
+            ReadFileArgs(path=path, offset=offset, limit=READ_PAGE_LINES)
+        )
+        lines = result.content.splitlines(keepends=True)
+        parts.append(result.content)
+        if result.content and not result.content.endswith("\n"):
+            parts.append("\n")
+        offset += len(lines)
+        if not result.truncated or not lines:
+            return "".join(parts)
 
 
 class LastResults:

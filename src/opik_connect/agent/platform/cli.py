@@ -30,11 +30,10 @@ from opik_connect.agent.platform.services import platform_services_part
 from opik_connect.cli_errors import ConventionGroup, environment_error, failed, usage_error
 from opik_connect.config import user_state_dir
 from opik_connect.link.auth import PairingStore
-from opik_connect.link.frames import decode_frame, encode
+from opik_connect.link.frames import decode_frame, encode_control
 from opik_connect.private_files import write_private_json
 from opik_connect.protocol import (
     ConfirmPairing,
-    Frame,
     FrameError,
     PairingConfirmed,
     PairRequest,
@@ -175,10 +174,9 @@ async def confirm_on_running_platform(code: str, run_file: Path | None = None) -
 
 
 async def confirm_pairing_remote(url: str, token: str, code: str) -> PairingConfirmed:
-    body = ConfirmPairing(code=code, token=token).model_dump()
-    frame = Frame(kind="control", type="ConfirmPairing", id=uuid.uuid4().hex, payload=body)
+    confirm = ConfirmPairing(code=code, token=token)
     async with asyncio.timeout(10), connect(url) as ws:
-        await ws.send(encode(frame))
+        await ws.send(encode_control(uuid.uuid4().hex, confirm))
         reply = decode_frame(await ws.recv())
     if reply.type == "PairingConfirmed":
         return PairingConfirmed.model_validate(reply.payload)

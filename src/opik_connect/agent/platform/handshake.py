@@ -1,5 +1,8 @@
-"""The platform's side of the link handshake: PairRequest, ConfirmPairing or Hello, unsigned
-until Hello; whatever cannot be answered closes the connection with a named close code."""
+"""The platform's side of the link handshake: PairRequest, ConfirmPairing or Hello.
+
+Frames are unsigned until Hello; whatever cannot be answered closes the connection with a named
+close code.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from websockets.protocol import State
 
 from opik_connect.agent.platform.pairing import PairingDesk, PendingPairing
 from opik_connect.link.auth import (
+    HANDSHAKE_TIMEOUT_S,
     FrameSigner,
     check_signature,
     connection_id,
@@ -23,7 +27,7 @@ from opik_connect.link.auth import (
     new_nonce,
 )
 from opik_connect.link.caches import BoundedIds
-from opik_connect.link.frames import decode_frame, encode, parse_model
+from opik_connect.link.frames import decode_frame, encode, encode_control, parse_model
 from opik_connect.link.platform_session import SEEN_CACHE_SIZE
 from opik_connect.protocol import (
     CLOSE_AUTH_FAILED,
@@ -41,7 +45,6 @@ from opik_connect.protocol import (
     Welcome,
 )
 
-HANDSHAKE_TIMEOUT_S = 15.0
 CLOSE_TRY_AGAIN_LATER = 1013
 """RFC 6455 'try again later': too many pairings are waiting for an operator."""
 
@@ -117,11 +120,7 @@ class Handshake:
         self, ws: ServerConnection, frame: Frame, request: PairRequest, pending: PendingPairing
     ) -> bool:
         reply = PairPending(code=pending.code, expires_at=pending.expires_at)
-        await ws.send(
-            encode(
-                Frame(kind="control", type="PairPending", id=frame.id, payload=reply.model_dump())
-            )
-        )
+        await ws.send(encode_control(frame.id, reply))
         if self._on_pair_request is not None:
             self._on_pair_request(request)
         closed = asyncio.ensure_future(ws.wait_closed())
@@ -145,8 +144,7 @@ class Handshake:
                 exc = BridgeError(ErrorCode.NOT_PAIRED, "pairing code expired")
                 await refuse(ws, exc, frame.id, CLOSE_AUTH_FAILED)
             return False
-        paired = Paired(session_id=pending.confirmed.result()).model_dump()
-        await ws.send(encode(Frame(kind="control", type="Paired", id=frame.id, payload=paired)))
+        await ws.send(encode_control(frame.id, Paired(session_id=pending.confirmed.result())))
         return True
 
     async def _operator_confirm(self, ws: ServerConnection, frame: Frame) -> None:
@@ -158,10 +156,7 @@ class Handshake:
         except BridgeError as exc:
             await refuse(ws, exc, frame.id, CLOSE_AUTH_FAILED)
             return
-        reply = Frame(
-            kind="control", type="PairingConfirmed", id=frame.id, payload=confirmed.model_dump()
-        )
-        await ws.send(encode(reply))
+        await ws.send(encode_control(frame.id, confirmed))
         await ws.close()
 
     async def _hello(self, ws: ServerConnection, frame: Frame) -> Accepted | None:

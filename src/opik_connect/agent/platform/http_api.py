@@ -92,8 +92,6 @@ class PlatformHttpApi:
             return False
         return hmac.compare_digest(presented.strip().encode(), self._token)
 
-    # --- hook 1: every request, before the websocket handshake ---------------------------------
-
     async def process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
@@ -135,8 +133,6 @@ class PlatformHttpApi:
     def _is_websocket_path(self, path: str) -> bool:
         return path == ASK_PATH or (path.startswith(FOLLOW_PREFIX) and path.endswith(FOLLOW_SUFFIX))
 
-    # --- hook 2: websocket connections ----------------------------------------------------------
-
     async def handle_websocket(self, connection: ServerConnection) -> bool:
         """Serve /v1/ask and /v1/sessions/{id}/stream; False for any other path (the link's)."""
         assert connection.request is not None
@@ -177,8 +173,6 @@ class PlatformHttpApi:
             await _send_error(connection, session_id, body)
             return
         await _relay(connection, live)
-
-    # --- reads ----------------------------------------------------------------------------------
 
     async def _read(self, path: str, query: dict[str, list[str]]) -> Any:
         route = self._routes.get(path.rstrip("/"))

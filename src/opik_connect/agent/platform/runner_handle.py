@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pydantic import BaseModel
 from websockets.asyncio.server import ServerConnection
 
+from opik_connect.agent.platform.runner_api import CommandCalls
 from opik_connect.link.auth import FrameSigner
 from opik_connect.link.caches import BoundedIds
 from opik_connect.link.driver import SessionDriver
@@ -20,18 +21,8 @@ from opik_connect.protocol import (
     CommandResult,
     ErrorCode,
     Hello,
-    ListFilesArgs,
-    ListFilesResult,
     ProposalDecided,
-    ProposeChangeArgs,
-    ProposeChangeResult,
-    ReadFileArgs,
-    ReadFileResult,
     RootSummary,
-    RunSuiteArgs,
-    SearchFilesArgs,
-    SearchFilesResult,
-    SuiteRunSummary,
 )
 
 Publish = Callable[["RunnerHandle", str, BaseModel], None]
@@ -49,7 +40,7 @@ class RunnerInfo(BaseModel):
     root: RootSummary | None
 
 
-class RunnerHandle:
+class RunnerHandle(CommandCalls):
     """A paired daemon (implements agent.platform.runner_api.Runner).
 
     It outlives connections: its session keeps the commands in flight, which are sent again
@@ -77,23 +68,6 @@ class RunnerHandle:
         self._decision_waiters: dict[str, list[asyncio.Future[ProposalDecided]]] = {}
         self._connected = asyncio.Event()
 
-    # --- Runner protocol ------------------------------------------------------------------------
-
-    async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
-        return await self.call("ReadFile", args)  # type: ignore[return-value]
-
-    async def list_files(self, args: ListFilesArgs) -> ListFilesResult:
-        return await self.call("ListFiles", args)  # type: ignore[return-value]
-
-    async def search_files(self, args: SearchFilesArgs) -> SearchFilesResult:
-        return await self.call("SearchFiles", args)  # type: ignore[return-value]
-
-    async def propose_change(self, args: ProposeChangeArgs) -> ProposeChangeResult:
-        return await self.call("ProposeChange", args)  # type: ignore[return-value]
-
-    async def run_suite(self, args: RunSuiteArgs) -> SuiteRunSummary:
-        return await self.call("RunSuite", args)  # type: ignore[return-value]
-
     async def wait_decision(self, proposal_id: str) -> ProposalDecided:
         """Resolves on the daemon's ProposalDecided event; bound it with asyncio.timeout."""
         if proposal_id in self.session.decisions:
@@ -101,8 +75,6 @@ class RunnerHandle:
         future: asyncio.Future[ProposalDecided] = asyncio.get_running_loop().create_future()
         self._decision_waiters.setdefault(proposal_id, []).append(future)
         return await future
-
-    # --- generic call ---------------------------------------------------------------------------
 
     async def call(
         self, type_name: str, args: BaseModel, *, timeout_s: float | None = None
@@ -134,8 +106,6 @@ class RunnerHandle:
         assert spec is not None
         return parse_model(spec[1], outcome.result or {}, ErrorCode.INTERNAL)
 
-    # --- registry -------------------------------------------------------------------------------
-
     @property
     def connected(self) -> bool:
         return self._driver.ws is not None
@@ -161,8 +131,6 @@ class RunnerHandle:
             last_heartbeat=self.last_heartbeat,
             root=self.root,
         )
-
-    # --- connections (called by the platform's server) ------------------------------------------
 
     async def attach(self, ws: ServerConnection, signer: FrameSigner, hello: Hello) -> None:
         """A new authenticated connection replaces the old one; pending commands go out."""

@@ -111,8 +111,6 @@ class Platform:
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    # --- lifecycle ------------------------------------------------------------------------------
-
     async def start(self) -> None:
         self._server = await serve(
             self._connection,
@@ -146,8 +144,6 @@ class Platform:
     def operator_token(self) -> str:
         return self._handshake.operator_token
 
-    # --- pairing --------------------------------------------------------------------------------
-
     def pre_pair(
         self, runner_id: str, activation_key: str, *, runner_name: str = "", project: str = ""
     ) -> PairingRecord:
@@ -159,8 +155,6 @@ class Platform:
     def confirm_pairing(self, code: str) -> PairingConfirmed:
         """The operator confirms the code the daemon showed; unknown or expired -> not_paired."""
         return self.pairings.confirm(code, time.time())
-
-    # --- registry and events --------------------------------------------------------------------
 
     def runners(self) -> list[RunnerInfo]:
         return [handle.info() for handle in self._runners.values()]
@@ -207,8 +201,6 @@ class Platform:
                 task = asyncio.ensure_future(outcome)
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-
-    # --- one connection -------------------------------------------------------------------------
 
     async def _process_request(
         self, connection: ServerConnection, request: Request

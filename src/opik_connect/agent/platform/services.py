@@ -102,7 +102,7 @@ def enclosing_work_tree(start: Path) -> Path | None:
 
 
 async def platform_services_part(platform: Platform) -> None:
-    """The platform part (agent/platform_cli.py PLATFORM_PARTS) that mounts PlatformServices.
+    """The platform part (agent/platform/cli.py PLATFORM_PARTS) that mounts PlatformServices.
 
     Run inside a project (the embedded platform), Ollie takes the project's model and its
     .opik/traces; elsewhere (a standalone platform), the defaults. Both also fetch traces from the

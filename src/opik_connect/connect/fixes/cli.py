@@ -100,11 +100,43 @@ def _file_change(stat: FileStat) -> str:
     return f"{stat.path} (+{stat.added} \u2212{stat.removed})"
 
 
-def _print_records(records: list[tuple[str, str, list[tuple[str, str]]]]) -> None:
+Block = tuple[str, str, list[tuple[str, str]]]
+"""One record as fixes_list prints it: id, title, then labelled values."""
+
+
+def _pending_block(rec: JournaledProposal) -> Block:
+    return (
+        rec.id,
+        rec.args.title,
+        [
+            ("created", _when(rec.created)),
+            ("files", escape(", ".join(_file_change(f) for f in rec.files))),
+            ("trace", escape(rec.args.trace_id or "-")),
+        ],
+    )
+
+
+def _fix_block(fix: FixSummary) -> Block:
+    return (
+        fix.id,
+        fix.title,
+        [
+            ("branch", _branch_cell(fix)),
+            ("trace", escape(fix.trace_id or "-")),
+            ("created", _when(fix.created)),
+            ("status", fix_status_text(fix.status, fix.branch_deleted)),
+            ("suite", _suite_cell(fix)),
+        ],
+    )
+
+
+def _print_blocks(blocks: list[Block], none: str) -> None:
     """One block per record (id and title, then one labelled value a line), not a table: seven
     columns with a 36-character trace id and a long branch cannot share 80 columns, and rich
     squeezed them to nothing. Lines soft-wrap, so a branch or path is never cut or folded."""
-    for number, (record_id, title, fields) in enumerate(records):
+    if not blocks:
+        console.print(none)
+    for number, (record_id, title, fields) in enumerate(blocks):
         if number:
             console.print()
         console.print(f"[bold]{escape(record_id)}[/bold]  {escape(visible(title))}", soft_wrap=True)
@@ -123,45 +155,9 @@ def fixes_list(
         return
     service = _service(root)
     if pending:
-        records = service.pending()
-        if not records:
-            console.print("No proposals waiting.")
-            return
-        _print_records(
-            [
-                (
-                    rec.id,
-                    rec.args.title,
-                    [
-                        ("created", _when(rec.created)),
-                        ("files", escape(", ".join(_file_change(f) for f in rec.files))),
-                        ("trace", escape(rec.args.trace_id or "-")),
-                    ],
-                )
-                for rec in records
-            ]
-        )
-        return
-    fixes = service.fix_summaries()
-    if not fixes:
-        console.print("No fixes yet.")
-        return
-    _print_records(
-        [
-            (
-                fix.id,
-                fix.title,
-                [
-                    ("branch", _branch_cell(fix)),
-                    ("trace", escape(fix.trace_id or "-")),
-                    ("created", _when(fix.created)),
-                    ("status", fix_status_text(fix.status, fix.branch_deleted)),
-                    ("suite", _suite_cell(fix)),
-                ],
-            )
-            for fix in fixes
-        ]
-    )
+        _print_blocks([_pending_block(rec) for rec in service.pending()], "No proposals waiting.")
+    else:
+        _print_blocks([_fix_block(fix) for fix in service.fix_summaries()], "No fixes yet.")
 
 
 @fixes_app.command("show")

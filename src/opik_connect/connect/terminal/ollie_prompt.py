@@ -129,7 +129,7 @@ def ollie_terminal_part(
 
 
 class ProposalApprovals:
-    """The approval prompt (connect/approval_prompt.py) as a takeover of the shared terminal."""
+    """The approval prompt (terminal/approval_prompt.py) as a takeover of the shared terminal."""
 
     def __init__(self, service: ProposalService, console: Console, fd: int) -> None:
         self.service = service
