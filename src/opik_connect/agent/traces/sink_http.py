@@ -5,16 +5,19 @@
 uses) on a loopback port, beside the platform's websocket port, because websockets' HTTP layer
 refuses request bodies. Routes are those the SDK calls (opik/rest_api/{traces,spans,check}) plus
 the reads `traces list/show` and the trace store use. Every /api/v1/ route needs the token in
-`Authorization` (raw, as the SDK sends it, or `Bearer`); errors are Opik's
-`{"code", "message", "errors"}`. Bodies over MAX_BODY_BYTES (after gzip) are refused unread.
+`Authorization` (raw, as the SDK sends it, or `Bearer`), checked before the body is read;
+errors are Opik's `{"code", "message", "errors"}`. Bodies over MAX_BODY_BYTES (after gzip) are
+refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
+import logging
 import re
 import zlib
 from collections.abc import Awaitable, Callable
@@ -36,6 +39,8 @@ from opik_connect.agent.traces.sink_models import (
     TraceWrite,
 )
 from opik_connect.agent.traces.sink_store import SinkStore
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 IDLE_TIMEOUT_S = 60.0
@@ -129,15 +134,16 @@ class TraceSinkServer:
         presented = rest.strip() if scheme.lower() == "bearer" else value
         return bool(presented) and hmac.compare_digest(presented.encode(), self._token)
 
-    async def respond(
-        self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, Any]:
+    def route(
+        self, method: str, target: str, headers: dict[str, str]
+    ) -> Callable[[bytes], Awaitable[tuple[int, Any]]]:
+        """The handler for a request, checked (path, token, method) before its body is read."""
         url = urlsplit(target)
         path = unquote(url.path)
         if path.startswith("/api/"):
             path = path[len("/api") :]
         if path in ("/is-alive/ping", "/is-alive/ver"):
-            return HTTPStatus.OK, {"healthy": True, "version": OPIK_API_VERSION}
+            return _health
         if not path.startswith("/v1/"):
             raise SinkHttpError(HTTPStatus.NOT_FOUND, f"no route {path}")
         if not self.authorized(headers):
@@ -150,7 +156,7 @@ class TraceSinkServer:
             allowed = True
             if route_method == method:
                 params = {key: [*value] for key, value in parse_qs(url.query).items()}
-                return await handler(match.groupdict(), params, body)
+                return functools.partial(handler, match.groupdict(), params)
         if allowed:
             raise SinkHttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} not allowed on {path}")
         raise SinkHttpError(HTTPStatus.NOT_FOUND, f"no route {path}")
@@ -229,6 +235,10 @@ class TraceSinkServer:
         chunk = spans[(page - 1) * size : page * size]
         content = [span.model_dump(mode="json", exclude_none=True) for span in chunk]
         return HTTPStatus.OK, {"content": content, "page": page, "size": size, "total": len(spans)}
+
+
+async def _health(body: bytes) -> tuple[int, Any]:
+    return HTTPStatus.OK, {"healthy": True, "version": OPIK_API_VERSION}
 
 
 def _entity_id(match: dict[str, str]) -> str:
@@ -311,19 +321,29 @@ class _Connection:
             name.decode().lower(): value.decode("latin-1") for name, value in request.headers
         }
         try:
+            handler = self.server.route(
+                request.method.decode(), request.target.decode("latin-1"), headers
+            )
             body = await self._body(headers)
             if headers.get("content-encoding", "").lower() == "gzip":
                 body = _gunzip(body)
-            return await self.server.respond(
-                request.method.decode(), request.target.decode("latin-1"), headers, body
-            )
+            return await handler(body)
         except SinkHttpError as exc:
             return exc.status, error_body(exc.status, exc.message)
+        except (h11.RemoteProtocolError, TimeoutError, ConnectionError):
+            raise
+        except Exception:
+            log.exception("trace sink: %s %s failed", request.method, request.target)
+            status = HTTPStatus.INTERNAL_SERVER_ERROR
+            return status, error_body(status, "the sink could not store or read this")
 
     async def _body(self, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise SinkHttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+        if self.conn.they_are_waiting_for_100_continue:
+            proceed = h11.InformationalResponse(status_code=100, headers=[])
+            self.writer.write(self.conn.send(proceed))
         chunks: list[bytes] = []
         size = 0
         while True:
