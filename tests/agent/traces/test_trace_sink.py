@@ -16,7 +16,11 @@ import pytest
 from platform_api_testkit import EmbeddedPlatform, embedded_platform, make_git_repo
 
 from opik_connect.agent.traces import sink_http
+from opik_connect.agent.traces.sink_http import TraceSinkServer
+from opik_connect.agent.traces.sink_store import SinkStore
 from opik_connect.agent.traces.traces_cli import sink_address
+from opik_connect.connect.terminal.ask_client import ask_stream
+from opik_connect.protocol import AskRequest
 
 pytest.importorskip("opik")
 pytestmark = pytest.mark.timeout(120)
@@ -179,11 +183,62 @@ async def test_writes_need_the_token_and_bad_batches_lose_nothing(
         writer.close()
         await writer.wait_closed()
 
+        # Without the token, the answer comes before any of a (huge) body is sent.
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /api/v1/private/traces/batch HTTP/1.1\r\nhost: x\r\n"
+            b"content-length: 30000000\r\n\r\n"
+        )
+        assert (await reader.readline()).startswith(b"HTTP/1.1 401")
+        writer.close()
+        await writer.wait_closed()
+
+        # A client that waits for 100 Continue gets it, then its batch is stored.
+        body = json.dumps({"traces": [_trace("a5")]}).encode()
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /api/v1/private/traces/batch HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\n"
+            b"authorization: " + platform.address.token.encode() + b"\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        assert (await reader.readline()).startswith(b"HTTP/1.1 100")
+        await reader.readline()
+        writer.write(body)
+        assert (await reader.readline()).startswith(b"HTTP/1.1 204")
+        writer.close()
+        await writer.wait_closed()
+
         async with httpx.AsyncClient(base_url=sink, timeout=10) as client:
             page = (await client.get("/v1/private/traces", headers=good)).json()
-            assert [item["id"] for item in page["content"]] == ["a1"]
+            assert sorted(item["id"] for item in page["content"]) == ["a1", "a5"]
             trace = (await client.get("/v1/private/traces/a1", headers=good)).json()
             assert trace["output"] == {"v": 1}
             assert (await client.get("/v1/private/traces/zz", headers=good)).status_code == 404
             response = await client.delete("/v1/private/traces/a1", headers=good)
             assert response.status_code == 405
+
+
+async def test_asking_about_an_unknown_trace_says_where_traces_are_looked_for(repo: Path) -> None:
+    async with embedded_platform(repo, None) as platform:
+        request = AskRequest(question="why?", trace_id="tr-missing")
+        events = [event async for event in ask_stream(platform.address, request)]
+        assert [event.type for event in events] == ["accepted", "result"]
+        result = events[-1].data
+        assert result["status"] == "trace_not_found"
+        assert "trace 'tr-missing' not found" in result["error"]
+        assert "the platform's trace sink" in result["error"]
+
+
+async def test_a_store_failure_is_a_500_in_opik_shape_and_the_server_lives_on(
+    tmp_path: Path,
+) -> None:
+    store = await SinkStore.open(tmp_path / "sink.sqlite3")
+    async with TraceSinkServer(store, "tok") as server:
+        await store.close()
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            batch = {"traces": [_trace("b1")]}
+            response = await client.post(
+                "/v1/private/traces/batch", json=batch, headers={"authorization": "tok"}
+            )
+            assert response.status_code == 500 and response.json()["code"] == 500
+            assert (await client.get("/is-alive/ping")).json()["healthy"] is True
