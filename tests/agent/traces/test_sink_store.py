@@ -77,6 +77,14 @@ async def test_retention_drops_the_oldest_traces_with_their_spans(sink: SinkStor
     assert total == 3
 
 
+async def test_spans_are_capped_too_even_before_their_trace_arrives(sink: SinkStore) -> None:
+    await sink.write_spans([_span(f"o{n:03d}", "late") for n in range(350)])  # cap: 3 x 100
+    await sink.write_traces([_trace("late")])
+    record = await sink.get("late")
+    assert record is not None and len(record.spans) == 300
+    assert record.spans[0].id == "o050"  # the oldest went first
+
+
 async def test_filters_combine(sink: SinkStore) -> None:
     error = {"exception_type": "KeyError", "message": "'k'"}
     await sink.write_traces(

@@ -34,8 +34,8 @@ from opik_connect.config import user_state_dir
 
 SINK_FILENAME = "traces.sqlite3"
 DEFAULT_MAX_TRACES = 10_000
-MAX_ORPHAN_SPANS = 200_000
-"""Spans whose trace never arrived are kept up to this many (oldest dropped first)."""
+SPANS_PER_TRACE = 100
+"""The span cap is max_traces times this; past it the oldest spans go, orphans included."""
 SUMMARY_CHARS = 120
 
 T = TypeVar("T")
@@ -137,7 +137,7 @@ class SinkStore:
             for item in traces:
                 trace_id, update = item if isinstance(item, tuple) else (item.id, item)
                 _upsert_trace(conn, trace_id, _fields(update))
-            _enforce_retention(conn, self.max_traces)
+            _enforce_retention(conn, self.max_traces, self.max_traces * SPANS_PER_TRACE)
 
         await self._run(self._transaction, work)
 
@@ -146,6 +146,7 @@ class SinkStore:
             for item in spans:
                 span_id, update = item if isinstance(item, tuple) else (item.id, item)
                 _upsert_span(conn, span_id, _fields(update))
+            _enforce_retention(conn, self.max_traces, self.max_traces * SPANS_PER_TRACE)
 
         await self._run(self._transaction, work)
 
@@ -244,7 +245,7 @@ def _upsert_span(conn: sqlite3.Connection, span_id: str, fields: dict[str, Any])
     )
 
 
-def _enforce_retention(conn: sqlite3.Connection, max_traces: int) -> None:
+def _enforce_retention(conn: sqlite3.Connection, max_traces: int, max_spans: int) -> None:
     old = [
         row["id"]
         for row in conn.execute(
@@ -263,11 +264,9 @@ def _enforce_retention(conn: sqlite3.Connection, max_traces: int) -> None:
         conn.execute("DELETE FROM trace_tags WHERE trace_id = ?", (trace_id,))
         conn.execute("DELETE FROM scores WHERE entity = 'trace' AND entity_id = ?", (trace_id,))
         conn.execute("DELETE FROM traces WHERE id = ?", (trace_id,))
-    conn.execute(
-        "DELETE FROM spans WHERE seq IN (SELECT seq FROM spans WHERE trace_id NOT IN "
-        "(SELECT id FROM traces) ORDER BY seq DESC LIMIT -1 OFFSET ?)",
-        (MAX_ORPHAN_SPANS,),
-    )
+    # A cap on all spans also bounds spans whose trace never came. It keeps the spans among the
+    # last `max_spans` rowids given out (O(1) via max(seq); deleted rowids make it keep fewer).
+    conn.execute("DELETE FROM spans WHERE seq <= (SELECT max(seq) FROM spans) - ?", (max_spans,))
 
 
 def _scores(conn: sqlite3.Connection, entity: str, entity_ids: list[str]) -> dict[str, list]:
