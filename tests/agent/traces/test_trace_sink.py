@@ -106,6 +106,17 @@ async def test_sdk_agent_logs_to_the_platform_and_reads_back(repo: Path) -> None
         assert record.trace.metadata == {"release": "r7"}
 
 
+async def test_the_sdk_client_updates_and_scores_what_it_logged(repo: Path) -> None:
+    async with embedded_platform(repo) as platform:
+        trace_id = (await _run_agent(repo, "--client")).strip()
+        record = await platform.services.traces.get(trace_id)
+        assert record.trace.output == {"a": "patched"}
+        assert record.trace.input == {"q": "patched?"}
+        (span,) = record.spans
+        assert span.metadata == {"checked": True} and span.output == {"y": 2}
+        assert [(s.name, s.value) for s in span.feedback_scores or []] == [("useful", 0.75)]
+
+
 async def test_unknown_trace_id_says_where_it_looked(repo: Path) -> None:
     async with embedded_platform(repo):
         code, _, err = await _cli(repo, "traces", "show", "0000-nope")
