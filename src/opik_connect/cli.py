@@ -13,6 +13,7 @@ import typer
 from opik_connect import protocol
 from opik_connect.agent.ollie.transcript_cli import transcript_command
 from opik_connect.agent.platform.cli import platform_app
+from opik_connect.agent.traces.traces_cli import traces_app
 from opik_connect.cli_errors import ConventionGroup
 from opik_connect.connect.daemon_cli import register as register_daemon
 from opik_connect.connect.fixes.cli import register_fixes_commands
@@ -39,6 +40,7 @@ register_fixes_commands(app)
 app.command("ask")(ask_command)
 app.command("transcript")(transcript_command)
 app.command("demo")(demo_command)
+app.add_typer(traces_app, name="traces")
 
 
 @protocol_app.command("schema")

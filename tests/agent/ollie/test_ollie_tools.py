@@ -30,7 +30,6 @@ from opik_connect.protocol import (
     ProposalDecided,
     ProposeChangeArgs,
     ReadFileArgs,
-    ReadFileResult,
     RunOutcome,
     RunSuiteArgs,
     SearchFilesArgs,
@@ -92,13 +91,27 @@ async def test_bridge_results_pass_through_as_given(runner: FakeRunner) -> None:
     tools = Tools(runner)
     outcome = await tools("read_file", path="agent.py", offset=1)
     assert not outcome.is_error
-    assert ReadFileResult.model_validate_json(outcome.content) == await runner.read_file(
-        *[args for name, args in runner.calls if name == "read_file"]
-    )
+    assert outcome.content == "     2\tb = 2\n"
     listing = json.loads((await tools("list_files", pattern="*.py")).content)
     assert listing == {"files": ["agent.py"], "total": 1, "truncated": False}
     found = json.loads((await tools("search_files", pattern="b =")).content)
     assert found["matches"][0]["file"] == "agent.py" and found["matches"][0]["line"] == 2
+
+
+async def test_read_file_is_raw_text_with_a_cat_n_gutter() -> None:
+    source = 'say = "héllo\\n"  # «quoted»\n\tindented\n' + "".join(f"x{n}\n" for n in range(3, 13))
+    tools = Tools(FakeRunner({"a.py": source}))
+    outcome = await tools("read_file", path="a.py", limit=3)
+    assert outcome.content == (
+        '     1\tsay = "héllo\\n"  # «quoted»\n'
+        "     2\t\tindented\n"
+        "     3\tx3\n"
+        "[lines 1-3 of 12; offset=3 for more]\n"
+    )
+    tail = await tools("read_file", path="a.py", offset=11)
+    assert tail.content == "    12\tx12\n"
+    past = await tools("read_file", path="a.py", offset=40)
+    assert past.content == "[no lines here (the file has 12)]\n"
 
 
 async def test_bridge_errors_keep_their_code_and_message(runner: FakeRunner) -> None:

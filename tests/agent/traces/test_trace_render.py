@@ -87,4 +87,4 @@ def test_span_count_cap_says_how_many_are_hidden() -> None:
     record = parse_trace_document({"trace": {"id": "t"}, "spans": spans}, "inline")
     text = render_trace(record, max_spans=3)
     assert "id=s2" in text and "id=s3" not in text
-    assert text.rstrip().endswith("… 2 more spans not shown")
+    assert text.rstrip().endswith("… 2 more spans not shown (list_spans pages through all)")

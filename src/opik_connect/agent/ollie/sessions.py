@@ -25,7 +25,7 @@ from opik_connect.agent.ollie.loop import Ollie
 from opik_connect.agent.ollie.session_request import ASKED_FIELDS, OllieLimits, OllieRequest
 from opik_connect.agent.platform.runner_api import Runner
 from opik_connect.agent.platform.store import PlatformStore, SessionRecord
-from opik_connect.agent.traces.store import TraceStore
+from opik_connect.agent.traces.store import TraceNotFound, TraceStore, TraceStoreError
 from opik_connect.config import ProjectConfig
 from opik_connect.protocol import (
     AskEvent,
@@ -312,6 +312,15 @@ def ollie_driver(
     config = config or ProjectConfig()
 
     async def drive(context: SessionContext) -> SessionOutcome:
+        trace_id = context.request.trace_id
+        if trace_id:
+            try:
+                await traces.get(trace_id)
+            except TraceNotFound as exc:
+                # Before any model call: the user learns where traces are looked for.
+                return SessionOutcome(status="trace_not_found", error=str(exc))
+            except TraceStoreError:
+                pass  # unreachable is not unknown: get_trace will report it to Ollie
         request = OllieRequest.from_ask(
             context.request, last_runs=await _last_user_runs(store, context.request.suite)
         )

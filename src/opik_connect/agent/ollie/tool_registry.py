@@ -15,6 +15,7 @@ from opik_connect.agent.ollie import (
     repo_tools,
     span_tools,
     suite_tools,
+    trace_tools,
 )
 from opik_connect.agent.ollie.tool_base import Tool
 from opik_connect.protocol import ListFilesArgs, ProposeChangeArgs, ReadFileArgs, SearchFilesArgs
@@ -28,7 +29,8 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         "read_file",
-        "Read a text file by line range (offset is 0-based; limit ≤ 10000 lines).",
+        "Read a text file by line range (offset is 0-based; limit ≤ 10000 lines). Lines come "
+        "as `cat -n` shows them: number, tab, text; old_string is the text only.",
         ReadFileArgs,
         repo_tools.read_file,
     ),
@@ -40,8 +42,9 @@ TOOLS: tuple[Tool[Any], ...] = (
     ),
     Tool(
         "get_trace",
-        "The trace as a compact span tree, depth-first: name, type, duration, model and "
-        "error of each span, inputs and outputs clipped. Defaults to the session's trace.",
+        "The trace: feedback scores with reasons, error, metadata and usage, then the span "
+        "tree (name, type, duration, model, error; inputs and outputs clipped). A big trace "
+        "shows errored, llm and tool spans first. Defaults to the session's trace.",
         span_tools.GetTraceInput,
         span_tools.get_trace,
     ),
@@ -50,6 +53,28 @@ TOOLS: tuple[Tool[Any], ...] = (
         "One span of the trace in full (input, output, metadata, traceback).",
         span_tools.GetSpanInput,
         span_tools.get_span,
+    ),
+    Tool(
+        "search_traces",
+        "Find traces logged to the platform (and trace files), newest first, one line each: "
+        "id, name, span count, error, feedback scores, tags, clipped input and output. Use it "
+        "to find a successful trace of the same kind to compare with.",
+        trace_tools.SearchTracesInput,
+        trace_tools.search_traces,
+    ),
+    Tool(
+        "compare_traces",
+        "Compare two traces span by span: the path each took, and per matched span what "
+        "differs in input, output, error and duration; spans only in one of them.",
+        trace_tools.CompareTracesInput,
+        trace_tools.compare_traces,
+    ),
+    Tool(
+        "list_spans",
+        "Page through a trace's spans (depth-first, errored first by default), filtered by "
+        "type or name: reaches every span of a trace too big for get_trace.",
+        trace_tools.ListSpansInput,
+        trace_tools.list_spans,
     ),
     Tool(
         "get_test_cases",

@@ -65,11 +65,13 @@ class PlatformHttpApi:
         store: PlatformStore,
         sessions: OllieSessions,
         runners: RunnerList,
+        trace_sink_url: str | None = None,
     ) -> None:
         self._token = token.encode()
         self._store = store
         self._sessions = sessions
         self._runners = runners
+        self._trace_sink_url = trace_sink_url
         self._routes: dict[str, Callable[[dict[str, list[str]]], Awaitable[Any]]] = {
             "/v1/runners": self._get_runners,
             "/v1/sessions": self._get_sessions,
@@ -77,6 +79,7 @@ class PlatformHttpApi:
             "/v1/decisions": self._get_decisions,
             "/v1/suite-results": self._get_suite_results,
             "/v1/fixes": self._get_fixes,
+            "/v1/traces/sink": self._get_trace_sink,
         }
 
     @property
@@ -230,6 +233,10 @@ class PlatformHttpApi:
 
     async def _get_fixes(self, query: dict[str, list[str]]) -> Any:
         return await self._store.list_fixes()
+
+    async def _get_trace_sink(self, query: dict[str, list[str]]) -> Any:
+        """Where the Opik SDK logs to (its OPIK_URL_OVERRIDE; the API key is the same token)."""
+        return {"url": self._trace_sink_url}
 
 
 async def _relay(connection: ServerConnection, live: LiveSession) -> None:

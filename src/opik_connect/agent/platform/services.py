@@ -7,6 +7,8 @@
 
 `setup` opens the store, records every daemon event in it, starts the session manager and mounts
 the HTTP API (token = the platform's operator token, which the daemon writes to its run file).
+It also starts the trace sink (the Opik REST API the SDK logs to) on a loopback port of its own;
+`GET /v1/traces/sink` on the platform names it, and Ollie's trace store reads it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from opik_connect.agent.ollie.sessions import OllieSessions, SessionDriver, olli
 from opik_connect.agent.platform.http_api import PlatformHttpApi
 from opik_connect.agent.platform.server import Platform, RunnerHandle
 from opik_connect.agent.platform.store import PlatformStore
+from opik_connect.agent.traces.sink_http import TraceSinkServer
+from opik_connect.agent.traces.sink_store import SINK_FILENAME, SinkStore
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.config import ProjectConfig, load_project_config
 
@@ -39,6 +43,7 @@ class PlatformServices:
         driver: SessionDriver | None = None,
         store_path: Path | None = None,
         env: Mapping[str, str] | None = None,
+        sink_host: str = "127.0.0.1",
     ) -> None:
         """Sessions run Ollie (model from config, key from env) unless a driver is given."""
         self._config = config
@@ -48,14 +53,26 @@ class PlatformServices:
         self._driver = driver
         self._store_path = store_path
         self._env = env
+        self._sink_host = sink_host
         self.store: PlatformStore | None = None
+        self.trace_sink: TraceSinkServer | None = None
         self.sessions: OllieSessions | None = None
         self.http_api: PlatformHttpApi | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
+    @property
+    def traces(self) -> TraceStore:
+        """The trace store Ollie reads (the sink, once set up, among its sources)."""
+        return self._traces
+
     async def setup(self, platform: Platform) -> None:
         self.store = await PlatformStore.open(self._store_path)
         store = self.store
+        sink_path = self._store_path.with_name(SINK_FILENAME) if self._store_path else None
+        sink_store = await SinkStore.open(sink_path)
+        self.trace_sink = TraceSinkServer(sink_store, platform.operator_token, host=self._sink_host)
+        await self.trace_sink.start()
+        self._traces.sink = sink_store
 
         def record(runner: RunnerHandle, type_name: str, event: BaseModel):
             return store.record_event(runner.runner_id, event)
@@ -75,6 +92,7 @@ class PlatformServices:
             store=store,
             sessions=self.sessions,
             runners=platform.runners,
+            trace_sink_url=self.trace_sink.url,
         )
         platform.http_api = self.http_api
 
@@ -84,6 +102,10 @@ class PlatformServices:
             self._unsubscribe = None
         if self.sessions is not None:
             await self.sessions.aclose()
+        if self.trace_sink is not None:
+            await self.trace_sink.stop()
+            await self.trace_sink.store.close()
+            self.trace_sink = None
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from opik_connect.agent.traces.store import ErrorInfo, Span, TraceWithSpans
+from opik_connect.agent.traces.store import ErrorInfo, FeedbackScore, Span, TraceWithSpans
 
 TREE_VALUE_CHARS = 300
 """Input and output of each span in the tree are clipped to this many characters."""
@@ -68,32 +68,62 @@ def _ordered_children(record: TraceWithSpans) -> tuple[list[Span], dict[str, lis
     return roots, children
 
 
-def render_trace(
-    record: TraceWithSpans,
-    *,
-    value_chars: int = TREE_VALUE_CHARS,
-    max_spans: int = TREE_MAX_SPANS,
-) -> str:
-    """The trace as a depth-first span tree: name, type, duration, model, error; values clipped."""
+def feedback_lines(scores: list[FeedbackScore] | None) -> list[str]:
+    """Each feedback score with its reason: often the user's own words on what went wrong."""
+    lines = []
+    for score in scores or []:
+        reason = f" — {clip(score.reason.strip(), 500)}" if score.reason else ""
+        lines.append(f"{score.name}={score.value:g}{reason}")
+    return lines
+
+
+def _head_lines(record: TraceWithSpans, value_chars: int) -> list[str]:
     trace = record.trace
-    hint = "; get_span ID shows all"
     head = f"trace {trace.id}"
     if trace.name:
         head += f' "{trace.name}"'
     head += f"  {duration(trace.start_time, trace.end_time)}"
+    lines = [head]
+    for line in feedback_lines(trace.feedback_scores):
+        lines.append(f"  feedback: {line}")
     error = _error_line(trace.error_info)
     if error:
-        head += f"  ERROR {error}"
-    lines = [head]
-    lines.append(f"  input:  {clip(compact_json(trace.input), value_chars)}")
-    lines.append(f"  output: {clip(compact_json(trace.output), value_chars)}")
+        lines.append(f"  ERROR {error}")
+    if trace.metadata:
+        lines.append(f"  metadata: {clip(compact_json(trace.metadata), value_chars)}")
+    if trace.usage:
+        lines.append(f"  usage: {compact_json(trace.usage)}")
     if trace.tags:
         lines.append(f"  tags: {', '.join(trace.tags)}")
-    lines.append(f"spans: {len(record.spans)} (depth-first; get_span ID shows one in full)")
+    lines.append(f"  input:  {clip(compact_json(trace.input), value_chars)}")
+    lines.append(f"  output: {clip(compact_json(trace.output), value_chars)}")
+    return lines
 
+
+def span_lines(span: Span, pad: str = "", value_chars: int = TREE_VALUE_CHARS) -> list[str]:
+    """One span as the tree shows it: a head line, its error, its clipped input and output."""
+    line = f"{pad}- {span.name or '(unnamed)'} [{span.type}] "
+    line += duration(span.start_time, span.end_time)
+    if span.model:
+        line += f"  model={span.model}"
+    line += f"  id={span.id}"
+    lines = [line]
+    span_error = _error_line(span.error_info)
+    if span_error:
+        lines.append(f"{pad}    ERROR {span_error}")
+    for score in feedback_lines(span.feedback_scores):
+        lines.append(f"{pad}    feedback: {score}")
+    hint = f"; get_span {span.id} shows all"
+    lines.append(f"{pad}    input:  {clip(compact_json(span.input), value_chars, hint)}")
+    lines.append(f"{pad}    output: {clip(compact_json(span.output), value_chars, hint)}")
+    return lines
+
+
+def depth_first(record: TraceWithSpans) -> list[tuple[Span, int, str | None]]:
+    """Every span once, depth-first, with its depth and a note when its parent is broken."""
     roots, children = _ordered_children(record)
     known = {span.id for span in record.spans}
-    shown = 0
+    out: list[tuple[Span, int, str | None]] = []
     seen: set[str] = set()
     stack: list[tuple[Span, int]] = [(span, 0) for span in reversed(roots)]
     while stack or len(seen) < len(known):
@@ -104,27 +134,71 @@ def render_trace(
         if span.id in seen:
             continue
         seen.add(span.id)
-        if shown == max_spans:
-            lines.append(f"… {len(record.spans) - shown} more spans not shown")
-            break
-        shown += 1
-        pad = "  " * depth
-        line = f"{pad}- {span.name or '(unnamed)'} [{span.type}] "
-        line += duration(span.start_time, span.end_time)
-        if span.model:
-            line += f"  model={span.model}"
-        line += f"  id={span.id}"
+        note = None
         if span.parent_span_id and depth == 0:
             problem = "forms a cycle" if span.parent_span_id in known else "not in trace"
-            line += f"  (parent {span.parent_span_id} {problem})"
-        lines.append(line)
-        span_error = _error_line(span.error_info)
-        if span_error:
-            lines.append(f"{pad}    ERROR {span_error}")
-        span_hint = hint.replace("ID", span.id)
-        lines.append(f"{pad}    input:  {clip(compact_json(span.input), value_chars, span_hint)}")
-        lines.append(f"{pad}    output: {clip(compact_json(span.output), value_chars, span_hint)}")
+            note = f"(parent {span.parent_span_id} {problem})"
+        out.append((span, depth, note))
         stack.extend((child, depth + 1) for child in reversed(children.get(span.id, [])))
+    return out
+
+
+def priority_rank(span: Span) -> int:
+    """0 errored, 1 llm, 2 tool, 3 guardrail, 4 the rest: the order a big trace is shown in."""
+    if span.error_info is not None:
+        return 0
+    return {"llm": 1, "tool": 2, "guardrail": 3}.get(span.type, 4)
+
+
+def render_trace(
+    record: TraceWithSpans,
+    *,
+    value_chars: int = TREE_VALUE_CHARS,
+    max_spans: int = TREE_MAX_SPANS,
+) -> str:
+    """Feedback, error, metadata and usage first, then the span tree (depth-first).
+
+    A trace with more than `max_spans` spans shows its errored, llm, tool and guardrail spans
+    first (flat, each naming its parent), then as much of the tree as fits.
+    """
+    lines = _head_lines(record, value_chars)
+    ordered = depth_first(record)
+    errored = sum(1 for span in record.spans if span.error_info is not None)
+    counts = f"spans: {len(record.spans)}"
+    if errored:
+        counts += f" ({errored} errored)"
+    if len(ordered) <= max_spans:
+        lines.append(f"{counts} (depth-first; get_span ID shows one in full)")
+        for span, depth, note in ordered:
+            block = span_lines(span, "  " * depth, value_chars)
+            if note:
+                block[0] += f"  {note}"
+            lines.extend(block)
+        return "\n".join(lines) + "\n"
+    important = sorted(
+        (entry for entry in ordered if priority_rank(entry[0]) < 4),
+        key=lambda entry: priority_rank(entry[0]),
+    )[:max_spans]
+    lines.append(
+        f"{counts}: too many to show all. Errored, llm, tool and guardrail spans first, then "
+        "the tree; list_spans pages through every span, get_span ID shows one in full."
+    )
+    shown = {span.id for span, _, _ in important}
+    for span, _, _ in important:
+        block = span_lines(span, "", value_chars)
+        block[0] += f"  parent={span.parent_span_id or '-'}"
+        lines.extend(block)
+    rest = [entry for entry in ordered if entry[0].id not in shown][: max_spans - len(shown)]
+    if rest:
+        lines.append("tree of the other spans (depth-first):")
+    for span, depth, note in rest:
+        block = span_lines(span, "  " * depth, value_chars)
+        if note:
+            block[0] += f"  {note}"
+        lines.extend(block)
+    hidden = len(ordered) - len(shown) - len(rest)
+    if hidden:
+        lines.append(f"… {hidden} more spans not shown (list_spans pages through all)")
     return "\n".join(lines) + "\n"
 
 
@@ -147,6 +221,8 @@ def render_span(span: Span, *, max_chars: int = SPAN_MAX_CHARS) -> str:
         lines.append(f"usage: {compact_json(span.usage)}")
     if span.tags:
         lines.append(f"tags: {', '.join(span.tags)}")
+    for score in feedback_lines(span.feedback_scores):
+        lines.append(f"feedback: {score}")
     if span.error_info is not None:
         error = span.error_info
         lines.append(f"error: {error.exception_type}: {error.message or ''}".rstrip())

@@ -26,7 +26,7 @@ import asyncio
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -52,10 +52,10 @@ class TraceNotFound(TraceStoreError):
 class OpikNotConfigured(TraceNotFound):
     """The trace is not local and no Opik server is configured to ask."""
 
-    def __init__(self, trace_id: str) -> None:
+    def __init__(self, trace_id: str, looked_in: str = "the local traces") -> None:
         super().__init__(trace_id)
         self.args = (
-            f"trace {trace_id!r} is not in the local traces and no Opik server is configured: "
+            f"trace {trace_id!r} not found in {looked_in}, and no Opik server is configured: "
             "run `opik configure`, or set OPIK_API_KEY and OPIK_WORKSPACE (Opik Cloud), or "
             "OPIK_URL_OVERRIDE (self-hosted, e.g. http://localhost:5173/api)",
         )
@@ -83,6 +83,16 @@ class ErrorInfo(BaseModel):
     traceback: str | None = None
 
 
+class FeedbackScore(BaseModel):
+    """Opik's FeedbackScorePublic: a user's or a judge's verdict on a trace, with its reason."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    value: float
+    reason: str | None = None
+
+
 class Span(BaseModel):
     """Opik's SpanPublic (the fields Ollie reads; the rest ride along as extras)."""
 
@@ -103,6 +113,7 @@ class Span(BaseModel):
     error_info: ErrorInfo | None = None
     model: str | None = None
     provider: str | None = None
+    feedback_scores: list[FeedbackScore] | None = None
 
 
 class Trace(BaseModel):
@@ -121,6 +132,7 @@ class Trace(BaseModel):
     tags: list[str] | None = None
     usage: dict[str, Any] | None = None
     error_info: ErrorInfo | None = None
+    feedback_scores: list[FeedbackScore] | None = None
 
 
 class TraceWithSpans(BaseModel):
@@ -161,7 +173,7 @@ class DirectoryTraceSource:
         if not self.directory.is_dir():
             raise TraceStoreError(f"{self.directory}: not a directory")
         for path in sorted(self.directory.glob("*.json")):
-            trace_id = _read_document(path).trace.id
+            trace_id = read_document(path).trace.id
             if trace_id in index:
                 raise TraceStoreError(f"{path}: trace {trace_id!r} is also in {index[trace_id]}")
             index[trace_id] = path
@@ -173,7 +185,7 @@ class DirectoryTraceSource:
         path = self._index.get(trace_id)
         if path is None:
             raise TraceNotFound(trace_id)
-        return await asyncio.to_thread(_read_document, path)
+        return await asyncio.to_thread(read_document, path)
 
 
 def _json_or_none(response: httpx.Response) -> Any:
@@ -183,7 +195,7 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def _read_document(path: Path) -> TraceWithSpans:
+def read_document(path: Path) -> TraceWithSpans:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -313,19 +325,35 @@ class OpikTraceSource:
         return f"{self.base_url}/v1/private/traces/{trace_id}"
 
 
+class SinkSource(Protocol):
+    """The platform's trace sink (agent/traces/sink_store.SinkStore), as the store reads it."""
+
+    path: Path
+
+    async def get(self, trace_id: str) -> TraceWithSpans | None: ...
+
+    async def search(self, query: Any) -> tuple[list[Any], int]: ...
+
+
 class TraceStore:
-    """Looks a trace up in a directory first, then on the Opik server; caches what it loaded."""
+    """Looks a trace up in the platform's sink, a directory, then the Opik server.
+
+    Sink traces are read afresh each time (the SDK may still be writing them); the others are
+    cached once loaded.
+    """
 
     def __init__(
         self,
         directory: Path | None = None,
         opik: OpikTraceSource | None = None,
+        sink: SinkSource | None = None,
         *,
         opik_expected: bool = False,
     ) -> None:
         """`opik_expected`: a miss with no server configured says so (OpikNotConfigured)."""
         self.directory = DirectoryTraceSource(directory) if directory is not None else None
         self.opik = opik
+        self.sink = sink
         self._opik_expected = opik_expected
         self._cache: dict[str, TraceWithSpans] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -339,8 +367,23 @@ class TraceStore:
         """Put a trace in the cache directly (e.g. one a request carried inline)."""
         self._cache[record.trace.id] = record
 
+    def looked_in(self) -> str:
+        """Where traces are looked for, in order, for a 'not found' the user can act on."""
+        places = []
+        if self.sink is not None:
+            places.append(f"the platform's trace sink ({self.sink.path})")
+        if self.directory is not None:
+            places.append(f"trace files in {self.directory.directory}")
+        if self.opik is not None:
+            places.append(f"the Opik server at {self.opik.base_url}")
+        return ", ".join(places) or "nowhere: no sink, trace directory or OPIK_URL_OVERRIDE"
+
     async def get(self, trace_id: str) -> TraceWithSpans:
         """The trace with its spans; raises TraceNotFound or TraceStoreError."""
+        if self.sink is not None:
+            found = await self.sink.get(trace_id)
+            if found is not None:
+                return found
         cached = self._cache.get(trace_id)
         if cached is not None:
             return cached
@@ -358,8 +401,9 @@ class TraceStore:
             try:
                 return await self.directory.fetch(trace_id)
             except TraceNotFound:
-                if self.opik is None and not self._opik_expected:
-                    raise
+                pass
         if self.opik is not None:
             return await self.opik.fetch(trace_id)
-        raise OpikNotConfigured(trace_id) if self._opik_expected else TraceNotFound(trace_id)
+        if self._opik_expected:
+            raise OpikNotConfigured(trace_id, self.looked_in())
+        raise TraceNotFound(trace_id, f"(looked in {self.looked_in()})")
