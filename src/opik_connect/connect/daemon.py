@@ -43,7 +43,6 @@ from opik_connect.link.auth import PairingStore, new_activation_key
 from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import FilesChanged, RootSummary
 
-PLATFORM_ENV = "OPIK_CONNECT_PLATFORM"
 Service = Callable[[], Awaitable[None]]
 PlatformSetup = Callable[[Platform], Awaitable[None]]
 Part = Callable[["Daemon"], Awaitable[None]]
