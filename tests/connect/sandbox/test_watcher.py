@@ -21,8 +21,10 @@ pytestmark = pytest.mark.timeout(30)
 class Recorder:
     """Runs the watcher in a task and collects its batches."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, budget: int | None = None) -> None:
         self.sandbox = sandbox
+        self.budget = budget
+        self.notices: list[str] = []
         self.batches: list[FilesChanged] = []
         self.stop = asyncio.Event()
         self.arrived = asyncio.Event()
@@ -34,7 +36,14 @@ class Recorder:
 
     async def __aenter__(self) -> Recorder:
         self.task = asyncio.create_task(
-            run_watcher(self.sandbox, self.on_change, self.stop, debounce_ms=50)
+            run_watcher(
+                self.sandbox,
+                self.on_change,
+                self.stop,
+                debounce_ms=50,
+                notice=self.notices.append,
+                budget=self.budget,
+            )
         )
         await asyncio.sleep(0.3)  # let inotify watches settle before the test acts
         return self
@@ -114,3 +123,33 @@ async def test_idle_watcher_uses_almost_no_cpu_and_stops_promptly(sandbox: Sandb
     assert used < 0.1, f"idle watcher used {used:.3f}s of CPU in 1s"
     assert time.monotonic() - started < 2.0
     assert rec.task is not None and rec.task.done()
+
+
+async def test_files_in_a_new_directory_are_reported(sandbox: Sandbox) -> None:
+    async with Recorder(sandbox) as rec:
+        (sandbox.root / "fresh" / "deep").mkdir(parents=True)
+        (sandbox.root / "fresh" / "deep" / "early.py").write_text("made with the dir\n")
+        first = {c.path for c in await rec.next_changes()}
+        (sandbox.root / "fresh" / "deep" / "later.py").write_text("made after\n")
+        second = {c.path for c in await rec.next_changes()}
+    assert "fresh/deep/early.py" in first | second
+    assert "fresh/deep/later.py" in first | second
+    assert not rec.notices
+
+
+async def test_reading_files_reports_nothing(sandbox: Sandbox) -> None:
+    async with Recorder(sandbox) as rec:
+        for path in sandbox.root.rglob("*.py"):
+            path.read_bytes()
+        assert await rec.quiet_for(0.5)
+
+
+async def test_the_watch_limit_is_said_and_the_root_stays_watched(sandbox: Sandbox) -> None:
+    async with Recorder(sandbox, budget=1) as rec:
+        assert len(rec.notices) == 1
+        assert "partial: 1 of" in rec.notices[0]
+        assert "checked against their files' content" in rec.notices[0]
+        (sandbox.root / "pkg" / "util.py").write_text("unwatched directory\n")
+        (sandbox.root / "top.py").write_text("in the root\n")
+        changes = await rec.next_changes()
+    assert [c.path for c in changes] == ["top.py"]
