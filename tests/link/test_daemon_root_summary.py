@@ -38,6 +38,7 @@ async def test_summary_is_shared_until_files_change(tmp_path: Path, monkeypatch)
         return "id"
 
     monkeypatch.setattr(daemon, "send_event", send_event)
+    await daemon.sandbox.files_changed(["added.py"])  # as the watcher does, then tells the daemon
     await daemon._files_changed(FilesChanged(changes=[FileChange(path="added.py", change="added")]))
     after = await daemon.root_summary()
     assert len(counted) == 2

@@ -12,8 +12,8 @@ import pytest
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.sandbox.read_commands import Sandbox
 from opik_connect.connect.sandbox.watcher import run_watcher
-from opik_connect.protocol import FileChange, FilesChanged
-from tests.sandbox_repo import make_repo
+from opik_connect.protocol import FileChange, FilesChanged, ListFilesArgs
+from tests.sandbox_repo import git, make_repo
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -153,3 +153,20 @@ async def test_the_watch_limit_is_said_and_the_root_stays_watched(sandbox: Sandb
         (sandbox.root / "top.py").write_text("in the root\n")
         changes = await rec.next_changes()
     assert [c.path for c in changes] == ["top.py"]
+
+
+async def test_list_files_follows_the_watcher_and_git_index(sandbox: Sandbox) -> None:
+    async with Recorder(sandbox) as rec:
+        assert sandbox.index.watched
+        before = await sandbox.list_files(ListFilesArgs())
+        (sandbox.root / "pkg" / "fresh.py").write_text("x = 1\n")
+        await rec.next_changes()
+        after = await sandbox.list_files(ListFilesArgs())
+        assert set(after.files) - set(before.files) == {"pkg/fresh.py"}
+        git(sandbox.root, "add", "-f", "debug.log")  # tracked now, so visible
+        for _ in range(100):
+            if "debug.log" in (await sandbox.list_files(ListFilesArgs())).files:
+                break
+            await asyncio.sleep(0.05)
+        assert "debug.log" in (await sandbox.list_files(ListFilesArgs())).files
+    assert not sandbox.index.watched

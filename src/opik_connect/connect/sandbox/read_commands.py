@@ -36,6 +36,7 @@ from opik_connect.connect.sandbox.secret_redaction import (
     private_key_open_at_end,
     redact,
 )
+from opik_connect.connect.sandbox.visible_index import VisibleIndex
 from opik_connect.git_runner import git_process
 from opik_connect.protocol import (
     BridgeError,
@@ -323,6 +324,8 @@ class Sandbox:
         self.repo = repo
         self.policy = policy
         self.rg = rg
+        self.index = VisibleIndex(repo, policy)
+        """What ListFiles shows, kept current by the watcher."""
         self._listing: _Listing | None = None
         self._listing_at = float("-inf")
         self._refreshing: asyncio.Future[_Listing] | None = None
@@ -345,10 +348,17 @@ class Sandbox:
         self._generation += 1
         self._refreshing = None
 
+    async def files_changed(self, paths: list[str]) -> None:
+        """The watcher's batch (git-visible paths): git is asked again for the search lists;
+        the ListFiles index re-checks only these paths."""
+        self.invalidate()
+        await self.index.apply(paths)
+
     async def _current_listing(self) -> _Listing:
-        """git's lists, cached for VISIBLE_CACHE_TTL_S or until invalidated; one refresh at a
-        time however many commands ask at once."""
-        if self._listing is not None and time.monotonic() - self._listing_at <= VISIBLE_CACHE_TTL_S:
+        """git's lists, cached until invalidated (for VISIBLE_CACHE_TTL_S at most when no
+        watcher keeps them current); one refresh at a time however many commands ask at once."""
+        fresh = self.index.watched or time.monotonic() - self._listing_at <= VISIBLE_CACHE_TTL_S
+        if self._listing is not None and fresh:
             return self._listing
         if self._refreshing is None:
             self._refreshing = asyncio.ensure_future(self._refresh_listing())
@@ -372,19 +382,10 @@ class Sandbox:
     async def _visible_set(self) -> frozenset[str]:
         return (await self._current_listing()).visible
 
-    async def visible_files(self, under: str = "") -> list[str]:
-        """Git-visible, non-sensitive, safe (regular or in-root symlink) files, sorted."""
-        raw = await self.repo.visible_files(*([under] if under else []))
-        names = [f for f in raw if not self.policy.is_sensitive(f)]
-        safe = await asyncio.to_thread(
-            lambda: [f for f in names if self.policy.safe_for_listing(f)]
-        )
-        return sorted(safe)
-
     async def summary(self) -> RootSummary:
         """The hello's root summary: visible file count, branch and HEAD."""
         files, (branch, head) = await asyncio.gather(
-            self.visible_files(), self.repo.branch_and_head()
+            self.index.files(), self.repo.branch_and_head()
         )
         return RootSummary(root=str(self.root), visible_files=len(files), branch=branch, head=head)
 
@@ -461,11 +462,7 @@ class Sandbox:
             raise BridgeError(ErrorCode.INVALID_ARGS, "pattern contains a NUL byte")
         matcher = compile_glob(args.pattern.lstrip("/") or "**/*")
         prefix = rel_dir + "/" if rel_dir else ""
-        files = [
-            f
-            for f in await self.visible_files(rel_dir)
-            if f.startswith(prefix) and matcher.match(f[len(prefix) :])
-        ]
+        files = [f for f in await self.index.under(prefix) if matcher.match(f[len(prefix) :])]
         return ListFilesResult(
             files=files[:MAX_LIST_FILES], total=len(files), truncated=len(files) > MAX_LIST_FILES
         )

@@ -72,18 +72,9 @@ class RepoFiles:
 
     async def ignored_directories(self) -> set[str]:
         """Untracked directories git ignores as a whole (no trailing slash): never watched."""
-        code, out, err = await run_git(
-            self.root,
-            "ls-files",
-            "-z",
-            "--others",
-            "--ignored",
-            "--exclude-standard",
-            "--directory",
-        )
-        if code != 0:
-            raise GitCommandError(f"git ls-files failed: {err.decode(errors='replace').strip()}")
-        return {path.rstrip("/") for path in _split_z(out) if path.endswith("/")}
+        args = ("ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory")
+        done = await run_async(self.root, *args)
+        return {path.rstrip("/") for path in _split_z(done.out) if path.endswith("/")}
 
     async def ignored(self, paths: list[str]) -> set[str]:
         """Which of `paths` (relative, existing or not) git ignores; tracked files never are."""

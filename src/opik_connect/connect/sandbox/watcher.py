@@ -33,6 +33,8 @@ from opik_connect.connect.sandbox.read_commands import Sandbox
 from opik_connect.protocol import FileChange, FilesChanged
 
 DEFAULT_DEBOUNCE_MS = 200
+GIT_DIR = ".git"
+GIT_INDEX = "index"
 log = logging.getLogger(__name__)
 
 ChangeKind = Literal["added", "modified", "deleted"]
@@ -92,7 +94,7 @@ class _Watches:
         self.full = False
 
     def skip(self, rel: str, ignored: set[str]) -> bool:
-        return rel == ".git" or rel in ignored or self.sandbox.policy.is_sensitive(rel)
+        return rel == GIT_DIR or rel in ignored or self.sandbox.policy.is_sensitive(rel)
 
     def add(self, rels: list[str]) -> int:
         """Watch each directory until the limit; returns how many were added."""
@@ -120,6 +122,8 @@ class _Watches:
                 wanted.append(folder)
                 folder = os.path.dirname(folder)
         added = await asyncio.to_thread(self.add, wanted)
+        self.add([GIT_DIR])  # its index: what git tracks decides what is visible
+        self.sandbox.index.watched = not self.full
         if self.full:
             limit = kernel_watch_limit()
             self.notice(
@@ -179,7 +183,6 @@ async def watch_visible_changes(
             seen = await _drain(watches, sandbox)
             if seen is None:
                 continue
-            sandbox.invalidate()
             kinds = await asyncio.to_thread(_kinds, prefix, seen)
             candidates = sorted(rel for rel, kind in kinds.items() if kind is not None)
             ignored = await sandbox.repo.ignored(candidates)
@@ -188,9 +191,11 @@ async def watch_visible_changes(
                 for rel, kind in sorted(kinds.items())
                 if kind is not None and rel not in ignored
             ]
+            await sandbox.files_changed([change.path for change in changes])
             if changes:
                 yield FilesChanged(changes=changes)
     finally:
+        sandbox.index.watched = False
         stopping.cancel()
         loop.remove_reader(watches.inotify.fd)
         watches.inotify.close()
@@ -207,6 +212,11 @@ async def _drain(watches: _Watches, sandbox: Sandbox) -> dict[str, bool] | None:
                 continue
             folder = watches.inotify.paths.get(event.wd)
             if folder is None or event.mask & (IN_DELETE_SELF | IN_MOVE_SELF):
+                continue
+            if folder == GIT_DIR:
+                if event.name == GIT_INDEX:
+                    sandbox.invalidate()
+                    sandbox.index.stale()
                 continue
             rel = f"{folder}/{event.name}" if folder else event.name
             if sandbox.policy.is_sensitive(rel):
