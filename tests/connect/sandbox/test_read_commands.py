@@ -447,10 +447,22 @@ async def test_search_path_errors(searcher: Sandbox) -> None:
     )
 
 
-async def test_search_timeout(searcher: Sandbox, monkeypatch) -> None:
+async def test_search_reaching_its_time_limit_returns_what_it_found(
+    searcher: Sandbox, monkeypatch
+) -> None:
     monkeypatch.setattr(bridge_commands, "SEARCH_TIMEOUT_S", 0.000001)
-    code = await error_code(searcher.search_files(SearchFilesArgs(pattern="needle")))
-    assert code == ErrorCode.TIMEOUT
+    result = await searcher.search_files(SearchFilesArgs(pattern="needle"))
+    assert result.truncated
+    assert result.total_matches >= len(result.matches)
+
+
+async def test_a_common_pattern_stops_after_the_first_page(searcher: Sandbox, repo: Path) -> None:
+    for i in range(30):
+        (repo / f"hay{i:02d}.txt").write_text("straw\n" * 10)
+    result = await searcher.search_files(SearchFilesArgs(pattern="straw"))
+    assert len(result.matches) == bridge_commands.MAX_SEARCH_MATCHES
+    assert result.truncated
+    assert bridge_commands.MAX_SEARCH_MATCHES <= result.total_matches < 300
 
 
 def test_pattern_longer_than_500_chars_is_invalid_args() -> None:

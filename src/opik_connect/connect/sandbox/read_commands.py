@@ -213,9 +213,18 @@ class _Listing:
 
 @dataclass
 class _Budget:
-    """How many match lines all streams of one search have kept in full so far."""
+    """How many match lines all streams of one search have kept in full so far, and whether a
+    stream stopped before its end (a full first page, or the time limit)."""
 
     stored: int = 0
+    deadline: float = float("inf")
+    """loop.time() at which the search stops reading and returns what it has."""
+    cut: bool = False
+    """The total counts the files read so far only: a lower bound, so the result is truncated."""
+
+    @property
+    def full(self) -> bool:
+        return self.stored >= MAX_SEARCH_MATCHES
 
 
 @dataclass
@@ -263,6 +272,13 @@ class _RgStream:
         self.regex = regex
         self.files: list[_FileHits] = []
         self.current: _FileHits | None = None
+
+    @property
+    def done(self) -> bool:
+        """The first page is full and its last file ended: reading on would only count.
+        An exact total cost a full scan (386 ms against 12 ms for the first page of a common
+        pattern on a 42k-file repo), so the total is what was read, marked truncated."""
+        return self.budget.full and self.current is None
 
     def feed(self, raw: bytes) -> None:
         if raw.startswith(_RG_BEGIN):
@@ -482,15 +498,9 @@ class Sandbox:
         except re.error:
             regex = None
         search = self._search_rg if self.rg else self._search_git_grep
-        try:
-            files, visible = await asyncio.wait_for(
-                search(args.pattern, args.glob, rel_dir, regex), timeout=SEARCH_TIMEOUT_S
-            )
-        except TimeoutError as exc:
-            raise BridgeError(
-                ErrorCode.TIMEOUT, f"search took longer than {SEARCH_TIMEOUT_S:g}s"
-            ) from exc
-        return self._collect(files, visible, regex)
+        budget = _Budget(deadline=asyncio.get_running_loop().time() + SEARCH_TIMEOUT_S)
+        files, visible = await search(args.pattern, args.glob, rel_dir, regex, budget)
+        return self._collect(files, visible, regex, cut=budget.cut)
 
     def _glob_filter(self, glob: str | None) -> Callable[[str], bool]:
         """ripgrep's meaning of a glob: without '/', it matches the file name at any depth."""
@@ -502,7 +512,12 @@ class Sandbox:
         return lambda path: bool(matcher.match(path)) != negate
 
     async def _search_rg(
-        self, pattern: str, glob: str | None, rel_dir: str, regex: re.Pattern[str] | None
+        self,
+        pattern: str,
+        glob: str | None,
+        rel_dir: str,
+        regex: re.Pattern[str] | None,
+        budget: _Budget,
     ) -> tuple[list[_FileHits], frozenset[str]]:
         """ripgrep walks with its own ignore rules (fast); git's file list, fetched at the same
         time, then decides. Tracked files that match an ignore rule are searched explicitly."""
@@ -524,13 +539,12 @@ class Sandbox:
             f"--regexp={pattern}",
             "--",
         ]
-        budget = _Budget()
         streams = [_RgStream(budget, regex)]
         walk = asyncio.ensure_future(self._run_rg([*base, rel_dir or "."], streams[0]))
         try:
             listing = await self._current_listing()
             extra = await self._tracked_ignored(listing, rel_dir, self._glob_filter(glob))
-            if extra:
+            if extra and not budget.full:
                 streams.append(_RgStream(budget, regex))
                 await self._run_rg([*base, *extra], streams[1])
             await walk
@@ -554,18 +568,30 @@ class Sandbox:
         return listing.visible | frozenset(await self.repo.visible_files(*unknown))
 
     async def _run_rg(self, cmd: list[str], stream: _RgStream) -> None:
+        """Feed rg's output to `stream` until it ends, the first page is done or time is up."""
+        budget = stream.budget
         async with child_process(*cmd, cwd=self.root) as proc:
             assert proc.stdout is not None and proc.stderr is not None
             pending = bytearray()
-            while chunk := await proc.stdout.read(_RG_READ_BYTES):
-                pending += chunk
-                end = pending.rfind(b"\n")
-                if end == -1:
-                    continue
-                block = bytes(pending[:end])
-                del pending[: end + 1]
-                for raw in block.split(b"\n"):
-                    stream.feed(raw)
+            try:
+                async with asyncio.timeout_at(budget.deadline):
+                    while not stream.done and (chunk := await proc.stdout.read(_RG_READ_BYTES)):
+                        pending += chunk
+                        end = pending.rfind(b"\n")
+                        if end == -1:
+                            continue
+                        block = bytes(pending[:end])
+                        del pending[: end + 1]
+                        for raw in block.split(b"\n"):
+                            stream.feed(raw)
+                            if stream.done:
+                                break
+            except TimeoutError:
+                budget.cut = True
+                return
+            if stream.done:
+                budget.cut = True
+                return
             if pending:
                 stream.feed(bytes(pending))
             err = await proc.stderr.read()
@@ -587,18 +613,22 @@ class Sandbox:
         return await asyncio.to_thread(lambda: [f for f in extra if self.policy.regular_file(f)])
 
     async def _search_git_grep(
-        self, pattern: str, glob: str | None, rel_dir: str, regex: re.Pattern[str] | None
+        self,
+        pattern: str,
+        glob: str | None,
+        rel_dir: str,
+        regex: re.Pattern[str] | None,
+        budget: _Budget,
     ) -> tuple[list[_FileHits], frozenset[str]]:
         """Without ripgrep: `git grep --untracked` searches git's visible files, except tracked
         files that match an ignore rule, which a second, tracked-only `git grep` names."""
         wanted = self._glob_filter(glob)
-        budget = _Budget()
         files: dict[str, _FileHits] = {}
         await self._run_git_grep(
             ["--untracked", "--", rel_dir or "."], pattern, wanted, budget, files, regex
         )
         extra = await self._tracked_ignored(await self._current_listing(), rel_dir, wanted)
-        if extra:
+        if extra and not budget.cut:
             specs = [f":(literal){f}" for f in extra]
             await self._run_git_grep(["--", *specs], pattern, wanted, budget, files, regex)
         hits = list(files.values())
@@ -627,29 +657,51 @@ class Sandbox:
             *where,
         ) as proc:
             assert proc.stdout is not None and proc.stderr is not None
-            async for raw in proc.stdout:
-                parts = raw.split(b"\0", 2)
-                if len(parts) != 3:
-                    continue
-                name_b, number_b, text_b = parts
-                try:
-                    name, text = name_b.decode(), _strip_eol(text_b.decode())
-                except UnicodeDecodeError:
-                    continue
-                if not wanted(name):
-                    continue
-                hit = files.setdefault(name, _FileHits(path=name))
-                hit.matched_lines += 1
-                if budget.stored < MAX_SEARCH_MATCHES:
-                    hit.lines.append((int(number_b), text, True))
-                    budget.stored += 1
-                else:
-                    hit.dropped += _hides_only_secret(text, regex)
+            try:
+                async with asyncio.timeout_at(budget.deadline):
+                    async for raw in proc.stdout:
+                        if not self._feed_git_grep(raw, wanted, budget, files, regex):
+                            budget.cut = True
+                            return
+            except TimeoutError:
+                budget.cut = True
+                return
             err = await proc.stderr.read()
             code = await proc.wait()
         if code == 128:
             message = err.decode(errors="replace").strip().splitlines()[-1]
             raise BridgeError(ErrorCode.INVALID_ARGS, f"invalid regex: {message}", field="pattern")
+
+    @staticmethod
+    def _feed_git_grep(
+        raw: bytes,
+        wanted: Callable[[str], bool],
+        budget: _Budget,
+        files: dict[str, _FileHits],
+        regex: re.Pattern[str] | None,
+    ) -> bool:
+        """Count one `git grep` line; False once the first page is full and a new file starts
+        (git grep prints a file's lines together, so the files seen so far are complete)."""
+        parts = raw.split(b"\0", 2)
+        if len(parts) != 3:
+            return True
+        name_b, number_b, text_b = parts
+        try:
+            name, text = name_b.decode(), _strip_eol(text_b.decode())
+        except UnicodeDecodeError:
+            return True
+        if not wanted(name):
+            return True
+        if budget.full and name not in files:
+            return False
+        hit = files.setdefault(name, _FileHits(path=name))
+        hit.matched_lines += 1
+        if not budget.full:
+            hit.lines.append((int(number_b), text, True))
+            budget.stored += 1
+        else:
+            hit.dropped += _hides_only_secret(text, regex)
+        return True
 
     def _add_context(self, hits: list[_FileHits]) -> None:
         """Read the context lines of kept matches from the files themselves (race-free open);
@@ -683,9 +735,15 @@ class Sandbox:
             hit.lines.sort()
 
     def _collect(
-        self, files: list[_FileHits], visible: frozenset[str], regex: re.Pattern[str] | None
+        self,
+        files: list[_FileHits],
+        visible: frozenset[str],
+        regex: re.Pattern[str] | None,
+        *,
+        cut: bool,
     ) -> SearchFilesResult:
-        """Keep visible text files; count honestly; return at most MAX_SEARCH_MATCHES."""
+        """Keep visible text files; count honestly; return at most MAX_SEARCH_MATCHES. When the
+        search stopped early (`cut`), the total counts the files read: at least that many."""
         matches: list[SearchMatch] = []
         total = 0
         redactions = 0
@@ -725,7 +783,7 @@ class Sandbox:
         return SearchFilesResult(
             matches=matches,
             total_matches=total,
-            truncated=total > len(matches),
+            truncated=cut or total > len(matches),
             redactions=redactions,
         )
 
