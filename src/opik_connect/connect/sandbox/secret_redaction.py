@@ -60,6 +60,20 @@ _VALUE_HINTS: tuple[tuple[str, re.Pattern[str] | str], ...] = (
 )
 """(a character, then a literal or pattern) that the case-sensitive patterns cannot match
 without. The character is found with memchr; the longer scan runs only when it is there."""
+_KIND_HINTS: dict[str, tuple[str, re.Pattern[str] | str]] = {
+    "anthropic_key": ("-", "sk-"),
+    "openai_key": ("-", "sk-"),
+    "aws_access_key": ("A", re.compile("A(?:KIA|SIA|GPA|IDA|ROA)")),
+    "github_token": ("_", re.compile(r"gh[pousr]_|github_pat_")),
+    "slack_token": ("x", "xox"),
+    "google_api_key": ("A", "AIza"),
+    "stripe_key": ("_", re.compile(r"k_(?:live|test)_")),
+    "jwt": ("J", "eyJ"),
+    "bearer_token": ("r", "earer "),
+    "url_password": ("/", "://"),
+}
+"""Each provider pattern's own necessary hint (as in _VALUE_HINTS): `redact` runs a pattern
+only when its hint is in the text. A kind without an entry always runs."""
 _NAME_HINTS = {
     "pass": ("password", "passwd", "passphrase"),
     "pwd": ("pwd",),
@@ -78,12 +92,20 @@ _BASE64_MASK = bytes(ord("a") if byte in _BASE64_BYTES else ord(" ") for byte in
 _BASE64_RUN = b"a" * 60
 
 
+def _hinted(text: str, char: str, hint: re.Pattern[str] | str) -> bool:
+    return char in text and bool(hint in text if isinstance(hint, str) else hint.search(text))
+
+
 def might_contain_secret(text: str) -> bool:
     """A fast necessary condition for `redact` to change a line. It also holds on the
     JSON-escaped text ripgrep prints, so search lines past the cap are checked undecoded."""
-    for char, hint in _VALUE_HINTS:
-        if char in text and (hint in text if isinstance(hint, str) else hint.search(text)):
-            return True
+    if any(_hinted(text, char, hint) for char, hint in _VALUE_HINTS):
+        return True
+    return _might_name_secret(text) or _has_base64_run(text)
+
+
+def _might_name_secret(text: str) -> bool:
+    """A necessary condition for ASSIGNMENT: a secret name followed by a separator."""
     low = text.lower()
     for stem, names in _NAME_HINTS.items():
         if stem not in low:
@@ -94,6 +116,11 @@ def might_contain_secret(text: str) -> bool:
                 if _AFTER_NAME.match(low, start + len(hint)):
                     return True
                 start = low.find(hint, start + 1)
+    return False
+
+
+def _has_base64_run(text: str) -> bool:
+    """A necessary condition for _KEY_BODY_LINE: 60 base64 characters in a row."""
     return _BASE64_RUN in text.encode("utf-8", "surrogatepass").translate(_BASE64_MASK)
 
 
@@ -121,12 +148,18 @@ def redact(text: str, *, inside_private_key: bool = False) -> tuple[str, int]:
         count += n
         return value
 
+    # Each pattern runs only when its necessary hint is in the text it is applied to: on a
+    # 4 KiB file that trips the pre-check (a URL), redact cost 1.5 ms for 0.07 ms of work.
     if inside_private_key:
         text = sub("private_key", _LEADING_KEY_TAIL, text)
-    text = sub("private_key", PRIVATE_KEY_BLOCK, text)
-    text = sub("private_key", _KEY_BODY_LINE, text)
+    if "PRIVATE KEY" in text:
+        text = sub("private_key", PRIVATE_KEY_BLOCK, text)
+    if _has_base64_run(text):
+        text = sub("private_key", _KEY_BODY_LINE, text)
     for kind, pattern in PROVIDER_KEYS:
-        text = sub(kind, pattern, text)
+        hint = _KIND_HINTS.get(kind)
+        if hint is None or _hinted(text, *hint):
+            text = sub(kind, pattern, text)
 
     def assignment(match: re.Match[str]) -> str:
         nonlocal count
@@ -139,5 +172,6 @@ def redact(text: str, *, inside_private_key: bool = False) -> tuple[str, int]:
         base = match.start()
         return whole[: start - base] + "[REDACTED:secret_value]" + whole[end - base :]
 
-    text = ASSIGNMENT.sub(assignment, text)
+    if _might_name_secret(text):
+        text = ASSIGNMENT.sub(assignment, text)
     return text, count
