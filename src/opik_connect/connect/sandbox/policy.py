@@ -141,17 +141,16 @@ class PathPolicy:
         return known
 
     def _check_names(self, rel: str) -> bool:
-        parts = rel.split("/")
-        for i, part in enumerate(parts):
-            if self._sensitive_name.match(part):
-                return True
-            if self._deny_named is not None and self._deny_named.match(part):
-                return True
-            if self._deny_anchored is not None and self._deny_anchored.match(
-                "/".join(parts[: i + 1])
-            ):
-                return True
-        return False
+        """The parent through the memo (each directory is checked once for all its files),
+        then the last name, and the whole path against the anchored deny globs."""
+        head, _, part = rel.rpartition("/")
+        if head and self.is_sensitive(head):
+            return True
+        if self._sensitive_name.match(part):
+            return True
+        if self._deny_named is not None and self._deny_named.match(part):
+            return True
+        return self._deny_anchored is not None and bool(self._deny_anchored.match(rel))
 
     def check_sensitive(self, rel: str) -> None:
         if self.is_sensitive(rel):
