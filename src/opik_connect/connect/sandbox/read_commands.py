@@ -365,10 +365,10 @@ class Sandbox:
         self._refreshing = None
 
     async def files_changed(self, paths: list[str]) -> None:
-        """The watcher's batch (git-visible paths): git is asked again for the search lists;
-        the ListFiles index re-checks only these paths."""
-        self.invalidate()
+        """The watcher's batch (git-visible paths): the index re-checks only these paths, then
+        the search lists are taken again (from the updated index)."""
         await self.index.apply(paths)
+        self.invalidate()
 
     async def _current_listing(self) -> _Listing:
         """git's lists, cached until invalidated (for VISIBLE_CACHE_TTL_S at most when no
@@ -387,8 +387,10 @@ class Sandbox:
 
     async def _refresh_listing(self) -> _Listing:
         started, generation = time.monotonic(), self._generation
+        # The index's files stand for git's visible ones: what it leaves out (sensitive paths,
+        # symlinks leading out) is refused anyway, and a path it does not know is asked of git.
         visible, tracked_ignored = await asyncio.gather(
-            self.repo.visible_files(), self.repo.tracked_ignored_files()
+            self.index.files(), self.repo.tracked_ignored_files()
         )
         listing = _Listing(frozenset(visible), tuple(tracked_ignored))
         if generation == self._generation:
