@@ -170,3 +170,21 @@ async def test_list_files_follows_the_watcher_and_git_index(sandbox: Sandbox) ->
             await asyncio.sleep(0.05)
         assert "debug.log" in (await sandbox.list_files(ListFilesArgs())).files
     assert not sandbox.index.watched
+
+
+async def test_waiting_out_the_debounce_uses_almost_no_cpu(sandbox: Sandbox) -> None:
+    rec = Recorder(sandbox)
+    rec.task = asyncio.create_task(
+        run_watcher(sandbox, rec.on_change, rec.stop, debounce_ms=1000, notice=rec.notices.append)
+    )
+    await asyncio.sleep(0.3)
+    try:
+        (sandbox.root / "slow.py").write_text("x\n")
+        before = time.process_time()
+        changes = await rec.next_changes()
+        used = time.process_time() - before
+    finally:
+        rec.stop.set()
+        await asyncio.wait_for(rec.task, 5)
+    assert [c.path for c in changes] == ["slow.py"]
+    assert used < 0.3, f"the watcher used {used:.3f}s of CPU over a 1 s debounce"

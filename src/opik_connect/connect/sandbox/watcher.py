@@ -168,11 +168,19 @@ async def watch_visible_changes(
     prefix = watches.root + os.sep
     loop = asyncio.get_running_loop()
     arrived = asyncio.Event()
-    loop.add_reader(watches.inotify.fd, arrived.set)
+    fd = watches.inotify.fd
+
+    def readable() -> None:
+        # The descriptor stays readable until drained: unregister, or the loop would spin
+        # through the debounce wait.
+        loop.remove_reader(fd)
+        arrived.set()
+
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await watches.start()
         while not stop.is_set():
+            loop.add_reader(fd, readable)
             waiting = asyncio.ensure_future(arrived.wait())
             await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()
@@ -197,7 +205,7 @@ async def watch_visible_changes(
     finally:
         sandbox.index.watched = False
         stopping.cancel()
-        loop.remove_reader(watches.inotify.fd)
+        loop.remove_reader(fd)
         watches.inotify.close()
 
 
@@ -208,6 +216,7 @@ async def _drain(watches: _Watches, sandbox: Sandbox) -> dict[str, bool] | None:
         for event in events:
             if event.mask & IN_Q_OVERFLOW:
                 watches.notice("file watching overflowed: some changes were not reported")
+                sandbox.index.stale()
                 sandbox.invalidate()
                 continue
             folder = watches.inotify.paths.get(event.wd)
