@@ -387,10 +387,12 @@ class Sandbox:
 
     async def _refresh_listing(self) -> _Listing:
         started, generation = time.monotonic(), self._generation
-        # The index's files stand for git's visible ones: what it leaves out (sensitive paths,
-        # symlinks leading out) is refused anyway, and a path it does not know is asked of git.
+        # A watched index's files stand for git's visible ones (one copy, no git process): what
+        # it leaves out (sensitive paths, symlinks leading out) is refused anyway, and a path
+        # it does not know is asked of git. Unwatched, git's plain list is cheaper to rebuild.
+        visible_files = self.index.files() if self.index.watched else self.repo.visible_files()
         visible, tracked_ignored = await asyncio.gather(
-            self.index.files(), self.repo.tracked_ignored_files()
+            visible_files, self.repo.tracked_ignored_files()
         )
         listing = _Listing(frozenset(visible), tuple(tracked_ignored))
         if generation == self._generation:
