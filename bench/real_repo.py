@@ -49,7 +49,7 @@ async def echo(ws):
     async for message in ws:
         await ws.send(message)
 async def main():
-    async with serve(echo, "127.0.0.1", 0, compression=None) as server:
+    async with serve(echo, "127.0.0.1", 0, compression=None, ping_interval=None) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Event().wait()
 asyncio.run(main())
@@ -170,7 +170,10 @@ async def echo_client(content: str) -> tuple[Timed, Callable[[int], Awaitable[fl
     )
     assert server.stdout is not None
     port = int(await server.stdout.readline())
-    wss = [await connect(f"ws://127.0.0.1:{port}", compression=None) for _ in range(8)]
+    wss = [
+        await connect(f"ws://127.0.0.1:{port}", compression=None, ping_interval=None)
+        for _ in range(8)
+    ]
 
     async def once() -> None:
         await wss[0].send(content)
