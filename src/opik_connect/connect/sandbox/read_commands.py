@@ -226,6 +226,11 @@ class _Budget:
     def full(self) -> bool:
         return self.stored >= MAX_SEARCH_MATCHES
 
+    def expired(self) -> bool:
+        """Checked between reads too: a read of output already buffered never yields to the
+        loop, so the timeout alone would not fire while rg's output keeps up."""
+        return asyncio.get_running_loop().time() >= self.deadline
+
 
 @dataclass
 class _FileHits:
@@ -579,7 +584,7 @@ class Sandbox:
             pending = bytearray()
             try:
                 async with asyncio.timeout_at(budget.deadline):
-                    while not stream.done and (chunk := await proc.stdout.read(_RG_READ_BYTES)):
+                    while chunk := await proc.stdout.read(_RG_READ_BYTES):
                         pending += chunk
                         end = pending.rfind(b"\n")
                         if end == -1:
@@ -590,10 +595,10 @@ class Sandbox:
                             stream.feed(raw)
                             if stream.done:
                                 break
+                        if stream.done or budget.expired():
+                            budget.cut = True
+                            return
             except TimeoutError:
-                budget.cut = True
-                return
-            if stream.done:
                 budget.cut = True
                 return
             if pending:
@@ -664,7 +669,9 @@ class Sandbox:
             try:
                 async with asyncio.timeout_at(budget.deadline):
                     async for raw in proc.stdout:
-                        if not self._feed_git_grep(raw, wanted, budget, files, regex):
+                        if budget.expired() or not self._feed_git_grep(
+                            raw, wanted, budget, files, regex
+                        ):
                             budget.cut = True
                             return
             except TimeoutError:
