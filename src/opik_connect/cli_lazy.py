@@ -10,8 +10,9 @@ import importlib
 from dataclasses import dataclass
 from typing import ClassVar
 
-import click
 import typer
+import typer.core
+from typer import _click as click
 
 from opik_connect.cli_errors import ConventionGroup
 
@@ -50,7 +51,7 @@ class LazyGroup(ConventionGroup):
             return found
         if self._placeholders:
             summary = self.lazy[cmd_name].summary
-            return click.Command(cmd_name, help=summary, short_help=summary)
+            return typer.core.TyperCommand(cmd_name, help=summary, short_help=summary)
         self.commands[cmd_name] = self.lazy[cmd_name].load(cmd_name)
         return self.commands[cmd_name]
 
