@@ -19,9 +19,7 @@ from typer import Abort
 from typer._click.exceptions import ClickException, UsageError
 from typer.core import TyperGroup
 
-from opik_connect.config import ConfigError
 from opik_connect.connect.terminal.visible_text import visible
-from opik_connect.git_runner import NotAGitRepository
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
@@ -54,8 +52,13 @@ def environment_error(exc: Exception, debug: bool) -> CliError:
     return usage_error(str(exc))
 
 
-ENVIRONMENT_ERRORS: tuple[type[Exception], ...] = (NotAGitRepository, ConfigError)
-"""Raised by many commands and always exit 2, so no command needs to wrap them."""
+def environment_errors() -> tuple[type[Exception], ...]:
+    """Raised by many commands and always exit 2, so no command needs to wrap them. Imported
+    when an error is reported, so that `--help` does not load pydantic and GitPython."""
+    from opik_connect.config import ConfigError
+    from opik_connect.git_runner import NotAGitRepository
+
+    return (NotAGitRepository, ConfigError)
 
 
 def report(message: str) -> None:
@@ -84,7 +87,7 @@ def _outcome(exc: BaseException, debug: bool) -> int | None:
         return EXIT_INTERRUPTED
     if debug:
         return None
-    if isinstance(exc, ENVIRONMENT_ERRORS):
+    if isinstance(exc, environment_errors()):
         report(str(exc))
         return EXIT_USAGE
     report(f"internal error: {type(exc).__name__}: {exc}")

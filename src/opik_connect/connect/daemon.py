@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -44,7 +45,9 @@ from opik_connect.link.auth import PairingStore, new_activation_key
 from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import FilesChanged, RootSummary
 
-PLATFORM_ENV = "OPIK_CONNECT_PLATFORM"
+SUMMARY_REUSE_S = 5.0
+"""The banner and the hello (and a quick reconnect) share one root summary: on a large repo
+counting the visible files costs half a second."""
 Service = Callable[[], Awaitable[None]]
 PlatformSetup = Callable[[Platform], Awaitable[None]]
 Part = Callable[["Daemon"], Awaitable[None]]
@@ -105,6 +108,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         """Set by stop(); services may wait on it to end cleanly."""
         self.sandbox: Sandbox | None = None
+        self._summary: tuple[float, RootSummary] | None = None
         """The read sandbox when handlers were not given (the watcher invalidates its cache)."""
         self._run_files: list[Path] = []
         self.identity = RunnerIdentity(
@@ -146,6 +150,7 @@ class Daemon:
         return await self.link.send_event(type_name, event, **options)
 
     async def _files_changed(self, batch: FilesChanged) -> None:
+        self._summary = None
         for listener in list(self.file_listeners):
             await listener(batch)
         await self.send_event("FilesChanged", batch)
@@ -153,7 +158,11 @@ class Daemon:
     async def root_summary(self) -> RootSummary:
         """The sandbox's summary; without a sandbox (handlers given), git's unfiltered view."""
         if self.sandbox is not None:
-            return await self.sandbox.summary()
+            if self._summary is not None and time.monotonic() - self._summary[0] <= SUMMARY_REUSE_S:
+                return self._summary[1]
+            summary = await self.sandbox.summary()
+            self._summary = (time.monotonic(), summary)
+            return summary
         repo = RepoFiles(self.root)
         try:
             files = await repo.visible_files()

@@ -13,40 +13,40 @@ import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from opik_connect.agent.ollie.sessions import API_KEY_ENV, BASE_URL_ENV
-from opik_connect.agent.platform.cli import setup_platform
 from opik_connect.cli_errors import environment_error, failed, usage_error
-from opik_connect.config import ProjectConfig, load_project_config, project_state_dir
-from opik_connect.connect.daemon import (
-    PLATFORM_ENV,
-    Daemon,
-)
-from opik_connect.connect.fixes.daemon_wiring import fix_parts
-from opik_connect.connect.suites.agent_python import agent_line
-from opik_connect.connect.websocket_client import LinkError, LinkState
-from opik_connect.git_runner import find_git_root
+
+if TYPE_CHECKING:
+    from opik_connect.config import ProjectConfig
+    from opik_connect.connect.daemon import Daemon
+    from opik_connect.connect.websocket_client import LinkState
 
 PID_FILE = "daemon.pid"
+PLATFORM_ENV = "OPIK_CONNECT_PLATFORM"
+"""The environment variable naming a team platform's URL (else the daemon embeds one)."""
 DEFAULT_MODEL_ENDPOINT = "https://api.anthropic.com"
 """Where the Anthropic SDK sends Ollie's requests when ANTHROPIC_BASE_URL is not set."""
 
 STATE_STYLE = {
-    LinkState.CONNECTED: "green",
-    LinkState.PAIRING: "yellow",
-    LinkState.RECONNECTING: "yellow",
-    LinkState.CONNECTING: "cyan",
-    LinkState.STOPPED: "dim",
+    "connected": "green",
+    "pairing": "yellow",
+    "reconnecting": "yellow",
+    "connecting": "cyan",
+    "stopped": "dim",
 }
+"""Keyed by LinkState's value: the link's module is imported only when the daemon runs."""
 
 console = Console(highlight=False)
 
 
 def pid_file(root: Path) -> Path:
+    from opik_connect.config import project_state_dir
+
     return project_state_dir(root) / PID_FILE
 
 
@@ -108,6 +108,14 @@ def run_daemon(
     ctx.obj = {"debug": debug}
     if ctx.invoked_subcommand is not None:
         return
+    # Imported here, not at the top: `--help` and every sub-command pass through this callback.
+    from opik_connect.agent.platform.cli import setup_platform
+    from opik_connect.config import load_project_config
+    from opik_connect.connect.daemon import Daemon
+    from opik_connect.connect.fixes.daemon_wiring import fix_parts
+    from opik_connect.connect.websocket_client import LinkError
+    from opik_connect.git_runner import find_git_root
+
     root = find_git_root(Path.cwd())
     config = load_project_config(root)
     url = platform or os.environ.get(PLATFORM_ENV) or config.platform
@@ -139,10 +147,10 @@ _last_state: tuple[LinkState, str] | None = None
 
 def _show_state(state: LinkState, detail: str) -> None:
     global _last_state
-    if (state, detail) == _last_state or state == LinkState.PAIRING:
+    if (state, detail) == _last_state or state.value == "pairing":
         return
     _last_state = (state, detail)
-    style = STATE_STYLE.get(state, "white")
+    style = STATE_STYLE.get(state.value, "white")
     suffix = f" [dim]({escape(detail)})[/dim]" if detail else ""
     console.print(f"[{style}]●[/{style}] {state.value}{suffix}")
 
@@ -157,6 +165,8 @@ def _show_code(code: str, expires_at: float) -> None:
 
 async def _announce(daemon: Daemon) -> None:
     """A part, so the banner is printed before the link and the `ollie>` prompt start."""
+    from opik_connect.connect.suites.agent_python import agent_line
+
     summary = await daemon.root_summary()
     embedded = daemon.platform is not None
     where = f"{daemon.url} (embedded)" if embedded else daemon.url
@@ -174,6 +184,8 @@ async def _announce(daemon: Daemon) -> None:
 def ollie_setup(config: ProjectConfig, env: Mapping[str, str], embedded: bool) -> str:
     """Ollie's model, endpoint and whether a key is set (never the key), so a user learns a
     missing key at start rather than at the first `ask`. A remote platform runs its own Ollie."""
+    from opik_connect.agent.ollie.sessions import API_KEY_ENV, BASE_URL_ENV
+
     if not embedded:
         return "runs on the platform, with the platform's model and key"
     base_url = env.get(BASE_URL_ENV, "").strip()
@@ -214,6 +226,8 @@ def stop_daemon(
     wait_s: float = typer.Option(10.0, "--wait", help="Seconds to wait for it to exit."),
 ) -> None:
     """Stop the daemon serving the current project."""
+    from opik_connect.git_runner import find_git_root
+
     debug = bool((ctx.obj or {}).get("debug"))
     root = find_git_root(Path.cwd())
     pid = running_pid(root)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -12,8 +13,11 @@ import pytest
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.sandbox import file_window, search_files, search_scan
 from opik_connect.connect.sandbox import read_commands as bridge_commands
+from opik_connect.connect.sandbox.linear_regex import compile_line_search
+from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.connect.sandbox.read_commands import Sandbox, read_handlers
 from opik_connect.connect.sandbox.ripgrep import find_ripgrep
+from opik_connect.connect.sandbox.search_scan import scan_files
 from opik_connect.git_runner import NotAGitRepository
 from opik_connect.protocol import (
     BridgeError,
@@ -449,11 +453,36 @@ async def test_search_path_errors(searcher: Sandbox) -> None:
     )
 
 
-async def test_search_timeout(searcher: Sandbox, monkeypatch) -> None:
+async def test_search_reaching_its_time_limit_returns_what_it_found(
+    searcher: Sandbox, monkeypatch
+) -> None:
     await searcher.listings.current()
     monkeypatch.setattr(search_files, "SEARCH_TIMEOUT_S", 0.000001)
-    code = await error_code(searcher.search_files(SearchFilesArgs(pattern="needle")))
-    assert code == ErrorCode.TIMEOUT
+    result = await searcher.search_files(SearchFilesArgs(pattern="needle"))
+    assert result.truncated
+    assert result.total_matches >= len(result.matches)
+
+
+async def test_a_common_pattern_stops_after_the_first_page(searcher: Sandbox, repo: Path) -> None:
+    for i in range(30):
+        (repo / f"hay{i:02d}.txt").write_text("straw\n" * 10)
+    result = await searcher.search_files(SearchFilesArgs(pattern="straw"))
+    assert len(result.matches) == search_scan.MAX_SEARCH_MATCHES
+    assert result.truncated
+    assert (result.total_matches, result.matches[-1].file) == (100, "hay09.txt")
+
+
+def test_a_scan_at_its_deadline_returns_a_truncated_prefix(repo: Path) -> None:
+    (repo / "a.txt").write_text("straw\n")
+    result = scan_files(
+        PathPolicy(repo),
+        ["a.txt"],
+        compile_line_search("straw"),
+        frozenset(["a.txt"]),
+        threading.Event(),
+        deadline=0.0,
+    )
+    assert (result.matches, result.total_matches, result.truncated) == ([], 0, True)
 
 
 def test_pattern_longer_than_500_chars_is_invalid_args() -> None:

@@ -12,8 +12,8 @@ import pytest
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.sandbox.read_commands import Sandbox
 from opik_connect.connect.sandbox.watcher import run_watcher
-from opik_connect.protocol import FileChange, FilesChanged
-from tests.sandbox_repo import make_repo
+from opik_connect.protocol import FileChange, FilesChanged, ListFilesArgs
+from tests.sandbox_repo import git, make_repo
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -21,8 +21,10 @@ pytestmark = pytest.mark.timeout(30)
 class Recorder:
     """Runs the watcher in a task and collects its batches."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, budget: int | None = None) -> None:
         self.sandbox = sandbox
+        self.budget = budget
+        self.notices: list[str] = []
         self.batches: list[FilesChanged] = []
         self.stop = asyncio.Event()
         self.arrived = asyncio.Event()
@@ -34,7 +36,14 @@ class Recorder:
 
     async def __aenter__(self) -> Recorder:
         self.task = asyncio.create_task(
-            run_watcher(self.sandbox, self.on_change, self.stop, debounce_ms=50)
+            run_watcher(
+                self.sandbox,
+                self.on_change,
+                self.stop,
+                debounce_ms=50,
+                notice=self.notices.append,
+                budget=self.budget,
+            )
         )
         await asyncio.sleep(0.3)  # let inotify watches settle before the test acts
         return self
@@ -114,3 +123,68 @@ async def test_idle_watcher_uses_almost_no_cpu_and_stops_promptly(sandbox: Sandb
     assert used < 0.1, f"idle watcher used {used:.3f}s of CPU in 1s"
     assert time.monotonic() - started < 2.0
     assert rec.task is not None and rec.task.done()
+
+
+async def test_files_in_a_new_directory_are_reported(sandbox: Sandbox) -> None:
+    async with Recorder(sandbox) as rec:
+        (sandbox.root / "fresh" / "deep").mkdir(parents=True)
+        (sandbox.root / "fresh" / "deep" / "early.py").write_text("made with the dir\n")
+        first = {c.path for c in await rec.next_changes()}
+        (sandbox.root / "fresh" / "deep" / "later.py").write_text("made after\n")
+        second = {c.path for c in await rec.next_changes()}
+    assert "fresh/deep/early.py" in first | second
+    assert "fresh/deep/later.py" in first | second
+    assert not rec.notices
+
+
+async def test_reading_files_reports_nothing(sandbox: Sandbox) -> None:
+    async with Recorder(sandbox) as rec:
+        for path in sandbox.root.rglob("*.py"):
+            path.read_bytes()
+        assert await rec.quiet_for(0.5)
+
+
+async def test_the_watch_limit_is_said_and_the_root_stays_watched(sandbox: Sandbox) -> None:
+    async with Recorder(sandbox, budget=1) as rec:
+        assert len(rec.notices) == 1
+        assert "partial: 1 of" in rec.notices[0]
+        assert "checked against their files' content" in rec.notices[0]
+        (sandbox.root / "pkg" / "util.py").write_text("unwatched directory\n")
+        (sandbox.root / "top.py").write_text("in the root\n")
+        changes = await rec.next_changes()
+    assert [c.path for c in changes] == ["top.py"]
+
+
+async def test_list_files_follows_the_watcher_and_git_index(sandbox: Sandbox) -> None:
+    async with Recorder(sandbox) as rec:
+        assert sandbox.index.watched
+        before = await sandbox.list_files(ListFilesArgs())
+        (sandbox.root / "pkg" / "fresh.py").write_text("x = 1\n")
+        await rec.next_changes()
+        after = await sandbox.list_files(ListFilesArgs())
+        assert set(after.files) - set(before.files) == {"pkg/fresh.py"}
+        git(sandbox.root, "add", "-f", "debug.log")  # tracked now, so visible
+        for _ in range(100):
+            if "debug.log" in (await sandbox.list_files(ListFilesArgs())).files:
+                break
+            await asyncio.sleep(0.05)
+        assert "debug.log" in (await sandbox.list_files(ListFilesArgs())).files
+    assert not sandbox.index.watched
+
+
+async def test_waiting_out_the_debounce_uses_almost_no_cpu(sandbox: Sandbox) -> None:
+    rec = Recorder(sandbox)
+    rec.task = asyncio.create_task(
+        run_watcher(sandbox, rec.on_change, rec.stop, debounce_ms=1000, notice=rec.notices.append)
+    )
+    await asyncio.sleep(0.3)
+    try:
+        (sandbox.root / "slow.py").write_text("x\n")
+        before = time.process_time()
+        changes = await rec.next_changes()
+        used = time.process_time() - before
+    finally:
+        rec.stop.set()
+        await asyncio.wait_for(rec.task, 5)
+    assert [c.path for c in changes] == ["slow.py"]
+    assert used < 0.3, f"the watcher used {used:.3f}s of CPU over a 1 s debounce"

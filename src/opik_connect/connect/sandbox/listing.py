@@ -1,4 +1,5 @@
-"""git's file lists for one root, cached briefly so a burst of commands costs one git process."""
+"""git's file lists for one root, cached so a burst of commands costs one git process; while the
+watcher keeps the visible index current, cached until it reports a change."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from opik_connect.connect.sandbox.repo_files import RepoFiles
+from opik_connect.connect.sandbox.visible_index import VisibleIndex
 
 VISIBLE_CACHE_TTL_S = 5.0
 """ReadFile trusts git's file list for this long, so a read costs no git process."""
@@ -21,11 +23,12 @@ class Listing:
 
 
 class ListingCache:
-    """git's lists, cached for VISIBLE_CACHE_TTL_S or until invalidated; one refresh at a time
-    however many commands ask at once."""
+    """git's lists, cached until invalidated (for VISIBLE_CACHE_TTL_S at most when no watcher
+    keeps them current); one refresh at a time however many commands ask at once."""
 
-    def __init__(self, repo: RepoFiles) -> None:
+    def __init__(self, repo: RepoFiles, index: VisibleIndex) -> None:
         self.repo = repo
+        self.index = index
         self._listing: Listing | None = None
         self._listing_at = float("-inf")
         self._refreshing: asyncio.Future[Listing] | None = None
@@ -38,7 +41,8 @@ class ListingCache:
         self._refreshing = None
 
     async def current(self) -> Listing:
-        if self._listing is not None and time.monotonic() - self._listing_at <= VISIBLE_CACHE_TTL_S:
+        fresh = self.index.watched or time.monotonic() - self._listing_at <= VISIBLE_CACHE_TTL_S
+        if self._listing is not None and fresh:
             return self._listing
         if self._refreshing is None:
             self._refreshing = asyncio.ensure_future(self._refresh())
@@ -51,8 +55,12 @@ class ListingCache:
 
     async def _refresh(self) -> Listing:
         started, generation = time.monotonic(), self._generation
+        # A watched index's files stand for git's visible ones (one copy, no git process): what
+        # it leaves out (sensitive paths, symlinks leading out) is refused anyway, and a path
+        # it does not know is asked of git. Unwatched, git's plain list is cheaper to rebuild.
+        visible_files = self.index.files() if self.index.watched else self.repo.visible_files()
         visible, tracked_ignored = await asyncio.gather(
-            self.repo.visible_files(), self.repo.tracked_ignored_files()
+            visible_files, self.repo.tracked_ignored_files()
         )
         listing = Listing(frozenset(visible), tuple(tracked_ignored))
         if generation == self._generation:

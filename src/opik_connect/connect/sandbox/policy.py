@@ -164,28 +164,37 @@ class PathPolicy:
         self._deny_named = re.compile(rf"(?:{'|'.join(named)})\Z") if named else None
 
     def is_sensitive(self, rel: str) -> bool:
-        """True when the path, or any directory above it, is sensitive or denied by config."""
-        known = self._sensitive_memo.get(rel)
-        if known is None:
-            if len(self._sensitive_memo) >= SENSITIVE_MEMO_SIZE:
-                self._sensitive_memo.clear()
-            known = self._sensitive_memo[rel] = self._check_names(rel)
+        """True when the path, or any directory above it, is sensitive or denied by config.
+        Each directory is checked once (memo) for all the files below it; no recursion, so
+        a path of any depth is fine."""
+        memo = self._sensitive_memo
+        known = memo.get(rel)
+        if known is not None:
+            return known
+        pending = [rel]
+        head = rel.rpartition("/")[0]
+        while head and head not in memo:
+            pending.append(head)
+            head = head.rpartition("/")[0]
+        known = bool(head) and memo[head]
+        if len(memo) + len(pending) > SENSITIVE_MEMO_SIZE:
+            memo.clear()
+        for path in reversed(pending):
+            known = known or self._check_last_name(path)
+            memo[path] = known
         return known
 
-    def _check_names(self, rel: str) -> bool:
-        parts = rel.split("/")
-        for i, part in enumerate(parts):
-            if self._sensitive_name.match(part):
-                return True
-            if i and self._sensitive_pair.match(f"{parts[i - 1]}/{part}"):
-                return True
-            if self._deny_named is not None and self._deny_named.match(part):
-                return True
-            if self._deny_anchored is not None and self._deny_anchored.match(
-                "/".join(parts[: i + 1])
-            ):
-                return True
-        return False
+    def _check_last_name(self, rel: str) -> bool:
+        """The last name, the last two names as a pair, and the whole path against the anchored
+        deny globs (the directories above are checked on their own)."""
+        head, _, part = rel.rpartition("/")
+        if self._sensitive_name.match(part):
+            return True
+        if head and self._sensitive_pair.match(f"{head.rpartition('/')[2]}/{part}"):
+            return True
+        if self._deny_named is not None and self._deny_named.match(part):
+            return True
+        return self._deny_anchored is not None and bool(self._deny_anchored.match(rel))
 
     def check_sensitive(self, rel: str) -> None:
         if self.is_sensitive(rel):

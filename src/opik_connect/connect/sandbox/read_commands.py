@@ -22,6 +22,7 @@ from opik_connect.connect.sandbox.repo_files import RepoFiles
 from opik_connect.connect.sandbox.ripgrep import find_ripgrep
 from opik_connect.connect.sandbox.search_files import MAX_LIST_FILES, FileSearch
 from opik_connect.connect.sandbox.secret_redaction import redact
+from opik_connect.connect.sandbox.visible_index import VisibleIndex
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
@@ -49,7 +50,9 @@ class Sandbox:
         self.repo = repo
         self.policy = policy
         self.rg = rg
-        self.listings = ListingCache(repo)
+        self.index = VisibleIndex(repo, policy)
+        """What ListFiles shows, kept current by the watcher."""
+        self.listings = ListingCache(repo, self.index)
         self._search = FileSearch(root, repo, policy, self.listings, rg)
 
     @classmethod
@@ -67,19 +70,16 @@ class Sandbox:
         """Forget the cached file lists (the watcher calls this when files change)."""
         self.listings.invalidate()
 
-    async def visible_files(self, under: str = "") -> list[str]:
-        """Git-visible, non-sensitive, safe (regular or in-root symlink) files, sorted."""
-        raw = await self.repo.visible_files(*([under] if under else []))
-        names = [f for f in raw if not self.policy.is_sensitive(f)]
-        safe = await asyncio.to_thread(
-            lambda: [f for f in names if self.policy.safe_for_listing(f)]
-        )
-        return sorted(safe)
+    async def files_changed(self, paths: list[str]) -> None:
+        """The watcher's batch (git-visible paths): the index re-checks only these paths, then
+        the search lists are taken again (from the updated index)."""
+        await self.index.apply(paths)
+        self.invalidate()
 
     async def summary(self) -> RootSummary:
         """The hello's root summary: visible file count, branch and HEAD."""
         files, (branch, head) = await asyncio.gather(
-            self.visible_files(), self.repo.branch_and_head()
+            self.index.files(), self.repo.branch_and_head()
         )
         return RootSummary(root=str(self.root), visible_files=len(files), branch=branch, head=head)
 
@@ -156,13 +156,9 @@ class Sandbox:
             raise BridgeError(ErrorCode.INVALID_ARGS, "pattern contains a NUL byte")
         matcher = compile_glob(args.pattern.lstrip("/") or "**/*")
         prefix = rel_dir + "/" if rel_dir else ""
-        names = await self.visible_files(rel_dir)
+        names = await self.index.under(prefix)
         files = await asyncio.to_thread(
-            lambda: [
-                f
-                for f in names
-                if f.startswith(prefix) and matcher.match(f[len(prefix) :]) is not None
-            ]
+            lambda: [f for f in names if matcher.match(f[len(prefix) :]) is not None]
         )
         return ListFilesResult(
             files=files[:MAX_LIST_FILES], total=len(files), truncated=len(files) > MAX_LIST_FILES

@@ -70,6 +70,12 @@ class RepoFiles:
         )
         return _split_z(done.out)
 
+    async def ignored_directories(self) -> set[str]:
+        """Untracked directories git ignores as a whole (no trailing slash): never watched."""
+        args = ("ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory")
+        done = await run_async(self.root, *args)
+        return {path.rstrip("/") for path in _split_z(done.out) if path.endswith("/")}
+
     async def ignored(self, paths: list[str]) -> set[str]:
         """Which of `paths` (relative, existing or not) git ignores; tracked files never are."""
         if not paths:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from opik_connect.connect.sandbox.listing import Listing, ListingCache
 from opik_connect.connect.sandbox.policy import SENSITIVE_NAME_GLOBS, PathPolicy, compile_glob
 from opik_connect.connect.sandbox.repo_files import RepoFiles
 from opik_connect.connect.sandbox.ripgrep import rg_files_with_matches
-from opik_connect.connect.sandbox.search_scan import SearchStopped, scan_files, timeout_error
+from opik_connect.connect.sandbox.search_scan import out_of_time, scan_files
 from opik_connect.connect.sandbox.secret_redaction import SECRET_HINT
 from opik_connect.protocol import SearchFilesResult
 
@@ -49,22 +50,25 @@ class FileSearch:
         self.rg = rg
 
     async def search(self, pattern: str, glob: str | None, rel_dir: str) -> SearchFilesResult:
+        """The first page at once; at the time limit, what was found so far (truncated)."""
         regex = compile_line_search(pattern)
         wanted = glob_filter(glob)
-        stop = threading.Event()
+        deadline = time.monotonic() + SEARCH_TIMEOUT_S
         try:
             async with asyncio.timeout(SEARCH_TIMEOUT_S):
                 listing = await self.listings.current()
                 candidates = await self._candidates(pattern, glob, rel_dir, listing, wanted)
                 visible = await self._confirm_visible(listing, set(candidates))
-                paths = [
-                    p
-                    for p in candidates
-                    if p in visible and wanted(p) and not self.policy.is_sensitive(p)
-                ]
-                return await asyncio.to_thread(scan_files, self.policy, paths, regex, visible, stop)
-        except (TimeoutError, SearchStopped) as exc:
-            raise timeout_error(SEARCH_TIMEOUT_S) from exc
+        except TimeoutError:
+            return out_of_time()
+        paths = [
+            p for p in candidates if p in visible and wanted(p) and not self.policy.is_sensitive(p)
+        ]
+        stop = threading.Event()
+        try:
+            return await asyncio.to_thread(
+                scan_files, self.policy, paths, regex, visible, stop, deadline=deadline
+            )
         finally:
             stop.set()
 

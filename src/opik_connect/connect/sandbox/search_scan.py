@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 
 from opik_connect.connect.sandbox.file_window import (
@@ -16,7 +17,7 @@ from opik_connect.connect.sandbox.file_window import (
 from opik_connect.connect.sandbox.linear_regex import LinearRegex
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.connect.sandbox.secret_redaction import might_contain_secret, redact_lines
-from opik_connect.protocol import BridgeError, ErrorCode, SearchFilesResult, SearchMatch
+from opik_connect.protocol import BridgeError, SearchFilesResult, SearchMatch
 
 MAX_SEARCH_MATCHES = 100
 SEARCH_CONTEXT_LINES = 2
@@ -27,7 +28,11 @@ REDACT_BATCH_LINES = 4096
 
 
 class SearchStopped(Exception):
-    """The search was cancelled or ran out of time; the worker thread gives up."""
+    """The search was cancelled; the worker thread gives up."""
+
+
+class _OutOfTime(Exception):
+    """The search reached its time limit inside a file: that file is left out."""
 
 
 @dataclass
@@ -68,7 +73,7 @@ def _read_bytes(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes 
     return raw.replace(b"\r\n", b"\n")
 
 
-def _redacted(raw: bytes, stop: threading.Event) -> bytes:
+def _redacted(raw: bytes, stop: threading.Event, deadline: float) -> bytes:
     """The text with every secret replaced, line for line; the key-block state is carried
     across batches. Text without any hint of a secret is returned as it is."""
     if not might_contain_secret(raw):
@@ -80,6 +85,8 @@ def _redacted(raw: bytes, stop: threading.Event) -> bytes:
     for start in range(0, len(lines), REDACT_BATCH_LINES):
         if stop.is_set():
             raise SearchStopped
+        if time.monotonic() >= deadline:
+            raise _OutOfTime
         batch = lines[start : start + REDACT_BATCH_LINES]
         redacted, _, inside = redact_lines(batch, inside_private_key=inside)
         out += redacted
@@ -146,17 +153,38 @@ def scan_files(
     regex: LinearRegex,
     visible: frozenset[str],
     stop: threading.Event,
+    *,
+    deadline: float = float("inf"),
 ) -> SearchFilesResult:
-    """Search `paths` in sorted order; the first MAX_SEARCH_MATCHES matches are kept, every
-    match is counted. Runs in a worker thread and gives up when `stop` is set."""
+    """Search `paths` in sorted order until the first page (MAX_SEARCH_MATCHES) is full at the
+    end of a file, or time.monotonic() reaches `deadline`: the result is then truncated and its
+    total counts the files searched, a lower bound. A full page is always marked truncated,
+    whatever files are left, so where the search stops and what it says depend on the redacted
+    matches in path order alone: the early stop tells the platform nothing about a secret.
+    Runs in a worker thread and gives up when `stop` is set (cancellation)."""
     result = ScanResult()
+    cut = False
     for path in sorted(paths):
         if stop.is_set():
             raise SearchStopped
+        if len(result.matches) >= MAX_SEARCH_MATCHES:
+            break
+        if time.monotonic() >= deadline:
+            cut = True
+            break
         raw = _read_bytes(policy, path, visible)
         if raw is None:
             continue
-        _scan_file(path, _redacted(raw, stop), regex, result)
+        try:
+            data = _redacted(raw, stop, deadline)
+        except _OutOfTime:
+            cut = True
+            break
+        _scan_file(path, data, regex, result)
+    return _result(result, cut=cut)
+
+
+def _result(result: ScanResult, *, cut: bool) -> SearchFilesResult:
     redactions = sum(
         text.count("[REDACTED:")
         for m in result.matches
@@ -165,10 +193,11 @@ def scan_files(
     return SearchFilesResult(
         matches=result.matches,
         total_matches=result.total,
-        truncated=result.total > len(result.matches),
+        truncated=cut or len(result.matches) >= MAX_SEARCH_MATCHES,
         redactions=redactions,
     )
 
 
-def timeout_error(seconds: float) -> BridgeError:
-    return BridgeError(ErrorCode.TIMEOUT, f"search took longer than {seconds:g}s")
+def out_of_time() -> SearchFilesResult:
+    """The answer of a search that reached its time limit before the scan began."""
+    return _result(ScanResult(), cut=True)

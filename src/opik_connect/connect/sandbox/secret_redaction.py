@@ -39,8 +39,11 @@ PROVIDER_KEYS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 _STEMS = r"pass|pwd|secret|token|key|auth|credential"
+_NAME_HINT_SOURCE = rf"(?i:(?:{_STEMS})[A-Za-z0-9_.\-]{{0,80}}[\"']?[ \t]*(?::=|=|:))"
+"""A secret name (every one holds a stem) followed by a separator: without it, no assignment
+is redacted."""
 _HINT_SOURCE = (
-    rf"(?i:(?:{_STEMS})[A-Za-z0-9_.\-]{{0,80}}[\"']?[ \t]*(?::=|=|:)"
+    rf"{_NAME_HINT_SOURCE[:-1]}"
     r"|sk-|sk_|rk_|pk_|akia|asia|agpa|aida|aroa|anpa|anva|aipa|a3t|gh[pousr]_|github_pat_"
     r"|glpat-|xox|hooks\.slack|aiza|gocspx-|hf_|npm_|pypi-|sg\.|accountkey|sig=|q~|eyj"
     r"|bearer |://|private key)"
@@ -50,6 +53,31 @@ SECRET_HINT = _HINT_SOURCE
 """A regex (in the syntax both Python and ripgrep read) that matches somewhere in any text that
 `redact` would change: text without a match is returned as it is."""
 _HINT = compile_linear(_HINT_SOURCE)
+_NAME_HINT = compile_linear(_NAME_HINT_SOURCE)
+_KIND_HINTS: dict[str, str | re.Pattern[str]] = {
+    "anthropic_key": "sk-ant-",
+    "openai_key": "sk-",
+    "aws_access_key": re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA|3T)"),
+    "github_token": re.compile(r"gh[pousr]_|github_pat_"),
+    "gitlab_token": "glpat-",
+    "slack_token": "xox",
+    "slack_webhook": "hooks.slack.com/services/",
+    "google_api_key": "AIza",
+    "google_oauth_secret": "GOCSPX-",
+    "stripe_key": re.compile(r"k_(?:live|test)_"),
+    "huggingface_token": "hf_",
+    "npm_token": "npm_",
+    "pypi_token": "pypi-AgE",
+    "sendgrid_key": "SG.",
+    "azure_storage_key": re.compile(r"(?i:accountkey)="),
+    "azure_sas_signature": "sig=",
+    "azure_client_secret": "Q~",
+    "jwt": "eyJ",
+    "bearer_token": "earer ",
+    "url_password": "://",
+}
+"""Each provider pattern's own necessary literal: a line that trips the shared hint (a URL, an
+assignment) runs only the patterns whose literal it holds. A kind without an entry always runs."""
 _HINT_BYTES = compile_linear(_HINT_SOURCE, as_bytes=True)
 
 ASSIGNMENT = re.compile(
@@ -182,6 +210,12 @@ def _redact_assignments(line: str) -> tuple[str, int]:
     return "".join([*pieces, line[done:]]), count
 
 
+def _hinted(line: str, hint: str | re.Pattern[str] | None) -> bool:
+    if hint is None:
+        return True
+    return hint in line if isinstance(hint, str) else hint.search(line) is not None
+
+
 def redact_lines(
     lines: list[str], *, inside_private_key: bool = False
 ) -> tuple[list[str], int, bool]:
@@ -194,11 +228,13 @@ def redact_lines(
         if line == _PRIVATE_KEY or not might_contain_secret(line):
             continue
         for kind, pattern in PROVIDER_KEYS:
-            line, n = pattern.subn(f"[REDACTED:{kind}]", line)
+            if _hinted(line, _KIND_HINTS.get(kind)):
+                line, n = pattern.subn(f"[REDACTED:{kind}]", line)
+                count += n
+        if _NAME_HINT.search(line) is not None:
+            line, n = _redact_assignments(line)
             count += n
-        line, n = _redact_assignments(line)
         out[i] = line
-        count += n
     return out, count, inside
 
 

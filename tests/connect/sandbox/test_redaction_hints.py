@@ -1,0 +1,91 @@
+"""redact runs a pattern only when its own hint is in the line: the result must equal running
+every pattern on every line."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opik_connect.connect.sandbox.secret_redaction import (
+    _PRIVATE_KEY,
+    PROVIDER_KEYS,
+    _redact_assignments,
+    _redact_key_blocks,
+    redact_lines,
+)
+
+FRAGMENTS = [
+    "sk-ant-",
+    "sk-proj-",
+    "sk-",
+    "AKIA",
+    "ASIA",
+    "A3T",
+    "AIza",
+    "ghp_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "hooks.slack.com/services/",
+    "GOCSPX-",
+    "sk_live_",
+    "rk_test_",
+    "hf_",
+    "npm_",
+    "pypi-AgE",
+    "SG.",
+    "AccountKey=",
+    "accountkey=",
+    "sig=",
+    "abc1Q~",
+    "eyJ",
+    ".eyJ",
+    "Bearer ",
+    "bearer ",
+    "://",
+    "user:",
+    "@host",
+    "password",
+    "API_KEY",
+    "token",
+    "secret",
+    "Auth",
+    " = ",
+    "=",
+    ": ",
+    '"',
+    "'",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----END RSA PRIVATE KEY-----",
+    "A" * 64,
+    "abcDEF0123456789xyz",
+    "aB3" * 8,
+    "\n",
+    " ",
+    "x1",
+]
+
+
+def redact_with_every_pattern(lines: list[str], inside: bool) -> tuple[list[str], int, bool]:
+    """The rules without any hint: every pattern on every line outside a key block."""
+    out = list(lines)
+    count, inside = _redact_key_blocks(out, inside)
+    for i, line in enumerate(out):
+        if line == _PRIVATE_KEY:
+            continue
+        for kind, pattern in PROVIDER_KEYS:
+            line, n = pattern.subn(f"[REDACTED:{kind}]", line)
+            count += n
+        line, n = _redact_assignments(line)
+        out[i] = line
+        count += n
+    return out, count, inside
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=30), st.booleans())
+def test_hinted_redact_equals_every_pattern(parts: list[str], inside: bool) -> None:
+    lines = "".join(parts).split("\n")
+    assert redact_lines(lines, inside_private_key=inside) == redact_with_every_pattern(
+        lines, inside
+    )
