@@ -1,6 +1,6 @@
 """The platform's websocket server: the runner registry daemons connect to, and its events.
 
-Close codes (see protocol.py): 1009 for a frame over MAX_FRAME_BYTES (enforced by websockets'
+Close codes (see protocol/codes.py): 1009 for a frame over MAX_FRAME_BYTES (enforced by websockets'
 max_size), CLOSE_AUTH_FAILED (4401) for an unknown runner, a bad Hello signature, a replayed
 Hello, an expired or refused pairing; CLOSE_PROTOCOL_VERSION (4426) for a version we do not speak;
 1013 (try again later) when a pairing cannot wait for an operator (too many wait, or newer

@@ -1,0 +1,83 @@
+"""Pairing and the authenticated handshake, plus the acks, errors and results both sides send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from opik_connect.protocol.codes import PROTOCOL_VERSION, ErrorBody, Strict
+from opik_connect.protocol.events import RootSummary
+
+
+class PairRequest(Strict):
+    """Daemon -> platform, unsigned: asks to pair. The activation key rides only this frame."""
+
+    runner_id: str
+    runner_name: str
+    project: str
+    activation_key: str = Field(description="32 random bytes, base64url; over wss or loopback.")
+
+
+class PairPending(Strict):
+    """Platform -> daemon: the pairing waits for an operator to confirm this code."""
+
+    code: str
+    expires_at: float
+
+
+class Paired(Strict):
+    """Platform -> daemon: the pairing is confirmed; session_id salts the key derivation."""
+
+    session_id: str
+
+
+class ConfirmPairing(Strict):
+    """Operator -> platform (`opik-connect platform pair CODE`), authenticated by the platform's
+    own token from its 0600 run file; answered with PairingConfirmed or a FrameError."""
+
+    code: str
+    token: str
+
+
+class PairingConfirmed(Strict):
+    runner_id: str
+    runner_name: str
+    project: str
+
+
+class Hello(Strict):
+    """Daemon -> platform, the first frame of every authenticated connection."""
+
+    protocol_version: int = PROTOCOL_VERSION
+    runner_id: str
+    runner_name: str
+    project: str
+    root: RootSummary
+    nonce: str
+
+
+class Welcome(Strict):
+    """Platform -> daemon: the connection is authenticated; nonce completes the connection id."""
+
+    nonce: str
+    heartbeat_interval_s: float = 10.0
+
+
+class Ack(Strict):
+    """Either side: these result or event ids arrived and may leave the sender's buffer."""
+
+    ids: list[str]
+
+
+class FrameError(Strict):
+    """Either side: a frame could not be processed (it may carry no id)."""
+
+    error: ErrorBody
+    ref: str | None = None
+
+
+class CommandResult(Strict):
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: ErrorBody | None = None
