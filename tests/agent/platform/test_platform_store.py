@@ -13,13 +13,9 @@ from pathlib import Path
 import pytest
 from platform_api_testkit import approved, suite_run
 
-from opik_connect.agent.platform.store import (
-    SCHEMA_VERSION,
-    PlatformStore,
-    SessionRecord,
-    StoreError,
-    default_store_path,
-)
+from opik_connect.agent.platform.store import PlatformStore
+from opik_connect.agent.platform.store_records import SessionRecord
+from opik_connect.agent.platform.store_schema import SCHEMA_VERSION, StoreError, default_store_path
 from opik_connect.protocol import (
     FileEdit,
     FilesChanged,
