@@ -21,13 +21,9 @@ from typer.testing import CliRunner
 
 from opik_connect.cli import app
 from opik_connect.cli_errors import EXIT_FAILED, EXIT_USAGE
-from opik_connect.demo import (
-    FAILING_CASE,
-    SUITE,
-    TRACE_ID,
-    _cli_name,
-    copy_example,
-)
+from opik_connect.demo.project_copy import copy_example
+from opik_connect.demo.scenario import FAILING_CASE, SUITE, TRACE_ID
+from opik_connect.demo.summary import _cli_name
 
 pytestmark = pytest.mark.timeout(60)
 REPO = Path(__file__).resolve().parents[1]

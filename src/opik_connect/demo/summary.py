@@ -1,0 +1,123 @@
+"""The demo's verdict: whether the loop completed, the summary panel and the review commands."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.panel import Panel
+from rich.text import Text
+
+from opik_connect.demo.project_copy import STATE_ENV, DemoDirs
+from opik_connect.demo.scenario import SUITE, Outcome
+from opik_connect.git_runner import run_async
+from opik_connect.protocol import SuiteRunSummary
+
+
+def _items(run: SuiteRunSummary) -> str:
+    return f"{sum(item.passed for item in run.items)}/{len(run.items)} items passed"
+
+
+def loop_problems(outcome: Outcome, *, tree_changed: bool) -> list[str]:
+    """Why the loop did not complete, in the user's words; empty when it did."""
+    problems = []
+    before, after, proposal = outcome.before, outcome.after, outcome.proposal
+    if outcome.session_status != "completed":
+        problems.append(f"Ollie's session ended {outcome.session_status or 'without a result'}")
+    if before is None or before.status != "failed":
+        status = before.status if before else "not run"
+        problems.append(f"the suite did not fail on your tree before the fix ({status})")
+    if proposal is not None and proposal.status == "rejected":
+        problems.append(
+            "you rejected the proposal, so no fix branch was built; run the demo again and "
+            "press y to see the rest of the loop"
+        )
+    elif proposal is None or proposal.status != "applied" or not proposal.branch:
+        status = proposal.status if proposal else "none was made"
+        problems.append(f"no fix branch was built (proposal: {status})")
+    elif after is None or after.status != "passed":
+        status = after.status if after else "not run"
+        problems.append(f"the suite did not pass on the fix branch ({status})")
+    if tree_changed:
+        problems.append("your tree changed (the demo must never change it)")
+    return problems
+
+
+async def summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Console) -> bool:
+    console.print()
+    console.rule("[bold cyan]summary[/]", align="left")
+    before, after, proposal = outcome.before, outcome.after, outcome.proposal
+    user_head = (await run_async(dirs.project, "rev-parse", "HEAD")).text
+    dirty = (await run_async(dirs.project, "status", "--porcelain")).text
+    outcome.problems.extend(loop_problems(outcome, tree_changed=user_head != head or bool(dirty)))
+    ok = not outcome.problems
+    parts: list[Text | Markdown] = []
+    if outcome.final_answer:
+        parts.append(Text("cause (Ollie's answer)", style="bold"))
+        parts.append(Markdown(outcome.final_answer.strip().split("\n\n")[0]))
+        parts.append(Text())
+    facts = Text()
+    if proposal is not None and proposal.branch:
+        facts.append("branch     ", style="bold")
+        facts.append(f"{proposal.branch} (commit {(proposal.commit or '')[:10]})\n")
+    if before is not None:
+        facts.append("suite      ", style="bold")
+        facts.append(f"{SUITE}: ")
+        facts.append(f"{before.status} ({_items(before)})", style="red")
+        facts.append(" → ")
+        if after is not None:
+            facts.append(f"{after.status} ({_items(after)})", style="green")
+        else:
+            facts.append("not rerun", style="red")
+        facts.append("\n")
+    check = proposal.verification if proposal is not None else None
+    if check is not None:
+        facts.append("validated  ", style="bold")
+        facts.append(
+            f"before you were asked: {check.summary}\n",
+            style="green" if check.green else "red",
+        )
+        if proposal is not None and proposal.commit == check.commit:
+            facts.append("           the fix branch is that build (no second suite run)\n")
+    facts.append("your tree  ", style="bold")
+    facts.append(f"{dirs.project} unchanged (main at {head[:10]}, clean)\n")
+    facts.append("records    ", style="bold")
+    facts.append(
+        f"{dirs.state / 'platform.sqlite3'} ({outcome.recorded}); transcripts in "
+        f"{dirs.state / 'transcripts'}"
+    )
+    parts.append(facts)
+    console.print(
+        Panel(
+            Group(*parts),
+            title="[bold green]the loop completed[/]"
+            if ok
+            else "[bold red]the loop did not complete[/]",
+            border_style="green" if ok else "red",
+        )
+    )
+    if proposal is not None and proposal.branch:
+        console.print("[bold]review the fix:[/]")
+        for command in (
+            f"cd {dirs.project}",
+            f"{STATE_ENV}={dirs.state} {_cli_name()} fixes show {proposal.id}",
+            f"git -C {dirs.project} diff main...{proposal.branch}",
+            f"git -C {dirs.project} log -1 {proposal.branch}",
+        ):
+            console.print(f"  {command}", soft_wrap=True, markup=False)
+    for problem in outcome.problems:
+        console.print(f"[red]error:[/] {escape(problem)}", highlight=False)
+    return ok
+
+
+def _cli_name() -> str:
+    """`opik-connect` when the shell finds it, else its full path (a venv not activated)."""
+    here = Path(sys.executable).with_name("opik-connect")
+    found = shutil.which("opik-connect")
+    if found is not None or not here.exists():
+        return "opik-connect"
+    return str(here)
