@@ -21,7 +21,8 @@ from opik_connect.agent.ollie.sessions import (
     SessionOutcome,
     resolve_runner,
 )
-from opik_connect.agent.platform.store import PlatformStore, SessionRecord
+from opik_connect.agent.platform.store import PlatformStore
+from opik_connect.agent.platform.store_records import SessionRecord
 from opik_connect.protocol import (
     AskRequest,
     BridgeError,

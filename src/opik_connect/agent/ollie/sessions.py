@@ -24,7 +24,8 @@ from opik_connect.agent.ollie.events import SessionStatus as OllieStatus
 from opik_connect.agent.ollie.loop import Ollie
 from opik_connect.agent.ollie.session_request import ASKED_FIELDS, OllieLimits, OllieRequest
 from opik_connect.agent.platform.runner_api import Runner
-from opik_connect.agent.platform.store import PlatformStore, SessionRecord
+from opik_connect.agent.platform.store import PlatformStore
+from opik_connect.agent.platform.store_records import SessionRecord
 from opik_connect.agent.traces.store import TraceNotFound, TraceStore, TraceStoreError
 from opik_connect.config import ProjectConfig
 from opik_connect.protocol import (
