@@ -6,11 +6,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from opik_connect.connect.sandbox.linear_regex import compile_line_search
 from opik_connect.connect.sandbox.secret_redaction import (
     _PRIVATE_KEY,
     PROVIDER_KEYS,
+    SECRET_CANDIDATE,
     _redact_assignments,
     _redact_key_blocks,
+    redact,
     redact_lines,
 )
 
@@ -89,3 +92,13 @@ def test_hinted_redact_equals_every_pattern(parts: list[str], inside: bool) -> N
     assert redact_lines(lines, inside_private_key=inside) == redact_with_every_pattern(
         lines, inside
     )
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=30))
+def test_secret_candidate_finds_every_changed_text(parts: list[str]) -> None:
+    """Search takes a file where SECRET_CANDIDATE finds nothing as its own redacted view."""
+    text = "".join(parts)
+    redacted, _ = redact(text)
+    if redacted != text:
+        assert compile_line_search(SECRET_CANDIDATE).search(text.encode()) is not None

@@ -106,6 +106,28 @@ _KEY_BODY_LINE = re.compile(r"[ \t]*([A-Za-z0-9+/]{60,80}={0,2})[ \t\r]*")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _PRIVATE_KEY = "[REDACTED:private_key]"
 
+_VALUE_AFTER = r"""["']?[ \t]*(?::=|=|:)[ \t]*(?:["'`][^"'`\n]|[^\s"'`,;()\[\]{}<>])"""
+_RULE_SOURCES = (
+    *(
+        p.pattern.replace(r"\b", "").replace("(?<=", "(?:").replace("(?=", "(?:")
+        for _, p in PROVIDER_KEYS
+    ),
+    r"(?i:passw(?:or)?d|passphrase|pwd|secret|token|credential|(?:api|access|private|account"
+    rf"|auth)[_\-]?key|key[_\-]data)[A-Za-z0-9_.\-]{{0,80}}{_VALUE_AFTER}",
+    rf"(?i:auths?){_VALUE_AFTER}",
+    rf"(?:KEY|SECRET|TOKEN|PASSWORD|PASSWD|PWD|PASSPHRASE|AUTH){_VALUE_AFTER}",
+    r"-----(?:BEGIN|END) [A-Z0-9 ]{0,40}PRIVATE KEY",
+    r"^[ \t]*[A-Za-z0-9+/]{60,80}={0,2}[ \t\r]*$",
+)
+SECRET_CANDIDATE = "|".join(_RULE_SOURCES)
+"""A line regex (ripgrep and RE2 syntax) that matches in every file `redact_lines` changes,
+much narrower than SECRET_HINT: the first change to a line is made by a rule that matches the
+line as it is, and each alternative here is such a rule made wider (look-arounds become plain
+text, `\b` is dropped, an assignment needs only a secret name (as _SECRET_NAME or _ENV_KEY
+read it), a separator and the first character of a value; a key block has a BEGIN or END
+line, a key body line is bare base64). So a file where it finds nothing reads the same
+redacted as raw, and search may treat it as raw text."""
+
 
 def might_contain_secret(text: str | bytes) -> bool:
     """A fast necessary condition for `redact` to change the text (RE2: one linear pass)."""
