@@ -14,9 +14,14 @@ from opik_connect.connect.sandbox.file_window import (
     MAX_LINE_BYTES,
     READ_CHUNK_BYTES,
 )
-from opik_connect.connect.sandbox.linear_regex import LinearRegex
+from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_line_search
 from opik_connect.connect.sandbox.policy import PathPolicy
-from opik_connect.connect.sandbox.secret_redaction import might_contain_secret, redact_lines
+from opik_connect.connect.sandbox.secret_redaction import (
+    SECRET_CANDIDATE,
+    has_key_marker,
+    might_contain_secret,
+    redact_lines,
+)
 from opik_connect.protocol import BridgeError, SearchFilesResult, SearchMatch
 
 MAX_SEARCH_MATCHES = 100
@@ -25,6 +30,7 @@ MAX_SEARCH_FILE_BYTES = 32 << 20
 """A larger file is not searched (ReadFile can still page through it)."""
 REDACT_BATCH_LINES = 4096
 """Lines redacted and matched between two looks at the stop flag."""
+_RULE_LINES = compile_line_search(SECRET_CANDIDATE)
 
 
 class SearchStopped(Exception):
@@ -78,6 +84,8 @@ def _redacted(raw: bytes, stop: threading.Event, deadline: float) -> bytes:
     across batches. Text without any hint of a secret is returned as it is."""
     if not might_contain_secret(raw):
         return raw
+    if not has_key_marker(raw):
+        return _redact_rule_lines(raw, stop, deadline)
     text = raw.decode("utf-8")
     lines = text.split("\n")
     out: list[str] = []
@@ -91,6 +99,28 @@ def _redacted(raw: bytes, stop: threading.Event, deadline: float) -> bytes:
         redacted, _, inside = redact_lines(batch, inside_private_key=inside)
         out += redacted
     return "\n".join(out).encode("utf-8")
+
+
+def _redact_rule_lines(raw: bytes, stop: threading.Event, deadline: float) -> bytes:
+    """Without key markers redaction works line by line, and a line where SECRET_CANDIDATE
+    finds nothing comes out as it went in: one RE2 pass finds the lines to redact, and only
+    those go through the Python rules."""
+    pieces: list[bytes] = []
+    done = pos = 0
+    size = len(raw)
+    while pos <= size and (found := _RULE_LINES.search(raw, pos)) is not None:
+        if stop.is_set():
+            raise SearchStopped
+        if time.monotonic() >= deadline:
+            raise _OutOfTime
+        start = raw.rfind(b"\n", 0, found.start()) + 1
+        end = raw.find(b"\n", found.start())
+        end = size if end == -1 else end
+        (line,), _, _ = redact_lines([raw[start:end].decode("utf-8")])
+        pieces += [raw[done:start], line.encode("utf-8")]
+        done = end
+        pos = end + 1
+    return b"".join([*pieces, raw[done:]])
 
 
 def _line_at(data: bytes, start: int, end: int) -> str:
