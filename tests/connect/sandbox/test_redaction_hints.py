@@ -3,14 +3,20 @@ every pattern on every line."""
 
 from __future__ import annotations
 
+import threading
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from opik_connect.connect.sandbox.linear_regex import compile_line_search
+from opik_connect.connect.sandbox.search_scan import _redacted
 from opik_connect.connect.sandbox.secret_redaction import (
     _PRIVATE_KEY,
     PROVIDER_KEYS,
+    SECRET_CANDIDATE,
     _redact_assignments,
     _redact_key_blocks,
+    redact,
     redact_lines,
 )
 
@@ -38,6 +44,7 @@ FRAGMENTS = [
     "accountkey=",
     "sig=",
     "abc1Q~",
+    "abc\u0661Q~",
     "eyJ",
     ".eyJ",
     "Bearer ",
@@ -89,3 +96,22 @@ def test_hinted_redact_equals_every_pattern(parts: list[str], inside: bool) -> N
     assert redact_lines(lines, inside_private_key=inside) == redact_with_every_pattern(
         lines, inside
     )
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=30))
+def test_secret_candidate_finds_every_changed_text(parts: list[str]) -> None:
+    """Search takes a file where SECRET_CANDIDATE finds nothing as its own redacted view."""
+    text = "".join(parts)
+    redacted, _ = redact(text)
+    if redacted != text:
+        assert compile_line_search(SECRET_CANDIDATE).search(text.encode()) is not None
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=30))
+def test_search_redaction_equals_whole_text_redaction(parts: list[str]) -> None:
+    """Search redacts only the lines SECRET_CANDIDATE finds when there is no key marker."""
+    text = "".join(parts)
+    whole = "\n".join(redact_lines(text.split("\n"))[0]).encode()
+    assert _redacted(text.encode(), threading.Event(), float("inf")) == whole

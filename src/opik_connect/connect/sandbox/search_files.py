@@ -15,7 +15,7 @@ from opik_connect.connect.sandbox.policy import SENSITIVE_NAME_GLOBS, PathPolicy
 from opik_connect.connect.sandbox.repo_files import RepoFiles
 from opik_connect.connect.sandbox.ripgrep import rg_files_with_matches
 from opik_connect.connect.sandbox.search_scan import out_of_time, scan_files
-from opik_connect.connect.sandbox.secret_redaction import SECRET_HINT
+from opik_connect.connect.sandbox.secret_redaction import SECRET_CANDIDATE
 from opik_connect.protocol import SearchFilesResult
 
 MAX_LIST_FILES = 1000
@@ -80,9 +80,12 @@ class FileSearch:
         listing: Listing,
         wanted: Callable[[str], bool],
     ) -> list[str]:
-        """Files that may hold a match: those where rg finds the pattern or a possible secret
-        (a secret's line is matched in its redacted form, which rg never sees), plus tracked
-        files that match an ignore rule. Without rg, every visible file under rel_dir."""
+        """Files that may hold a match: those where rg finds the pattern or a secret rule
+        (SECRET_CANDIDATE), plus tracked files that match an ignore rule. Without rg, every
+        visible file under rel_dir. A file where no secret rule matches reads the same redacted
+        as raw, so rg's raw verdict on the pattern is the redacted view's; every other file is
+        scanned in its redacted form, whatever rg made of the pattern there. Either way each
+        file adds to the answer exactly what its redacted text holds."""
         prefix = rel_dir + "/" if rel_dir else ""
         under = [f for f in listing.visible if f == rel_dir or f.startswith(prefix)]
         if not self.rg:
@@ -104,7 +107,7 @@ class FileSearch:
             *([f"--glob={glob}"] if glob else []),
             *excludes,
             f"--regexp={pattern}",
-            f"--regexp={SECRET_HINT}",
+            f"--regexp={SECRET_CANDIDATE}",
             "--",
         ]
         extra = await self._tracked_ignored(listing, rel_dir, wanted)

@@ -14,9 +14,20 @@ from opik_connect.connect.sandbox.file_window import (
     MAX_LINE_BYTES,
     READ_CHUNK_BYTES,
 )
-from opik_connect.connect.sandbox.linear_regex import LinearRegex
+from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_line_search
 from opik_connect.connect.sandbox.policy import PathPolicy
-from opik_connect.connect.sandbox.secret_redaction import might_contain_secret, redact_lines
+from opik_connect.connect.sandbox.redaction_cache import (
+    RedactionCache,
+    Splice,
+    apply_splices,
+    content_key,
+)
+from opik_connect.connect.sandbox.secret_redaction import (
+    SECRET_CANDIDATE,
+    has_key_marker,
+    might_contain_secret,
+    redact_lines,
+)
 from opik_connect.protocol import BridgeError, SearchFilesResult, SearchMatch
 
 MAX_SEARCH_MATCHES = 100
@@ -25,6 +36,9 @@ MAX_SEARCH_FILE_BYTES = 32 << 20
 """A larger file is not searched (ReadFile can still page through it)."""
 REDACT_BATCH_LINES = 4096
 """Lines redacted and matched between two looks at the stop flag."""
+_RULE_LINES = compile_line_search(SECRET_CANDIDATE)
+REDACTIONS = RedactionCache()
+"""Shared by every root: an entry is keyed by content, so it holds for any file with it."""
 
 
 class SearchStopped(Exception):
@@ -74,23 +88,63 @@ def _read_bytes(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes 
 
 
 def _redacted(raw: bytes, stop: threading.Event, deadline: float) -> bytes:
-    """The text with every secret replaced, line for line; the key-block state is carried
-    across batches. Text without any hint of a secret is returned as it is."""
+    """The text with every secret replaced, line for line. Text without any hint of a secret
+    is returned as it is; what redaction changed in a text is cached by its content."""
     if not might_contain_secret(raw):
         return raw
-    text = raw.decode("utf-8")
-    lines = text.split("\n")
-    out: list[str] = []
+    key = content_key(raw)
+    splices = REDACTIONS.get(key)
+    if splices is None:
+        if has_key_marker(raw):
+            splices = _key_block_splices(raw, stop, deadline)
+        else:
+            splices = _rule_line_splices(raw, stop, deadline)
+        REDACTIONS.put(key, splices)
+    return apply_splices(raw, splices)
+
+
+def _key_block_splices(raw: bytes, stop: threading.Event, deadline: float) -> tuple[Splice, ...]:
+    """Every line through the rules, the key-block state carried across batches."""
+    lines = raw.decode("utf-8").split("\n")
+    splices: list[Splice] = []
+    at = 0
     inside = False
-    for start in range(0, len(lines), REDACT_BATCH_LINES):
+    for first in range(0, len(lines), REDACT_BATCH_LINES):
         if stop.is_set():
             raise SearchStopped
         if time.monotonic() >= deadline:
             raise _OutOfTime
-        batch = lines[start : start + REDACT_BATCH_LINES]
+        batch = lines[first : first + REDACT_BATCH_LINES]
         redacted, _, inside = redact_lines(batch, inside_private_key=inside)
-        out += redacted
-    return "\n".join(out).encode("utf-8")
+        for old, new in zip(batch, redacted, strict=True):
+            size = len(old.encode("utf-8"))
+            if new != old:
+                splices.append((at, at + size, new.encode("utf-8")))
+            at += size + 1
+    return tuple(splices)
+
+
+def _rule_line_splices(raw: bytes, stop: threading.Event, deadline: float) -> tuple[Splice, ...]:
+    """Without key markers redaction works line by line, and a line where SECRET_CANDIDATE
+    finds nothing comes out as it went in: one RE2 pass finds the lines to redact, and only
+    those go through the Python rules."""
+    splices: list[Splice] = []
+    pos = 0
+    size = len(raw)
+    while pos <= size and (found := _RULE_LINES.search(raw, pos)) is not None:
+        if stop.is_set():
+            raise SearchStopped
+        if time.monotonic() >= deadline:
+            raise _OutOfTime
+        start = raw.rfind(b"\n", 0, found.start()) + 1
+        end = raw.find(b"\n", found.start())
+        end = size if end == -1 else end
+        old = raw[start:end].decode("utf-8")
+        (new,), _, _ = redact_lines([old])
+        if new != old:
+            splices.append((start, end, new.encode("utf-8")))
+        pos = end + 1
+    return tuple(splices)
 
 
 def _line_at(data: bytes, start: int, end: int) -> str:

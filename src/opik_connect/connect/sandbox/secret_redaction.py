@@ -106,11 +106,43 @@ _KEY_BODY_LINE = re.compile(r"[ \t]*([A-Za-z0-9+/]{60,80}={0,2})[ \t\r]*")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _PRIVATE_KEY = "[REDACTED:private_key]"
 
+_VALUE_AFTER = r"""["']?[ \t]*(?::=|=|:)[ \t]*(?:["'`][^"'`\n]|[^\s"'`,;()\[\]{}<>])"""
+_RULE_SOURCES = (
+    *(
+        p.pattern.replace(r"\b", "")
+        .replace(r"\d", r"\p{Nd}")
+        .replace("(?<=", "(?:")
+        .replace("(?=", "(?:")
+        for _, p in PROVIDER_KEYS
+    ),
+    r"(?i:passw(?:or)?d|passphrase|pwd|secret|token|credential|(?:api|access|private|account"
+    rf"|auth)[_\-]?key|key[_\-]data)[A-Za-z0-9_.\-]{{0,80}}{_VALUE_AFTER}",
+    rf"(?i:auths?){_VALUE_AFTER}",
+    rf"(?:KEY|SECRET|TOKEN|PASSWORD|PASSWD|PWD|PASSPHRASE|AUTH){_VALUE_AFTER}",
+    r"-----(?:BEGIN|END) [A-Z0-9 ]{0,40}PRIVATE KEY",
+    r"^[ \t]*[A-Za-z0-9+/]{60,80}={0,2}[ \t\r]*$",
+)
+SECRET_CANDIDATE = "|".join(_RULE_SOURCES)
+"""A line regex (ripgrep and RE2 syntax) that matches in every file `redact_lines` changes,
+much narrower than SECRET_HINT. The first change to a line is made by a rule that matches the
+line as it is, and each alternative here is such a rule made wider: look-arounds become plain
+text, word boundaries are dropped, a digit is any Unicode one (as in Python), an assignment
+needs only a secret name (as _SECRET_NAME or _ENV_KEY read it), a separator and a value's
+first character, a key block has a BEGIN or END line, a key body line is bare base64. So a
+file where it finds nothing reads the same redacted as raw; and in a file without key
+markers, where redaction works line by line, so does a line."""
+
 
 def might_contain_secret(text: str | bytes) -> bool:
     """A fast necessary condition for `redact` to change the text (RE2: one linear pass)."""
     hint = _HINT_BYTES if isinstance(text, bytes) else _HINT
     return hint.search(text) is not None
+
+
+def has_key_marker(text: bytes) -> bool:
+    """Whether a private-key BEGIN or END line is in `text`: without one, redaction is a
+    function of each line alone."""
+    return _KEY_MARKER_BYTES.search(text) is not None
 
 
 def private_key_open_at_end(text: bytes, open_before: bool) -> bool:

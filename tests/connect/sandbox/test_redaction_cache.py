@@ -1,0 +1,31 @@
+"""The search's redaction cache: keyed by content (never stale), bounded in bytes."""
+
+from __future__ import annotations
+
+import threading
+
+from opik_connect.connect.sandbox.redaction_cache import RedactionCache, content_key
+from opik_connect.connect.sandbox.search_scan import REDACTIONS, _redacted
+
+KEY = 'api_key = "sk-ant-' + "a" * 30 + '"\n'
+
+
+def test_same_shape_other_value_is_redacted_afresh() -> None:
+    first = ("x = 1\n" + KEY).encode()
+    second = first.replace(b"a" * 30, b"b" * 30)
+    assert _redacted(first, threading.Event(), float("inf")) == _redacted(
+        second, threading.Event(), float("inf")
+    )
+    assert b"sk-ant-" not in _redacted(second, threading.Event(), float("inf"))
+    assert REDACTIONS.get(content_key(first)) is not None
+    assert REDACTIONS.get(content_key(second)) is not None
+
+
+def test_cache_drops_least_recently_used_past_its_budget() -> None:
+    cache = RedactionCache(max_bytes=300)
+    for name in (b"a", b"b", b"c"):
+        cache.put(content_key(name), ((0, 1, name * 100),))
+    assert cache.get(content_key(b"a")) is None
+    assert cache.get(content_key(b"c")) == ((0, 1, b"c" * 100),)
+    cache.put(content_key(b"huge"), ((0, 1, b"x" * 400),))
+    assert cache.get(content_key(b"huge")) is None
