@@ -65,7 +65,14 @@ async def test_every_run_is_traced_and_tagged_into_the_suite_project(
     commit = git(traced_project, "rev-parse", "HEAD")[:12]
     tags = sorted(sorted(t["tags"]) for t in traces)
     assert tags[0] == sorted(
-        ["opik-connect-suite", "suite:smoke", "item:q0", "run:1", f"commit:{commit}"]
+        [
+            "opik-connect-suite",
+            "suite:smoke",
+            "item:q0",
+            "run:1",
+            f"suite-run:{summary.run_id}",
+            f"commit:{commit}",
+        ]
     )
     assert {t["metadata"]["agent"] for t in traces} == {"traced"}
     assert {t["metadata"]["opik_connect"]["item_id"] for t in traces} == {

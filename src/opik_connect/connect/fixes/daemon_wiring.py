@@ -30,6 +30,7 @@ from opik_connect.connect.proposals.suite_reruns import AfterCommit
 from opik_connect.connect.proposals.verification import ProposalVerifier, RunOnTree
 from opik_connect.connect.sandbox.outbound_redaction import redact_summary
 from opik_connect.connect.suites.llm_judge import Judge
+from opik_connect.connect.suites.platform_sink import sink_lookup
 from opik_connect.connect.suites.suite_commands import make_after_commit, make_run_suite_handler
 from opik_connect.connect.suites.suite_report import progress_bar, render_summary
 from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S, run_suite
@@ -110,6 +111,7 @@ class FixParts:
             run_timeout_s=self.run_timeout_s,
             judge=self.judge,
             console=self.console,
+            trace_sink=sink_lookup(daemon),
         )
 
         async def propose_change(args: ProposeChangeArgs) -> ProposeChangeResult:
@@ -180,6 +182,7 @@ class FixParts:
         async def run(
             suite: str, tree: Path, label: str, first: list[str], proposal_id: str | None
         ) -> SuiteRunSummary:
+            sink = await sink_lookup(daemon)()
             waiting = self.prompt_line.showing
             self.prompt_line.leave()  # the tables need whole lines; the prompt comes back after
             with progress_bar(self.console, f"{suite} on {label}") as progress:
@@ -194,6 +197,7 @@ class FixParts:
                     progress=progress,
                     run_timeout_s=self.run_timeout_s,
                     proposal_id=proposal_id,
+                    trace_sink=sink,
                 )
             render_summary(self.console, summary, first_items=first)
             if waiting:
@@ -210,6 +214,7 @@ class FixParts:
             judge=self.judge,
             run_timeout_s=self.run_timeout_s,
             console=self.console,
+            trace_sink=sink_lookup(daemon),
         )
 
         async def after_commit(fix: FixSummary) -> list[SuiteRunSummary]:

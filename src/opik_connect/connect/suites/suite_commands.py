@@ -16,10 +16,12 @@ from opik_connect.connect.fixes.branches import BRANCH_PREFIX, FixSummary, parse
 from opik_connect.connect.proposals.journal import ProposalJournal
 from opik_connect.connect.sandbox.outbound_redaction import redact_summary
 from opik_connect.connect.suites.llm_judge import Judge, judge_from_config
+from opik_connect.connect.suites.platform_sink import SinkLookup
 from opik_connect.connect.suites.run_records import USER_TREE
 from opik_connect.connect.suites.suite_files import list_suites, suite_path
 from opik_connect.connect.suites.suite_report import header_printer, progress_bar, render_summary
 from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S, run_suite
+from opik_connect.connect.suites.suite_tracing import TraceSink
 from opik_connect.git_runner import GitError, run_async
 from opik_connect.protocol import BridgeError, ErrorCode, RunSuiteArgs, SuiteRunSummary
 
@@ -34,15 +36,18 @@ def make_run_suite_handler(
     run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S,
     judge: Judge | Literal["auto"] | None = "auto",
     console: Console | None = None,
+    trace_sink: SinkLookup | None = None,
 ) -> RunSuiteHandler:
     """The daemon's `RunSuite` handler. One platform-triggered run at a time, so the platform
     cannot multiply the processes started on the user's machine. The summary it returns is
-    redacted (outputs, errors, reasons); the local record and the terminal keep it exact."""
+    redacted (outputs, errors, reasons); the local record and the terminal keep it exact.
+    `trace_sink` finds the platform's sink the runs log to when no Opik server is configured."""
     one_at_a_time = asyncio.Lock()
 
     async def handle(args: RunSuiteArgs) -> SuiteRunSummary:
         suite_path(root, args.suite)
         tree, label = await resolve_tree(root, args.branch)
+        sink = await trace_sink() if trace_sink is not None else None
         async with one_at_a_time:
             with contextlib.ExitStack() as stack:
                 progress = (
@@ -61,6 +66,7 @@ def make_run_suite_handler(
                     progress=progress,
                     run_timeout_s=run_timeout_s,
                     header=header_printer(console) if console is not None else None,
+                    trace_sink=sink,
                 )
         if console is not None:
             render_summary(console, summary)
@@ -126,6 +132,7 @@ async def rerun_after_fix(
     judge: Judge | Literal["auto"] | None = "auto",
     run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S,
     console: Console | None = None,
+    trace_sink: TraceSink | None = None,
 ) -> list[SuiteRunSummary]:
     """Rerun the proposal's suites (all suites of the worktree if none is linked) in the fix
     worktree, the failing items the proposal named first; each run is recorded under the branch
@@ -151,6 +158,7 @@ async def rerun_after_fix(
                     run_timeout_s=run_timeout_s,
                     proposal_id=proposal_id,
                     header=header_printer(console),
+                    trace_sink=trace_sink,
                 )
             render_summary(console, summary, first_items=failing_item_ids)
             summaries.append(summary)
@@ -167,6 +175,7 @@ def make_after_commit(
     judge: Judge | Literal["auto"] | None = "auto",
     run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S,
     console: Console | None = None,
+    trace_sink: SinkLookup | None = None,
 ) -> AfterCommit:
     """ProposalService's `after_commit` hook: rerun_after_fix for one committed fix."""
 
@@ -184,6 +193,7 @@ def make_after_commit(
             judge=judge,
             run_timeout_s=run_timeout_s,
             console=console,
+            trace_sink=await trace_sink() if trace_sink is not None else None,
         )
 
     return after_commit

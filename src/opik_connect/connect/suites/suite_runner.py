@@ -33,7 +33,12 @@ from opik_connect.connect.suites.llm_judge import (
 )
 from opik_connect.connect.suites.run_records import USER_TREE, RunRecord, new_run_id, save_record
 from opik_connect.connect.suites.suite_files import Suite, SuiteItem, load_suite
-from opik_connect.connect.suites.suite_tracing import SuiteTracing, run_trace_args, suite_tracing
+from opik_connect.connect.suites.suite_tracing import (
+    SuiteTracing,
+    TraceSink,
+    run_trace_args,
+    suite_tracing,
+)
 from opik_connect.git_runner import GitError, run_async
 from opik_connect.protocol import (
     AssertionVerdict,
@@ -87,19 +92,21 @@ async def run_suite(
     run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S,
     proposal_id: str | None = None,
     header: HeaderCallback | None = None,
+    trace_sink: TraceSink | None = None,
 ) -> SuiteRunSummary:
     """Run suite `name` as found in `tree` (default: the user's tree at `root`) and record it.
 
     `judge="auto"` builds the project's judge from config and env (None without a key);
     `first_items` are run and listed first (the items a fix was meant to repair); `header`
-    receives the lines a suite header shows (the agent's interpreter, where traces go).
+    receives the lines a suite header shows (the agent's interpreter, where traces go);
+    `trace_sink` (the daemon's platform sink) takes the traces when no Opik server is configured.
     Raises BridgeError for problems with the suite, the entrypoint or the agent's environment,
     never for the agent's own behaviour.
     """
     root, tree, suite, spec = await asyncio.to_thread(_prepare, root, name, tree)
     items = _select_items(suite, item_ids, first_items)
     agent = await probe_agent_python(root)
-    tracing = await asyncio.to_thread(_tracing, root)
+    tracing = await asyncio.to_thread(_tracing, root, trace_sink)
     if header is not None:
         header(header_lines(agent, tracing))
     owned = await asyncio.to_thread(judge_from_config, root) if judge == "auto" else None
@@ -110,6 +117,7 @@ async def run_suite(
     clock = time.monotonic()
     commit, dirty = await _git_state(tree)
     branch = None if tree_label == USER_TREE else tree_label
+    run_id = new_run_id()
     done = 0
 
     async def run_one(
@@ -117,7 +125,7 @@ async def run_suite(
     ) -> RunOutcome:
         nonlocal done
         async with gate:
-            trace = run_trace_args(suite.name, item.id, index, commit, branch)
+            trace = run_trace_args(suite.name, item.id, index, commit, branch, run_id)
             outcome = await _run_once(pool, suite, item, index, active, trace)
         done += 1
         if progress is not None:
@@ -142,7 +150,7 @@ async def run_suite(
         item_result(suite, item, list(runs)) for item, runs in zip(items, outcomes, strict=True)
     ]
     summary = SuiteRunSummary(
-        run_id=new_run_id(),
+        run_id=run_id,
         suite=suite.name,
         status=suite_status(results),
         commit=commit,
@@ -179,8 +187,8 @@ def _prepare(root: Path, name: str, tree: Path | None) -> tuple[Path, Path, Suit
     return root, tree, suite, find_entrypoint(tree, suite.entrypoint)
 
 
-def _tracing(root: Path) -> SuiteTracing:
-    return suite_tracing(root, load_project_config(root), load_opik_settings())
+def _tracing(root: Path, sink: TraceSink | None) -> SuiteTracing:
+    return suite_tracing(root, load_project_config(root), load_opik_settings(), sink=sink)
 
 
 def header_lines(agent: AgentPython, tracing: SuiteTracing) -> list[str]:

@@ -22,6 +22,14 @@ _OPIK_VARIABLES = (
 
 
 @dataclass(frozen=True)
+class TraceSink:
+    """The platform's trace sink: the SDK's OPIK_URL_OVERRIDE and the token it takes as API key."""
+
+    url: str
+    token: str
+
+
+@dataclass(frozen=True)
 class SuiteTracing:
     """The workers' environment and the line the suite header shows about tracing."""
 
@@ -40,14 +48,24 @@ def suite_tracing(
     config: ProjectConfig,
     settings: OpikSettings,
     environ: Mapping[str, str] | None = None,
+    sink: TraceSink | None = None,
 ) -> SuiteTracing:
     """The user's environment with Opik's variables replaced: the resolved server, and the suite
     project instead of whatever OPIK_PROJECT_NAME the user's shell has. With no server
-    configured, the SDK's tracking is switched off rather than left to guess a destination."""
+    configured, traces go to the platform's `sink` when the daemon has one, else the SDK's
+    tracking is switched off rather than left to guess a destination."""
     env = {k: v for k, v in (os.environ if environ is None else environ).items()}
     for name in _OPIK_VARIABLES:
         env.pop(name, None)
     project = suite_project_name(root, config, settings)
+    if settings.url is None and sink is not None:
+        env.update(
+            OPIK_URL_OVERRIDE=sink.url,
+            OPIK_API_KEY=sink.token,
+            OPIK_WORKSPACE="default",
+            OPIK_PROJECT_NAME=project,
+        )
+        return SuiteTracing(env, project, f"traces → the platform's sink at {sink.url}")
     if settings.url is None:
         env["OPIK_TRACK_DISABLE"] = "true"
         return SuiteTracing(env, project, "no Opik server configured: suite traces are not sent")
@@ -62,20 +80,28 @@ def suite_tracing(
 
 
 def run_trace_args(
-    suite: str, item_id: str, run_index: int, commit: str | None, branch: str | None
+    suite: str,
+    item_id: str,
+    run_index: int,
+    commit: str | None,
+    branch: str | None,
+    suite_run_id: str,
 ) -> dict[str, Any]:
-    """The SDK's `opik_args["trace"]`: tags to filter suite runs by, the same facts as metadata."""
+    """The SDK's `opik_args["trace"]`: tags to filter suite runs by, the same facts as metadata;
+    `suite-run:<id>` links each trace to the recorded run (`suite show`, the platform's store)."""
     where = f"branch:{branch}" if branch else f"commit:{(commit or 'none')[:12]}"
     tags = [
         "opik-connect-suite",
         f"suite:{suite}",
         f"item:{item_id}",
         f"run:{run_index + 1}",
+        f"suite-run:{suite_run_id}",
         where,
     ]
     metadata = {
         "opik_connect": {
             "suite": suite,
+            "suite_run_id": suite_run_id,
             "item_id": item_id,
             "run": run_index + 1,
             "commit": commit,
