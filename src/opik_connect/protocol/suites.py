@@ -27,6 +27,8 @@ class RunOutcome(Strict):
     error: str | None = None
     duration_s: float = 0.0
     assertions: list[AssertionVerdict] = Field(default_factory=list)
+    trace_id: str | None = None
+    """The run's trace in the Opik server or platform sink it was logged to, when known."""
 
 
 class ItemResult(Strict):

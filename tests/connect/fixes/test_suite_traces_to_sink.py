@@ -97,3 +97,7 @@ async def test_run_suite_from_the_platform_logs_each_run_to_the_sink(
         "the trace of a failed run is there to open"
     )
     assert {r.trace.project_name for r in records if r is not None} == {"shop-suites"}
+    run_traces = {run.trace_id for item in summary.items for run in item.runs}
+    assert run_traces == {r.trace.id for r in records if r is not None}, (
+        "each run's result names its trace"
+    )

@@ -95,8 +95,23 @@ def _load(tree: Path, import_root: Path, module_name: str, function_name: str) -
     return getattr(module, function_name)
 
 
+def _trace_for(function: Any, trace: Any) -> Any:
+    """The run's trace args, with an id of our own when the SDK takes one (`opik_args` trace
+    `id`), so the run's result can name its trace; None when nothing will be traced."""
+    if not (trace and _tracing_on() and getattr(function, "opik_tracked", False)):
+        return None
+    try:
+        from opik.decorator.opik_args.api_classes import OpikArgsTrace
+        from opik.id_helpers import generate_id
+    except ImportError:
+        return trace
+    if "id" not in getattr(OpikArgsTrace, "model_fields", {}):
+        return trace
+    return dict(trace, id=generate_id())
+
+
 def _call(function: Any, kwargs: dict[str, Any], trace: Any) -> Any:
-    if trace and _tracing_on() and getattr(function, "opik_tracked", False):
+    if trace is not None:
         kwargs = dict(kwargs, opik_args={"trace": trace})
     result = function(**kwargs)
     if inspect.isawaitable(result):
@@ -143,13 +158,16 @@ def main() -> int:
     _send(channel, {"ready": True, "pid": os.getpid()})
     for line in sys.stdin:
         request = json.loads(line)
+        trace = _trace_for(function, request.get("trace"))
         try:
-            result = _call(function, request["kwargs"], request.get("trace"))
+            result = _call(function, request["kwargs"], trace)
             reply = {"id": request["id"], "ok": True, "result": result}
         except BaseException as exc:
             frames = exc.__traceback__.tb_next if exc.__traceback__ else None
             text = "".join(traceback.format_exception(type(exc), exc, frames))
             reply = {"id": request["id"], "ok": False, "error": text}
+        if trace is not None and trace.get("id"):
+            reply["trace_id"] = trace["id"]
         sys.stderr.flush()
         _send(channel, reply)
     _flush()

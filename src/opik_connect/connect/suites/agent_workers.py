@@ -41,6 +41,8 @@ class CallOutcome:
     result: dict[str, Any] | None
     error: str | None
     duration_s: float
+    trace_id: str | None = None
+    """The trace the SDK logged for this call, when the worker could name it."""
 
 
 class WorkerStartError(Exception):
@@ -149,9 +151,10 @@ class AgentWorker:
             await self.kill()
             return self._failure("worker answered out of turn", mark, started)
         self.alive = True
+        trace_id = reply.get("trace_id") if isinstance(reply.get("trace_id"), str) else None
         if reply.get("ok"):
-            return CallOutcome(True, reply.get("result"), None, duration)
-        return CallOutcome(False, None, str(reply.get("error")), duration)
+            return CallOutcome(True, reply.get("result"), None, duration, trace_id)
+        return CallOutcome(False, None, str(reply.get("error")), duration, trace_id)
 
     def _failure(self, headline: str, mark: int, started: float) -> CallOutcome:
         output = self._stderr_since(mark)

@@ -237,6 +237,7 @@ async def _run_once(
                 status="failed",
                 error=_clip_error(call.error),
                 duration_s=round(call.duration_s, 3),
+                trace_id=call.trace_id,
             )
         verdicts = await _check(suite, item, call, judge)
     except Exception as exc:
@@ -247,6 +248,7 @@ async def _run_once(
         output=_clip(call.result.get("output")),
         duration_s=round(call.duration_s, 3),
         assertions=verdicts,
+        trace_id=call.trace_id,
     )
 
 
