@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -40,6 +38,7 @@ from opik_connect.agent.platform.store_records import (
     suite_result_from_row,
 )
 from opik_connect.agent.platform.store_schema import default_store_path, open_connection
+from opik_connect.agent.sqlite_off_loop import SqliteOffLoop
 from opik_connect.protocol import (
     ProposalDecided,
     ProposeChangeArgs,
@@ -48,32 +47,15 @@ from opik_connect.protocol import (
     SuiteRunSummary,
 )
 
-T = TypeVar("T")
 
-
-class PlatformStore:
+class PlatformStore(SqliteOffLoop):
     """Async facade over one SQLite connection. Open with `await PlatformStore.open(path)`."""
-
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
-        self.path = path
-        self._conn = conn
-        self._lock = threading.Lock()
 
     @classmethod
     async def open(cls, path: Path | None = None) -> PlatformStore:
         path = path or default_store_path()
         conn = await asyncio.to_thread(open_connection, path)
         return cls(path, conn)
-
-    async def close(self) -> None:
-        await self._run(self._conn.close)
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        def locked() -> T:
-            with self._lock:
-                return fn(*args)
-
-        return await asyncio.to_thread(locked)
 
     async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         def write() -> None:

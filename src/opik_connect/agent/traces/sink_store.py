@@ -12,13 +12,13 @@ import asyncio
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 
+from opik_connect.agent.sqlite_off_loop import SqliteOffLoop
 from opik_connect.agent.traces.sink_models import (
     ScoreWrite,
     SpanUpdate,
@@ -38,7 +38,6 @@ SPANS_PER_TRACE = 100
 """The span cap is max_traces times this; past it the oldest spans go, orphans included."""
 SUMMARY_CHARS = 120
 
-T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS traces (
@@ -98,30 +97,18 @@ def _fields(model: BaseModel) -> dict[str, Any]:
     return data
 
 
-class SinkStore:
+class SinkStore(SqliteOffLoop):
     """Async facade over one SQLite connection. Open with `await SinkStore.open(path)`."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, max_traces: int) -> None:
-        self.path = path
+        super().__init__(path, conn)
         self.max_traces = max_traces
-        self._conn = conn
-        self._lock = threading.Lock()
 
     @classmethod
     async def open(cls, path: Path | None = None, *, max_traces: int = DEFAULT_MAX_TRACES):
         path = path or default_sink_path()
         conn = await asyncio.to_thread(_connect, path)
         return cls(path, conn, max_traces)
-
-    async def close(self) -> None:
-        await self._run(self._conn.close)
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        def locked() -> T:
-            with self._lock:
-                return fn(*args)
-
-        return await asyncio.to_thread(locked)
 
     def _transaction(self, work: Callable[[sqlite3.Connection], None]) -> None:
         with self._conn:
