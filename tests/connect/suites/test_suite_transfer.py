@@ -63,7 +63,9 @@ def test_push_then_pull_round_trips_a_natural_language_suite(
     assert LLMJudge.from_config(parsed, track=False).assertions == ["The answer is polite"]
     code, output = cli("pull", "support", "--root", str(there))
     assert code == 0, output
-    assert load_suite(there, "support") == load_suite(here, "support")
+    pulled = load_suite(there, "support")
+    assert pulled.call == "run_tests", "a pulled suite calls its task as opik.run_tests does"
+    assert pulled == load_suite(here, "support").model_copy(update={"call": "run_tests"})
     write_suite(here, "support", SUITE.split("  - id: hello")[0])
     assert cli("push", "support", "--root", str(here))[1].startswith("updated suite support")
     assert len(opik.items) == 1, "an item gone here is gone there"

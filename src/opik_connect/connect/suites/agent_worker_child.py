@@ -2,7 +2,9 @@
 
 Run as `python agent_worker_child.py TREE IMPORT_ROOT MODULE FUNCTION` by the agent's own
 interpreter, where opik-connect is not installed: stdlib only, Python 3.8+. It reads one JSON
-request per line on stdin and writes one JSON reply per line on a private copy of the original
+request per line on stdin ({id, data, call, trace}: `call` "kwargs" runs entrypoint(**data),
+"run_tests" runs entrypoint(data) and checks the result as `opik.run_tests` does) and writes
+one JSON reply per line on a private copy of the original
 stdout; fd 1 itself is then pointed at stderr, so whatever the agent prints (even from C code) can
 never corrupt the channel. Where the environment lacks the opik SDK a stand-in keeps `track` (every
 form) and `opik_context` working, tracing nothing. The real SDK, imported by the agent once per
@@ -110,13 +112,31 @@ def _trace_for(function: Any, trace: Any) -> Any:
     return dict(trace, id=generate_id())
 
 
-def _call(function: Any, kwargs: dict[str, Any], trace: Any) -> Any:
-    if trace is not None:
-        kwargs = dict(kwargs, opik_args={"trace": trace})
-    result = function(**kwargs)
-    if inspect.isawaitable(result):
-        result = asyncio.run(_await(result))
+def _call(function: Any, data: dict[str, Any], call: str, trace: Any) -> Any:
+    extra = {} if trace is None else {"opik_args": {"trace": trace}}
+    if call == "run_tests":
+        return _task_result(_settle(function(data, **extra)), data)
+    result = _settle(function(**data, **extra))
     return result if isinstance(result, dict) else {"output": result}
+
+
+def _settle(result: Any) -> Any:
+    return asyncio.run(_await(result)) if inspect.isawaitable(result) else result
+
+
+def _task_result(result: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's `validate_task_result`: a dict must carry `input` and `output`; any other value
+    is the output, with the item's data as the input."""
+    if not isinstance(result, dict):
+        return {"input": data, "output": result}
+    missing = {"input", "output"} - result.keys()
+    if missing:
+        raise ValueError(
+            "The task function must return a dict with 'input' and 'output' keys, but the "
+            f"returned dict is missing: {sorted(missing)}. Got keys: {sorted(result)}. "
+            "Example: return {'input': data, 'output': response}"
+        )
+    return result
 
 
 async def _await(awaitable: Any) -> Any:
@@ -160,7 +180,7 @@ def main() -> int:
         request = json.loads(line)
         trace = _trace_for(function, request.get("trace"))
         try:
-            result = _call(function, request["kwargs"], trace)
+            result = _call(function, request["data"], request.get("call", "kwargs"), trace)
             reply = {"id": request["id"], "ok": True, "result": result}
         except BaseException as exc:
             frames = exc.__traceback__.tb_next if exc.__traceback__ else None

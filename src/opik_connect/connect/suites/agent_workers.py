@@ -23,6 +23,7 @@ from typing import Any
 
 from opik_connect.connect.suites.agent_worker_child import FLUSH_TIMEOUT_S
 from opik_connect.connect.suites.entrypoint import EntrypointSpec
+from opik_connect.connect.suites.suite_files import CALL_KWARGS, CallMode
 from opik_connect.protocol import BridgeError, ErrorCode
 
 CHILD_SCRIPT = Path(__file__).with_name("agent_worker_child.py")
@@ -121,7 +122,11 @@ class AgentWorker:
         return any((b / top).is_dir() or (b / f"{top}.py").is_file() for b in bases)
 
     async def call(
-        self, kwargs: dict[str, Any], limit_s: float, trace: dict[str, Any] | None = None
+        self,
+        data: dict[str, Any],
+        limit_s: float,
+        trace: dict[str, Any] | None = None,
+        call: CallMode = CALL_KWARGS,
     ) -> CallOutcome:
         """One request; the worker stays alive only if it answered this request cleanly."""
         assert self._proc is not None and self._proc.stdin and self._proc.stdout
@@ -130,7 +135,7 @@ class AgentWorker:
         mark = self._stderr_mark()
         started = time.monotonic()
         try:
-            request = {"id": request_id, "kwargs": kwargs, "trace": trace}
+            request = {"id": request_id, "data": data, "call": call, "trace": trace}
             payload = json.dumps(request, default=str)
             self._proc.stdin.write(payload.encode() + b"\n")
             async with asyncio.timeout(limit_s):
@@ -230,8 +235,10 @@ class WorkerPool:
         startup_timeout: float = 30.0,
         python: str,
         env: Mapping[str, str] | None = None,
+        call: CallMode = CALL_KWARGS,
     ) -> None:
         self.tree = tree.resolve()
+        self.call_mode = call
         self.spec = spec
         self.run_timeout = run_timeout
         self.startup_timeout = startup_timeout
@@ -283,13 +290,11 @@ class WorkerPool:
             raise
         return worker
 
-    async def call(
-        self, kwargs: dict[str, Any], trace: dict[str, Any] | None = None
-    ) -> CallOutcome:
-        """Run the entrypoint once; never raises for anything the agent does.
-
-        `trace` (tags, metadata) goes to the real opik SDK as `opik_args` when it traces the
-        entrypoint."""
+    async def call(self, data: dict[str, Any], trace: dict[str, Any] | None = None) -> CallOutcome:
+        """Run the entrypoint once on an item's data, as the pool's call mode says (keyword
+        arguments, or whole as `opik.run_tests` passes it); never raises for anything the agent
+        does. `trace` (tags, metadata) goes to the real opik SDK as `opik_args` when it traces
+        the entrypoint."""
         async with self._slots:
             started = time.monotonic()
             if self._load_error is not None:
@@ -302,7 +307,7 @@ class WorkerPool:
                     self._load_error = str(exc)
                     return CallOutcome(False, None, str(exc), time.monotonic() - started)
             try:
-                outcome = await worker.call(kwargs, self.run_timeout, trace)
+                outcome = await worker.call(data, self.run_timeout, trace, self.call_mode)
             finally:
                 async with self._returned:
                     if worker.alive:

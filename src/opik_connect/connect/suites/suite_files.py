@@ -2,14 +2,16 @@
 
 Field names follow Opik's TestSuite so a suite can move between the two: `name`, `description`,
 `global_assertions`, `global_execution_policy{runs_per_item, pass_threshold}`,
-`items[{id, description, data, assertions, execution_policy}]`.
+`items[{id, description, data, assertions, execution_policy}]`. Ours alone: `entrypoint`, and
+`call`, how the entrypoint takes an item's data (keyword arguments, or whole as `opik.run_tests`
+passes it).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -21,6 +23,9 @@ from opik_connect.protocol import BridgeError, ErrorCode
 SUITES_DIR = Path(".opik") / "suites"
 _ASSERTION_LISTS = ("assertions", "global_assertions")
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+CallMode = Literal["kwargs", "run_tests"]
+CALL_KWARGS: CallMode = "kwargs"
+CALL_RUN_TESTS: CallMode = "run_tests"
 
 
 class SuiteProblem(ValueError):
@@ -63,7 +68,8 @@ class SuiteItem(BaseModel):
     id: str = Field(min_length=1, max_length=200)
     description: str = ""
     data: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments for the entrypoint."
+        default_factory=dict,
+        description="The entrypoint's keyword arguments, or its one argument (call: run_tests).",
     )
     assertions: list[Assertion] = Field(default_factory=list)
     execution_policy: ItemExecutionPolicy | None = None
@@ -76,6 +82,12 @@ class Suite(BaseModel):
     description: str = ""
     entrypoint: str | None = Field(
         None, description="'pkg.module:function' when the project has several entrypoints."
+    )
+    call: CallMode = Field(
+        CALL_KWARGS,
+        description="'kwargs': entrypoint(**data). 'run_tests': entrypoint(data) with the item's "
+        "id added, its result taken as {input, output} (a bare value is the output), as "
+        "opik.run_tests calls a task; `suite pull` sets it.",
     )
     global_assertions: list[Assertion] = Field(default_factory=list)
     global_execution_policy: ExecutionPolicy = Field(default_factory=ExecutionPolicy)

@@ -32,7 +32,7 @@ from opik_connect.connect.suites.llm_judge import (
     judge_from_config,
 )
 from opik_connect.connect.suites.run_records import USER_TREE, RunRecord, new_run_id, save_record
-from opik_connect.connect.suites.suite_files import Suite, SuiteItem, load_suite
+from opik_connect.connect.suites.suite_files import CALL_RUN_TESTS, Suite, SuiteItem, load_suite
 from opik_connect.connect.suites.suite_tracing import (
     SuiteTracing,
     TraceSink,
@@ -134,7 +134,13 @@ async def run_suite(
 
     try:
         async with WorkerPool(
-            tree, spec, size, run_timeout=run_timeout_s, python=agent.path, env=tracing.env
+            tree,
+            spec,
+            size,
+            run_timeout=run_timeout_s,
+            python=agent.path,
+            env=tracing.env,
+            call=suite.call,
         ) as pool:
             await pool.warm()
             gate = asyncio.Semaphore(size)
@@ -230,7 +236,7 @@ async def _run_once(
     trace: dict[str, Any],
 ) -> RunOutcome:
     try:
-        call = await pool.call(item.data, trace)
+        call = await pool.call(call_data(suite, item), trace)
         if not call.ok or call.result is None:
             return RunOutcome(
                 run_index=index,
@@ -264,14 +270,28 @@ async def _check(
     natural = [(n, a) for n, a in enumerate(assertions) if isinstance(a, str)]
     if natural:
         texts = [text for _, text in natural]
-        judged = await _judge(judge, item, result.get("output"), texts)
+        judged = await _judge(
+            judge, _judged_input(suite, item, result), result.get("output"), texts
+        )
         for (n, _), verdict in zip(natural, judged, strict=True):
             verdicts[n] = verdict
     return [v for v in verdicts if v is not None]
 
 
+def call_data(suite: Suite, item: SuiteItem) -> dict[str, Any]:
+    """What the entrypoint gets: the item's data, plus its id when called as `opik.run_tests`
+    calls a task (the SDK passes the item's content with `include_id=True`)."""
+    return {**item.data, "id": item.id} if suite.call == CALL_RUN_TESTS else item.data
+
+
+def _judged_input(suite: Suite, item: SuiteItem, result: dict[str, Any]) -> Any:
+    """The judge's `input`: Opik's LLMJudge scores the task result's `input` (the SDK fills it
+    with the item's data when the task returns a bare value)."""
+    return result.get("input") if suite.call == CALL_RUN_TESTS else item.data
+
+
 async def _judge(
-    judge: Judge | None, item: SuiteItem, output: Any, texts: list[str]
+    judge: Judge | None, input_: Any, output: Any, texts: list[str]
 ) -> list[AssertionVerdict]:
     if judge is None:
         return [
@@ -279,7 +299,7 @@ async def _judge(
             for t in texts
         ]
     try:
-        answers = await judge.judge(input=item.data, output=output, assertions=texts)
+        answers = await judge.judge(input=input_, output=output, assertions=texts)
     except JudgeError as exc:
         return [
             AssertionVerdict(assertion=t, kind="llm", status="error", reason=str(exc))

@@ -5,7 +5,8 @@ global assertions (one `llm_judge` evaluator whose config `schema[].description`
 global `execution_policy`; each dataset item carries `data`, `description`, its own evaluators and
 policy. Our item ids ride along as an `opik-connect-id:<id>` tag, since Opik assigns item ids.
 Opik has only natural-language assertions: a suite with deterministic ones is refused, naming
-them, unless the caller drops them (`nl_only`).
+them, unless the caller drops them (`nl_only`). A pulled suite calls its entrypoint as
+`opik.run_tests` calls a task (`call: run_tests`), since that is how it ran on Opik's side.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ import httpx
 
 from opik_connect.config import OpikSettings
 from opik_connect.connect.suites.assertions import Assertion, describe
-from opik_connect.connect.suites.suite_files import ExecutionPolicy, Suite, SuiteItem
+from opik_connect.connect.suites.suite_files import (
+    CALL_RUN_TESTS,
+    ExecutionPolicy,
+    Suite,
+    SuiteItem,
+)
 from opik_connect.protocol import BridgeError, ErrorCode
 
 SUITE_TYPE = "evaluation_suite"
@@ -164,6 +170,7 @@ class OpikSuiteClient:
             {
                 "name": name,
                 "description": dataset.get("description") or "",
+                "call": CALL_RUN_TESTS,
                 "global_assertions": _texts(latest.get("evaluators")),
                 "global_execution_policy": ExecutionPolicy.model_validate(policy),
                 "items": [_item_from_opik(raw, n) for n, raw in enumerate(raw_items)],
