@@ -1,26 +1,42 @@
 """Which Python runs the agent under test, and what that environment holds (the opik SDK?).
 
 Order: `[tool.opik-connect] python`, the active `$VIRTUAL_ENV`, the project's `.venv/` or `venv/`,
-a uv project's `UV_PROJECT_ENVIRONMENT` or a Poetry project's env (when those tools are on PATH),
-and opik-connect's own interpreter last. Resolved against the user's checkout, not a fix worktree,
-because worktrees share the checkout's environment.
+a uv project's environment (uv.lock, uv on PATH: `UV_PROJECT_ENVIRONMENT`, else `.venv`), a
+Poetry project's (poetry.lock or `[tool.poetry]`, poetry on PATH: `poetry env info -p`), and
+opik-connect's own interpreter last. Resolved against the user's checkout, not a fix worktree,
+because worktrees share the checkout's environment. A tool that fails or hangs never stops a run:
+resolution goes on to the next step, and the source the header shows says why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
-import subprocess
+import signal
 import sys
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from opik_connect.config import load_project_config
 from opik_connect.protocol import BridgeError, ErrorCode
 
 PROBE_TIMEOUT_S = 20.0
+TOOL_TIMEOUT_S = 15.0
+"""A bound on `poetry env info -p` (Poetry alone takes about a second to start)."""
+OWN_INTERPRETER = "opik-connect's own interpreter"
+UV_SOURCE = "uv project environment"
+POETRY_SOURCE = "Poetry environment, `poetry env info -p`"
+POETRY_COMMAND = ("env", "info", "-p", "--no-interaction")
+_HINTS = {
+    UV_SOURCE: "run `uv sync` to create it, or set [tool.opik-connect] python",
+    POETRY_SOURCE: "run `poetry install` to create it, or set [tool.opik-connect] python",
+}
 _PROBE = (
     "import json, sys, importlib.util as u\n"
     "v = None\n"
@@ -31,6 +47,13 @@ _PROBE = (
     "print(json.dumps({'executable': sys.executable, 'version': sys.version.split()[0],"
     " 'opik': v}))\n"
 )
+
+
+class ResolvedPython(NamedTuple):
+    """An interpreter path (not yet checked: the probe does that) and the step that chose it."""
+
+    path: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -53,28 +76,46 @@ class AgentPython:
         return f"opik {self.opik_version} (the real SDK)"
 
 
-def resolve_agent_python(root: Path, environ: dict[str, str] | None = None) -> tuple[str, str]:
-    """(interpreter path, where it came from); the path is not checked here (probe does)."""
-    env = os.environ if environ is None else environ
+async def resolve_agent_python(
+    root: Path, environ: Mapping[str, str] | None = None
+) -> ResolvedPython:
+    """The first step of the documented order that names an interpreter; `environ` (default:
+    this process's) supplies `$VIRTUAL_ENV`, `UV_PROJECT_ENVIRONMENT` and the PATH tools are
+    looked up on."""
+    env = dict(os.environ if environ is None else environ)
+    found, notes = await asyncio.to_thread(_resolve_from_files, root, env)
+    if found is not None:
+        return found
+    poetry, note = await _poetry_environment(root, env)
+    if poetry is not None:
+        return poetry
+    notes.extend([note] if note else [])
+    return ResolvedPython(sys.executable, "; ".join([OWN_INTERPRETER, *notes]))
+
+
+def _resolve_from_files(root: Path, env: dict[str, str]) -> tuple[ResolvedPython | None, list[str]]:
+    """The steps that need no subprocess: config, $VIRTUAL_ENV, project venvs, uv."""
     configured = load_project_config(root).python
     if configured:
         path = Path(configured).expanduser()
         if not path.is_absolute() and (os.sep in configured or "/" in configured):
             path = root / path
         elif not path.is_absolute():
-            path = Path(shutil.which(configured) or root / configured)
-        return str(path), "[tool.opik-connect] python"
+            path = Path(_which(configured, env) or root / configured)
+        return ResolvedPython(str(path), "[tool.opik-connect] python"), []
     virtual_env = env.get("VIRTUAL_ENV")
     if virtual_env:
-        return str(_venv_python(Path(virtual_env))), "$VIRTUAL_ENV"
+        return ResolvedPython(str(_venv_python(Path(virtual_env))), "$VIRTUAL_ENV"), []
     for name in (".venv", "venv"):
         candidate = _venv_python(root / name)
         if candidate.is_file():
-            return str(candidate), f"project {name}/"
-    tool_env = _tool_environment(root, env)
-    if tool_env is not None:
-        return tool_env
-    return sys.executable, "opik-connect's own interpreter"
+            return ResolvedPython(str(candidate), f"project {name}/"), []
+    return _uv_environment(root, env)
+
+
+def _which(name: str, env: dict[str, str]) -> str | None:
+    """A program on the PATH of `env` (the environment the agent's run sees), not ours."""
+    return shutil.which(name, path=env.get("PATH", os.defpath))
 
 
 def _venv_python(venv: Path) -> Path:
@@ -82,31 +123,71 @@ def _venv_python(venv: Path) -> Path:
     return windows if windows.is_file() else venv / "bin" / "python"
 
 
-def _tool_environment(root: Path, env: dict[str, str] | os._Environ[str]) -> tuple[str, str] | None:
-    uv_env = env.get("UV_PROJECT_ENVIRONMENT")
-    if uv_env and (root / "uv.lock").is_file() and shutil.which("uv"):
-        venv = Path(uv_env) if Path(uv_env).is_absolute() else root / uv_env
-        return str(_venv_python(venv)), "uv project environment"
-    if (root / "poetry.lock").is_file() and shutil.which("poetry"):
-        try:
-            done = subprocess.run(
-                ["poetry", "env", "info", "--executable"],
-                cwd=root,
-                capture_output=True,
-                text=True,
-                timeout=PROBE_TIMEOUT_S,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        path = done.stdout.strip()
-        if done.returncode == 0 and path:
-            return path, "Poetry environment"
-    return None
+def _uv_environment(root: Path, env: dict[str, str]) -> tuple[ResolvedPython | None, list[str]]:
+    """Where uv keeps a project's environment, by uv's documented rule rather than by asking
+    uv: no uv command reports it without side effects (`uv run` and `uv sync` create it, and
+    `uv python find` ignores `UV_PROJECT_ENVIRONMENT`)."""
+    if not (root / "uv.lock").is_file():
+        return None, []
+    if _which("uv", env) is None:
+        return None, ["uv.lock found but uv is not on PATH"]
+    custom = env.get("UV_PROJECT_ENVIRONMENT", "")
+    venv = root / (custom or ".venv")  # a relative path is the project root's, as in uv
+    where = "UV_PROJECT_ENVIRONMENT" if custom else ".venv"
+    return ResolvedPython(str(_venv_python(venv)), f"{UV_SOURCE}, {where}"), []
+
+
+def _poetry_project(root: Path) -> bool:
+    if (root / "poetry.lock").is_file():
+        return True
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    tool = data.get("tool")
+    return isinstance(tool, dict) and "poetry" in tool
+
+
+async def _poetry_environment(root: Path, env: dict[str, str]) -> tuple[ResolvedPython | None, str]:
+    """Poetry's answer for the project's environment, or (None, why not) to fall through."""
+    if not await asyncio.to_thread(_poetry_project, root):
+        return None, ""
+    poetry = _which("poetry", env)
+    if poetry is None:
+        return None, "a Poetry project but poetry is not on PATH"
+    failed = "`poetry env info -p` "
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            poetry,
+            *POETRY_COMMAND,
+            cwd=root,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return None, failed + f"could not start: {exc.strerror or exc}"
+    try:
+        async with asyncio.timeout(TOOL_TIMEOUT_S):
+            out, err = await proc.communicate()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        return None, failed + f"did not answer within {TOOL_TIMEOUT_S:g}s"
+    lines = out.decode("utf-8", "replace").strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        detail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no environment"]
+        return None, failed + f"exit {proc.returncode}: {detail[0][:200]}"
+    venv = Path(lines[-1].strip())
+    return ResolvedPython(str(_venv_python(venv)), POETRY_SOURCE), ""
 
 
 async def probe_agent_python(root: Path) -> AgentPython:
     """Resolve and run the interpreter once; an interpreter that cannot run is AGENT_ENVIRONMENT."""
-    path, source = await asyncio.to_thread(resolve_agent_python, root)
+    path, source = await resolve_agent_python(root)
     try:
         proc = await asyncio.create_subprocess_exec(
             path,
@@ -137,9 +218,11 @@ async def probe_agent_python(root: Path) -> AgentPython:
 
 
 def _environment_error(path: str, source: str, detail: str) -> BridgeError:
+    hint = next((h for step, h in _HINTS.items() if source.startswith(step)), "")
     return BridgeError(
         ErrorCode.AGENT_ENVIRONMENT,
-        f"the agent's interpreter {path} (from {source}) is unusable: {detail}",
+        f"the agent's interpreter {path} (from {source}) is unusable: {detail}"
+        + (f" ({hint})" if hint else ""),
         python=path,
     )
 
