@@ -1,7 +1,7 @@
 """The child side of an agent worker: one long-lived Python rooted at the tree under test.
 
 Run as `python agent_worker_child.py TREE IMPORT_ROOT MODULE FUNCTION` by the agent's own
-interpreter, where opik-connect is not installed: stdlib only, Python 3.8+. It reads one JSON
+interpreter, where opik-connect is not installed: stdlib only, Python 3.9+. It reads one JSON
 request per line on stdin ({id, data, call, trace}: `call` "kwargs" runs entrypoint(**data),
 "run_tests" runs entrypoint(data) and checks the result as `opik.run_tests` does) and writes
 one JSON reply per line on a private copy of the original
