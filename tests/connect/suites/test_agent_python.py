@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agent_python_testkit import make_venv, project, run
 
-from opik_connect.connect.suites.agent_python import resolve_agent_python
+from opik_connect.connect.suites.agent_python import agent_line, resolve_agent_python
 
 __all__ = ["project"]
 
@@ -65,3 +65,16 @@ async def test_resolution_order(tmp_path: Path) -> None:
         sys.executable,
         "opik-connect's own interpreter",
     )
+
+
+async def test_the_daemon_banner_line_names_the_interpreter_or_why_it_is_unusable(
+    project: Path,
+) -> None:
+    python = make_venv(project / ".venv")
+    assert await agent_line(project) == (
+        f"{python} (project .venv/); opik not installed in {python}: tracing is off"
+    )
+    (project / "pyproject.toml").write_text('[tool.opik-connect]\npython = "envs/gone/python"\n')
+    line = await agent_line(project)
+    assert line.startswith(f"the agent's interpreter {project / 'envs/gone/python'} (from ")
+    assert "cannot start it" in line
