@@ -3,6 +3,7 @@ and judged on the result's `input` and `output` as Opik judges them; `suite pull
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,30 @@ async def test_the_real_sdk_traces_a_run_tests_task_with_the_runs_tags(
     (trace,) = [t for t in standin.traces.values() if t.get("name") == "task"]
     assert trace["input"] == {"data": {"question": "refunds", "id": "bare"}}
     assert {"suite:s", "item:bare", "run:1"} <= set(trace["tags"])
+
+
+def test_suite_add_unwraps_a_task_data_trace_for_a_run_tests_suite(suite_env: Path) -> None:
+    """The SDK logs `task(data)`'s input as `{"data": {...}}`: the item's data is the inner dict."""
+    root = make_task_project(suite_env, "call: run_tests\nitems: []\n")
+    trace = suite_env / "trace.json"
+    trace.write_text(
+        json.dumps(
+            {
+                "id": "0197aaaa-bbbb-7ccc-8ddd-eeeeffff0000",
+                "name": "task",
+                "start_time": "2026-11-24T09:00:00.000Z",
+                "input": {"data": {"question": "refunds"}},
+            }
+        )
+    )
+    runner = CliRunner()
+    added = runner.invoke(
+        app, ["suite", "add", "s", "--trace", str(trace), "--id", "r", "--root", str(root)]
+    )
+    assert added.exit_code == 0, added.output
+    suite = load_suite(root, "s")
+    assert (suite.call, suite.items[0].data) == ("run_tests", {"question": "refunds"})
+    ran = runner.invoke(app, ["suite", "run", "s", "--root", str(root)])
+    assert ran.exit_code == 0, ran.output
+    record = latest_record(root, "s")
+    assert record is not None and record.summary.items[0].runs[0].output == "r: refunds"

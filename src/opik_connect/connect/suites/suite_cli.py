@@ -24,6 +24,7 @@ from opik_connect.connect.suites.assertions import Assertion, describe
 from opik_connect.connect.suites.llm_judge import judge_from_config
 from opik_connect.connect.suites.run_records import latest_record
 from opik_connect.connect.suites.suite_files import (
+    CALL_RUN_TESTS,
     Suite,
     SuiteItem,
     list_suites,
@@ -221,10 +222,23 @@ def _read_trace(reference: str, traces_dir: Path) -> tuple[str, Any]:
     return record.trace.id, record.trace.input
 
 
+def _trace_data(suite: Suite, trace_input: Any) -> dict[str, Any]:
+    """An item's data from a trace's input. The SDK logs an entrypoint's arguments by name, so
+    a `task(data)` entrypoint's trace reads `{"data": {...}}`: a run_tests suite takes the inner
+    dict, since it passes an item's data whole."""
+    if not isinstance(trace_input, dict):
+        return {"input": trace_input}
+    if suite.call == CALL_RUN_TESTS and len(trace_input) == 1:
+        (inner,) = trace_input.values()
+        if isinstance(inner, dict):
+            return inner
+    return trace_input
+
+
 def _item_from_trace(
     suite: Suite, trace_id: str, trace_input: Any, texts: list[str], item_id: str | None
 ) -> SuiteItem:
-    data = trace_input if isinstance(trace_input, dict) else {"input": trace_input}
+    data = _trace_data(suite, trace_input)
     taken = {item.id for item in suite.items}
     wanted = item_id or "trace-" + re.sub(r"[^A-Za-z0-9]", "", trace_id)[:8]
     candidate, n = wanted, 2
