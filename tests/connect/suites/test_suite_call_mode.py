@@ -200,6 +200,8 @@ def test_suite_add_unwraps_a_task_data_trace_for_a_run_tests_suite(suite_env: Pa
     assert added.exit_code == 0, added.output
     suite = load_suite(root, "s")
     assert (suite.call, suite.items[0].data) == ("run_tests", {"question": "refunds"})
+    shown = runner.invoke(app, ["suite", "show", "s", "--root", str(root)], env={"COLUMNS": "200"})
+    assert "call: run_tests (the entrypoint gets each item's data whole" in shown.output
     ran = runner.invoke(app, ["suite", "run", "s", "--root", str(root)])
     assert ran.exit_code == 0, ran.output
     record = latest_record(root, "s")

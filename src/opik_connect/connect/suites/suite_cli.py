@@ -105,6 +105,8 @@ def show_command(name: str, root: RootOption = None) -> None:
     policy = suite.global_execution_policy
     console.print(f"[bold]{suite.name}[/] {escape(suite.description.strip())}")
     console.print(f"runs_per_item {policy.runs_per_item}, pass_threshold {policy.pass_threshold}")
+    if suite.call == CALL_RUN_TESTS:
+        console.print("call: run_tests (the entrypoint gets each item's data whole, as task(data))")
     for assertion in suite.global_assertions:
         console.print(f"  global: {escape(describe(assertion))}")
     for item in suite.items:
