@@ -31,6 +31,27 @@ def test_a_missing_dependency_is_an_environment_error_naming_interpreter_and_mod
     assert "'fuzzyhelper' is not installed" in output and str(python) in output.replace("\n", "")
 
 
+def test_a_dependency_lacking_a_name_is_an_environment_error_but_the_trees_own_is_not(
+    project: Path,
+) -> None:
+    python = make_venv(project / ".venv")
+    main = project / "agent" / "main.py"
+    main.write_text(
+        main.read_text().replace("import fuzzyhelper", "from fuzzyhelper import whisper")
+    )
+    code, output = run(project)
+    flat = output.replace("\n", "")
+    assert code == 2, output
+    assert "agent_environment" in flat and str(python) in flat
+    assert "module 'fuzzyhelper' in the agent's interpreter" in flat
+    assert "cannot import name 'whisper'" in flat
+    (project / "agent" / "util.py").write_text("")
+    main.write_text(main.read_text().replace("from fuzzyhelper", "from agent.util"))
+    code, output = run(project)
+    assert code == 1, output
+    assert "failed to load" in output and "agent_environment" not in output
+
+
 def test_a_missing_interpreter_is_an_environment_error(project: Path) -> None:
     (project / "pyproject.toml").write_text(
         '[tool.opik-connect]\npython = "envs/gone/bin/python"\n'

@@ -157,6 +157,8 @@ def _load_failure() -> dict[str, Any]:
     message: dict[str, Any] = {"ready": False, "error": traceback.format_exc()}
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         message["missing_module"] = exc.name
+    elif isinstance(exc, ImportError) and exc.name:
+        message["broken_module"] = exc.name
     return message
 
 

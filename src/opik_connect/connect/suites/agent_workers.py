@@ -4,7 +4,8 @@ Each worker is `agent_worker_child.py`, started by path in the agent's own inter
 tree under test and the tree's import root first on sys.path, speaking JSON lines. A run that
 crashes or hangs fails that run only: the worker is killed and a fresh one replaces it on the next
 call. An environment that cannot load the agent at all (no interpreter, a dependency missing from
-it) is an AGENT_ENVIRONMENT error for the whole run, never a failed assertion.
+it or lacking a name the agent imports) is an AGENT_ENVIRONMENT error for the whole run, never a
+failed assertion.
 """
 
 from __future__ import annotations
@@ -105,11 +106,18 @@ class AgentWorker:
         if not hello.get("ready"):
             await self.kill()
             detail = hello.get("error") or self._stderr_since(0) or "worker exited"
-            missing = hello.get("missing_module")
+            missing, broken = hello.get("missing_module"), hello.get("broken_module")
             if isinstance(missing, str) and not self._in_tree(missing):
                 raise WorkerStartError(
                     f"module {missing!r} is not installed in the agent's interpreter "
                     f"{self.python} (entrypoint {self.spec.label}):\n{detail}",
+                    environment=True,
+                )
+            if isinstance(broken, str) and not self._in_tree(broken):
+                raise WorkerStartError(
+                    f"module {broken!r} in the agent's interpreter {self.python} does not "
+                    f"provide what entrypoint {self.spec.label} imports (a version mismatch?):"
+                    f"\n{detail}",
                     environment=True,
                 )
             raise WorkerStartError(f"entrypoint {self.spec.label} failed to load:\n{detail}")
