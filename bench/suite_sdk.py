@@ -77,7 +77,7 @@ async def main() -> None:
             without = await timed(plain, workers)
             print(
                 f"{workers} worker(s): real SDK {with_sdk:.2f}s ({arrived}/10 traces), "
-                f"no SDK {without:.2f}s"
+                f"no SDK {without:.2f}s (load {os.getloadavg()[0]:.1f})"
             )
 
 
