@@ -9,8 +9,7 @@ receives AskEvent messages until the one of type 'result' or 'error'. Everything
 
 from __future__ import annotations
 
-import hmac
-import json
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -23,6 +22,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from opik_connect.agent.ollie.sessions import LiveSession, OllieSessions
+from opik_connect.agent.platform.http_replies import (
+    bearer_authorized,
+    error_body,
+    json_response,
+    unauthorized,
+)
 from opik_connect.agent.platform.store import PlatformStore
 from opik_connect.protocol import AskEvent, AskRequest, BridgeError, ErrorBody, ErrorCode
 
@@ -32,17 +37,6 @@ FOLLOW_PREFIX = "/v1/sessions/"
 FOLLOW_SUFFIX = "/stream"
 
 RunnerList = Callable[[], Sequence[BaseModel]]
-
-
-def _json_response(connection: ServerConnection, status: int, body: Any) -> Response:
-    response = connection.respond(status, json.dumps(body, ensure_ascii=False, default=str))
-    del response.headers["Content-Type"]
-    response.headers["Content-Type"] = "application/json"
-    return response
-
-
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
 
 
 def _dump(value: Any) -> Any:
@@ -88,12 +82,7 @@ class PlatformHttpApi:
         return self._sessions
 
     def authorized(self, headers: Headers) -> bool:
-        """Constant-time compare, so the token cannot be guessed byte by byte from timings."""
-        value = headers.get("Authorization", "")
-        scheme, _, presented = value.partition(" ")
-        if scheme.lower() != "bearer" or not presented:
-            return False
-        return hmac.compare_digest(presented.strip().encode(), self._token)
+        return bearer_authorized(headers, self._token)
 
     async def process_request(
         self, connection: ServerConnection, request: Request
@@ -103,19 +92,13 @@ class PlatformHttpApi:
         if not url.path.startswith(API_PREFIX):
             return None
         if not self.authorized(request.headers):
-            response = _json_response(
-                connection,
-                HTTPStatus.UNAUTHORIZED,
-                _error(ErrorCode.AUTH_FAILED, "missing or wrong bearer token"),
-            )
-            response.headers["WWW-Authenticate"] = 'Bearer realm="opik-connect"'
-            return response
+            return unauthorized(connection)
         if self._is_websocket_path(url.path):
             if request.headers.get("Upgrade", "").lower() != "websocket":
-                return _json_response(
+                return json_response(
                     connection,
                     HTTPStatus.UPGRADE_REQUIRED,
-                    _error(ErrorCode.INVALID_ARGS, f"{url.path} is a websocket"),
+                    error_body(ErrorCode.INVALID_ARGS, f"{url.path} is a websocket"),
                 )
             return None
         try:
@@ -126,12 +109,12 @@ class PlatformHttpApi:
                 if exc.code == ErrorCode.SESSION_NOT_FOUND
                 else HTTPStatus.BAD_REQUEST
             )
-            return _json_response(connection, status, _error(exc.code, exc.message))
+            return json_response(connection, status, error_body(exc.code, exc.message))
         if body is None:
-            return _json_response(
-                connection, HTTPStatus.NOT_FOUND, _error("not_found", f"no route {url.path}")
+            return json_response(
+                connection, HTTPStatus.NOT_FOUND, error_body("not_found", f"no route {url.path}")
             )
-        return _json_response(connection, HTTPStatus.OK, _dump(body))
+        return json_response(connection, HTTPStatus.OK, _dump(body))
 
     def _is_websocket_path(self, path: str) -> bool:
         return path == ASK_PATH or (path.startswith(FOLLOW_PREFIX) and path.endswith(FOLLOW_SUFFIX))
@@ -160,7 +143,7 @@ class PlatformHttpApi:
                 raise BridgeError(ErrorCode.INVALID_ARGS, f"{field}: {first['msg']}") from exc
             live = await self._sessions.ask(request)
         except BridgeError as exc:
-            await _send_error(connection, None, exc.to_body())
+            await _senderror_body(connection, None, exc.to_body())
             return
         except ConnectionClosed:
             return
@@ -173,7 +156,7 @@ class PlatformHttpApi:
                 code=ErrorCode.SESSION_NOT_FOUND,
                 message=f"no running or recent session {session_id!r} on this platform",
             )
-            await _send_error(connection, session_id, body)
+            await _senderror_body(connection, session_id, body)
             return
         await _relay(connection, live)
 
@@ -240,7 +223,20 @@ class PlatformHttpApi:
 
 
 async def _relay(connection: ServerConnection, live: LiveSession) -> None:
-    """Send every event of the session (past ones first), then close."""
+    """Send every event of the session (past ones first), then close. Ends as soon as the
+    connection does (the listener left, or a stopping platform closed it), so a session that
+    waits on something holds no connection handler: a server waits for those when it closes."""
+    sending = asyncio.create_task(_send_events(connection, live))
+    closed = asyncio.create_task(connection.wait_closed())
+    try:
+        await asyncio.wait({sending, closed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sending, closed):
+            task.cancel()
+        await asyncio.gather(sending, closed, return_exceptions=True)
+
+
+async def _send_events(connection: ServerConnection, live: LiveSession) -> None:
     try:
         async for event in live.stream():
             await connection.send(event.model_dump_json())
@@ -249,7 +245,7 @@ async def _relay(connection: ServerConnection, live: LiveSession) -> None:
         return
 
 
-async def _send_error(
+async def _senderror_body(
     connection: ServerConnection, session_id: str | None, body: ErrorBody
 ) -> None:
     event = AskEvent(session_id=session_id, seq=0, type="error", data=body.model_dump(mode="json"))
