@@ -47,6 +47,7 @@ from opik_connect.link.daemon_session import (
 from opik_connect.link.driver import SessionDriver
 from opik_connect.link.session import LinkEvent
 from opik_connect.protocol import (
+    CLOSE_DRAINING,
     EVENTS,
     MAX_FRAME_BYTES,
     BridgeError,
@@ -137,6 +138,15 @@ def backoff_delay(attempt: int, initial: float, cap: float) -> float:
     return delay * (0.5 + random.random() / 2)
 
 
+def _draining(exc: Exception) -> str:
+    """The platform closed with CLOSE_DRAINING: a restart or a deploy, so reconnect as usual
+    (a load balancer sends the new connection to a replica that is not draining)."""
+    if isinstance(exc, ConnectionClosed) and exc.rcvd and exc.rcvd.code == CLOSE_DRAINING:
+        log.info("the platform is draining (close code %d); reconnecting", CLOSE_DRAINING)
+        return f"platform draining (close code {CLOSE_DRAINING})"
+    return ""
+
+
 class DaemonLink:
     """One daemon's authenticated link to a platform, kept up until stop()."""
 
@@ -217,7 +227,7 @@ class DaemonLink:
                 raise LinkError(str(exc)) from exc
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError, BridgeError) as exc:
                 log.debug("link attempt failed: %r", exc)
-                why = f"{str(exc) or type(exc).__name__}; "
+                why = f"{_draining(exc) or str(exc) or type(exc).__name__}; "
             finally:
                 self._detach()
             if self._close_reason:

@@ -8,6 +8,7 @@ from opik_connect.protocol.ask import AskEvent, AskRequest
 from opik_connect.protocol.catalogue import COMMANDS, EVENTS, json_schema
 from opik_connect.protocol.codes import (
     CLOSE_AUTH_FAILED,
+    CLOSE_DRAINING,
     CLOSE_FRAME_TOO_LARGE,
     CLOSE_PROTOCOL_VERSION,
     MAX_FRAME_BYTES,
@@ -68,6 +69,7 @@ from opik_connect.protocol.suites import (
 
 __all__ = [
     "CLOSE_AUTH_FAILED",
+    "CLOSE_DRAINING",
     "CLOSE_FRAME_TOO_LARGE",
     "CLOSE_PROTOCOL_VERSION",
     "COMMANDS",

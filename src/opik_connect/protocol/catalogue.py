@@ -9,6 +9,7 @@ from pydantic import BaseModel, TypeAdapter
 from opik_connect.protocol.ask import AskEvent, AskRequest
 from opik_connect.protocol.codes import (
     CLOSE_AUTH_FAILED,
+    CLOSE_DRAINING,
     CLOSE_FRAME_TOO_LARGE,
     CLOSE_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
@@ -94,6 +95,7 @@ def json_schema() -> dict[str, Any]:
             "frame_too_large": CLOSE_FRAME_TOO_LARGE,
             "auth_failed": CLOSE_AUTH_FAILED,
             "protocol_version": CLOSE_PROTOCOL_VERSION,
+            "draining": CLOSE_DRAINING,
         },
         "$defs": defs,
     }

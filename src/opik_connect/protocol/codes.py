@@ -17,6 +17,9 @@ CLOSE_AUTH_FAILED = 4401
 """Close code for a handshake that cannot be authenticated (unknown runner, bad pairing)."""
 CLOSE_PROTOCOL_VERSION = 4426
 """Close code for a peer speaking a protocol version we do not."""
+CLOSE_DRAINING = 1012
+"""Websocket close code (IANA 'service restart') when the platform drains: reconnect, perhaps
+to another replica behind the same URL."""
 
 
 class ErrorCode(StrEnum):
