@@ -23,6 +23,8 @@ from opik_connect.agent.ollie.events import SessionEvent, to_ask_event
 from opik_connect.agent.ollie.events import SessionStatus as OllieStatus
 from opik_connect.agent.ollie.loop import Ollie
 from opik_connect.agent.ollie.session_request import ASKED_FIELDS, OllieLimits, OllieRequest
+from opik_connect.agent.platform.activity import Activity, SessionChange
+from opik_connect.agent.platform.log_context import SESSION_ID
 from opik_connect.agent.platform.runner_api import Runner
 from opik_connect.agent.platform.store import PlatformStore
 from opik_connect.agent.platform.store_records import SessionRecord
@@ -211,11 +213,14 @@ class OllieSessions:
         driver: SessionDriver,
         *,
         env: Mapping[str, str] | None = None,
+        activity: Activity | None = None,
     ) -> None:
+        """`activity` (the platform's) counts running sessions, for draining and metrics."""
         self._directory = directory
         self._store = store
         self._driver = driver
         self._env = env if env is not None else os.environ
+        self._activity = activity or Activity()
         self._live: OrderedDict[str, LiveSession] = OrderedDict()
 
     def live(self, session_id: str) -> LiveSession | None:
@@ -245,6 +250,7 @@ class OllieSessions:
             runner=RecordingRunner(runner, self._store, record.id),
             emit=lambda type_, data: self._emit(live, type_, data),
         )
+        self._activity.session_changed(SessionChange(record.id, record.runner_id, finished=False))
         live.task = asyncio.create_task(self._run(live, context), name=f"ollie-{record.id}")
         return live
 
@@ -269,6 +275,8 @@ class OllieSessions:
             log.exception("could not record event %s of session %s", type_, live.id)
 
     async def _run(self, live: LiveSession, context: SessionContext) -> None:
+        SESSION_ID.set(live.id)  # this task's own context: every log line it causes has the id
+        log.info("session started", extra={"runner_id": live.record.runner_id})
         try:
             outcome = await self._driver(context)
         except asyncio.CancelledError:
@@ -297,6 +305,20 @@ class OllieSessions:
         except Exception:
             log.exception("could not record the end of session %s", live.id)
         await self._emit(live, "result", live.record.model_dump(mode="json"))
+        usage = dict(outcome.usage or {})
+        cost = usage.pop("cost_usd_estimate", None)
+        started = [event for event in live.events if event.type == "session_started"]
+        change = SessionChange(
+            live.id,
+            live.record.runner_id,
+            finished=True,
+            status=outcome.status,
+            model=started[0].data.get("model") if started else None,
+            usage={key: value for key, value in usage.items() if key.endswith("_tokens")},
+            cost_usd=cost,
+        )
+        log.info("session finished", extra={"status": outcome.status, "session_id": live.id})
+        self._activity.session_changed(change)
 
 
 def ollie_driver(

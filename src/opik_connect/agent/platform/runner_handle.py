@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable
 
 from pydantic import BaseModel
 from websockets.asyncio.server import ServerConnection
 
+from opik_connect.agent.platform.activity import Activity, CommandDone
 from opik_connect.agent.platform.runner_api import CommandCalls
 from opik_connect.link.auth import FrameSigner
 from opik_connect.link.caches import BoundedIds
@@ -24,6 +27,8 @@ from opik_connect.protocol import (
     ProposalDecided,
     RootSummary,
 )
+
+log = logging.getLogger(__name__)
 
 Publish = Callable[["RunnerHandle", str, BaseModel], None]
 
@@ -56,6 +61,7 @@ class RunnerHandle(CommandCalls):
         *,
         seen_events: BoundedIds | None = None,
         publish: Publish | None = None,
+        activity: Activity | None = None,
     ) -> None:
         self.runner_id = runner_id
         self.name = name
@@ -64,6 +70,7 @@ class RunnerHandle(CommandCalls):
         self.session = PlatformSession(command_timeout_s=timeout_s, seen_events=seen_events)
         self._driver = SessionDriver(self.session, self._on_event)
         self._publish = publish
+        self._activity = activity or Activity()
         self._results: dict[str, asyncio.Future[CommandResult]] = {}
         self._decision_waiters: dict[str, list[asyncio.Future[ProposalDecided]]] = {}
         self._connected = asyncio.Event()
@@ -92,19 +99,46 @@ class RunnerHandle(CommandCalls):
         now = self._driver.clock()
         command_id = self.session.call(type_name, payload, now, timeout_s=timeout_s)
         self._results[command_id] = future
+        self._activity.command_started()
+        started, result = time.perf_counter(), "cancelled"
         try:
             await self._driver.send_now()
             outcome = await future
+            result = "ok" if outcome.ok or outcome.error is None else str(outcome.error.code)
         finally:
             self._results.pop(command_id, None)
             self.session.forget(command_id)
             self._driver.changed()
+            seconds = time.perf_counter() - started
+            self._finished(CommandDone(self.runner_id, type_name, command_id, seconds, result))
         if not outcome.ok:
             assert outcome.error is not None
             raise BridgeError.from_body(outcome.error)
         spec = COMMANDS.get(type_name)
         assert spec is not None
         return parse_model(spec[1], outcome.result or {}, ErrorCode.INTERNAL)
+
+    def _finished(self, done: CommandDone) -> None:
+        log.info(
+            "command %s %s in %.3fs",
+            done.type_name,
+            done.outcome,
+            done.seconds,
+            extra={
+                "command_id": done.command_id,
+                "runner_id": done.runner_id,
+                "command": done.type_name,
+                "outcome": done.outcome,
+                "seconds": round(done.seconds, 6),
+            },
+        )
+        self._activity.command_finished(done)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the current connection (if any); the handle and its pending commands stay."""
+        ws = self._driver.ws
+        if ws is not None:
+            await ws.close(code, reason)
 
     @property
     def connected(self) -> bool:

@@ -4,7 +4,9 @@ Close codes (see protocol/codes.py): 1009 for a frame over MAX_FRAME_BYTES (enfo
 max_size), CLOSE_AUTH_FAILED (4401) for an unknown runner, a bad Hello signature, a replayed
 Hello, an expired or refused pairing; CLOSE_PROTOCOL_VERSION (4426) for a version we do not speak;
 1013 (try again later) when a pairing cannot wait for an operator (too many wait, or newer
-requests from the same address replaced it).
+requests from the same address replaced it); CLOSE_DRAINING (1012, service restart) when the
+platform drains: the daemon reconnects, to another replica if the URL leads to several.
+While draining, websocket upgrades (daemons, new sessions) get HTTP 503; reads still answer.
 Everything that can be answered (not JSON, wrong types, bad signatures after the handshake) gets
 a FrameError reply and the connection stays usable.
 """
@@ -23,9 +25,14 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from opik_connect.agent.platform.activity import Activity
 from opik_connect.agent.platform.handshake import Handshake
+from opik_connect.agent.platform.http_replies import json_response
+from opik_connect.agent.platform.log_context import REQUEST_ID, RUNNER_ID, request_id
+from opik_connect.agent.platform.ops_http import PROBE_PATHS, OpsEndpoints
 from opik_connect.agent.platform.pairing import (
     MAX_PENDING_PAIRINGS,
     MAX_PENDING_PAIRINGS_PER_SOURCE,
@@ -37,6 +44,7 @@ from opik_connect.link.caches import BoundedIds
 from opik_connect.link.platform_session import SEEN_CACHE_SIZE
 from opik_connect.protocol import (
     CLOSE_AUTH_FAILED,
+    CLOSE_DRAINING,
     MAX_FRAME_BYTES,
     PairingConfirmed,
     PairRequest,
@@ -110,6 +118,10 @@ class Platform:
         self._seen_events = BoundedIds(SEEN_CACHE_SIZE)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.activity = Activity()
+        self.draining = False
+        self.ops = OpsEndpoints(token=self.operator_token, is_draining=lambda: self.draining)
+        """/healthz, /readyz, /metrics; add readiness checks and the metrics renderer to it."""
 
     async def start(self) -> None:
         self._server = await serve(
@@ -122,11 +134,35 @@ class Platform:
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def stop(self) -> None:
+    async def stop(self, close_code: int = CloseCode.GOING_AWAY, reason: str = "") -> None:
         server, self._server = self._server, None
-        if server is not None:
-            server.close(close_connections=True)
-            await server.wait_closed()
+        if server is None:
+            return
+        if close_code != CloseCode.GOING_AWAY:
+            closing = [connection.close(close_code, reason) for connection in server.connections]
+            await asyncio.gather(*closing, return_exceptions=True)
+        server.close(close_connections=True)
+        await server.wait_closed()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Take no new work, let commands and sessions in flight finish (up to timeout_s), then
+        close every connection with CLOSE_DRAINING so daemons reconnect. True if all finished."""
+        self.draining = True
+        ids = {"commands_in_flight": self.activity.commands_in_flight}
+        ids["sessions_running"] = self.activity.sessions_running
+        log.info("draining: taking no new work", extra=ids)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.activity.wait_idle()
+            finished = True
+        except TimeoutError:
+            finished = False
+            ids = {"commands_in_flight": self.activity.commands_in_flight}
+            ids["sessions_running"] = self.activity.sessions_running
+            log.warning("drain deadline passed with work in flight", extra=ids)
+        await self.stop(CLOSE_DRAINING, "platform draining")
+        log.info("drained", extra={"finished": finished})
+        return finished
 
     async def __aenter__(self) -> Platform:
         await self.start()
@@ -205,9 +241,21 @@ class Platform:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        if self.http_api is None:
-            return None
-        return await self.http_api.process_request(connection, request)
+        """Ops endpoints first, then (unless draining) the HTTP API; each request gets an id."""
+        rid = request_id(request.headers.get("X-Request-ID"))
+        REQUEST_ID.set(rid)  # the connection's task: its handler and sessions inherit it
+        response = await self.ops.process_request(connection, request)
+        if response is None and self.draining and "Upgrade" in request.headers:
+            response = json_response(connection, 503, {"status": "draining"})
+            response.headers["Retry-After"] = "1"
+        if response is None and self.http_api is not None:
+            response = await self.http_api.process_request(connection, request)
+        if response is not None:
+            response.headers["X-Request-ID"] = rid
+            path = request.path.split("?", 1)[0]
+            level = logging.DEBUG if path in PROBE_PATHS else logging.INFO
+            log.log(level, "GET %s %d", path, response.status_code, extra={"path": path})
+        return response
 
     async def _connection(self, ws: ServerConnection) -> None:
         if self.http_api is not None and await self.http_api.handle_websocket(ws):
@@ -217,6 +265,7 @@ class Platform:
             if accepted is None:
                 return
             hello = accepted.hello
+            RUNNER_ID.set(hello.runner_id)
             handle = self._runners.get(hello.runner_id)
             if handle is None:
                 handle = RunnerHandle(
@@ -226,6 +275,7 @@ class Platform:
                     self._command_timeout_s,
                     seen_events=self._seen_events,
                     publish=self._publish,
+                    activity=self.activity,
                 )
                 self._runners[hello.runner_id] = handle
             await handle.attach(ws, accepted.signer, hello)

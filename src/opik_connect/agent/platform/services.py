@@ -86,7 +86,10 @@ class PlatformServices:
             transcript_dir=self._transcript_dir,
             env=self._env,
         )
-        self.sessions = OllieSessions(platform, store, driver, env=self._env)
+        self.sessions = OllieSessions(
+            platform, store, driver, env=self._env, activity=platform.activity
+        )
+        platform.ops.ready_checks.append(lambda: store.list_sessions(limit=1))
         self.http_api = PlatformHttpApi(
             token=platform.operator_token,
             store=store,
