@@ -8,15 +8,18 @@ platform's own token, read from the 0600 run file the server writes in the user'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import signal
 import ssl
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -24,6 +27,7 @@ from rich.markup import escape
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from opik_connect.agent.platform.log_context import LogFormat, configure_logging
 from opik_connect.agent.platform.run_file import SERVER_RUN_FILE_NAME, PlatformRunFile
 from opik_connect.agent.platform.server import Platform, RunnerInfo
 from opik_connect.agent.platform.services import platform_services_part
@@ -33,11 +37,14 @@ from opik_connect.link.auth import PairingStore
 from opik_connect.link.frames import decode_frame, encode_control
 from opik_connect.private_files import write_private_json
 from opik_connect.protocol import (
+    CLOSE_DRAINING,
     ConfirmPairing,
     FrameError,
     PairingConfirmed,
     PairRequest,
 )
+
+log = logging.getLogger(__name__)
 
 PLATFORM_PARTS: tuple[Callable[[Platform], Awaitable[None]], ...] = (platform_services_part,)
 """Each mounts one feature on a platform (standalone or embedded)."""
@@ -77,10 +84,39 @@ def serve_platform(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="PEM private key for --tls-cert.")
     ] = None,
+    log_format: Annotated[
+        Literal["json", "text"] | None,
+        typer.Option(
+            "--log-format",
+            help="json: one JSON object a line on stderr. Default: text on a terminal, else json.",
+        ),
+    ] = None,
+    drain_timeout: Annotated[
+        float,
+        typer.Option(
+            "--drain-timeout",
+            min=0.0,
+            help="On SIGTERM, seconds to let commands and sessions in flight finish.",
+        ),
+    ] = 30.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Also serve /metrics without a token on this port of --metrics-host.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Interface for --metrics-port.")
+    ] = "127.0.0.1",
 ) -> None:
-    """Listen for daemons until Ctrl-C."""
+    """Listen for daemons until SIGTERM or Ctrl-C (which drain; a second one stops at once)."""
     if ctx.invoked_subcommand is not None:
         return
+    chosen: LogFormat = log_format or ("text" if sys.stderr.isatty() else "json")
+    configure_logging(chosen, debug=_debug(ctx))
     context = None
     if tls_cert is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -90,61 +126,135 @@ def serve_platform(
             key = f" / --tls-key {tls_key}" if tls_key else ""
             raise usage_error(f"cannot load --tls-cert {tls_cert}{key}: {exc}") from None
     try:
-        asyncio.run(_serve(host, port, context))
+        asyncio.run(
+            _serve(
+                host,
+                port,
+                context,
+                Announcer(json_logs=chosen == "json"),
+                drain_timeout,
+                (metrics_host, metrics_port) if metrics_port is not None else None,
+            )
+        )
     except (OSError, ssl.SSLError) as exc:
         raise environment_error(exc, _debug(ctx)) from None
 
 
-def _announce_pair_request(request: PairRequest) -> None:
-    console.print(
-        "[yellow]●[/yellow] pairing request from runner "
-        f"[bold]{escape(request.runner_name)}[/bold] "
-        f"(project {escape(request.project)}). Confirm the code its terminal shows with: "
-        "[bold]opik-connect platform pair CODE[/bold]"
-    )
+class Announcer:
+    """What an operator sees: rich lines on the console, or log records when logs are JSON."""
 
+    def __init__(self, *, json_logs: bool) -> None:
+        self._json = json_logs
 
-def _announce_runner(info: RunnerInfo) -> None:
-    if info.connected:
-        files = info.root.visible_files if info.root else 0
-        console.print(
-            f"[green]●[/green] runner [bold]{escape(info.name)}[/bold] connected "
-            f"(project {escape(info.project)}, {files} files)"
+    def say(self, markup: str, plain: str, level: int = logging.INFO, **ids: object) -> None:
+        if self._json:
+            log.log(level, plain, extra=ids)
+        else:
+            console.print(markup)
+
+    def pair_request(self, request: PairRequest) -> None:
+        how = "Confirm the code its terminal shows with: "
+        self.say(
+            "[yellow]●[/yellow] pairing request from runner "
+            f"[bold]{escape(request.runner_name)}[/bold] (project {escape(request.project)}). "
+            f"{how}[bold]opik-connect platform pair CODE[/bold]",
+            f"pairing request from runner {request.runner_name} (project {request.project}). "
+            f"{how}opik-connect platform pair CODE",
         )
-    else:
-        console.print(f"[yellow]●[/yellow] runner [bold]{escape(info.name)}[/bold] disconnected")
+
+    def runner(self, info: RunnerInfo) -> None:
+        name = escape(info.name)
+        if info.connected:
+            files = info.root.visible_files if info.root else 0
+            tail = f"connected (project {info.project}, {files} files)"
+            markup = f"[green]●[/green] runner [bold]{name}[/bold] {escape(tail)}"
+            self.say(markup, f"runner {info.name} {tail}", runner_id=info.runner_id)
+        else:
+            markup = f"[yellow]●[/yellow] runner [bold]{name}[/bold] disconnected"
+            self.say(markup, f"runner {info.name} disconnected", runner_id=info.runner_id)
 
 
-async def _serve(host: str, port: int, context: ssl.SSLContext | None) -> None:
+async def _serve(
+    host: str,
+    port: int,
+    context: ssl.SSLContext | None,
+    announce: Announcer,
+    drain_timeout: float,
+    metrics_at: tuple[str, int] | None,
+) -> None:
+    from opik_connect.agent.platform.metrics import PlatformMetrics
+    from opik_connect.agent.platform.ops_http import MetricsListener
+
     state = user_state_dir() / "platform"
     platform = Platform(
         host=host,
         port=port,
         pairing_store=PairingStore(state / "runners.json"),
-        on_pair_request=_announce_pair_request,
-        on_runner_change=_announce_runner,
+        on_pair_request=announce.pair_request,
+        on_runner_change=announce.runner,
         ssl_context=context,
     )
-    stop = asyncio.Event()
+    signals: asyncio.Queue[int] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
     await setup_platform(platform)
+    metrics = PlatformMetrics(platform)
+    listener = (
+        MetricsListener(metrics.render, host=metrics_at[0], port=metrics_at[1])
+        if metrics_at
+        else None
+    )
     await platform.start()
+    if listener is not None:
+        await listener.start()
+        announce.say(
+            f"[green]●[/green] metrics on [bold]http://{listener.host}:{listener.port}/metrics[/bold]",
+            f"metrics on http://{listener.host}:{listener.port}/metrics",
+        )
     run_file = server_run_file()
     record = PlatformRunFile(
         url=platform.url, token=platform.operator_token, pid=os.getpid(), started_at=time.time()
     )
     write_private_json(run_file, record.model_dump())
     if context is None and host not in ("127.0.0.1", "::1", "localhost"):
-        console.print("[yellow]warning:[/yellow] plain ws:// on a public interface; use --tls-cert")
-    console.print(f"[green]●[/green] platform listening on [bold]{platform.url}[/bold]")
+        announce.say(
+            "[yellow]warning:[/yellow] plain ws:// on a public interface; use --tls-cert",
+            "plain ws:// on a public interface; use --tls-cert (or a TLS-terminating proxy)",
+            logging.WARNING,
+        )
+    announce.say(
+        f"[green]●[/green] platform listening on [bold]{platform.url}[/bold]",
+        f"platform listening on {platform.url}",
+    )
     try:
-        await stop.wait()
+        await signals.get()
+        announce.say(
+            f"[dim]● draining (up to {drain_timeout:g}s; signal again to stop now)[/dim]",
+            f"draining (up to {drain_timeout:g}s; signal again to stop now)",
+        )
+        await _drain_or_stop(platform, drain_timeout, signals)
     finally:
         run_file.unlink(missing_ok=True)
+        if listener is not None:
+            await listener.stop()
         await platform.stop()
-        console.print("[dim]● stopped[/dim]")
+        announce.say("[dim]● stopped[/dim]", "stopped")
+
+
+async def _drain_or_stop(
+    platform: Platform, drain_timeout: float, signals: asyncio.Queue[int]
+) -> None:
+    """Drain (daemons get CLOSE_DRAINING and reconnect elsewhere) unless a second signal comes."""
+    drain = asyncio.create_task(platform.drain(drain_timeout))
+    again = asyncio.create_task(signals.get())
+    await asyncio.wait({drain, again}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (drain, again):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if drain.cancelled():
+        await platform.stop(CLOSE_DRAINING, "platform stopping")
 
 
 @platform_app.command("pair")
