@@ -44,7 +44,8 @@ def test_runner_names_with_brackets_are_shown_literally(monkeypatch: pytest.Monk
     """A daemon picks its runner name and project; neither may break the platform's terminal."""
     recorder = Console(record=True, width=300)
     monkeypatch.setattr(platform_cli, "console", recorder)
-    platform_cli._announce_pair_request(
+    announce = platform_cli.Announcer(json_logs=False)
+    announce.pair_request(
         PairRequest(runner_id="r1", runner_name="[/x]", project="[bold]p", activation_key="k")
     )
     info = RunnerInfo(
@@ -56,8 +57,8 @@ def test_runner_names_with_brackets_are_shown_literally(monkeypatch: pytest.Monk
         last_heartbeat=None,
         root=None,
     )
-    platform_cli._announce_runner(info)
-    platform_cli._announce_runner(info.model_copy(update={"connected": True}))
+    announce.runner(info)
+    announce.runner(info.model_copy(update={"connected": True}))
     text = recorder.export_text()
     assert text.count("runner [/x]") == 3
     assert text.count("project [bold]p") == 2
