@@ -17,8 +17,11 @@ import pytest
 from platform_api_testkit import make_git_repo
 from platform_process_kit import WITHIN_S, PlatformProcess, paired_link
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
+from opik_connect.agent.platform.cli import TOKEN_ENV
+from opik_connect.cli import app
 from opik_connect.connect.terminal.ask_client import AskError, PlatformAddress, ask_stream
 from opik_connect.protocol import (
     CLOSE_DRAINING,
@@ -92,9 +95,14 @@ def total(samples: dict, name: str, **labels: str) -> float:
     )
 
 
+SHARED_TOKEN = "t" * 40
+
+
 async def test_platform_probes_metrics_and_json_logs(repo, env, tmp_path):
+    env[TOKEN_ENV] = SHARED_TOKEN
     platform = await PlatformProcess.start(env, repo, 0, "--metrics-port", "0")
     try:
+        assert platform.token == SHARED_TOKEN, "replicas can share the operator token"
         health = await platform.get("/healthz")
         assert (health.status_code, health.json()) == (200, {"status": "ok"})
         ready = await platform.get("/readyz")
@@ -231,3 +239,14 @@ async def test_drain_gives_up_on_a_second_signal_or_at_its_deadline(repo, env, t
         assert (warning["level"], warning["commands_in_flight"]) == ("warning", 1)
     else:
         assert not drained, "the second signal stopped the drain"
+
+
+def test_a_short_shared_token_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv(TOKEN_ENV, "short")
+    monkeypatch.setenv("OPIK_CONNECT_STATE_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["platform", "--port", "0"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {TOKEN_ENV} must be at least 32 characters "
+        "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+    ]

@@ -46,6 +46,10 @@ from opik_connect.protocol import (
 
 log = logging.getLogger(__name__)
 
+TOKEN_ENV = "OPIK_CONNECT_PLATFORM_TOKEN"
+"""The operator token, when several replicas must share one (else each start makes one up)."""
+MIN_TOKEN_CHARS = 32
+
 PLATFORM_PARTS: tuple[Callable[[Platform], Awaitable[None]], ...] = (platform_services_part,)
 """Each mounts one feature on a platform (standalone or embedded)."""
 
@@ -115,6 +119,12 @@ def serve_platform(
     """Listen for daemons until SIGTERM or Ctrl-C (which drain; a second one stops at once)."""
     if ctx.invoked_subcommand is not None:
         return
+    token = os.environ.get(TOKEN_ENV) or None
+    if token is not None and len(token.strip()) < MIN_TOKEN_CHARS:
+        raise usage_error(
+            f"{TOKEN_ENV} must be at least {MIN_TOKEN_CHARS} characters "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
     chosen: LogFormat = log_format or ("text" if sys.stderr.isatty() else "json")
     configure_logging(chosen, debug=_debug(ctx))
     context = None
@@ -134,6 +144,7 @@ def serve_platform(
                 Announcer(json_logs=chosen == "json"),
                 drain_timeout,
                 (metrics_host, metrics_port) if metrics_port is not None else None,
+                token.strip() if token else None,
             )
         )
     except (OSError, ssl.SSLError) as exc:
@@ -181,6 +192,7 @@ async def _serve(
     announce: Announcer,
     drain_timeout: float,
     metrics_at: tuple[str, int] | None,
+    token: str | None,
 ) -> None:
     from opik_connect.agent.platform.metrics import PlatformMetrics
     from opik_connect.agent.platform.ops_http import MetricsListener
@@ -193,6 +205,7 @@ async def _serve(
         on_pair_request=announce.pair_request,
         on_runner_change=announce.runner,
         ssl_context=context,
+        operator_token=token,
     )
     signals: asyncio.Queue[int] = asyncio.Queue()
     loop = asyncio.get_running_loop()
