@@ -87,16 +87,19 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{pairs}]" if pairs else line
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Ours, so configuring again replaces it and leaves other handlers alone."""
+
+
 def configure_logging(log_format: LogFormat, *, debug: bool = False) -> None:
     """Log to stderr: JSON at INFO (for collectors), text at WARNING (a terminal has its own
     announcements), DEBUG for either with --debug. Replaces handlers a previous call installed."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler(sys.stderr)
     handler.addFilter(ContextFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_opik_connect", False)]:
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(old)
-    handler._opik_connect = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     level = logging.INFO if log_format == "json" else logging.WARNING

@@ -23,7 +23,12 @@ from urllib.parse import urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from opik_connect.agent.platform.http_replies import bearer_authorized, json_response, unauthorized
+from opik_connect.agent.platform.http_replies import (
+    bearer_authorized,
+    error_body,
+    json_response,
+    unauthorized,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +75,14 @@ class OpsEndpoints:
             status = await self.readiness()
             code = HTTPStatus.OK if status == "ready" else HTTPStatus.SERVICE_UNAVAILABLE
             return json_response(connection, code, {"status": status})
-        if path == METRICS_PATH and self.metrics is not None:
-            if not bearer_authorized(request.headers, self._token):
-                return unauthorized(connection)
-            return metrics_response(connection, self.metrics)
-        return None
+        if path != METRICS_PATH:
+            return None
+        if not bearer_authorized(request.headers, self._token):
+            return unauthorized(connection)
+        if self.metrics is None:
+            body = error_body("not_found", "this platform keeps no metrics (the embedded one)")
+            return json_response(connection, HTTPStatus.NOT_FOUND, body)
+        return metrics_response(connection, self.metrics)
 
     async def readiness(self) -> str:
         """'ready', 'draining' or 'unavailable'."""
@@ -116,7 +124,8 @@ class MetricsListener:
     ) -> Response | None:
         if urlsplit(request.path).path == METRICS_PATH:
             return metrics_response(connection, self._render)
-        return json_response(connection, HTTPStatus.NOT_FOUND, {"error": {"code": "not_found"}})
+        body = error_body("not_found", "this port serves /metrics only")
+        return json_response(connection, HTTPStatus.NOT_FOUND, body)
 
     async def _refuse(self, connection: ServerConnection) -> None:
         """Never reached: every request is answered before any websocket handshake."""
