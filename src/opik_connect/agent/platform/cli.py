@@ -27,6 +27,7 @@ from rich.markup import escape
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from opik_connect.agent.platform.client_address import trusted_set
 from opik_connect.agent.platform.log_context import LogFormat, configure_logging
 from opik_connect.agent.platform.run_file import SERVER_RUN_FILE_NAME, PlatformRunFile
 from opik_connect.agent.platform.server import Platform, RunnerInfo
@@ -115,6 +116,13 @@ def serve_platform(
     metrics_host: Annotated[
         str, typer.Option("--metrics-host", help="Interface for --metrics-port.")
     ] = "127.0.0.1",
+    trusted_proxies: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="A reverse proxy's IP whose X-Forwarded-For names the daemon (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Listen for daemons until SIGTERM or Ctrl-C (which drain; a second one stops at once)."""
     if ctx.invoked_subcommand is not None:
@@ -125,6 +133,10 @@ def serve_platform(
             f"{TOKEN_ENV} must be at least {MIN_TOKEN_CHARS} characters "
             "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
         )
+    try:
+        proxies = trusted_set(trusted_proxies or ())
+    except ValueError as exc:
+        raise usage_error(f"--trusted-proxy: {exc}") from None
     chosen: LogFormat = log_format or ("text" if sys.stderr.isatty() else "json")
     configure_logging(chosen, debug=_debug(ctx))
     context = None
@@ -145,6 +157,7 @@ def serve_platform(
                 drain_timeout,
                 (metrics_host, metrics_port) if metrics_port is not None else None,
                 token.strip() if token else None,
+                proxies,
             )
         )
     except (OSError, ssl.SSLError) as exc:
@@ -193,6 +206,7 @@ async def _serve(
     drain_timeout: float,
     metrics_at: tuple[str, int] | None,
     token: str | None,
+    trusted_proxies: frozenset[str],
 ) -> None:
     from opik_connect.agent.platform.metrics import PlatformMetrics
     from opik_connect.agent.platform.ops_http import MetricsListener
@@ -206,6 +220,7 @@ async def _serve(
         on_runner_change=announce.runner,
         ssl_context=context,
         operator_token=token,
+        trusted_proxies=trusted_proxies,
     )
     signals: asyncio.Queue[int] = asyncio.Queue()
     loop = asyncio.get_running_loop()

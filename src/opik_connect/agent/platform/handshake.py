@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from opik_connect.agent.platform.client_address import client_address
 from opik_connect.agent.platform.pairing import PairingDesk, PendingPairing
 from opik_connect.link.auth import (
     HANDSHAKE_TIMEOUT_S,
@@ -73,6 +74,8 @@ class Handshake:
         self._heartbeat_interval_s = heartbeat_interval_s
         self._on_pair_request = on_pair_request
         self._seen_hello_nonces = BoundedIds(SEEN_CACHE_SIZE)
+        self.trusted_proxies: frozenset[str] = frozenset()
+        """Peers whose X-Forwarded-For names a pairing's source (see client_address.py)."""
 
     async def accept(self, ws: ServerConnection) -> Accepted | None:
         """The authenticated daemon, with its Welcome sent; None if the connection is done."""
@@ -105,7 +108,7 @@ class Handshake:
         except BridgeError as exc:
             await reply_error(ws, exc, frame.id)
             return True
-        source = str(ws.remote_address[0]) if ws.remote_address else "?"
+        source = client_address(ws, self.trusted_proxies)
         try:
             pending = self.desk.open(request, source, time.time())
         except BridgeError as exc:

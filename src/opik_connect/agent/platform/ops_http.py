@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -29,6 +30,7 @@ from opik_connect.agent.platform.http_replies import (
     json_response,
     unauthorized,
 )
+from opik_connect.agent.platform.log_context import REQUEST_ID, request_id
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +39,20 @@ READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 PROBE_PATHS = frozenset({HEALTH_PATH, READY_PATH})
 READY_CHECK_TIMEOUT_S = 2.0
+DRAINING = {"status": "draining"}
 
 ReadyCheck = Callable[[], Awaitable[object]]
 """Raises (or hangs) when the platform cannot take work, e.g. a query on the store."""
 MetricsRender = Callable[[], tuple[bytes, str]]
 """The exposition body and its Content-Type."""
+
+
+class RequestHook(Protocol):
+    """The HTTP API's hook (agent/platform/http_api.py), asked after the ops endpoints."""
+
+    async def process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None: ...
 
 
 def metrics_response(connection: ServerConnection, render: MetricsRender) -> Response:
@@ -64,6 +75,27 @@ class OpsEndpoints:
         self.ready_checks: list[ReadyCheck] = []
         self.metrics: MetricsRender | None = None
         """Set by whoever keeps the metrics (agent/platform/metrics.py); else /metrics is 404."""
+
+    async def front_door(
+        self, connection: ServerConnection, request: Request, api: RequestHook | None
+    ) -> Response | None:
+        """Every request on the platform's port: an id (kept for the connection's task, so its
+        handler and the sessions it starts log it), these endpoints, then unless draining `api`.
+        None lets the websocket handshake go on."""
+        rid = request_id(request.headers.get("X-Request-ID"))
+        REQUEST_ID.set(rid)
+        response = await self.process_request(connection, request)
+        if response is None and self._is_draining() and "Upgrade" in request.headers:
+            response = json_response(connection, HTTPStatus.SERVICE_UNAVAILABLE, DRAINING)
+            response.headers["Retry-After"] = "1"
+        if response is None and api is not None:
+            response = await api.process_request(connection, request)
+        if response is not None:
+            response.headers["X-Request-ID"] = rid
+            path = urlsplit(request.path).path
+            level = logging.DEBUG if path in PROBE_PATHS else logging.INFO
+            log.log(level, "GET %s %d", path, response.status_code, extra={"path": path})
+        return response
 
     async def process_request(
         self, connection: ServerConnection, request: Request

@@ -19,7 +19,7 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -29,10 +29,10 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from opik_connect.agent.platform.activity import Activity
+from opik_connect.agent.platform.client_address import trusted_set
 from opik_connect.agent.platform.handshake import Handshake
-from opik_connect.agent.platform.http_replies import json_response
-from opik_connect.agent.platform.log_context import REQUEST_ID, RUNNER_ID, request_id
-from opik_connect.agent.platform.ops_http import PROBE_PATHS, OpsEndpoints
+from opik_connect.agent.platform.log_context import RUNNER_ID
+from opik_connect.agent.platform.ops_http import OpsEndpoints
 from opik_connect.agent.platform.pairing import (
     MAX_PENDING_PAIRINGS,
     MAX_PENDING_PAIRINGS_PER_SOURCE,
@@ -92,6 +92,7 @@ class Platform:
         ssl_context: ssl.SSLContext | None = None,
         max_pending_pairings: int = MAX_PENDING_PAIRINGS,
         max_pending_pairings_per_source: int = MAX_PENDING_PAIRINGS_PER_SOURCE,
+        trusted_proxies: Iterable[str] = (),
     ) -> None:
         self.host = host
         self._ssl = ssl_context
@@ -110,6 +111,7 @@ class Platform:
             heartbeat_interval_s=heartbeat_interval_s,
             on_pair_request=on_pair_request,
         )
+        self._handshake.trusted_proxies = trusted_set(trusted_proxies)
         self._command_timeout_s = command_timeout_s
         self._on_runner_change = on_runner_change
         self._runners: dict[str, RunnerHandle] = {}
@@ -241,21 +243,7 @@ class Platform:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        """Ops endpoints first, then (unless draining) the HTTP API; each request gets an id."""
-        rid = request_id(request.headers.get("X-Request-ID"))
-        REQUEST_ID.set(rid)  # the connection's task: its handler and sessions inherit it
-        response = await self.ops.process_request(connection, request)
-        if response is None and self.draining and "Upgrade" in request.headers:
-            response = json_response(connection, 503, {"status": "draining"})
-            response.headers["Retry-After"] = "1"
-        if response is None and self.http_api is not None:
-            response = await self.http_api.process_request(connection, request)
-        if response is not None:
-            response.headers["X-Request-ID"] = rid
-            path = request.path.split("?", 1)[0]
-            level = logging.DEBUG if path in PROBE_PATHS else logging.INFO
-            log.log(level, "GET %s %d", path, response.status_code, extra={"path": path})
-        return response
+        return await self.ops.front_door(connection, request, self.http_api)
 
     async def _connection(self, ws: ServerConnection) -> None:
         if self.http_api is not None and await self.http_api.handle_websocket(ws):
