@@ -26,7 +26,8 @@ class CommandDone:
     command_id: str
     seconds: float
     outcome: str
-    """'ok', the daemon's error code, or 'cancelled' when the caller stopped waiting."""
+    """'ok', the daemon's error code (or 'timeout'), 'cancelled' when the caller stopped waiting,
+    'internal' when it could not be sent."""
 
 
 @dataclass(frozen=True)

@@ -100,11 +100,14 @@ class RunnerHandle(CommandCalls):
         command_id = self.session.call(type_name, payload, now, timeout_s=timeout_s)
         self._results[command_id] = future
         self._activity.command_started()
-        started, result = time.perf_counter(), "cancelled"
+        started, result = time.perf_counter(), str(ErrorCode.INTERNAL)
         try:
             await self._driver.send_now()
             outcome = await future
             result = "ok" if outcome.ok or outcome.error is None else str(outcome.error.code)
+        except asyncio.CancelledError:
+            result = "cancelled"
+            raise
         finally:
             self._results.pop(command_id, None)
             self.session.forget(command_id)
