@@ -317,7 +317,7 @@ class OllieSessions:
             usage={key: value for key, value in usage.items() if key.endswith("_tokens")},
             cost_usd=cost,
         )
-        log.info("session finished", extra={"status": outcome.status, "session_id": live.id})
+        log.info("session finished", extra={"status": outcome.status})
         self._activity.session_changed(change)
 
 

@@ -70,6 +70,12 @@ class Activity:
         self._notify(self.on_session, change)
         self._check_idle()
 
+    def counts(self) -> dict[str, int]:
+        return {
+            "commands_in_flight": self.commands_in_flight,
+            "sessions_running": self.sessions_running,
+        }
+
     @property
     def idle(self) -> bool:
         return self.commands_in_flight == 0 and self.sessions_running == 0

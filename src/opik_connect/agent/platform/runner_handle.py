@@ -137,12 +137,6 @@ class RunnerHandle(CommandCalls):
         )
         self._activity.command_finished(done)
 
-    async def close(self, code: int, reason: str) -> None:
-        """Close the current connection (if any); the handle and its pending commands stay."""
-        ws = self._driver.ws
-        if ws is not None:
-            await ws.close(code, reason)
-
     @property
     def connected(self) -> bool:
         return self._driver.ws is not None

@@ -150,18 +150,14 @@ class Platform:
         """Take no new work, let commands and sessions in flight finish (up to timeout_s), then
         close every connection with CLOSE_DRAINING so daemons reconnect. True if all finished."""
         self.draining = True
-        ids = {"commands_in_flight": self.activity.commands_in_flight}
-        ids["sessions_running"] = self.activity.sessions_running
-        log.info("draining: taking no new work", extra=ids)
+        log.info("draining: taking no new work", extra=self.activity.counts())
         try:
             async with asyncio.timeout(timeout_s):
                 await self.activity.wait_idle()
             finished = True
         except TimeoutError:
             finished = False
-            ids = {"commands_in_flight": self.activity.commands_in_flight}
-            ids["sessions_running"] = self.activity.sessions_running
-            log.warning("drain deadline passed with work in flight", extra=ids)
+            log.warning("drain deadline passed with work in flight", extra=self.activity.counts())
         await self.stop(CLOSE_DRAINING, "platform draining")
         log.info("drained", extra={"finished": finished})
         return finished
