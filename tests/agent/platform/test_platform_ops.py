@@ -239,6 +239,9 @@ async def test_drain_gives_up_on_a_second_signal_or_at_its_deadline(repo, env, t
         assert (warning["level"], warning["commands_in_flight"]) == ("warning", 1)
     else:
         assert not drained, "the second signal stopped the drain"
+    ended = next(r for r in platform.records if r["message"] == "session finished")
+    assert ended["status"] == "cancelled", "a session cut short is recorded as cancelled"
+    assert not [r for r in platform.records if r["level"] == "error"], "and stored without error"
 
 
 def test_a_short_shared_token_is_refused(monkeypatch, tmp_path):
