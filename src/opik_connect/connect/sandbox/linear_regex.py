@@ -36,19 +36,33 @@ def compile_linear(
 
 def compile_line_search(pattern: str) -> LinearRegex:
     """The pattern for searching whole UTF-8 texts (bytes) line by line in one pass: `^` and
-    `$` at line ends, and no match ever spans a newline, as if each line were searched alone."""
-    return _compile("(?m)" + pattern, _LINE_OPTIONS, "regex", "pattern", encode=True)
+    `$` at line ends, and no match ever spans a newline, as if each line were searched alone.
+    A pattern RE2 refuses is search_failed, Opik's code for an invalid regex."""
+    return _compile(
+        "(?m)" + pattern,
+        _LINE_OPTIONS,
+        "regex",
+        "pattern",
+        encode=True,
+        code=ErrorCode.SEARCH_FAILED,
+    )
 
 
 def _compile(
-    pattern: str, options: re2.Options, what: str, field: str, *, encode: bool = False
+    pattern: str,
+    options: re2.Options,
+    what: str,
+    field: str,
+    *,
+    encode: bool = False,
+    code: ErrorCode = ErrorCode.INVALID_ARGS,
 ) -> LinearRegex:
     try:
         return re2.compile(pattern.encode("utf-8") if encode else pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args else "invalid"
         raise BridgeError(
-            ErrorCode.INVALID_ARGS,
+            code,
             f"invalid {what} (the search engine is RE2: no look-around or back-references): "
             f"{reason}",
             field=field,

@@ -9,11 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from opik_connect.connect.sandbox.file_window import (
-    LINE_CUT_MARK,
-    MAX_LINE_BYTES,
-    READ_CHUNK_BYTES,
-)
+from opik_connect.connect.sandbox.file_window import READ_CHUNK_BYTES
 from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_line_search
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.connect.sandbox.redaction_cache import (
@@ -31,7 +27,9 @@ from opik_connect.connect.sandbox.secret_redaction import (
 from opik_connect.protocol import BridgeError, SearchFilesResult, SearchMatch
 
 MAX_SEARCH_MATCHES = 100
-SEARCH_CONTEXT_LINES = 2
+SEARCH_CONTEXT_LINES = 3
+SEARCH_LINE_CHARS = 500
+"""A matching or context line is cut to this many characters, as Opik cuts it."""
 MAX_SEARCH_FILE_BYTES = 32 << 20
 """A larger file is not searched (ReadFile can still page through it)."""
 REDACT_BATCH_LINES = 4096
@@ -56,7 +54,7 @@ class ScanResult:
 
 
 def _cut(line: str) -> str:
-    return line[:MAX_LINE_BYTES] + LINE_CUT_MARK if len(line) > MAX_LINE_BYTES else line
+    return line[:SEARCH_LINE_CHARS]
 
 
 def _read_bytes(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes | None:

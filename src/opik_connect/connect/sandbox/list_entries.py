@@ -1,0 +1,131 @@
+"""ListFiles' answer as Opik's bridge gives it (entries down to a depth, directories as 'dir/'),
+computed from the sorted list of visible files: a directory is an entry when it holds a visible
+file, and a subtree that cannot add an entry is skipped by bisection, not walked."""
+
+from __future__ import annotations
+
+import bisect
+import string
+from collections.abc import Sequence
+
+from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_linear
+from opik_connect.protocol import BridgeError, ErrorCode, ListFilesResult
+
+MAX_LIST_ENTRIES = 1000
+MAX_LIST_BYTES = 512 * 1024
+"""Opik's caps on one answer: entries, and their UTF-8 bytes plus one per entry."""
+MAX_PATTERN_CHARS = 1000
+WALK_SKIP_DIRS = frozenset(
+    {
+        "node_modules",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "dist",
+        "build",
+    }
+)
+"""Directories Opik's ListFiles never shows nor enters (noise, even when git shows them)."""
+
+
+def fnmatch_regex(pattern: str) -> str:
+    """Python's fnmatch syntax as an RE2 regex: `*` matches any run (a '/' too), `?` one
+    character, `[seq]` and `[!seq]` a set; an unclosed `[` is literal."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            while i < n and pattern[i] == "*":
+                i += 1
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[":
+            j = i + 1 if pattern[i : i + 1] == "!" else i
+            j = j + 1 if pattern[j : j + 1] == "]" else j
+            end = pattern.find("]", j)
+            if end == -1:
+                out.append(r"\[")
+                continue
+            body = pattern[i:end].replace("\\", "\\\\")
+            i = end + 1
+            if body == "!":
+                out.append(".")
+            elif body.startswith("!"):
+                out.append("[^" + body[1:] + "]")
+            elif body.startswith(("^", "[")):
+                out.append("[\\" + body + "]")
+            else:
+                out.append("[" + body + "]")
+        else:
+            out.append("\\" + c if c in string.punctuation else c)
+    return "".join(out)
+
+
+def compile_fnmatch(pattern: str) -> LinearRegex:
+    """A full-match matcher for one fnmatch pattern, in linear time (RE2)."""
+    if len(pattern) > MAX_PATTERN_CHARS or "\0" in pattern:
+        raise BridgeError(
+            ErrorCode.INVALID_ARGS,
+            f"pattern must be at most {MAX_PATTERN_CHARS} characters, without NUL",
+            field="pattern",
+        )
+    return compile_linear("(?s)" + fnmatch_regex(pattern) + r"\z", what="pattern")
+
+
+def _subtree_end(files: Sequence[str], directory: str, lo: int, hi: int) -> int:
+    """The index after the last file under `directory` ('a/b', no slash): '0' follows '/'."""
+    return bisect.bisect_left(files, directory + "0", lo, hi)
+
+
+def list_entries(
+    files: Sequence[str], rel_dir: str, depth: int, pattern: LinearRegex | None
+) -> ListFilesResult:
+    """The entries under `rel_dir` ('' for the root) down to `depth` levels, relative to it.
+
+    `files` is sorted; the pattern filters files by name or relative path, never directories.
+    Sorted as Opik sorts (directories first, then case-insensitively), then capped."""
+    prefix = rel_dir + "/" if rel_dir else ""
+    lo = bisect.bisect_left(files, prefix)
+    hi = _subtree_end(files, rel_dir, lo, len(files)) if rel_dir else len(files)
+    if rel_dir and lo == hi:
+        raise BridgeError(ErrorCode.FILE_NOT_FOUND, "no such directory", path=rel_dir)
+    start = len(prefix)
+    dirs: set[str] = set()
+    names: list[str] = []
+    i = lo
+    while i < hi:
+        rel = files[i][start:]
+        parts = rel.split("/")
+        levels = len(parts) - 1
+        stop = next((k for k in range(levels) if parts[k] in WALK_SKIP_DIRS), levels)
+        for k in range(1, min(stop, depth) + 1):
+            dirs.add("/".join(parts[:k]) + "/")
+        shown = stop == levels and len(parts) <= depth
+        if shown and (pattern is None or pattern.match(parts[-1]) or pattern.match(rel)):
+            names.append(rel)
+        below = min(stop + 1, depth) if stop < levels else depth
+        if levels >= below:
+            i = _subtree_end(files, prefix + "/".join(parts[:below]), i + 1, hi)
+        else:
+            i += 1
+    entries = sorted(dirs) + names
+    entries.sort(key=lambda name: (not name.endswith("/"), name.lower(), name))
+    return _capped(entries)
+
+
+def _capped(entries: list[str]) -> ListFilesResult:
+    kept: list[str] = []
+    size = 0
+    for name in entries:
+        size += len(name.encode("utf-8")) + 1
+        if len(kept) >= MAX_LIST_ENTRIES or size > MAX_LIST_BYTES:
+            break
+        kept.append(name)
+    return ListFilesResult(files=kept, total=len(entries), truncated=len(kept) < len(entries))
