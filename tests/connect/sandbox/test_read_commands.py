@@ -12,6 +12,7 @@ import pytest
 
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.sandbox import file_window, list_entries, search_files, search_scan
+from opik_connect.connect.sandbox import read_commands as bridge_commands
 from opik_connect.connect.sandbox.linear_regex import compile_line_search
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.connect.sandbox.read_commands import Sandbox, read_handlers
@@ -22,6 +23,7 @@ from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
     ListFilesArgs,
+    ListFilesResult,
     ReadFileArgs,
     SearchFilesArgs,
 )
@@ -352,6 +354,30 @@ async def test_list_files_depth_skips_subtrees_and_noise(sandbox: Sandbox, repo:
     assert not any("node_modules" in f or "c/" in f or "e.py" in f for f in listed.files)
     deep = await sandbox.list_files(ListFilesArgs(path="a", depth=5))
     assert deep.files == ["b/", "b/c/", "b/c/d.py", "b/e.py"]
+
+
+async def test_a_deep_listing_of_a_big_repo_runs_off_the_loop_with_the_same_answer(
+    sandbox: Sandbox, monkeypatch
+) -> None:
+    args = ListFilesArgs(depth=3, pattern="*.py")
+    inline = await sandbox.list_files(args)
+    monkeypatch.setattr(bridge_commands, "INLINE_LIST_FILES", 0)
+    threaded = threaded_only(bridge_commands.list_entries)
+    monkeypatch.setattr(bridge_commands, "list_entries", threaded)
+    assert (
+        await sandbox.list_files(args)
+        == inline
+        == ListFilesResult(files=["pkg/", "app.py", "pkg/util.py"], total=3, truncated=False)
+    )
+
+
+def threaded_only(function):
+    def off_the_loop(*args):
+        with pytest.raises(RuntimeError):
+            asyncio.get_running_loop()
+        return function(*args)
+
+    return off_the_loop
 
 
 async def test_a_directory_with_no_visible_file_is_not_found(sandbox: Sandbox) -> None:

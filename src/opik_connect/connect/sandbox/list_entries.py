@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import bisect
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_linear
+from opik_connect.connect.sandbox.linear_regex import compile_linear, whole_match
 from opik_connect.protocol import BridgeError, ErrorCode, ListFilesResult
 
 MAX_LIST_ENTRIES = 1000
@@ -68,15 +68,26 @@ def fnmatch_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def compile_fnmatch(pattern: str) -> LinearRegex:
-    """A full-match matcher for one fnmatch pattern, in linear time (RE2)."""
+EntryMatch = Callable[[str, str], bool]
+"""(name, path relative to the listed directory) -> shown."""
+
+
+def compile_fnmatch(pattern: str) -> EntryMatch:
+    """Opik's file filter: the pattern matches the name or the relative path (fnmatch, in
+    linear time with RE2). For `*` and a tail with no wildcard and no '/' (`*.py`), a path
+    matches only when its name does, so the path is not tried."""
     if len(pattern) > MAX_PATTERN_CHARS or "\0" in pattern:
         raise BridgeError(
             ErrorCode.INVALID_ARGS,
             f"pattern must be at most {MAX_PATTERN_CHARS} characters, without NUL",
             field="pattern",
         )
-    return compile_linear("(?s)" + fnmatch_regex(pattern) + r"\z", what="pattern")
+    regex = compile_linear("(?s)" + fnmatch_regex(pattern), what="pattern", as_bytes=True)
+    match = whole_match(regex)
+    tail = pattern[1:]
+    if pattern.startswith("*") and not any(c in tail for c in "*?[/"):
+        return lambda name, rel: match(name.encode())
+    return lambda name, rel: match(name.encode()) or (name != rel and match(rel.encode()))
 
 
 def _subtree_end(files: Sequence[str], directory: str, lo: int, hi: int) -> int:
@@ -84,8 +95,24 @@ def _subtree_end(files: Sequence[str], directory: str, lo: int, hi: int) -> int:
     return bisect.bisect_left(files, directory + "0", lo, hi)
 
 
+def _directory(path: str, depth: int, dirs: set[str]) -> tuple[bool, str]:
+    """For the files directly in `path` ('a/b/' or ''): add the directory entries they make,
+    and say whether they are shown, and which subtree ('a/b', or '' for none) holds nothing
+    more to show (deeper than `depth`, or a noise directory)."""
+    parts = path.split("/")[:-1]
+    levels = len(parts)
+    stop = levels
+    if not WALK_SKIP_DIRS.isdisjoint(parts):
+        stop = next(k for k in range(levels) if parts[k] in WALK_SKIP_DIRS)
+    top = min(stop, depth)
+    if top and "/".join(parts[:top]) + "/" not in dirs:
+        dirs.update("/".join(parts[:k]) + "/" for k in range(1, top + 1))
+    below = min(stop + 1, depth) if stop < levels else depth
+    return stop == levels < depth, "/".join(parts[:below]) if levels >= below else ""
+
+
 def list_entries(
-    files: Sequence[str], rel_dir: str, depth: int, pattern: LinearRegex | None
+    files: Sequence[str], rel_dir: str, depth: int, pattern: EntryMatch | None
 ) -> ListFilesResult:
     """The entries under `rel_dir` ('' for the root) down to `depth` levels, relative to it.
 
@@ -99,25 +126,25 @@ def list_entries(
     start = len(prefix)
     dirs: set[str] = set()
     names: list[str] = []
+    last_dir: str | None = None
+    shown = False
+    below = ""
     i = lo
     while i < hi:
         rel = files[i][start:]
-        parts = rel.split("/")
-        levels = len(parts) - 1
-        stop = next((k for k in range(levels) if parts[k] in WALK_SKIP_DIRS), levels)
-        for k in range(1, min(stop, depth) + 1):
-            dirs.add("/".join(parts[:k]) + "/")
-        shown = stop == levels and len(parts) <= depth
-        if shown and (pattern is None or pattern.match(parts[-1]) or pattern.match(rel)):
+        cut = rel.rfind("/") + 1
+        if rel[:cut] != last_dir:  # a new directory: decide for all its files at once
+            last_dir = rel[:cut]
+            shown, below = _directory(last_dir, depth, dirs)
+        if below:
+            i = _subtree_end(files, prefix + below, i + 1, hi)
+            continue
+        name = rel[cut:]
+        if shown and (pattern is None or pattern(name, rel)):
             names.append(rel)
-        below = min(stop + 1, depth) if stop < levels else depth
-        if levels >= below:
-            i = _subtree_end(files, prefix + "/".join(parts[:below]), i + 1, hi)
-        else:
-            i += 1
-    entries = sorted(dirs) + names
-    entries.sort(key=lambda name: (not name.endswith("/"), name.lower(), name))
-    return _capped(entries)
+        i += 1
+    # Opik's order: directories first, then case-insensitively (ties by code point: stable sorts).
+    return _capped(sorted(sorted(dirs), key=str.lower) + sorted(names, key=str.lower))
 
 
 def _capped(entries: list[str]) -> ListFilesResult:

@@ -41,6 +41,10 @@ INLINE_READ_BYTES = 256 * 1024
 """Smaller files are opened and read on the loop: a dozen local syscalls cost less than a
 worker-thread hop (a FIFO cannot block: it is refused before open, and opens are O_NONBLOCK)."""
 
+INLINE_LIST_FILES = 5000
+"""ListFiles deeper than one level runs on the loop up to this many visible files; above, in
+a worker thread (depth 1 skips whole subtrees, so it stays cheap at any size)."""
+
 Handler = Callable[[Any], Awaitable[BaseModel]]
 
 
@@ -155,7 +159,12 @@ class Sandbox:
     async def list_files(self, args: ListFilesArgs) -> ListFilesResult:
         rel_dir = self._directory(args.path)
         pattern = compile_fnmatch(args.pattern) if args.pattern else None
-        return list_entries(await self.index.files(), rel_dir, args.depth, pattern)
+        files = await self.index.files()
+        if args.depth == 1 or len(files) <= INLINE_LIST_FILES:
+            return list_entries(files, rel_dir, args.depth, pattern)
+        # A deep listing of a big repo walks many files: off the loop, on a copy of the index
+        # (the watcher edits it in place, on the loop).
+        return await asyncio.to_thread(list_entries, list(files), rel_dir, args.depth, pattern)
 
     # --- SearchFiles ----------------------------------------------------------------------------
 
