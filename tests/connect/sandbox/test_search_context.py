@@ -3,7 +3,12 @@ matches go to both, neighbouring matches share nothing, far ones get 3 lines eac
 
 from __future__ import annotations
 
-from opik_connect.connect.sandbox.search_context import SEARCH_LINE_CHARS, set_contexts
+from opik_connect.connect.sandbox.search_context import (
+    MAX_SEARCH_BYTES,
+    SEARCH_LINE_CHARS,
+    set_contexts,
+    within_bytes,
+)
 from opik_connect.protocol import SearchMatch
 
 HITS = (1, 2, 8, 17, 26, 27, 30)
@@ -43,3 +48,14 @@ def test_context_lines_are_cut_like_opiks() -> None:
     (match,) = [SearchMatch(file="a", line=2, content="HIT")]
     set_contexts(data, [match], [(901, 904)])
     assert match.context_before == ["x" * SEARCH_LINE_CHARS]
+
+
+def test_matches_past_opiks_byte_cap_are_left_out() -> None:
+    line = "é" * SEARCH_LINE_CHARS
+    matches = [
+        SearchMatch(file="a", line=i, content=line, context_before=[line] * 6) for i in range(100)
+    ]
+    kept = within_bytes(matches)
+    assert 0 < len(kept) < 100
+    assert sum(len(m.model_dump_json().encode()) for m in kept) <= MAX_SEARCH_BYTES
+    assert within_bytes(matches[:3]) == matches[:3]

@@ -15,6 +15,8 @@ from opik_connect.protocol import SearchMatch
 CONTEXT_LINES = 3
 SEARCH_LINE_CHARS = 500
 """A matching or context line is cut to this many characters, as Opik cuts it."""
+MAX_SEARCH_BYTES = 512 * 1024
+"""Opik's cap on the matches' size; the matches after it are left out (truncated)."""
 
 
 def line_text(data: bytes, start: int, end: int) -> str:
@@ -65,3 +67,16 @@ def set_contexts(
             match.context_after = lines if whole else lines[:CONTEXT_LINES]
         else:
             match.context_after = _after(data, end, CONTEXT_LINES, len(data))[0]
+
+
+def within_bytes(matches: list[SearchMatch]) -> list[SearchMatch]:
+    """The leading matches whose JSON fits in MAX_SEARCH_BYTES (all of them, as a rule)."""
+    chars = sum(len(t) for m in matches for t in (m.content, *m.context_before, *m.context_after))
+    if 6 * chars + 200 * len(matches) <= MAX_SEARCH_BYTES:  # no character encodes past 6 bytes
+        return matches
+    size = 0
+    for i, match in enumerate(matches):
+        size += len(match.model_dump_json().encode("utf-8"))
+        if size > MAX_SEARCH_BYTES:
+            return matches[:i]
+    return matches

@@ -18,7 +18,7 @@ from opik_connect.connect.sandbox.redaction_cache import (
     apply_splices,
     content_key,
 )
-from opik_connect.connect.sandbox.search_context import line_text, set_contexts
+from opik_connect.connect.sandbox.search_context import line_text, set_contexts, within_bytes
 from opik_connect.connect.sandbox.secret_redaction import (
     SECRET_CANDIDATE,
     has_key_marker,
@@ -207,15 +207,18 @@ def scan_files(
 
 
 def _result(result: ScanResult, *, cut: bool) -> SearchFilesResult:
+    matches = within_bytes(result.matches)
     redactions = sum(
         text.count("[REDACTED:")
-        for m in result.matches
+        for m in matches
         for text in (m.content, *m.context_before, *m.context_after)
     )
     return SearchFilesResult(
-        matches=result.matches,
+        matches=matches,
         total_matches=result.total,
-        truncated=cut or len(result.matches) >= MAX_SEARCH_MATCHES,
+        truncated=cut
+        or len(result.matches) >= MAX_SEARCH_MATCHES
+        or len(matches) < len(result.matches),
         redactions=redactions,
     )
 
