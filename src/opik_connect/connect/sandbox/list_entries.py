@@ -74,19 +74,22 @@ EntryMatch = Callable[[str, str], bool]
 
 def compile_fnmatch(pattern: str) -> EntryMatch:
     """Opik's file filter: the pattern matches the name or the relative path (fnmatch, in
-    linear time with RE2). For `*` and a tail with no wildcard and no '/' (`*.py`), a path
-    matches only when its name does, so the path is not tried."""
+    linear time with RE2). `*` and a plain tail (`*.py`) is a suffix test on the name (a path
+    matches only when its name does); a pattern without wildcards is an equality test."""
     if len(pattern) > MAX_PATTERN_CHARS or "\0" in pattern:
         raise BridgeError(
             ErrorCode.INVALID_ARGS,
             f"pattern must be at most {MAX_PATTERN_CHARS} characters, without NUL",
             field="pattern",
         )
-    regex = compile_linear("(?s)" + fnmatch_regex(pattern), what="pattern", as_bytes=True)
-    match = whole_match(regex)
     tail = pattern[1:]
     if pattern.startswith("*") and not any(c in tail for c in "*?[/"):
-        return lambda name, rel: match(name.encode())
+        return lambda name, _rel: name.endswith(tail)
+    if not any(c in pattern for c in "*?["):
+        return lambda name, rel: pattern in (name, rel)
+    match = whole_match(
+        compile_linear("(?s)" + fnmatch_regex(pattern), what="pattern", as_bytes=True)
+    )
     return lambda name, rel: match(name.encode()) or (name != rel and match(rel.encode()))
 
 
