@@ -260,25 +260,25 @@ async def bench(opts: argparse.Namespace) -> None:
                 found,
             )
 
-        args = ListFilesArgs(pattern="**/*.py")
-        load = quiet(opts.quiet_load, opts.quiet_wait)
-        found = await interleaved(
-            {
-                "daemon": lambda: runner.list_files(args),
-                "in-process": lambda: sandbox.list_files(args),
-                "opik": (
-                    lambda: asyncio.to_thread(
-                        opik_list.execute, {"pattern": "**/*.py", "depth": 5}, 30
-                    )
-                )
-                if opik_list
-                else None,
-                "limit": lambda: run_cmd("git", "ls-files", cwd=root),
-            },
-            opts.reps,
-        )
-        result = await runner.list_files(args)
-        row(f"ListFiles **/*.py ({result.total} hits, {len(result.files)} returned)", load, found)
+        for label, wire in (
+            ("ListFiles root", {}),
+            ("ListFiles *.py depth 5", {"pattern": "*.py", "depth": 5}),
+        ):
+            args = ListFilesArgs(**wire)
+            load = quiet(opts.quiet_load, opts.quiet_wait)
+            found = await interleaved(
+                {
+                    "daemon": lambda a=args: runner.list_files(a),
+                    "in-process": lambda a=args: sandbox.list_files(a),
+                    "opik": (lambda w=wire: asyncio.to_thread(opik_list.execute, w, 30))
+                    if opik_list
+                    else None,
+                    "limit": lambda: run_cmd("git", "ls-files", cwd=root),
+                },
+                opts.reps,
+            )
+            result = await runner.list_files(args)
+            row(f"{label} ({result.total} entries, {len(result.files)} returned)", load, found)
 
         reads = (("ReadFile 4 KiB", clean), ("ReadFile 4 KiB, trips pre-check", tripping))
         for label, path in reads:

@@ -10,7 +10,7 @@ import asyncio
 import re
 from typing import Any
 
-from opik_connect.connect.sandbox.policy import compile_glob
+from opik_connect.connect.sandbox.list_entries import compile_fnmatch, list_entries
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
@@ -29,6 +29,7 @@ from opik_connect.protocol import (
     SearchMatch,
     SuiteRunSummary,
 )
+from opik_connect.protocol.reads import MAX_READ_LINES
 
 
 def suite_run(
@@ -77,25 +78,19 @@ class FakeRunner:
         if args.path not in self.files:
             raise BridgeError(ErrorCode.FILE_NOT_FOUND, f"File not found: {args.path}")
         lines = self.files[args.path].splitlines(keepends=True)
-        chunk = lines[args.offset : args.offset + args.limit]
+        limit = min(args.limit, MAX_READ_LINES)
+        chunk = lines[args.offset : args.offset + limit]
         return ReadFileResult(
             content="".join(chunk),
             total_lines=len(lines),
-            truncated=args.offset + args.limit < len(lines),
+            truncated=args.offset + limit < len(lines),
         )
 
     async def list_files(self, args: ListFilesArgs) -> ListFilesResult:
         self.calls.append(("list_files", args))
-        base = "" if args.path in (".", "") else args.path.rstrip("/") + "/"
-        if base and not any(path.startswith(base) for path in self.files):
-            raise BridgeError(ErrorCode.FILE_NOT_FOUND, "no such directory", path=args.path)
-        matcher = compile_glob(args.pattern)
-        files = sorted(
-            path
-            for path in self.files
-            if path.startswith(base) and matcher.match(path[len(base) :])
-        )
-        return ListFilesResult(files=files, total=len(files), truncated=False)
+        base = "" if args.path in (".", "") else args.path.strip("/")
+        pattern = compile_fnmatch(args.pattern) if args.pattern else None
+        return list_entries(sorted(self.files), base, args.depth, pattern)
 
     async def search_files(self, args: SearchFilesArgs) -> SearchFilesResult:
         self.calls.append(("search_files", args))

@@ -35,10 +35,12 @@ class ErrorCode(StrEnum):
     INVALID_ARGS = "invalid_args"
     AUTH_FAILED = "auth_failed"
     INTERNAL = "internal"
+    SEARCH_FAILED = "search_failed"
+    """SearchFiles could not run the pattern (Opik's code for an invalid regex)."""
     # Frame-level problems.
     MALFORMED_FRAME = "malformed_frame"
     NOT_PAIRED = "not_paired"
-    # Proposals (edit engine).
+    # Proposals (edit engine); also Opik's SearchFiles code for an empty or too long pattern.
     MATCH_NOT_FOUND = "match_not_found"
     MATCH_AMBIGUOUS = "match_ambiguous"
     EDITS_OVERLAP = "edits_overlap"

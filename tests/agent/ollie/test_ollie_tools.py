@@ -35,6 +35,7 @@ from opik_connect.protocol import (
     SearchFilesArgs,
     SuiteRunSummary,
 )
+from opik_connect.protocol.reads import MAX_READ_LINES
 from tests.ollie_fake_runner import FakeRunner, suite_run
 
 TRACES = Path(__file__).parents[2] / "trace_fixtures"
@@ -93,7 +94,9 @@ async def test_bridge_results_pass_through_as_given(runner: FakeRunner) -> None:
     assert not outcome.is_error
     assert outcome.content == "     2\tb = 2\n"
     listing = json.loads((await tools("list_files", pattern="*.py")).content)
-    assert listing == {"files": ["agent.py"], "total": 1, "truncated": False}
+    assert listing == {"files": [".opik/", "agent.py"], "total": 2, "truncated": False}
+    deep = json.loads((await tools("list_files", pattern="*.yaml", depth=3)).content)
+    assert deep["files"] == [".opik/", ".opik/suites/", ".opik/suites/support.yaml"]
     found = json.loads((await tools("search_files", pattern="b =")).content)
     assert found["matches"][0]["file"] == "agent.py" and found["matches"][0]["line"] == 2
 
@@ -127,7 +130,7 @@ async def test_bridge_errors_keep_their_code_and_message(runner: FakeRunner) -> 
     ("name", "tool_input", "code", "field"),
     [
         ("read_file", {}, "invalid_args", "path"),
-        ("read_file", {"path": "a", "limit": 0}, "invalid_args", "limit"),
+        ("read_file", {"path": "a", "limit": -1}, "invalid_args", "limit"),
         ("search_files", {"pattern": "x", "regex": True}, "invalid_args", "regex"),
         ("propose_change", {"title": "t", "reason": "r"}, "invalid_args", "input"),
     ],
@@ -215,7 +218,7 @@ async def test_long_suite_file_is_read_in_pages(runner: FakeRunner) -> None:
     cases = await RunnerSuiteCases(runner).test_cases("big")
     assert len(cases) == 6000 and cases[-1].id == "case-5999"
     reads = [args for name, args in runner.calls if name == "read_file"]
-    assert [args.offset for args in reads] == [0, 10_000]
+    assert [args.offset for args in reads] == list(range(0, 12_001, MAX_READ_LINES))
 
 
 async def test_injected_test_cases_are_used_as_given(runner: FakeRunner) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from opik_connect.config import ProjectConfig
-from opik_connect.connect.sandbox import file_window, search_files, search_scan
+from opik_connect.connect.sandbox import file_window, list_entries, search_files, search_scan
 from opik_connect.connect.sandbox import read_commands as bridge_commands
 from opik_connect.connect.sandbox.linear_regex import compile_line_search
 from opik_connect.connect.sandbox.policy import PathPolicy
@@ -23,6 +23,7 @@ from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
     ListFilesArgs,
+    ListFilesResult,
     ReadFileArgs,
     SearchFilesArgs,
 )
@@ -132,13 +133,37 @@ async def test_fifty_megabyte_file_is_read_by_range_in_bounded_memory(
     assert peak < 8_000_000, f"peak {peak} bytes: the file was not streamed"
 
 
-async def test_very_long_line_is_cut_and_marked(sandbox: Sandbox, repo: Path) -> None:
+async def test_a_long_line_comes_whole_up_to_opiks_content_cap(
+    sandbox: Sandbox, repo: Path
+) -> None:
     (repo / "min.js").write_text("a" * 100_000 + "\nnext\n")
     result = await sandbox.read_file(ReadFileArgs(path="min.js"))
-    first, second = result.content.splitlines()
-    assert first.endswith(file_window.LINE_CUT_MARK)
-    assert len(first) < 20_000
-    assert second == "next"
+    assert result.content == "a" * 100_000 + "\nnext\n"
+    assert result.truncated is False
+    (repo / "huge.js").write_text("b" * 600_000 + "\nnext\n")
+    huge = await sandbox.read_file(ReadFileArgs(path="huge.js"))
+    assert huge.content == "b" * file_window.MAX_CONTENT_CHARS
+    assert (huge.total_lines, huge.truncated) == (2, True)
+
+
+async def test_content_that_encodes_large_is_cut_to_fit_one_frame(
+    sandbox: Sandbox, repo: Path
+) -> None:
+    """512,000 emoji would be 2 MB of JSON: the content is cut to the frame's budget instead."""
+    (repo / "emoji.txt").write_text("\U0001f600" * 400_000 + "\n\x01" * 10)
+    result = await sandbox.read_file(ReadFileArgs(path="emoji.txt"))
+    wire = len(result.model_dump_json().encode())
+    assert wire <= file_window.MAX_CONTENT_WIRE_BYTES + 1000
+    assert result.truncated and len(result.content) > 200_000
+    assert set(result.content) == {"\U0001f600"}
+
+
+async def test_a_line_longer_than_what_is_kept_is_truncated_even_if_redaction_shrinks_it(
+    sandbox: Sandbox, repo: Path
+) -> None:
+    (repo / "one.txt").write_text("c" * (file_window.MAX_LINE_BYTES + 10))
+    result = await sandbox.read_file(ReadFileArgs(path="one.txt"))
+    assert result.truncated and len(result.content) == file_window.MAX_CONTENT_CHARS
 
 
 async def test_binary_file(sandbox: Sandbox, repo: Path) -> None:
@@ -181,8 +206,21 @@ async def test_missing_file_and_directory(sandbox: Sandbox) -> None:
     assert await error_code(sandbox.read_file(ReadFileArgs(path="nope.py"))) == (
         ErrorCode.FILE_NOT_FOUND
     )
-    assert await error_code(sandbox.read_file(ReadFileArgs(path="pkg"))) == ErrorCode.INVALID_ARGS
-    assert await error_code(sandbox.read_file(ReadFileArgs(path="."))) == ErrorCode.INVALID_ARGS
+    for directory in ("pkg", "."):  # Opik's code for a directory
+        assert await error_code(sandbox.read_file(ReadFileArgs(path=directory))) == (
+            ErrorCode.FILE_NOT_FOUND
+        )
+    assert await error_code(sandbox.read_file(ReadFileArgs(path=""))) == ErrorCode.PATH_TRAVERSAL
+
+
+async def test_limit_is_clamped_to_opiks_2000_lines(sandbox: Sandbox, repo: Path) -> None:
+    (repo / "long.txt").write_text("x\n" * 2500)
+    result = await sandbox.read_file(ReadFileArgs(path="long.txt", limit=5000))
+    assert (len(result.content.splitlines()), result.total_lines, result.truncated) == (
+        2000,
+        2500,
+        True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -292,17 +330,66 @@ async def test_line_range_inside_a_private_key_block_is_redacted(
 
 async def test_list_files_shows_git_view(sandbox: Sandbox) -> None:
     result = await sandbox.list_files(ListFilesArgs())
-    assert result.files == [".gitignore", "README.md", "app.py", "notes.txt", "pkg/util.py"]
+    assert result.files == ["pkg/", ".gitignore", "app.py", "notes.txt", "README.md"]
     assert (result.total, result.truncated) == (5, False)
 
 
-async def test_list_files_pattern_and_path(sandbox: Sandbox) -> None:
-    assert (await sandbox.list_files(ListFilesArgs(pattern="**/*.py"))).files == [
+async def test_list_files_pattern_path_and_depth(sandbox: Sandbox) -> None:
+    assert (await sandbox.list_files(ListFilesArgs(pattern="*.py", depth=2))).files == [
+        "pkg/",
         "app.py",
         "pkg/util.py",
     ]
-    assert (await sandbox.list_files(ListFilesArgs(pattern="*.py"))).files == ["app.py"]
-    assert (await sandbox.list_files(ListFilesArgs(path="pkg"))).files == ["pkg/util.py"]
+    assert (await sandbox.list_files(ListFilesArgs(pattern="*.py"))).files == ["pkg/", "app.py"]
+    assert (await sandbox.list_files(ListFilesArgs(path="pkg"))).files == ["util.py"]
+
+
+async def test_list_files_depth_skips_subtrees_and_noise(sandbox: Sandbox, repo: Path) -> None:
+    for name in ("a/b/c/d.py", "a/b/e.py", "a/node_modules/x.js", "a.txt", "a-b/f.py"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text("x\n")
+    listed = await sandbox.list_files(ListFilesArgs(path="", depth=2))
+    assert listed.files[:4] == ["a-b/", "a/", "a/b/", "pkg/"]  # Opik sorts by lower-cased text
+    assert "a-b/f.py" in listed.files and "a.txt" in listed.files
+    assert not any("node_modules" in f or "c/" in f or "e.py" in f for f in listed.files)
+    deep = await sandbox.list_files(ListFilesArgs(path="a", depth=5))
+    assert deep.files == ["b/", "b/c/", "b/c/d.py", "b/e.py"]
+
+
+async def test_a_deep_listing_of_a_big_repo_runs_off_the_loop_with_the_same_answer(
+    sandbox: Sandbox, monkeypatch
+) -> None:
+    args = ListFilesArgs(depth=3, pattern="*.py")
+    inline = await sandbox.list_files(args)
+    monkeypatch.setattr(bridge_commands, "INLINE_LIST_FILES", 0)
+    threaded = threaded_only(bridge_commands.list_entries)
+    monkeypatch.setattr(bridge_commands, "list_entries", threaded)
+    assert (
+        await sandbox.list_files(args)
+        == inline
+        == ListFilesResult(files=["pkg/", "app.py", "pkg/util.py"], total=3, truncated=False)
+    )
+
+
+def threaded_only(function):
+    def off_the_loop(*args):
+        with pytest.raises(RuntimeError):
+            asyncio.get_running_loop()
+        return function(*args)
+
+    return off_the_loop
+
+
+async def test_a_directory_with_no_visible_file_is_not_found(sandbox: Sandbox) -> None:
+    assert await error_code(sandbox.list_files(ListFilesArgs(path="build"))) == (
+        ErrorCode.FILE_NOT_FOUND
+    )
+
+
+@pytest.mark.parametrize("depth", [0, 6])
+def test_list_files_depth_outside_1_to_5_is_refused(depth: int) -> None:
+    with pytest.raises(ValueError, match="depth"):
+        ListFilesArgs(depth=depth)
 
 
 async def test_list_files_errors(sandbox: Sandbox) -> None:
@@ -323,7 +410,7 @@ async def test_list_files_is_capped_with_honest_total(sandbox: Sandbox, repo: Pa
     for i in range(1005):
         (many / f"f{i}.txt").write_text("x")
     result = await sandbox.list_files(ListFilesArgs(path="many"))
-    assert len(result.files) == bridge_commands.MAX_LIST_FILES
+    assert len(result.files) == list_entries.MAX_LIST_ENTRIES
     assert (result.total, result.truncated) == (1005, True)
 
 
@@ -349,7 +436,7 @@ async def test_search_finds_only_visible_files_with_context(searcher: Sandbox) -
     ]
     util = result.matches[2]
     assert util.content == "    return 'needle'"
-    assert util.context_before == ["", "def helper():"]
+    assert util.context_before == ["", "", "def helper():"]
     assert util.context_after == []
     assert (result.total_matches, result.truncated) == (3, False)
 
@@ -406,10 +493,10 @@ async def test_search_cannot_probe_a_secret_character_by_character(
     assert visible.total_matches == 1 and SK_ANT not in visible.matches[0].content
 
 
-@pytest.mark.parametrize("pattern", ["(unclosed", "a\nb", "x\0y"])
+@pytest.mark.parametrize("pattern", ["(unclosed", "a\nb", "x\0y", "(?<=a)b", r"(a)\1"])
 async def test_search_invalid_regex(searcher: Sandbox, pattern: str) -> None:
     code = await error_code(searcher.search_files(SearchFilesArgs(pattern=pattern)))
-    assert code == ErrorCode.INVALID_ARGS
+    assert code == ErrorCode.SEARCH_FAILED
 
 
 async def test_search_pattern_and_glob_that_look_like_flags(searcher: Sandbox, repo: Path) -> None:
@@ -485,9 +572,12 @@ def test_a_scan_at_its_deadline_returns_a_truncated_prefix(repo: Path) -> None:
     assert (result.matches, result.total_matches, result.truncated) == ([], 0, True)
 
 
-def test_pattern_longer_than_500_chars_is_invalid_args() -> None:
-    with pytest.raises(ValueError, match="500"):
-        SearchFilesArgs(pattern="a" * 501)
+@pytest.mark.parametrize("pattern", ["", "a" * 501])
+async def test_empty_or_too_long_pattern_is_match_not_found(
+    searcher: Sandbox, pattern: str
+) -> None:
+    code = await error_code(searcher.search_files(SearchFilesArgs(pattern=pattern)))
+    assert code == ErrorCode.MATCH_NOT_FOUND
 
 
 def test_ripgrep_is_found_next_to_the_interpreter() -> None:

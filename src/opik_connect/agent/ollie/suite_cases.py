@@ -23,8 +23,9 @@ from opik_connect.protocol import (
     ReadFileArgs,
     SuiteRunSummary,
 )
+from opik_connect.protocol.reads import MAX_READ_LINES
 
-READ_PAGE_LINES = 10_000
+READ_PAGE_LINES = MAX_READ_LINES
 
 
 class TestCase(BaseModel):
@@ -81,7 +82,7 @@ class RunnerSuiteCases:
             if exc.code is ErrorCode.FILE_NOT_FOUND:
                 return []
             raise
-        return sorted(PurePosixPath(f).stem for f in listing.files)
+        return sorted(PurePosixPath(f).stem for f in listing.files if not f.endswith("/"))
 
     async def _load(self, name: str) -> list[TestCase]:
         path = f"{SUITES_DIR.as_posix()}/{name}.yaml"

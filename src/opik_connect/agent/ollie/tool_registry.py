@@ -23,20 +23,24 @@ from opik_connect.protocol import ListFilesArgs, ProposeChangeArgs, ReadFileArgs
 TOOLS: tuple[Tool[Any], ...] = (
     Tool(
         "list_files",
-        "List the repository's files (git-visible only) matching a glob.",
+        "List a directory's entries like `ls` (git-visible files only): `path` ('' = the repo "
+        "root), `depth` 1-5 levels, directories end with '/'. `pattern` (fnmatch, `*` crosses "
+        "'/') keeps the files whose name or relative path matches; directories always show. "
+        "To find files, use depth 5 with a pattern such as '*.py'.",
         ListFilesArgs,
         repo_tools.list_files,
     ),
     Tool(
         "read_file",
-        "Read a text file by line range (offset is 0-based; limit ≤ 10000 lines). Lines come "
+        "Read a text file by line range (offset is 0-based; limit ≤ 2000 lines). Lines come "
         "as `cat -n` shows them: number, tab, text; old_string is the text only.",
         ReadFileArgs,
         repo_tools.read_file,
     ),
     Tool(
         "search_files",
-        "Search file contents with a regular expression (ripgrep syntax).",
+        "Search file contents with a regular expression (RE2 syntax: no look-around or "
+        "back-references); 3 lines of context around each match.",
         SearchFilesArgs,
         repo_tools.search_files,
     ),

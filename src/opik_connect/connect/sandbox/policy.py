@@ -270,7 +270,7 @@ class PathPolicy:
                 done.append(name)
                 if stat.S_ISDIR(st.st_mode):
                     raise BridgeError(
-                        ErrorCode.INVALID_ARGS, "path is a directory; use ListFiles", path=rel
+                        ErrorCode.FILE_NOT_FOUND, "not a file: a directory; use ListFiles", path=rel
                     )
                 if not stat.S_ISREG(st.st_mode):
                     raise BridgeError(
@@ -283,7 +283,7 @@ class PathPolicy:
                 fd = self._open_checked(name, fds[-1], _FILE_FLAGS, st, rel)
                 return OpenedFile(fd=fd, real_path=real_path, size=st.st_size)
             raise BridgeError(
-                ErrorCode.INVALID_ARGS, "path is a directory; use ListFiles", path=rel
+                ErrorCode.FILE_NOT_FOUND, "not a file: a directory; use ListFiles", path=rel
             )
         finally:
             for fd in fds:

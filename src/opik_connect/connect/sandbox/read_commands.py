@@ -15,12 +15,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from opik_connect.config import ProjectConfig
-from opik_connect.connect.sandbox.file_window import read_window
+from opik_connect.connect.sandbox.file_window import fit_content, read_window
+from opik_connect.connect.sandbox.list_entries import compile_fnmatch, list_entries
 from opik_connect.connect.sandbox.listing import ListingCache
-from opik_connect.connect.sandbox.policy import PathPolicy, compile_glob, normalize_relative
+from opik_connect.connect.sandbox.policy import PathPolicy, normalize_relative
 from opik_connect.connect.sandbox.repo_files import RepoFiles
 from opik_connect.connect.sandbox.ripgrep import find_ripgrep
-from opik_connect.connect.sandbox.search_files import MAX_LIST_FILES, FileSearch
+from opik_connect.connect.sandbox.search_files import FileSearch
 from opik_connect.connect.sandbox.secret_redaction import redact
 from opik_connect.connect.sandbox.visible_index import VisibleIndex
 from opik_connect.protocol import (
@@ -34,10 +35,15 @@ from opik_connect.protocol import (
     SearchFilesArgs,
     SearchFilesResult,
 )
+from opik_connect.protocol.reads import MAX_READ_LINES, MAX_SEARCH_PATTERN_CHARS
 
 INLINE_READ_BYTES = 256 * 1024
 """Smaller files are opened and read on the loop: a dozen local syscalls cost less than a
 worker-thread hop (a FIFO cannot block: it is refused before open, and opens are O_NONBLOCK)."""
+
+INLINE_LIST_FILES = 5000
+"""ListFiles deeper than one level runs on the loop up to this many visible files; above, in
+a worker thread (depth 1 skips whole subtrees, so it stays cheap at any size)."""
 
 Handler = Callable[[Any], Awaitable[BaseModel]]
 
@@ -92,7 +98,7 @@ class Sandbox:
             return
         if any(f.startswith(rel + "/") for f in found):
             raise BridgeError(
-                ErrorCode.INVALID_ARGS, "path is a directory; use ListFiles", path=rel
+                ErrorCode.FILE_NOT_FOUND, "not a file: a directory; use ListFiles", path=rel
             )
         raise BridgeError(ErrorCode.FILE_NOT_FOUND, "file not found (or ignored by git)", path=rel)
 
@@ -100,20 +106,19 @@ class Sandbox:
 
     async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
         rel = normalize_relative(args.path)
+        if not args.path:
+            raise BridgeError(ErrorCode.PATH_TRAVERSAL, "empty path", path="")
         if not rel:
-            raise BridgeError(
-                ErrorCode.INVALID_ARGS, "path is a directory; use ListFiles", path="."
-            )
+            raise BridgeError(ErrorCode.FILE_NOT_FOUND, "not a file: the root directory", path=".")
         self.policy.check_sensitive(rel)
         await self._require_visible(rel)
+        limit = min(args.limit, MAX_READ_LINES)
         opened = self.policy.open_file(rel)
         try:
             if opened.size <= INLINE_READ_BYTES:
-                window = read_window(opened.fd, args.offset, args.limit, rel)
+                window = read_window(opened.fd, args.offset, limit, rel)
             else:
-                window = await asyncio.to_thread(
-                    read_window, opened.fd, args.offset, args.limit, rel
-                )
+                window = await asyncio.to_thread(read_window, opened.fd, args.offset, limit, rel)
         finally:
             os.close(opened.fd)
         real_path = opened.real_path
@@ -122,11 +127,12 @@ class Sandbox:
         content, redactions = redact(
             "".join(window.pieces), inside_private_key=window.key_open_at_start
         )
+        content, cut = fit_content(content)
         returned_end = min(args.offset + window.count, window.total_lines)
         return ReadFileResult(
             content=content,
             total_lines=window.total_lines,
-            truncated=returned_end < window.total_lines,
+            truncated=cut or window.line_cut or returned_end < window.total_lines,
             encoding="utf-8",
             redactions=redactions,
         )
@@ -152,25 +158,27 @@ class Sandbox:
 
     async def list_files(self, args: ListFilesArgs) -> ListFilesResult:
         rel_dir = self._directory(args.path)
-        if "\0" in args.pattern:
-            raise BridgeError(ErrorCode.INVALID_ARGS, "pattern contains a NUL byte")
-        matcher = compile_glob(args.pattern.lstrip("/") or "**/*")
-        prefix = rel_dir + "/" if rel_dir else ""
-        names = await self.index.under(prefix)
-        files = await asyncio.to_thread(
-            lambda: [f for f in names if matcher.match(f[len(prefix) :]) is not None]
-        )
-        return ListFilesResult(
-            files=files[:MAX_LIST_FILES], total=len(files), truncated=len(files) > MAX_LIST_FILES
-        )
+        pattern = compile_fnmatch(args.pattern) if args.pattern else None
+        files = await self.index.files()
+        if args.depth == 1 or len(files) <= INLINE_LIST_FILES:
+            return list_entries(files, rel_dir, args.depth, pattern)
+        # A deep listing of a big repo walks many files: off the loop, on a copy of the index
+        # (the watcher edits it in place, on the loop).
+        return await asyncio.to_thread(list_entries, list(files), rel_dir, args.depth, pattern)
 
     # --- SearchFiles ----------------------------------------------------------------------------
 
     async def search_files(self, args: SearchFilesArgs) -> SearchFilesResult:
-        if not args.pattern or len(args.pattern) > 500 or "\0" in args.pattern:
-            raise BridgeError(ErrorCode.INVALID_ARGS, "pattern must be a regex of 1-500 characters")
-        if "\n" in args.pattern:
-            raise BridgeError(ErrorCode.INVALID_ARGS, "pattern must be one line", field="pattern")
+        if not args.pattern or len(args.pattern) > MAX_SEARCH_PATTERN_CHARS:
+            raise BridgeError(
+                ErrorCode.MATCH_NOT_FOUND,
+                f"pattern must be a regex of 1-{MAX_SEARCH_PATTERN_CHARS} characters",
+                field="pattern",
+            )
+        if "\0" in args.pattern or "\n" in args.pattern:
+            raise BridgeError(
+                ErrorCode.SEARCH_FAILED, "pattern must be one line, without NUL", field="pattern"
+            )
         if args.glob is not None and "\0" in args.glob:
             raise BridgeError(ErrorCode.INVALID_ARGS, "glob contains a NUL byte")
         rel_dir = self._directory(args.path, allow_file=True)

@@ -9,11 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from opik_connect.connect.sandbox.file_window import (
-    LINE_CUT_MARK,
-    MAX_LINE_BYTES,
-    READ_CHUNK_BYTES,
-)
+from opik_connect.connect.sandbox.file_window import READ_CHUNK_BYTES
 from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_line_search
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.connect.sandbox.redaction_cache import (
@@ -22,6 +18,7 @@ from opik_connect.connect.sandbox.redaction_cache import (
     apply_splices,
     content_key,
 )
+from opik_connect.connect.sandbox.search_context import line_text, set_contexts, within_bytes
 from opik_connect.connect.sandbox.secret_redaction import (
     SECRET_CANDIDATE,
     has_key_marker,
@@ -31,7 +28,6 @@ from opik_connect.connect.sandbox.secret_redaction import (
 from opik_connect.protocol import BridgeError, SearchFilesResult, SearchMatch
 
 MAX_SEARCH_MATCHES = 100
-SEARCH_CONTEXT_LINES = 2
 MAX_SEARCH_FILE_BYTES = 32 << 20
 """A larger file is not searched (ReadFile can still page through it)."""
 REDACT_BATCH_LINES = 4096
@@ -53,10 +49,6 @@ class _OutOfTime(Exception):
 class ScanResult:
     matches: list[SearchMatch] = field(default_factory=list)
     total: int = 0
-
-
-def _cut(line: str) -> str:
-    return line[:MAX_LINE_BYTES] + LINE_CUT_MARK if len(line) > MAX_LINE_BYTES else line
 
 
 def _read_bytes(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes | None:
@@ -147,34 +139,12 @@ def _rule_line_splices(raw: bytes, stop: threading.Event, deadline: float) -> tu
     return tuple(splices)
 
 
-def _line_at(data: bytes, start: int, end: int) -> str:
-    return _cut(data[start:end].decode("utf-8"))
-
-
-def _context(data: bytes, line_start: int, line_end: int) -> tuple[list[str], list[str]]:
-    before: list[str] = []
-    at = line_start
-    while at > 0 and len(before) < SEARCH_CONTEXT_LINES:
-        prev = data.rfind(b"\n", 0, at - 1) + 1
-        before.insert(0, _line_at(data, prev, at - 1))
-        at = prev
-    after: list[str] = []
-    at = line_end
-    size = len(data)
-    while at < size and len(after) < SEARCH_CONTEXT_LINES:
-        if at + 1 == size:
-            break
-        nxt = data.find(b"\n", at + 1)
-        nxt = size if nxt == -1 else nxt
-        after.append(_line_at(data, at + 1, nxt))
-        at = nxt
-    return before, after
-
-
 def _scan_file(path: str, data: bytes, regex: LinearRegex, result: ScanResult) -> None:
     """One RE2 pass over the whole text, resuming at the line after each matching line."""
     size = len(data)
     pos = counted = line_no = 0
+    first = len(result.matches)
+    spans: list[tuple[int, int]] = []
     while (found := regex.search(data, pos)) is not None:
         start = found.start()
         if start == size and size and data.endswith(b"\n"):
@@ -185,20 +155,18 @@ def _scan_file(path: str, data: bytes, regex: LinearRegex, result: ScanResult) -
         line_end = data.find(b"\n", start)
         line_end = size if line_end == -1 else line_end
         result.total += 1
+        if len(spans) <= len(result.matches) - first:  # the first unreturned one sets contexts
+            spans.append((line_start, line_end))
         if len(result.matches) < MAX_SEARCH_MATCHES:
-            before, after = _context(data, line_start, line_end)
             result.matches.append(
                 SearchMatch(
-                    file=path,
-                    line=line_no + 1,
-                    content=_line_at(data, line_start, line_end),
-                    context_before=before,
-                    context_after=after,
+                    file=path, line=line_no + 1, content=line_text(data, line_start, line_end)
                 )
             )
         if line_end >= size:
             break
         pos = line_end + 1
+    set_contexts(data, result.matches[first:], spans)
 
 
 def scan_files(
@@ -239,15 +207,18 @@ def scan_files(
 
 
 def _result(result: ScanResult, *, cut: bool) -> SearchFilesResult:
+    matches = within_bytes(result.matches)
     redactions = sum(
         text.count("[REDACTED:")
-        for m in result.matches
+        for m in matches
         for text in (m.content, *m.context_before, *m.context_after)
     )
     return SearchFilesResult(
-        matches=result.matches,
+        matches=matches,
         total_matches=result.total,
-        truncated=cut or len(result.matches) >= MAX_SEARCH_MATCHES,
+        truncated=cut
+        or len(result.matches) >= MAX_SEARCH_MATCHES
+        or len(matches) < len(result.matches),
         redactions=redactions,
     )
 

@@ -55,15 +55,6 @@ class VisibleIndex:
             if self._building is building and building.done():
                 self._building = None
 
-    async def under(self, prefix: str) -> list[str]:
-        """The files whose path starts with `prefix` (a directory with its '/', or '')."""
-        files = await self.files()
-        if not prefix:
-            return files
-        start = bisect.bisect_left(files, prefix)
-        end = bisect.bisect_left(files, prefix[:-1] + chr(ord(prefix[-1]) + 1))
-        return files[start:end]
-
     async def _build(self) -> list[str]:
         started, generation = time.monotonic(), self._generation
         raw = await self.repo.visible_files()
