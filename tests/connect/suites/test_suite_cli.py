@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, tool_turn
 from opik_connect.cli import app
 from opik_connect.connect.suites.llm_judge import VERDICT_TOOL
+from opik_connect.connect.suites.run_records import RunRecord, save_record
 from opik_connect.connect.suites.suite_files import load_suite
+from opik_connect.protocol import AssertionVerdict, ItemResult, RunOutcome, SuiteRunSummary
 from tests.suite_testkit import make_project, suite_env, write_suite
 
 __all__ = ["suite_env"]
@@ -125,3 +127,64 @@ def test_add_by_trace_id_from_a_traces_dir(suite_env: Path) -> None:
         app, ["suite", "add", "s", "--trace", "no-such-trace", "--root", str(root)]
     )
     assert unknown.exit_code == 2
+
+
+def test_show_gives_each_runs_trace_id_and_the_command_that_opens_it(suite_env: Path) -> None:
+    root = make_project(suite_env, "name: s\nitems: [{id: a, data: {q: 1}}, {id: b, data: {}}]\n")
+    runner = CliRunner()
+    never = runner.invoke(app, ["suite", "show", "s", "--root", str(root)])
+    assert never.exit_code == 0 and "no runs yet: opik-connect suite run s" in never.output
+
+    def run(index: int, status: str, trace_id: str | None) -> RunOutcome:
+        verdicts = (
+            []
+            if status == "passed"
+            else [
+                AssertionVerdict(
+                    assertion="contains '30 days'",
+                    kind="contains",
+                    status="failed",
+                    reason="output does not contain '30 days'",
+                )
+            ]
+        )
+        return RunOutcome(run_index=index, status=status, trace_id=trace_id, assertions=verdicts)
+
+    summary = SuiteRunSummary(
+        run_id="20261205T010000-abcd1234",
+        suite="s",
+        status="failed",
+        commit="c0ffee" * 7,
+        tree="user",
+        items=[
+            ItemResult(
+                item_id="a",
+                passed=False,
+                runs_passed=1,
+                runs_needed=2,
+                runs_total=2,
+                runs=[run(0, "passed", "trace-a1"), run(1, "failed", "trace-a2")],
+            ),
+            ItemResult(
+                item_id="b",
+                passed=True,
+                runs_passed=1,
+                runs_needed=1,
+                runs_total=1,
+                runs=[run(0, "passed", None)],
+            ),
+        ],
+        started_at="2026-12-05T01:00:00+00:00",
+        duration_s=1.0,
+        judge="none",
+    )
+    save_record(root, RunRecord(summary=summary, tree_path=str(root)))
+    shown = runner.invoke(app, ["suite", "show", "s", "--root", str(root)])
+    assert shown.exit_code == 0, shown.output
+    out = " ".join(shown.output.split())
+    assert "last run on your tree: failed (run 20261205T010000-abcd1234" in out
+    assert "run 1 passed trace trace-a1" in out
+    assert "run 2 failed trace trace-a2 contains '30 days': output does not contain" in out
+    assert "run 1 passed no trace logged" in out
+    assert "a run's trace: opik-connect traces show trace-a2" in out
+    assert "traces list --tag suite-run:20261205T010000-abcd1234" in out

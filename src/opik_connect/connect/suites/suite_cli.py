@@ -21,6 +21,7 @@ from opik_connect.agent.traces.store import TraceStoreError, parse_trace_documen
 from opik_connect.cli_errors import CliError, ConventionGroup, failed, usage_error
 from opik_connect.config import ConfigError, load_opik_settings
 from opik_connect.connect.suites.assertions import Assertion, describe
+from opik_connect.connect.suites.last_run_view import print_last_runs
 from opik_connect.connect.suites.llm_judge import judge_from_config
 from opik_connect.connect.suites.run_records import latest_record
 from opik_connect.connect.suites.suite_files import (
@@ -96,10 +97,12 @@ def list_command(root: RootOption = None) -> None:
 
 @suite_app.command("show")
 def show_command(name: str, root: RootOption = None) -> None:
-    """Show a suite's policy, global assertions and items."""
+    """Show a suite's policy, global assertions and items, then its last runs: each item's runs
+    with their trace ids."""
     console = Console()
+    base = _root(root)
     try:
-        suite = load_suite(_root(root), name)
+        suite = load_suite(base, name)
     except BridgeError as exc:
         raise _cannot(exc) from None
     policy = suite.global_execution_policy
@@ -118,6 +121,7 @@ def show_command(name: str, root: RootOption = None) -> None:
         console.print(f"  data: {escape(json.dumps(item.data, ensure_ascii=False))}")
         for assertion in item.assertions:
             console.print(f"  - {escape(describe(assertion))}")
+    print_last_runs(console, base, suite.name)
 
 
 @suite_app.command("run")
