@@ -8,6 +8,7 @@ platform and its SQLite store, the daemon on the websocket, the suite runs in su
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -21,8 +22,9 @@ from typer.testing import CliRunner
 
 from opik_connect.cli import app
 from opik_connect.cli_errors import EXIT_FAILED, EXIT_USAGE
+from opik_connect.demo.production import FAILING, PRODUCTION_PROJECT, SUCCEEDING
 from opik_connect.demo.project_copy import copy_example
-from opik_connect.demo.scenario import FAILING_CASE, SUITE, TRACE_ID
+from opik_connect.demo.scenario import DRAFTED_ITEM, FAILING_CASE, SUITE
 from opik_connect.demo.summary import _cli_name
 
 pytestmark = pytest.mark.timeout(60)
@@ -30,7 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "fixtures" / "example_project"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\r")
 KEYS = r"\[y\] approve"
-VERIFIED = "verified: refund-window failed → passed; 7 other items still pass"
+VERIFIED = (
+    f"verified: refund-window failed → passed; new test case {DRAFTED_ITEM} passes; "
+    "7 other items still pass"
+)
 FIX_REFS = "refs/heads/opik/fix/"
 
 
@@ -64,6 +69,23 @@ def plain(text: str) -> str:
     return ANSI.sub("", text)
 
 
+def production_traces(state: Path) -> dict[str, dict]:
+    """The traces the log step put in the platform's sink, by question."""
+    conn = sqlite3.connect(state / "traces.sqlite3")
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute(
+            "SELECT id, data FROM traces WHERE project_name = ?", (PRODUCTION_PROJECT,)
+        )
+        return {
+            data["input"]["question"]: {"id": row["id"], **data}
+            for row in rows
+            for data in [json.loads(row["data"])]
+        }
+    finally:
+        conn.close()
+
+
 def records(state: Path) -> dict[str, list[sqlite3.Row]]:
     conn = sqlite3.connect(state / "platform.sqlite3")
     conn.row_factory = sqlite3.Row
@@ -94,21 +116,31 @@ def check_loop_left_behind(keep: Path) -> str:
     diff = git(project, "diff", f"main...{branch}")
     assert '+        context += "\\n\\n" + format_order(order)' in diff
     assert "-        context = format_order(order)" in diff
+    # Ollie's drafted test case ships on the branch with the fix: the production trace's input.
+    assert f"+  - id: {DRAFTED_ITEM}" in diff
+    assert f"+      question: {FAILING.data['question']}" in diff
     trailers = git(project, "log", "-1", "--format=%(trailers:only,unfold)", branch).splitlines()
-    parsed = dict(line.split(": ", 1) for line in trailers if line)
+    parsed = [tuple(line.split(": ", 1)) for line in trailers if line]
     db = records(state)
     [proposal] = db["proposals"]
-    assert parsed == {
-        "Opik-Proposal": proposal["proposal_id"],
-        "Opik-Trace": TRACE_ID,
-        "Opik-Test-Case": FAILING_CASE,
-        "Opik-Suite": SUITE,
-    }
+    # The production traces were logged to the sink (by the real SDK), with the feedback.
+    logged = production_traces(state)
+    failing, succeeding = logged[FAILING.data["question"]], logged[SUCCEEDING.data["question"]]
+    assert "production" in failing["tags"]
+    trace_id = failing["id"]
+    assert parsed == [
+        ("Opik-Proposal", proposal["proposal_id"]),
+        ("Opik-Trace", trace_id),
+        ("Opik-Test-Case", FAILING_CASE),
+        ("Opik-Test-Case", DRAFTED_ITEM),
+        ("Opik-Suite", SUITE),
+    ]
     assert branch == f"opik/fix/{proposal['proposal_id']}-" + branch.split("-", 1)[1]
 
     # The platform's records: the session, its proposal, the decision and both suite runs.
     [session] = db["sessions"]
-    assert (session["status"], session["trace_id"]) == ("completed", TRACE_ID)
+    assert (session["status"], session["trace_id"]) == ("completed", trace_id)
+    assert succeeding["id"] in session["final_answer"], "Ollie compared it with the successful one"
     assert "**Cause.**" in session["final_answer"]
     assert proposal["session_id"] == session["id"]
     [decision] = db["decisions"]
@@ -126,17 +158,31 @@ def check_output(out: str, branch: str) -> None:
     assert "scripted judge" in out
     steps = ("1/5 log", "2/5 test", "3/5 analyze", "4/5 validate", "5/5 improve", "summary")
     assert [out.index(step) for step in steps] == sorted(out.index(step) for step in steps)
+    log = out.partition("2/5 test")[0]
+    assert re.search(r"logged by the opik SDK [\d.]+ \(the real one\)", log)
+    assert "customer feedback: customer_satisfied=0" in log
+    analyze = out.partition("3/5 analyze")[2].partition("4/5 validate")[0]
+    for tool in ("search_traces", "compare_traces", "draft_test_case", "propose_change"):
+        assert f"→ {tool}" in analyze, tool
     before, _, after = out.partition("4/5 validate")
     assert re.search(r"FAILED 7/8 items passed .*judge: scripted", before)
     validated, _, improve = after.partition("5/5 improve")
-    assert re.search(r"PASSED 8/8 items passed .*judge: scripted", validated)
+    assert re.search(r"PASSED 9/9 items passed .*judge: scripted", validated)
     # The proposal is shown already verified, red → green, and approval reuses that build.
     assert f"{VERIFIED}" in improve.partition("[y] approve")[0]
     assert "verified build" in " ".join(improve.split()), "approval publishes that build"
-    assert "PASSED 8/8" not in improve, "the suite is not run a second time"
-    assert "failed (7/8 items passed) → passed (8/8 items passed)" in out
-    assert f"before you were asked: {VERIFIED}" in " ".join(out.split())
-    assert "the fix branch is that build (no second suite run)" in out
+    assert "PASSED 9/9" not in improve, "the suite is not run a second time"
+    assert "failed (7/8 items passed) → passed (9/9 items passed)" in out
+    summary = " ".join(re.sub("[│╭╮╰╯─]", " ", out.partition("\nsummary")[2]).split())
+    assert "log the opik SDK" in summary and "→ the platform's trace sink" in summary
+    assert "analyze Ollie (scripted): get_trace, search_traces, compare_traces" in summary
+    assert "it compared the failing trace with a successful one of the same kind" in summary
+    assert (
+        f"test draft_test_case by Ollie (scripted): the trace became item {DRAFTED_ITEM}" in summary
+    )
+    assert "improve propose_change by Ollie (scripted): 2 file(s), applied" in summary
+    assert f"validate the daemon, before you were asked: {VERIFIED}" in summary
+    assert "the fix branch is the verified build (no second suite run)" in summary
     assert "the loop completed" in out
     assert f"diff main...{branch}" in out
 

@@ -1,8 +1,10 @@
 """`opik-connect demo`: the whole loop (log → analyze → test → improve → validate) in one command.
 
-It copies the example project (fixtures/example_project) into a fresh git repo and runs the same
-parts `opik-connect` runs: the embedded platform (store, sessions, HTTP API) and the daemon, over
-the real websocket, with FixParts (connect/fixes/daemon_wiring.py) serving proposals and suites.
+It copies the example project (fixtures/example_project) into a fresh git repo, logs production
+traffic of its agent to the platform's trace sink with the real `opik` SDK (demo/production.py),
+and runs the same parts `opik-connect` runs: the embedded platform (store, sessions, HTTP API)
+and the daemon, over the real websocket, with FixParts (connect/fixes/daemon_wiring.py) serving
+proposals and suites.
 Ollie is the real tool-using loop; without ANTHROPIC_API_KEY its model turns and the judge's
 verdicts are replayed from fixtures/demo/*.json by a local Messages API stand-in, and the demo
 says so. The decision is the user's, through the real approval prompt (or --yes, which says so).

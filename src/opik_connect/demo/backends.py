@@ -9,12 +9,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 from opik_connect.connect.suites.llm_judge import AnthropicJudge, Judge
 from opik_connect.demo.scenario import DemoError
 
 SCRIPTED_MODEL = "scripted-replay"
+TRACE_FAILING = "{{trace:failing}}"
+TRACE_SUCCEEDING = "{{trace:succeeding}}"
+SPAN_BUILD_PROMPT = "{{span:failing/build_prompt}}"
+SPAN_RETRIEVE = "{{span:failing/retrieve_articles}}"
+SCRIPT_IDS = (TRACE_FAILING, TRACE_SUCCEEDING, SPAN_BUILD_PROMPT, SPAN_RETRIEVE)
+"""Placeholders in ollie_session.json for ids only the log step knows: the demo logs the
+production traces afresh, so their ids are new on every run."""
+
+
+def fill_ids(value: Any, ids: dict[str, str]) -> Any:
+    """The script's turns with every placeholder replaced by its id."""
+    if isinstance(value, str):
+        for placeholder, real in ids.items():
+            value = value.replace(placeholder, real)
+        return value
+    if isinstance(value, list):
+        return [fill_ids(item, ids) for item in value]
+    if isinstance(value, dict):
+        return {key: fill_ids(item, ids) for key, item in value.items()}
+    return value
 
 
 def _scripted_api_module(fixtures: Path) -> ModuleType:
@@ -36,6 +56,14 @@ class Backends:
     judge: Judge | Literal["auto"]
     model: str | None
     lines: list[str] = field(default_factory=list)
+    scripted_turns: list[dict[str, Any]] | None = None
+    """The scripted session's turns (None for a real model): fill them with bind_ids."""
+
+    def bind_ids(self, ids: dict[str, str]) -> None:
+        """Put the logged traces' ids where the script has placeholders; a no-op for a real
+        model, which reads the ids from the traces."""
+        if self.scripted_turns is not None:
+            self.scripted_turns[:] = fill_ids(self.scripted_turns, ids)
 
 
 @contextlib.contextmanager
@@ -72,6 +100,7 @@ def model_backends(fixtures: Path) -> Iterator[Backends]:
             ollie_env={"ANTHROPIC_API_KEY": "scripted", "ANTHROPIC_BASE_URL": ollie_api.url},
             judge=judge,
             model=SCRIPTED_MODEL,
+            scripted_turns=ollie_api.turns,
             lines=[
                 "Ollie: [bold yellow]scripted session[/]: replaying "
                 "fixtures/demo/ollie_session.json; no model is called "

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +20,7 @@ from opik_connect.connect.daemon import Daemon
 from opik_connect.connect.fixes.daemon_wiring import FixParts
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.suites.llm_judge import AnthropicJudge
+from opik_connect.connect.suites.suite_tracing import TraceSink
 from opik_connect.connect.terminal.ask_view import SessionView
 from opik_connect.connect.terminal.line_input import LineReader
 from opik_connect.connect.terminal.ollie_prompt import (
@@ -28,12 +30,20 @@ from opik_connect.connect.terminal.ollie_prompt import (
     daemon_asker,
 )
 from opik_connect.demo.approvals import HeadedVerifier, PromptApprovals, YesApprovals
-from opik_connect.demo.backends import Backends, model_backends
+from opik_connect.demo.backends import (
+    SPAN_BUILD_PROMPT,
+    SPAN_RETRIEVE,
+    TRACE_FAILING,
+    TRACE_SUCCEEDING,
+    Backends,
+    model_backends,
+)
+from opik_connect.demo.production import FAILING, SUCCEEDING, LoggedTraffic, log_production
 from opik_connect.demo.project_copy import DemoDirs, copy_example, init_repo
-from opik_connect.demo.scenario import FAILING_CASE, QUESTION, SUITE, TRACE_ID, DemoError, Outcome
+from opik_connect.demo.scenario import FAILING_CASE, QUESTION, SUITE, DemoError, Outcome
 from opik_connect.demo.steps import Steps, span_tree
 from opik_connect.demo.summary import summarize
-from opik_connect.protocol import RunSuiteArgs
+from opik_connect.protocol import AskEvent, AskRequest, RunSuiteArgs
 
 CONNECT_TIMEOUT_S = 15
 
@@ -73,7 +83,7 @@ async def _loop(
     config = await asyncio.to_thread(load_project_config, dirs.project)
     if backends.model is not None:
         config = config.model_copy(update={"model": backends.model})
-    traces = TraceStore(directory=fixtures / "example_traces")
+    traces = TraceStore()  # the platform's sink, once set up: the log step fills it
     services = PlatformServices(
         config=config,
         traces=traces,
@@ -82,7 +92,7 @@ async def _loop(
     )
     fixes = FixParts(console=console, terminal=False, judge=backends.judge)
     daemon = Daemon(dirs.project, config, platform_setup=services.setup, parts=fixes.parts)
-    outcome = Outcome()
+    outcome = Outcome(scripted=backends.model is not None)
     try:
         async with daemon:
             try:
@@ -103,15 +113,22 @@ async def _loop(
             store = services.store
             assert store is not None
 
-            steps.show("log", f"the failing production trace {TRACE_ID}")
-            console.print(span_tree(await traces.get(TRACE_ID)))
+            assert services.trace_sink is not None
+            sink = TraceSink(services.trace_sink.url, daemon.platform.operator_token)
+            steps.show("log", "production traffic of the agent, into the platform's trace sink")
+            logged = await log_production(dirs.project, fixtures, sink)
+            await _show_logged(logged, traces, backends, console, outcome)
 
             steps.show("test", f"suite {SUITE} on your tree (RunSuite, sent by the platform)")
             outcome.before = await runner.run_suite(RunSuiteArgs(suite=SUITE))
             await store.record_suite_result(runner.runner_id, outcome.before)
 
-            steps.show("analyze", f"Ollie on trace {TRACE_ID}")
-            view = await _ask_ollie(daemon, fixes.service, steps, console, yes=yes)
+            steps.show(
+                "analyze",
+                f"Ollie on trace {outcome.trace_id}: it compares it with a successful one of the "
+                "same kind and drafts a test case from it",
+            )
+            view = await _ask_ollie(daemon, fixes.service, steps, console, outcome, yes=yes)
             outcome.session_id = view.session_id
             outcome.session_status = view.status
             outcome.final_answer = view.final_answer
@@ -121,8 +138,55 @@ async def _loop(
     return outcome
 
 
+async def _show_logged(
+    logged: LoggedTraffic,
+    traces: TraceStore,
+    backends: Backends,
+    console: Console,
+    outcome: Outcome,
+) -> None:
+    """Both logged traces as the sink holds them, and their ids bound into the script."""
+    console.print(f"logged by {escape(logged.by)}", soft_wrap=True)
+    failing = await traces.get(logged.ids[FAILING.slug])
+    succeeding = await traces.get(logged.ids[SUCCEEDING.slug])
+    for label, record in (("failing", failing), ("succeeding", succeeding)):
+        scores = ", ".join(f"{s.name}={s.value:g}" for s in record.trace.feedback_scores or [])
+        console.print(f"\n[bold]{label}[/] trace {record.trace.id}  (customer feedback: {scores})")
+        console.print(span_tree(record))
+    span_ids = {span.name: span.id for span in failing.spans}
+    backends.bind_ids(
+        {
+            TRACE_FAILING: failing.trace.id,
+            TRACE_SUCCEEDING: succeeding.trace.id,
+            SPAN_BUILD_PROMPT: span_ids.get("build_prompt", ""),
+            SPAN_RETRIEVE: span_ids.get("retrieve_articles", ""),
+        }
+    )
+    outcome.trace_id = failing.trace.id
+    outcome.logged_by = logged.by
+
+
+def _recording_tools(daemon: Daemon, outcome: Outcome):
+    """The daemon's asker, noting each tool Ollie calls (the summary names them)."""
+    ask = daemon_asker(daemon)
+
+    async def recorded(request: AskRequest) -> AsyncIterator[AskEvent]:
+        async for event in ask(request):
+            if event.type == "tool_called" and isinstance(event.data.get("name"), str):
+                outcome.tools.append(event.data["name"])
+            yield event
+
+    return recorded
+
+
 async def _ask_ollie(
-    daemon: Daemon, service: ProposalService, steps: Steps, console: Console, *, yes: bool
+    daemon: Daemon,
+    service: ProposalService,
+    steps: Steps,
+    console: Console,
+    outcome: Outcome,
+    *,
+    yes: bool,
 ) -> SessionView:
     """One `ollie>` question as the daemon's terminal asks it, approvals on the same terminal."""
     approvals: ApprovalTakeover
@@ -135,9 +199,11 @@ async def _ask_ollie(
             fd = sys.stdin.fileno()
             approvals = PromptApprovals(service, console, fd, steps)
         terminal = OllieTerminal(
-            console, daemon_asker(daemon), lines=LineReader(fd), approvals=approvals
+            console, _recording_tools(daemon, outcome), lines=LineReader(fd), approvals=approvals
         )
-        terminal.context = AskContext(trace_id=TRACE_ID, suite=SUITE, case_ids=[FAILING_CASE])
+        terminal.context = AskContext(
+            trace_id=outcome.trace_id, suite=SUITE, case_ids=[FAILING_CASE]
+        )
         terminal.show_context()
         console.print(f"[bold]ollie>[/] {escape(QUESTION)}", highlight=False)
         return await terminal.ask(QUESTION)

@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 from opik_connect.connect.proposals.journal import JournaledProposal
 from opik_connect.protocol import SuiteRunSummary
 
-TRACE_ID = "01a20cc8-8e80-7db4-9391-3add8bd68e37"
 SUITE = "customer-support-qa"
 FAILING_CASE = "refund-window"
+DRAFTED_ITEM = "refund-window-late-order"
+DRAFTED_ASSERTION = (
+    "The answer states the refund policy's time limit and relates it to the customer's order"
+)
 QUESTION = (
-    "A customer asked whether they can still return order A1002 for a refund and got only the "
-    "delivery date back. Find the step in this trace that went wrong and propose the smallest fix."
+    "A customer asked whether they can still return order A1003 for a refund and got only the "
+    "delivery date back. Compare this trace with a successful one of the same kind, find the step "
+    "that went wrong, add the trace as a test case and propose the smallest fix."
 )
 
 
@@ -22,6 +26,10 @@ class DemoError(Exception):
 
 @dataclass
 class Outcome:
+    trace_id: str | None = None
+    logged_by: str = ""
+    scripted: bool = False
+    tools: list[str] = field(default_factory=list)
     before: SuiteRunSummary | None = None
     after: SuiteRunSummary | None = None
     session_id: str | None = None

@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from opik_connect.demo.project_copy import STATE_ENV, DemoDirs
-from opik_connect.demo.scenario import SUITE, Outcome
+from opik_connect.demo.scenario import DRAFTED_ITEM, SUITE, Outcome
 from opik_connect.git_runner import run_async
 from opik_connect.protocol import SuiteRunSummary
 
@@ -47,6 +47,53 @@ def loop_problems(outcome: Outcome, *, tree_changed: bool) -> list[str]:
     return problems
 
 
+ANALYZE_TOOLS = ("get_trace", "search_traces", "compare_traces", "list_spans", "get_span")
+
+
+def _who(outcome: Outcome) -> str:
+    return "Ollie (scripted)" if outcome.scripted else "Ollie (real model)"
+
+
+def step_lines(outcome: Outcome) -> list[tuple[str, str]]:
+    """The five steps in the loop's order, each with what did it in this run."""
+    proposal, before = outcome.proposal, outcome.before
+    tools = outcome.tools
+    read = [t for t in dict.fromkeys(tools) if t in (*ANALYZE_TOOLS, "read_file", "search_files")]
+    analyze = f"{_who(outcome)}: {', '.join(read) or 'no tool'}"
+    analyze += (
+        "; it compared the failing trace with a successful one of the same kind"
+        if "compare_traces" in tools
+        else "; it did not compare traces"
+    )
+    drafted = proposal is not None and any(
+        case == DRAFTED_ITEM for case in proposal.args.test_case_ids
+    )
+    if "draft_test_case" in tools:
+        test = f"draft_test_case by {_who(outcome)}: the trace became item {DRAFTED_ITEM}"
+        test += ", shipped in the proposal" if drafted else ", left out of the proposal"
+    else:
+        test = f"{_who(outcome)} drafted no test case"
+    if before is not None:
+        test += f"; the daemon ran suite {SUITE} on your tree: {before.status} ({_items(before)})"
+    improve = f"propose_change by {_who(outcome)}"
+    if proposal is not None:
+        decided = proposal.decided_by or "nobody"
+        improve += f": {len(proposal.files)} file(s), {proposal.status} (decided by {decided})"
+    check = proposal.verification if proposal is not None else None
+    validate = (
+        f"the daemon, before you were asked: {check.summary}"
+        if check is not None
+        else "the daemon did not verify the proposal"
+    )
+    return [
+        ("log", f"{outcome.logged_by or 'nothing logged'} → the platform's trace sink"),
+        ("analyze", analyze),
+        ("test", test),
+        ("improve", improve),
+        ("validate", validate),
+    ]
+
+
 async def summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Console) -> bool:
     console.print()
     console.rule("[bold cyan]summary[/]", align="left")
@@ -61,6 +108,10 @@ async def summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Consol
         parts.append(Markdown(outcome.final_answer.strip().split("\n\n")[0]))
         parts.append(Text())
     facts = Text()
+    for name, line in step_lines(outcome):
+        facts.append(f"{name:<10} ", style="bold cyan")
+        facts.append(f"{line}\n")
+    facts.append("\n")
     if proposal is not None and proposal.branch:
         facts.append("branch     ", style="bold")
         facts.append(f"{proposal.branch} (commit {(proposal.commit or '')[:10]})\n")
@@ -75,14 +126,9 @@ async def summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Consol
             facts.append("not rerun", style="red")
         facts.append("\n")
     check = proposal.verification if proposal is not None else None
-    if check is not None:
+    if check is not None and proposal is not None and proposal.commit == check.commit:
         facts.append("validated  ", style="bold")
-        facts.append(
-            f"before you were asked: {check.summary}\n",
-            style="green" if check.green else "red",
-        )
-        if proposal is not None and proposal.commit == check.commit:
-            facts.append("           the fix branch is that build (no second suite run)\n")
+        facts.append("the fix branch is the verified build (no second suite run)\n")
     facts.append("your tree  ", style="bold")
     facts.append(f"{dirs.project} unchanged (main at {head[:10]}, clean)\n")
     facts.append("records    ", style="bold")
