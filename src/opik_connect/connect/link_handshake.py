@@ -91,8 +91,9 @@ async def pair(
 
 async def hello(
     ws: ClientConnection, record: PairingRecord, identity: RunnerIdentity, root: RootSummary
-) -> tuple[FrameSigner, float]:
-    """The signer of this connection, and the heartbeat interval the platform asked for."""
+) -> tuple[FrameSigner, Welcome]:
+    """The signer of this connection, and the platform's Welcome (the heartbeat interval it
+    asks for, the trace sink it grants)."""
     key = record.link_key()
     nonce = new_nonce()
     greeting = Hello(
@@ -116,4 +117,4 @@ async def hello(
     except BridgeError as exc:
         await ws.close(CLOSE_AUTH_FAILED, "platform failed authentication")
         raise HandshakeRefused(f"platform's Welcome: {exc.message}") from exc
-    return signer, welcome.heartbeat_interval_s
+    return signer, welcome

@@ -53,6 +53,7 @@ from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
     RootSummary,
+    TraceSinkGrant,
     canonical_json,
 )
 
@@ -202,6 +203,8 @@ class DaemonLink:
         self._close_reason = ""
         self.connections = 0
         """How many times the link completed a handshake (for status and tests)."""
+        self.trace_sink: TraceSinkGrant | None = None
+        """Where suite traces may go on the platform, from the latest Welcome."""
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff; returns when stop() is called."""
@@ -330,7 +333,7 @@ class DaemonLink:
                 self._store.put(self._pairing_key, record)
         try:
             root = await self._root_summary()
-            signer, heartbeat_interval_s = await hello(ws, record, self.identity, root)
+            signer, welcome = await hello(ws, record, self.identity, root)
         except HandshakeRefused as exc:
             if exc.code == ErrorCode.AUTH_FAILED and from_store:
                 # The platform no longer knows this pairing: pair again on the next attempt.
@@ -338,10 +341,11 @@ class DaemonLink:
                 self._store.remove(self._pairing_key)
             raise
         self._ws = ws
+        self.trace_sink = welcome.trace_sink
         self.connections += 1
         self.connected.set()
         self._set_state(LinkState.CONNECTED, self.url)
-        self.session.connect(signer, heartbeat_interval_s, self._driver.clock())
+        self.session.connect(signer, welcome.heartbeat_interval_s, self._driver.clock())
         self._driver.attach(ws)
         self._driver.changed()
         await self._driver.serve(ws)

@@ -37,6 +37,7 @@ from opik_connect.protocol.handshake import (
     PairingConfirmed,
     PairPending,
     PairRequest,
+    TraceSinkGrant,
     Welcome,
 )
 from opik_connect.protocol.proposals import (
@@ -118,6 +119,7 @@ __all__ = [
     "Strict",
     "SuiteResult",
     "SuiteRunSummary",
+    "TraceSinkGrant",
     "Verification",
     "VerificationStatus",
     "Welcome",

@@ -57,11 +57,22 @@ class Hello(Strict):
     nonce: str
 
 
+class TraceSinkGrant(Strict):
+    """Where this runner's suite workers may log traces on the platform, and the key they send
+    as their API key: it writes traces, spans and feedback scores only, and expires."""
+
+    port: int = Field(ge=1, le=65535, description="The sink's port, on the platform's host.")
+    tls: bool = Field(False, description="https, with the platform's certificate.")
+    key: str
+    expires_at: float
+
+
 class Welcome(Strict):
     """Platform -> daemon: the connection is authenticated; nonce completes the connection id."""
 
     nonce: str
     heartbeat_interval_s: float = 10.0
+    trace_sink: TraceSinkGrant | None = None
 
 
 class Ack(Strict):

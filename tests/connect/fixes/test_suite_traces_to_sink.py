@@ -4,13 +4,13 @@ sink through the real opik SDK: every trace tagged with its suite, item, run and
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import pytest
 from platform_api_testkit import embedded_platform
 from rich.console import Console
-from suite_testkit import git, write_suite
+from suite_testkit import git
+from traced_project_testkit import make_traced_project
 
 from opik_connect.agent.traces.sink_models import TraceFilter
 from opik_connect.connect.fixes.daemon_wiring import FixParts
@@ -19,40 +19,10 @@ from opik_connect.protocol import RunSuiteArgs
 pytest.importorskip("opik")
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_ambient_settings")]
 
-AGENT = """
-import opik
-
-@opik.track(entrypoint=True)
-def answer(question: str) -> str:
-    if question == "q1":
-        raise ValueError("no answer for q1")
-    return "answer to " + question
-"""
-
 
 @pytest.fixture
 def traced_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "shop"
-    (root / "bot").mkdir(parents=True)
-    (root / "bot" / "__init__.py").write_text("")
-    (root / "bot" / "agent.py").write_text(AGENT)
-    (root / "pyproject.toml").write_text(f'[tool.opik-connect]\npython = "{sys.executable}"\n')
-    items = "\n".join(f"  - id: q{n}\n    data: {{question: q{n}}}" for n in range(2))
-    write_suite(
-        root,
-        "smoke",
-        f"global_execution_policy: {{runs_per_item: 2, pass_threshold: 1}}\nitems:\n{items}\n",
-    )
-    git(root, "init", "-q")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "start")
-    for name in ("OPIK_API_KEY", "OPIK_WORKSPACE", "OPIK_PROJECT_NAME", "OPIK_TRACK_DISABLE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
-    monkeypatch.setenv("OPIK_CONFIG_PATH", str(tmp_path / "no.config"))
-    monkeypatch.setenv("OPIK_SENTRY_ENABLE", "false")
-    monkeypatch.setenv("OPIK_ANALYTICS_ENABLE", "false")
-    return root
+    return make_traced_project(tmp_path, monkeypatch)
 
 
 async def test_run_suite_from_the_platform_logs_each_run_to_the_sink(

@@ -43,8 +43,12 @@ from opik_connect.protocol import (
     Paired,
     PairPending,
     PairRequest,
+    TraceSinkGrant,
     Welcome,
 )
+
+SinkGrants = Callable[[str, bytes], TraceSinkGrant | None]
+"""(runner id, its link key) -> where and with what key its suite workers log traces."""
 
 CLOSE_TRY_AGAIN_LATER = 1013
 """RFC 6455 'try again later': too many pairings are waiting for an operator."""
@@ -76,6 +80,8 @@ class Handshake:
         self._seen_hello_nonces = BoundedIds(SEEN_CACHE_SIZE)
         self.trusted_proxies: frozenset[str] = frozenset()
         """Peers whose X-Forwarded-For names a pairing's source (see client_address.py)."""
+        self.sink_grants: SinkGrants | None = None
+        """Set by the services that run a trace sink; each Welcome then carries a grant."""
 
     async def accept(self, ws: ServerConnection) -> Accepted | None:
         """The authenticated daemon, with its Welcome sent; None if the connection is done."""
@@ -190,7 +196,12 @@ class Handshake:
         self._seen_hello_nonces.add(hello.nonce)
         platform_nonce = new_nonce()
         signer = FrameSigner(key, connection_id(hello.nonce, platform_nonce))
-        welcome = Welcome(nonce=platform_nonce, heartbeat_interval_s=self._heartbeat_interval_s)
+        grant = self.sink_grants(hello.runner_id, key) if self.sink_grants else None
+        welcome = Welcome(
+            nonce=platform_nonce,
+            heartbeat_interval_s=self._heartbeat_interval_s,
+            trace_sink=grant,
+        )
         await ws.send(
             signer.seal_text("control", "Welcome", uuid.uuid4().hex, welcome.model_dump())
         )

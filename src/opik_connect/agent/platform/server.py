@@ -30,7 +30,7 @@ from websockets.http11 import Request, Response
 
 from opik_connect.agent.platform.activity import Activity
 from opik_connect.agent.platform.client_address import trusted_set
-from opik_connect.agent.platform.handshake import Handshake
+from opik_connect.agent.platform.handshake import Handshake, SinkGrants
 from opik_connect.agent.platform.log_context import RUNNER_ID
 from opik_connect.agent.platform.ops_http import OpsEndpoints
 from opik_connect.agent.platform.pairing import (
@@ -177,6 +177,19 @@ class Platform:
     @property
     def operator_token(self) -> str:
         return self._handshake.operator_token
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return self._ssl
+
+    def grant_trace_sink(self, grants: SinkGrants) -> None:
+        """Every Welcome from now on tells the runner where its suite traces may go."""
+        self._handshake.sink_grants = grants
+
+    def link_key(self, runner_id: str) -> bytes | None:
+        """A paired runner's link key (what its sink keys are signed with); None if unpaired."""
+        record = self.pairings.paired.get(runner_id)
+        return record.link_key() if record is not None else None
 
     def pre_pair(
         self, runner_id: str, activation_key: str, *, runner_name: str = "", project: str = ""

@@ -7,13 +7,16 @@
 
 `setup` opens the store, records every daemon event in it, starts the session manager and mounts
 the HTTP API (token = the platform's operator token, which the daemon writes to its run file).
-It also starts the trace sink (the Opik REST API the SDK logs to) on a loopback port of its own;
-`GET /v1/traces/sink` on the platform names it, and Ollie's trace store reads it.
+It also starts the trace sink (the Opik REST API the SDK logs to) on a port of its own, on
+loopback unless told (a standalone platform: its own host, with its TLS); `GET /v1/traces/sink`
+on the platform names it, Ollie's trace store reads it, and every Welcome grants the runner a
+sink key its suite workers log with (agent/traces/sink_keys.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -25,9 +28,11 @@ from opik_connect.agent.platform.http_api import PlatformHttpApi
 from opik_connect.agent.platform.server import Platform, RunnerHandle
 from opik_connect.agent.platform.store import PlatformStore
 from opik_connect.agent.traces.sink_http import TraceSinkServer
+from opik_connect.agent.traces.sink_keys import KEY_TTL_S, issue_sink_key
 from opik_connect.agent.traces.sink_store import SINK_FILENAME, SinkStore
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.config import ProjectConfig, load_project_config
+from opik_connect.protocol import TraceSinkGrant
 
 
 class PlatformServices:
@@ -70,9 +75,16 @@ class PlatformServices:
         store = self.store
         sink_path = self._store_path.with_name(SINK_FILENAME) if self._store_path else None
         sink_store = await SinkStore.open(sink_path)
-        self.trace_sink = TraceSinkServer(sink_store, platform.operator_token, host=self._sink_host)
+        self.trace_sink = TraceSinkServer(
+            sink_store,
+            platform.operator_token,
+            host=self._sink_host,
+            ssl_context=platform.ssl_context,
+            runner_keys=platform.link_key,
+        )
         await self.trace_sink.start()
         self._traces.sink = sink_store
+        platform.grant_trace_sink(self._grant)
 
         def record(runner: RunnerHandle, type_name: str, event: BaseModel):
             return store.record_event(runner.runner_id, event)
@@ -98,6 +110,15 @@ class PlatformServices:
             trace_sink_url=self.trace_sink.url,
         )
         platform.http_api = self.http_api
+
+    def _grant(self, runner_id: str, link_key: bytes) -> TraceSinkGrant | None:
+        """A fresh sink key for the runner saying hello: writes only, for KEY_TTL_S."""
+        sink = self.trace_sink
+        if sink is None:
+            return None
+        expires_at = int(time.time()) + KEY_TTL_S
+        key = issue_sink_key(runner_id, link_key, expires_at)
+        return TraceSinkGrant(port=sink.port, tls=sink.tls, key=key, expires_at=expires_at)
 
     async def aclose(self) -> None:
         if self._unsubscribe is not None:
@@ -136,4 +157,4 @@ async def platform_services_part(platform: Platform) -> None:
     root = await asyncio.to_thread(enclosing_work_tree, Path.cwd())
     config = await asyncio.to_thread(load_project_config, root) if root else ProjectConfig()
     traces = TraceStore.from_env(root / TRACES_DIR if root else None)
-    await PlatformServices(config=config, traces=traces).setup(platform)
+    await PlatformServices(config=config, traces=traces, sink_host=platform.host).setup(platform)

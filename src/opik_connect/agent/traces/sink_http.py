@@ -4,10 +4,11 @@
 `@opik.track` agent log here. It is its own small HTTP/1.1 server (h11, the parser httpx already
 uses) on a loopback port, beside the platform's websocket port, because websockets' HTTP layer
 refuses request bodies. Routes are those the SDK calls (opik/rest_api/{traces,spans,check}) plus
-the reads `traces list/show` and the trace store use. Every /api/v1/ route needs the token in
-`Authorization` (raw, as the SDK sends it, or `Bearer`), checked before the body is read;
-errors are Opik's `{"code", "message", "errors"}`. Bodies over MAX_BODY_BYTES (after gzip) are
-refused.
+the reads `traces list/show` and the trace store use. Every /api/v1/ route needs a key in
+`Authorization` (raw, as the SDK sends it, or `Bearer`), checked before the body is read: the
+platform's token for everything, or a paired runner's sink key (sink_keys.py) for the writes
+only (403 elsewhere); errors are Opik's `{"code", "message", "errors"}`. Bodies over
+MAX_BODY_BYTES (after gzip) are refused.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import json
 import logging
 import re
+import ssl
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -28,6 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import h11
 from pydantic import BaseModel, ValidationError
 
+from opik_connect.agent.traces.sink_keys import LinkKeys, SinkAuth
 from opik_connect.agent.traces.sink_models import (
     ScoreBatch,
     SpanBatch,
@@ -46,6 +49,8 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 IDLE_TIMEOUT_S = 60.0
 OPIK_API_VERSION = "opik-connect-sink"
 MAX_SPANS_PAGE = 1000
+WRITE_ROUTES = 10
+"""The first routes of TraceSinkServer._routes: writes and the SDK's auth checks."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -63,14 +68,27 @@ Handler = Callable[[dict[str, str], dict[str, list[str]], bytes], Awaitable[tupl
 class TraceSinkServer:
     """`await start()`, then `url` is the SDK's OPIK_URL_OVERRIDE; `await stop()` when done."""
 
-    def __init__(self, store: SinkStore, token: str, *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        store: SinkStore,
+        token: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        runner_keys: LinkKeys | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        """`runner_keys` finds a paired runner's link key, so its sink keys can write."""
         self.store = store
-        self._token = token.encode()
+        self.auth = SinkAuth(token, runner_keys, clock)
         self._host = host
         self._port = port
+        self._ssl = ssl_context
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            # Writes first: WRITE_ROUTES is how many a runner's sink key may use.
             ("POST", re.compile(r"/v1/private/traces/batch"), self._traces_batch),
             ("POST", re.compile(r"/v1/private/traces"), self._trace_create),
             ("PATCH", re.compile(r"/v1/private/traces/(?P<id>[^/]+)"), self._trace_update),
@@ -81,6 +99,7 @@ class TraceSinkServer:
             ("PUT", re.compile(r"/v1/private/spans/feedback-scores"), self._span_scores),
             ("POST", re.compile(r"/v1/private/auth"), self._auth_check),
             ("GET", re.compile(r"/v1/private/auth/workspace"), self._workspace),
+            # Reads: the platform's token only.
             ("GET", re.compile(r"/v1/private/traces"), self._list_traces),
             ("GET", re.compile(r"/v1/private/traces/(?P<id>[^/]+)"), self._get_trace),
             ("GET", re.compile(r"/v1/private/spans"), self._list_spans),
@@ -89,12 +108,27 @@ class TraceSinkServer:
     @property
     def url(self) -> str:
         """The base URL the SDK wants in OPIK_URL_OVERRIDE (it appends /v1/private/...)."""
+        host, port = self._server_address()
+        host = f"[{host}]" if ":" in host else host
+        return f"{'https' if self._ssl else 'http'}://{host}:{port}/api"
+
+    @property
+    def port(self) -> int:
+        return self._server_address()[1]
+
+    @property
+    def tls(self) -> bool:
+        return self._ssl is not None
+
+    def _server_address(self) -> tuple[str, int]:
         assert self._server is not None, "start() first"
         host, port = self._server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}/api"
+        return str(host), int(port)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self._host, self._port)
+        self._server = await asyncio.start_server(
+            self._accept, self._host, self._port, ssl=self._ssl
+        )
 
     async def stop(self) -> None:
         if self._server is None:
@@ -127,13 +161,6 @@ class TraceSinkServer:
             with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
 
-    def authorized(self, headers: dict[str, str]) -> bool:
-        """Constant-time compare; the SDK sends the key bare, other clients may say Bearer."""
-        value = headers.get("authorization", "").strip()
-        scheme, _, rest = value.partition(" ")
-        presented = rest.strip() if scheme.lower() == "bearer" else value
-        return bool(presented) and hmac.compare_digest(presented.encode(), self._token)
-
     def route(
         self, method: str, target: str, headers: dict[str, str]
     ) -> Callable[[bytes], Awaitable[tuple[int, Any]]]:
@@ -146,17 +173,25 @@ class TraceSinkServer:
             return _health
         if not path.startswith("/v1/"):
             raise SinkHttpError(HTTPStatus.NOT_FOUND, f"no route {path}")
-        if not self.authorized(headers):
-            raise SinkHttpError(HTTPStatus.UNAUTHORIZED, "missing or wrong API key")
+        caller = self.auth.caller(headers)
+        if not caller.operator and caller.runner_id is None:
+            raise SinkHttpError(HTTPStatus.UNAUTHORIZED, caller.problem)
+        runner_only = not caller.operator
         allowed = False
-        for route_method, pattern, handler in self._routes:
+        for index, (route_method, pattern, handler) in enumerate(self._routes):
             match = pattern.fullmatch(path.rstrip("/"))
             if match is None:
                 continue
             allowed = True
-            if route_method == method:
-                params = {key: [*value] for key, value in parse_qs(url.query).items()}
-                return functools.partial(handler, match.groupdict(), params)
+            if route_method != method:
+                continue
+            if runner_only and index >= WRITE_ROUTES:
+                raise SinkHttpError(
+                    HTTPStatus.FORBIDDEN,
+                    "a runner's sink key writes traces, spans and feedback scores only",
+                )
+            params = {key: [*value] for key, value in parse_qs(url.query).items()}
+            return functools.partial(handler, match.groupdict(), params)
         if allowed:
             raise SinkHttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} not allowed on {path}")
         raise SinkHttpError(HTTPStatus.NOT_FOUND, f"no route {path}")

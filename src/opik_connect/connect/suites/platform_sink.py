@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from opik_connect.connect.suites.suite_tracing import TraceSink
 from opik_connect.connect.terminal.ask_client import AskError, PlatformAddress, read_json
+from opik_connect.protocol import TraceSinkGrant
 
 if TYPE_CHECKING:
     from opik_connect.connect.daemon import Daemon
@@ -14,14 +17,26 @@ if TYPE_CHECKING:
 SinkLookup = Callable[[], Awaitable[TraceSink | None]]
 
 
-async def platform_trace_sink(daemon: Daemon) -> TraceSink | None:
-    """The embedded platform's sink, as `GET /v1/traces/sink` names it; None without one.
+def granted_sink(platform_url: str, grant: TraceSinkGrant | None, now: float) -> TraceSink | None:
+    """The sink a remote platform granted in its Welcome: its port on the host the daemon dialed,
+    with the runner's sink key (writes only). None without a grant or once it expired."""
+    if grant is None or grant.expires_at <= now:
+        return None
+    host = urlsplit(platform_url).hostname
+    if not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    scheme = "https" if grant.tls else "http"
+    return TraceSink(f"{scheme}://{host}:{grant.port}/api", grant.key)
 
-    A remote platform's sink takes that platform's operator token, which the daemon does not
-    hold (it has a runner pairing), so runs against a remote platform keep tracking off."""
+
+async def platform_trace_sink(daemon: Daemon) -> TraceSink | None:
+    """The embedded platform's sink, as `GET /v1/traces/sink` names it, with the platform's
+    token; for a remote platform, the sink and runner key its Welcome granted. None without one."""
     platform = daemon.platform
     if platform is None:
-        return None
+        link = daemon.link
+        return granted_sink(link.url, link.trace_sink, time.time()) if link else None
     address = PlatformAddress(url=platform.url, token=platform.operator_token)
     try:
         body = await read_json(address, "/v1/traces/sink")

@@ -1,0 +1,44 @@
+"""Runner sink keys: signed with the runner's link key, bound to it, expiring; and the sink URL a
+daemon derives from a remote platform's grant."""
+
+from __future__ import annotations
+
+from opik_connect.agent.traces.sink_keys import SinkAuth, check_sink_key, issue_sink_key
+from opik_connect.connect.suites.platform_sink import granted_sink
+from opik_connect.protocol import TraceSinkGrant
+
+LINK_KEYS = {"runner-a": b"a" * 32, "runner-b": b"b" * 32}
+
+
+def test_a_key_names_its_runner_until_it_expires() -> None:
+    key = issue_sink_key("runner-a", LINK_KEYS["runner-a"], 1000)
+    assert check_sink_key(key, LINK_KEYS.get, 999).runner_id == "runner-a"
+    assert "expired" in (check_sink_key(key, LINK_KEYS.get, 1000).problem or "")
+    prefix, expires, mac, runner = key.split(".", 3)
+    for changed in (
+        f"{prefix}.{expires}.{mac}.runner-b",  # another runner's name on it
+        f"{prefix}.9999.{mac}.{runner}",  # a later expiry
+        f"{prefix}.{expires}.{mac[:-2]}AA.{runner}",
+        f"{prefix}.{expires}.{mac}.runner-gone",
+    ):
+        assert check_sink_key(changed, LINK_KEYS.get, 0).runner_id is None, changed
+
+
+def test_the_operator_token_and_runner_keys_are_told_apart() -> None:
+    auth = SinkAuth("operator-token", LINK_KEYS.get, clock=lambda: 0)
+    key = issue_sink_key("runner-b", LINK_KEYS["runner-b"], 10)
+    assert auth.caller({"authorization": "operator-token"}).operator
+    assert auth.caller({"authorization": f"Bearer {key}"}).runner_id == "runner-b"
+    nobody = auth.caller({"authorization": "guess"})
+    assert not nobody.operator and nobody.runner_id is None
+    assert SinkAuth("t", None).caller({"authorization": key}).runner_id is None
+
+
+def test_a_grant_points_at_the_platform_host_the_daemon_dialed() -> None:
+    grant = TraceSinkGrant(port=9100, tls=True, key="k", expires_at=100)
+    sink = granted_sink("wss://platform.example:8765", grant, now=50)
+    assert sink is not None and (sink.url, sink.token) == ("https://platform.example:9100/api", "k")
+    v6 = granted_sink("ws://[::1]:8765", grant.model_copy(update={"tls": False}), now=50)
+    assert v6 is not None and v6.url == "http://[::1]:9100/api"
+    assert granted_sink("wss://platform.example:8765", grant, now=100) is None
+    assert granted_sink("wss://platform.example:8765", None, now=0) is None
