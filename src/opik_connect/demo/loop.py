@@ -123,11 +123,7 @@ async def _loop(
             outcome.before = await runner.run_suite(RunSuiteArgs(suite=SUITE))
             await store.record_suite_result(runner.runner_id, outcome.before)
 
-            steps.show(
-                "analyze",
-                f"Ollie on trace {outcome.trace_id}: it compares it with a successful one of the "
-                "same kind and drafts a test case from it",
-            )
+            steps.show("analyze", "Ollie compares the failing trace with a successful one")
             view = await _ask_ollie(daemon, fixes.service, steps, console, outcome, yes=yes)
             outcome.session_id = view.session_id
             outcome.session_status = view.status
