@@ -109,6 +109,8 @@ async def log_with_sdk(project: Path, sink: TraceSink, python: str) -> LoggedTra
         "OPIK_WORKSPACE": "default",
         "OPIK_PROJECT_NAME": PRODUCTION_PROJECT,
         "OPIK_TRACK_DISABLE": "false",
+        "OPIK_ANALYTICS_ENABLE": "false",  # the demo reaches no network
+        "OPIK_SENTRY_ENABLE": "false",
         "PYTHONDONTWRITEBYTECODE": "1",  # the project copy stays clean
         "PYTHONPATH": str(project),
     }

@@ -26,8 +26,13 @@ def test_no_server_sends_to_the_platforms_sink_with_its_token() -> None:
         "OPIK_API_KEY": "platform-token",
         "OPIK_WORKSPACE": "default",
         "OPIK_PROJECT_NAME": "shop-suites",
+        "OPIK_ANALYTICS_ENABLE": "false",
+        "OPIK_SENTRY_ENABLE": "false",
     }
     assert tracing.destination == f"traces → the platform's sink at {SINK.url}"
+    mine = {**USER_ENV, "OPIK_ANALYTICS_ENABLE": "true"}
+    kept = suite_tracing(Path("/x/shop"), ProjectConfig(), OpikSettings(), mine, SINK)
+    assert kept.env["OPIK_ANALYTICS_ENABLE"] == "true", "the user's own setting wins"
 
 
 def test_a_configured_server_wins_over_the_sink() -> None:

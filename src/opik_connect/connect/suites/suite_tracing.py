@@ -21,6 +21,11 @@ _OPIK_VARIABLES = (
 """Replaced, or dropped: OPIK_RUNNER_MODE would start Opik's own runner loop in every worker."""
 
 
+LOCAL_ONLY = ("OPIK_ANALYTICS_ENABLE", "OPIK_SENTRY_ENABLE")
+"""The SDK's usage analytics and error reports to Comet, off when it logs to the platform's sink
+(unless the user's environment says otherwise)."""
+
+
 @dataclass(frozen=True)
 class TraceSink:
     """The platform's trace sink: the SDK's OPIK_URL_OVERRIDE and the token it takes as API key."""
@@ -65,6 +70,8 @@ def suite_tracing(
             OPIK_WORKSPACE="default",
             OPIK_PROJECT_NAME=project,
         )
+        for name in LOCAL_ONLY:  # the traces stay on the platform: so do the SDK's reports
+            env.setdefault(name, "false")
         return SuiteTracing(env, project, f"traces → the platform's sink at {sink.url}")
     if settings.url is None:
         env["OPIK_TRACK_DISABLE"] = "true"
