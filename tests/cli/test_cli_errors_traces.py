@@ -3,11 +3,14 @@ convention's usage and environment code); and the env lines quote what a shell w
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from opik_connect.agent.traces.sink_models import SpanWrite, TraceWrite
+from opik_connect.agent.traces.sink_store import SinkStore, default_sink_path
 from opik_connect.agent.traces.traces_cli import env_lines
 from opik_connect.cli import app
 
@@ -38,3 +41,52 @@ def test_env_lines_are_shell_quoted() -> None:
         "export OPIK_API_KEY='a b'\"'\"'c'",
         "export OPIK_WORKSPACE=default",
     ]
+
+
+def test_with_no_platform_list_and_show_read_the_sink_file(state_dir: Path) -> None:
+    """A suite run's trace stays one `traces show ID` away after the daemon stopped."""
+
+    async def log() -> None:
+        store = await SinkStore.open(default_sink_path())
+        try:
+            start = "2026-12-05T01:00:00Z"
+            await store.write_traces(
+                [
+                    TraceWrite.model_validate(
+                        {
+                            "id": "t-1",
+                            "name": "answer",
+                            "start_time": start,
+                            "tags": ["suite-run:r1"],
+                        }
+                    )
+                ]
+            )
+            await store.write_spans(
+                [
+                    SpanWrite.model_validate(
+                        {
+                            "id": "s-1",
+                            "trace_id": "t-1",
+                            "name": "lookup",
+                            "type": "tool",
+                            "start_time": start,
+                        }
+                    )
+                ]
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(log())
+    runner = CliRunner()
+    listed = runner.invoke(app, ["traces", "list", "--tag", "suite-run:r1"])
+    assert listed.exit_code == 0, listed.output
+    assert "t-1" in listed.output and "1 of 1 trace(s)" in listed.output
+    assert f"no platform running: reading {default_sink_path()}" in listed.output
+    shown = runner.invoke(app, ["traces", "show", "t-1"])
+    assert shown.exit_code == 0 and "lookup [tool]" in shown.output
+    unknown = runner.invoke(app, ["traces", "show", "t-2"])
+    assert unknown.exit_code == 1 and "trace 't-2' not found in" in unknown.output
+    named = runner.invoke(app, ["traces", "list", "--platform", "ws://127.0.0.1:9"])
+    assert named.exit_code == 2, "a named platform is never replaced by the file"

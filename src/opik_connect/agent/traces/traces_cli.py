@@ -2,15 +2,18 @@
 
 `eval "$(opik-connect traces env)"` before starting an agent makes its `@opik.track` calls log to
 the running platform's trace sink; `traces list` and `traces show ID` read them back over the
-sink's REST API, with the same filters and the same span tree Ollie gets.
+sink's REST API, with the same filters and the same span tree Ollie gets. With no platform
+running (and none named), they read the sink's store file in the state dir instead, and say so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -19,10 +22,17 @@ from rich.console import Console
 
 from opik_connect.agent.traces.render import render_trace
 from opik_connect.agent.traces.sink_models import TraceFilter, TraceSummary
-from opik_connect.agent.traces.store import OpikTraceSource, TraceNotFound, TraceStoreError
+from opik_connect.agent.traces.sink_store import SinkStore, default_sink_path
+from opik_connect.agent.traces.store import (
+    OpikTraceSource,
+    TraceNotFound,
+    TraceStoreError,
+    TraceWithSpans,
+)
 from opik_connect.agent.traces.trace_search import parse_since, summary_line
 from opik_connect.cli_errors import ConventionGroup, failed, usage_error
 from opik_connect.connect.terminal.ask_client import (
+    PLATFORM_URL_ENV,
     AskError,
     PlatformAddress,
     locate_platform,
@@ -38,6 +48,9 @@ console = Console(highlight=False, soft_wrap=True)
 
 PlatformOpt = Annotated[str | None, typer.Option("--platform", help="Platform URL (ws://…).")]
 TokenOpt = Annotated[str | None, typer.Option("--token", help="Platform token.")]
+
+
+T = TypeVar("T")
 
 
 class TracesCliError(Exception):
@@ -90,6 +103,38 @@ async def list_traces(
 async def show_trace(address: PlatformAddress, trace_id: str) -> str:
     sink = await sink_address(address)
     record = await OpikTraceSource(sink, api_key=address.token).fetch(trace_id)
+    return render_trace(record)
+
+
+def _address_or_store(platform: str | None, token: str | None) -> PlatformAddress | None:
+    """The running platform; None when none runs, none is named and the sink's store file is
+    there to read instead."""
+    try:
+        return locate_platform(platform, token, root=_root())
+    except AskError:
+        if platform or os.environ.get(PLATFORM_URL_ENV) or not default_sink_path().is_file():
+            raise
+        return None
+
+
+async def read_store_file(read: Callable[[SinkStore], Awaitable[T]]) -> T:
+    """Read the sink's store file directly (no platform runs), saying so on stderr."""
+    path = default_sink_path()
+    typer.echo(f"no platform running: reading {path}", err=True)
+    store = await SinkStore.open(path)
+    try:
+        return await read(store)
+    finally:
+        await store.close()
+
+
+async def _stored_trace(trace_id: str) -> str:
+    async def get(store: SinkStore) -> TraceWithSpans | None:
+        return await store.get(trace_id)
+
+    record = await read_store_file(get)
+    if record is None:
+        raise TraceNotFound(trace_id, f"in {default_sink_path()}")
     return render_trace(record)
 
 
@@ -148,7 +193,10 @@ def list_command(
             )
         except ValidationError as exc:
             raise TracesCliError(str(exc.errors()[0]["msg"])) from exc
-        return await list_traces(locate_platform(platform, token, root=_root()), query)
+        address = _address_or_store(platform, token)
+        if address is None:
+            return await read_store_file(lambda store: store.search(query))
+        return await list_traces(address, query)
 
     found, total = _run(work())
     for item in found:
@@ -165,6 +213,9 @@ def show_command(
     """The trace's span tree, as Ollie sees it with get_trace."""
 
     async def work() -> str:
-        return await show_trace(locate_platform(platform, token, root=_root()), trace_id)
+        address = _address_or_store(platform, token)
+        if address is None:
+            return await _stored_trace(trace_id)
+        return await show_trace(address, trace_id)
 
     console.print(_run(work()), markup=False, end="")
