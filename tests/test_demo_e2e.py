@@ -185,6 +185,7 @@ def check_output(out: str, branch: str) -> None:
     assert "the fix branch is the verified build (no second suite run)" in summary
     assert "the loop completed" in out
     assert f"diff main...{branch}" in out
+    assert re.search(r"OPIK_CONNECT_STATE_DIR=\S+ \S*opik-connect traces show [0-9a-f-]{36}", out)
 
 
 def test_demo_on_a_pty_approved_with_a_keypress(tmp_path: Path) -> None:

@@ -155,6 +155,13 @@ async def summarize(dirs: DemoDirs, head: str, outcome: Outcome, console: Consol
             f"git -C {dirs.project} log -1 {proposal.branch}",
         ):
             console.print(f"  {command}", soft_wrap=True, markup=False)
+    if outcome.trace_id:
+        console.print("[bold]the logged traces:[/]")
+        for command in (
+            f"{STATE_ENV}={dirs.state} {_cli_name()} traces list --tag production",
+            f"{STATE_ENV}={dirs.state} {_cli_name()} traces show {outcome.trace_id}",
+        ):
+            console.print(f"  {command}", soft_wrap=True, markup=False)
     for problem in outcome.problems:
         console.print(f"[red]error:[/] {escape(problem)}", highlight=False)
     return ok
