@@ -104,10 +104,7 @@ async def test_a_drafted_case_ships_on_the_fix_branch_verified_with_the_fix(
     }
     check = record.verification
     assert check is not None and check.status == "verified"
-    assert (
-        check.summary
-        == "verified: new test case refund-amount-from-trace passes; c1 failed → passed"
-    )
+    assert check.summary == "verified: refund-amount-from-trace failed → passed; c1 failed → passed"
     assert record.status == "applied" and record.branch
     shipped = yaml.safe_load(git(repo, "show", f"{record.branch}:.opik/suites/refunds.yaml"))
     assert [item["id"] for item in shipped["items"]] == ["c1", "refund-amount-from-trace"]

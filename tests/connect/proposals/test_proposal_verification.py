@@ -189,3 +189,40 @@ def test_verdict_lines() -> None:
         "not_verified",
         "NOT verified: no item failed before, so nothing shows the fix",
     )
+
+
+async def test_a_test_case_the_proposal_adds_runs_on_the_base_too(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    """c3 fails on the base (it shows the bug), c4 passes there too (it shows nothing)."""
+    repo = two_item_project(tmp_path / "project")
+    service, _ = verifying_service(repo)
+    last = '    assertions: [{contains: "Your refund"}]\n'
+    added = (
+        "  - id: c3\n    data: {question: q3}\n    assertions: [{contains: 10 dollars}]\n"
+        '  - id: c4\n    data: {question: q4}\n    assertions: [{contains: "refund"}]\n'
+    )
+    args = refund_fix().model_copy(
+        update={
+            "edits": [
+                FileEdit(**FIX_EDIT),
+                FileEdit(
+                    path=".opik/suites/refunds.yaml", old_string=last, new_string=last + added
+                ),
+            ],
+            "test_case_ids": ["c1", "c3", "c4"],
+        }
+    )
+
+    result = await service.submit(args)
+
+    check = result.verification
+    assert check is not None and check.status == "verified", check
+    assert check.summary == (
+        "verified: c1 failed → passed; c3 failed → passed; c4 passes, and passed without the "
+        "change too; 1 other item still pass"
+    )
+    [on_base] = [r for r in list_records(repo) if r.summary.tree.startswith("base ")]
+    assert [i.item_id for i in on_base.summary.items] == ["c3", "c4"]
+    assert on_base.proposal_id is None, "never taken for the fix's own run"
+    assert [len(r.summary.items) for r in list_records(repo, tree="user")] == [2]

@@ -6,7 +6,10 @@ are never touched, and approval publishes that very commit instead of building a
 suites run on it and are compared, item by item, with the same suites on the base commit (the
 latest clean run of the user's tree at that commit, or a run in a scratch worktree at the base):
 an item the proposal names that passes now is fixed, one still failing is not, and any item
-that passed on the base and fails on the build is a regression.
+that passed on the base and fails on the build is a regression. A test case the proposal adds
+(Ollie's draft_test_case) runs on the base too, in a scratch worktree holding the base's code
+and the build's suite file with only the new items, so the panel says whether it failed there:
+a drafted case that passes without the fix does not show the bug.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import yaml
 
 from opik_connect.connect.fixes.branches import FixBranches, fix_branch_name
 from opik_connect.connect.proposals.journal import JournaledProposal, ProposalJournal
@@ -122,7 +127,7 @@ def _fixed_text(change: ItemChange) -> str:
     if change.before == "new":
         return f"new test case {change.item_id} passes"
     if change.before == "passed":
-        return f"{change.item_id} still passes"
+        return f"{change.item_id} passes, and passed without the change too"
     return f"{change.item_id} failed → passed"
 
 
@@ -172,6 +177,11 @@ class ProposalVerifier:
                 befores[name] = await self._baseline(name, base)
                 label = fix_branch_name(record)
                 afters.append(await self.run(name, worktree, label, targets, record.id))
+            for after in afters:
+                new = _new_targets(targets, befores.get(after.suite), after)
+                if new and base is not None:
+                    on_base = await self._new_items_on_base(after.suite, base, worktree, new)
+                    befores[after.suite] = _joined(befores.get(after.suite), on_base)
         except BridgeError as exc:
             return _error(record, f"the suite could not run: {exc.message}", commit)
         changes = compare(targets, befores, afters)
@@ -185,6 +195,21 @@ class ProposalVerifier:
             items=changes,
             suite_results=afters,
         )
+
+    async def _new_items_on_base(
+        self, suite: str, base: str, build: Path, items: list[str]
+    ) -> SuiteRunSummary:
+        """The proposal's new test cases run on the base's code: a scratch worktree at the base
+        with the build's suite file, cut down to those items. Recorded under its own tree label
+        and no proposal, so it is never taken for the user's tree or for the fix."""
+        name = f"base-{base[:12]}-new-cases"
+        tree = await asyncio.to_thread(self.fixes.scratch_worktree, name, base)
+        try:
+            await asyncio.to_thread(_write_only_items, build, tree, suite, items)
+            label = f"base {base[:10]} with the new test cases"
+            return await self.run(suite, tree, label, items, None)
+        finally:
+            await asyncio.to_thread(self.fixes.remove_scratch, name)
 
     async def _baseline(self, suite: str, base: str | None) -> SuiteRunSummary | None:
         """The suite on the base commit: a clean user-tree run at that commit, else a run in a
@@ -204,6 +229,30 @@ class ProposalVerifier:
             return await self.run(suite, tree, USER_TREE, [], None)
         finally:
             await asyncio.to_thread(self.fixes.remove_scratch, name)
+
+
+def _new_targets(
+    targets: list[str], before: SuiteRunSummary | None, after: SuiteRunSummary
+) -> list[str]:
+    """The items the proposal names that its base does not have: the test cases it adds."""
+    known = {item.item_id for item in before.items} if before is not None else set()
+    return [i.item_id for i in after.items if i.item_id in targets and i.item_id not in known]
+
+
+def _joined(before: SuiteRunSummary | None, extra: SuiteRunSummary) -> SuiteRunSummary:
+    if before is None:
+        return extra
+    return before.model_copy(update={"items": [*before.items, *extra.items]})
+
+
+def _write_only_items(build: Path, tree: Path, suite: str, items: list[str]) -> None:
+    """The build's suite file, with only `items`, into `tree` (replacing the base's)."""
+    path = SUITES_DIR / f"{suite}.yaml"
+    document = yaml.safe_load((build / path).read_text(encoding="utf-8"))
+    document["items"] = [item for item in document.get("items") or [] if item.get("id") in items]
+    target = tree / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), "utf-8")
 
 
 def reusable(fixes: FixBranches, record: JournaledProposal) -> bool:
