@@ -33,7 +33,7 @@ EXAMPLE = REPO / "fixtures" / "example_project"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\r")
 KEYS = r"\[y\] approve"
 VERIFIED = (
-    f"verified: refund-window failed → passed; new test case {DRAFTED_ITEM} passes; "
+    f"verified: refund-window failed → passed; {DRAFTED_ITEM} failed → passed; "
     "7 other items still pass"
 )
 FIX_REFS = "refs/heads/opik/fix/"
@@ -146,7 +146,12 @@ def check_loop_left_behind(keep: Path) -> str:
     [decision] = db["decisions"]
     assert (decision["proposal_id"], decision["decision"]) == (proposal["proposal_id"], "approved")
     runs = {(r["tree"], r["status"], r["proposal_id"]) for r in db["suite_results"]}
-    assert runs == {("user", "failed", None), (branch, "passed", proposal["proposal_id"])}
+    base_new = f"base {git(project, 'rev-parse', 'main')[:10]} with the new test cases"
+    assert runs == {
+        ("user", "failed", None),
+        (base_new, "failed", None),  # the drafted test case, on the code without the fix
+        (branch, "passed", proposal["proposal_id"]),
+    }
     [fix] = db["fixes"]
     assert (fix["branch"], fix["commit_sha"]) == (branch, git(project, "rev-parse", branch))
     assert (fix["before_status"], fix["after_status"]) == ("failed", "passed")
@@ -168,6 +173,9 @@ def check_output(out: str, branch: str) -> None:
     assert re.search(r"FAILED 7/8 items passed .*judge: scripted", before)
     validated, _, improve = after.partition("5/5 improve")
     assert re.search(r"PASSED 9/9 items passed .*judge: scripted", validated)
+    # The drafted test case, run on the code without the fix, shows the bug.
+    assert re.search(r"on base [0-9a-f]{10} with the new test cases", " ".join(validated.split()))
+    assert re.search(r"FAILED 0/1 items passed .*judge: scripted", validated)
     # The proposal is shown already verified, red → green, and approval reuses that build.
     assert f"{VERIFIED}" in improve.partition("[y] approve")[0]
     assert "verified build" in " ".join(improve.split()), "approval publishes that build"
@@ -302,8 +310,9 @@ def test_demo_put_off_then_rejected_builds_nothing_and_exits_1(tmp_path: Path) -
     db = records(keep / "state")
     [decision] = db["decisions"]
     assert decision["decision"] == "rejected"
-    before, verified = db["suite_results"]
+    before, verified, drafted_on_base = db["suite_results"]
     assert before["tree"] == "user" and verified["tree"].startswith("opik/fix/")
+    assert drafted_on_base["tree"].startswith("base ")
     assert db["fixes"] == []
 
 
