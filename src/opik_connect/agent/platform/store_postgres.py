@@ -9,6 +9,7 @@ upgraded on open under an advisory lock so replicas starting together migrate on
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +26,8 @@ from opik_connect.agent.platform.store_schema import StoreError
 MIGRATIONS_DIR = Path(__file__).with_name("pg_migrations")
 POOL_MAX_SIZE = 10
 CONNECT_TIMEOUT_S = 10
+_ALEMBIC = threading.Lock()
+"""alembic's command API keeps its context in module globals: one migration per process at once."""
 
 
 class PostgresPlatformStore(SqlPlatformStore):
@@ -95,7 +98,8 @@ def upgrade_schema(url: str) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["url"] = sqlalchemy_url(url)
     try:
-        command.upgrade(config, "head")
+        with _ALEMBIC:
+            command.upgrade(config, "head")
     except CommandError as exc:
         raise StoreError(
             f"{redact_url(url)}: schema at a revision this opik-connect does not know ({exc});"
