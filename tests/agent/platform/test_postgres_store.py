@@ -127,3 +127,36 @@ async def test_postgres_platform_records_daemon_events(tmp_path: Path, postgres_
     with psycopg.connect(postgres_dsn) as conn:
         rows = conn.execute("SELECT proposal_id, decision FROM decisions").fetchall()
     assert rows == [("p1", "approved")]
+
+
+POSTGRES_MODULES = ("psycopg", "psycopg_pool", "alembic", "sqlalchemy")
+
+
+def test_postgres_driver_and_migrations_stay_unimported_on_the_sqlite_path(tmp_path: Path) -> None:
+    probe = (
+        "import asyncio, sys\n"
+        "from opik_connect.agent.platform.cli import platform_app\n"
+        "from opik_connect.agent.platform.store import open_platform_store\n"
+        "async def main():\n"
+        f"    await (await open_platform_store({str(tmp_path / 'p.sqlite3')!r})).close()\n"
+        "asyncio.run(main())\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({POSTGRES_MODULES!r})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_postgres_store_without_the_extra_names_it() -> None:
+    probe = (
+        "import asyncio, sys\n"
+        "sys.modules['psycopg'] = None\n"
+        "from opik_connect.agent.platform.store import open_platform_store\n"
+        "from opik_connect.agent.platform.store_schema import StoreError\n"
+        "try:\n"
+        "    asyncio.run(open_platform_store('postgresql://u@127.0.0.1/db'))\n"
+        "except StoreError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "pip install 'opik-connect[postgres]'" in done.stdout
+    assert "psycopg is missing" in done.stdout
