@@ -160,3 +160,16 @@ def test_postgres_store_without_the_extra_names_it() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert "pip install 'opik-connect[postgres]'" in done.stdout
     assert "psycopg is missing" in done.stdout
+
+
+def test_postgres_store_option_is_in_the_platform_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "opik_connect.cli", "platform", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+        check=True,
+    )
+    assert "--store" in done.stdout
+    assert "project's `store` setting" in done.stdout

@@ -128,8 +128,8 @@ def serve_platform(
         str | None,
         typer.Option(
             "--store",
-            help="postgresql://... URL (replicas share it) or a SQLite file; default: "
-            "[tool.opik-connect] store, else a SQLite file in the state dir.",
+            help="postgresql://... URL (replicas share it) or a SQLite file; default: the "
+            "project's `store` setting, else a SQLite file in the state dir.",
         ),
     ] = None,
 ) -> None:
