@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from postgres_kit import postgres_dsn, postgres_server  # noqa: F401 (shared fixtures)
 from proposal_fixtures import make_repo
 
 

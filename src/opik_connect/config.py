@@ -42,6 +42,11 @@ class ProjectConfig(BaseModel):
         "after approval (on the fix branch), or never.",
     )
     python: str | None = Field(None, description="The agent's interpreter (path, or relative).")
+    store: str | None = Field(
+        None,
+        description="The platform's store: a postgresql:// URL (a team's replicas share it) or a "
+        "SQLite file path; default: a SQLite file in the state dir.",
+    )
     suite_project: str | None = Field(
         None, alias="suite-project", description="Opik project for suite runs' traces."
     )

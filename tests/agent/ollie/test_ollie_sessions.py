@@ -21,7 +21,7 @@ from opik_connect.agent.ollie.sessions import (
     SessionOutcome,
     resolve_runner,
 )
-from opik_connect.agent.platform.store import PlatformStore
+from opik_connect.agent.platform.store import PlatformStore, open_platform_store
 from opik_connect.agent.platform.store_records import SessionRecord
 from opik_connect.protocol import (
     AskRequest,
@@ -57,7 +57,7 @@ class Directory:
 
 @pytest.fixture
 async def store(tmp_path: Path):
-    opened = await PlatformStore.open(tmp_path / "p.sqlite3")
+    opened = await open_platform_store(tmp_path / "p.sqlite3")
     yield opened
     await opened.close()
 

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from opik_connect.agent.ollie.sessions import OllieSessions
-from opik_connect.agent.platform.store import PlatformStore
+from opik_connect.agent.platform.store import open_platform_store
 from opik_connect.connect.terminal.line_input import LineReader
 from opik_connect.connect.terminal.ollie_prompt import (
     OllieTerminal,
@@ -179,7 +179,7 @@ async def test_type_ahead_never_reaches_the_approval_and_output_waits(pipe: Pipe
 
 
 async def test_no_key_is_said_plainly_in_the_prompt(pipe: Pipe, tmp_path: Path) -> None:
-    store = await PlatformStore.open(tmp_path / "p.sqlite3")
+    store = await open_platform_store(tmp_path / "p.sqlite3")
 
     class NoRunners:
         def runners(self) -> list:

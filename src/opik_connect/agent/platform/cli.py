@@ -31,7 +31,8 @@ from opik_connect.agent.platform.client_address import trusted_set
 from opik_connect.agent.platform.log_context import LogFormat, configure_logging
 from opik_connect.agent.platform.run_file import SERVER_RUN_FILE_NAME, PlatformRunFile
 from opik_connect.agent.platform.server import Platform, RunnerInfo
-from opik_connect.agent.platform.services import platform_services_part
+from opik_connect.agent.platform.services import STORE_OVERRIDE, platform_services_part
+from opik_connect.agent.platform.store_schema import StoreError
 from opik_connect.cli_errors import ConventionGroup, environment_error, failed, usage_error
 from opik_connect.config import user_state_dir
 from opik_connect.link.auth import PairingStore
@@ -123,6 +124,14 @@ def serve_platform(
             help="A reverse proxy's IP whose X-Forwarded-For names the daemon (repeatable).",
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="postgresql://... URL (replicas share it) or a SQLite file; default: the "
+            "project's `store` setting, else a SQLite file in the state dir.",
+        ),
+    ] = None,
 ) -> None:
     """Listen for daemons until SIGTERM or Ctrl-C (which drain; a second one stops at once)."""
     if ctx.invoked_subcommand is not None:
@@ -158,8 +167,11 @@ def serve_platform(
                 (metrics_host, metrics_port) if metrics_port is not None else None,
                 token.strip() if token else None,
                 proxies,
+                store,
             )
         )
+    except StoreError as exc:
+        raise failed(f"store: {exc}") from None
     except (OSError, ssl.SSLError) as exc:
         raise environment_error(exc, _debug(ctx)) from None
 
@@ -207,6 +219,7 @@ async def _serve(
     metrics_at: tuple[str, int] | None,
     token: str | None,
     trusted_proxies: frozenset[str],
+    store: str | None = None,
 ) -> None:
     from opik_connect.agent.platform.metrics import PlatformMetrics
     from opik_connect.agent.platform.ops_http import MetricsListener
@@ -226,6 +239,7 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, signals.put_nowait, sig)
+    STORE_OVERRIDE.set(store)
     await setup_platform(platform)
     metrics = PlatformMetrics(platform)
     listener = (

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -26,7 +27,7 @@ from opik_connect.agent.ollie.loop import OllieLimits
 from opik_connect.agent.ollie.sessions import OllieSessions, SessionDriver, ollie_driver
 from opik_connect.agent.platform.http_api import PlatformHttpApi
 from opik_connect.agent.platform.server import Platform, RunnerHandle
-from opik_connect.agent.platform.store import PlatformStore
+from opik_connect.agent.platform.store import PlatformStore, is_postgres_url, open_platform_store
 from opik_connect.agent.traces.sink_http import TraceSinkServer
 from opik_connect.agent.traces.sink_keys import KEY_TTL_S, issue_sink_key
 from opik_connect.agent.traces.sink_store import SINK_FILENAME, SinkStore
@@ -46,17 +47,20 @@ class PlatformServices:
         limits: OllieLimits | None = None,
         transcript_dir: Path | None = None,
         driver: SessionDriver | None = None,
-        store_path: Path | None = None,
+        store: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         sink_host: str = "127.0.0.1",
     ) -> None:
-        """Sessions run Ollie (model from config, key from env) unless a driver is given."""
+        """Sessions run Ollie (model from config, key from env) unless a driver is given.
+
+        `store` is a postgresql:// URL or a SQLite file (default: the state dir's file).
+        """
         self._config = config
         self._traces = traces or TraceStore.from_env()
         self._limits = limits
         self._transcript_dir = transcript_dir
         self._driver = driver
-        self._store_path = store_path
+        self._store_location = store
         self._env = env
         self._sink_host = sink_host
         self.store: PlatformStore | None = None
@@ -71,9 +75,11 @@ class PlatformServices:
         return self._traces
 
     async def setup(self, platform: Platform) -> None:
-        self.store = await PlatformStore.open(self._store_path)
+        self.store = await open_platform_store(self._store_location)
         store = self.store
-        sink_path = self._store_path.with_name(SINK_FILENAME) if self._store_path else None
+        sink_path = None
+        if self._store_location is not None and not is_postgres_url(self._store_location):
+            sink_path = Path(self._store_location).with_name(SINK_FILENAME)
         sink_store = await SinkStore.open(sink_path)
         self.trace_sink = TraceSinkServer(
             sink_store,
@@ -147,14 +153,24 @@ def enclosing_work_tree(start: Path) -> Path | None:
     return None
 
 
+STORE_OVERRIDE: ContextVar[str | None] = ContextVar("opik_connect_store", default=None)
+"""`opik-connect platform --store`: set around setup_platform, it wins over the config's `store`."""
+
+
 async def platform_services_part(platform: Platform) -> None:
     """The platform part (agent/platform/cli.py PLATFORM_PARTS) that mounts PlatformServices.
 
     Run inside a project (the embedded platform), Ollie takes the project's model and its
     .opik/traces; elsewhere (a standalone platform), the defaults. Both also fetch traces from the
-    Opik server named by OPIK_URL_OVERRIDE. The services live as long as the process.
+    Opik server named by OPIK_URL_OVERRIDE. The store is STORE_OVERRIDE, else the project's
+    `store`, else the state dir's SQLite file. The services live as long as the process.
     """
     root = await asyncio.to_thread(enclosing_work_tree, Path.cwd())
     config = await asyncio.to_thread(load_project_config, root) if root else ProjectConfig()
     traces = TraceStore.from_env(root / TRACES_DIR if root else None)
-    await PlatformServices(config=config, traces=traces, sink_host=platform.host).setup(platform)
+    store = STORE_OVERRIDE.get() or config.store
+    if store and root and not is_postgres_url(store):
+        store = str(root / store)  # a relative SQLite path in pyproject is the project's
+    await PlatformServices(
+        config=config, traces=traces, store=store, sink_host=platform.host
+    ).setup(platform)

@@ -1,9 +1,9 @@
-"""The records the platform store keeps, and how each maps to and from its SQLite row."""
+"""The records the platform store keeps, and how each maps to and from its row (either backend)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -65,6 +65,13 @@ class SuiteResultRecord(BaseModel):
     run: SuiteRunSummary
 
 
+class RecordedDecision(BaseModel):
+    """What record_decision kept: the first copy of a decision, and whether this call took it."""
+
+    record: DecisionRecord
+    first: bool
+
+
 class FixOutcomeRecord(BaseModel):
     """An approved proposal: where it was committed and what it did to its suite."""
 
@@ -95,21 +102,21 @@ def session_values(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def session_from_row(row: sqlite3.Row) -> SessionRecord:
+def session_from_row(row: Mapping[str, Any]) -> SessionRecord:
     data = dict(row)
     for key in _JSON_SESSION_COLUMNS:
         data[key] = json.loads(data[key])
     return SessionRecord.model_validate(data)
 
 
-def proposal_from_row(row: sqlite3.Row) -> SentProposalRecord:
+def proposal_from_row(row: Mapping[str, Any]) -> SentProposalRecord:
     data = dict(row)
     data["test_case_ids"] = json.loads(data["test_case_ids"])
     data["files"] = json.loads(data["files"])
     return SentProposalRecord.model_validate(data)
 
 
-def decision_from_row(row: sqlite3.Row) -> DecisionRecord:
+def decision_from_row(row: Mapping[str, Any]) -> DecisionRecord:
     return DecisionRecord(
         runner_id=row["runner_id"],
         decided_at=row["decided_at"],
@@ -117,7 +124,7 @@ def decision_from_row(row: sqlite3.Row) -> DecisionRecord:
     )
 
 
-def suite_result_from_row(row: sqlite3.Row) -> SuiteResultRecord:
+def suite_result_from_row(row: Mapping[str, Any]) -> SuiteResultRecord:
     return SuiteResultRecord(
         runner_id=row["runner_id"],
         proposal_id=row["proposal_id"],
@@ -127,7 +134,7 @@ def suite_result_from_row(row: sqlite3.Row) -> SuiteResultRecord:
     )
 
 
-def fix_from_row(row: sqlite3.Row) -> FixOutcomeRecord:
+def fix_from_row(row: Mapping[str, Any]) -> FixOutcomeRecord:
     data = dict(row)
     data["commit"] = data.pop("commit_sha")
     return FixOutcomeRecord.model_validate(data)

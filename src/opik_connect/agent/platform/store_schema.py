@@ -1,4 +1,7 @@
-"""The platform store's SQLite file: its schema, migrations and how its connection is opened."""
+"""The platform store's SQLite file: its schema, migrations and how its connection is opened.
+
+PostgreSQL has its own migrations (pg_migrations/, alembic); both describe the same tables.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 
 from opik_connect.config import user_state_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_FILENAME = "platform.sqlite3"
 
 _SCHEMA_V1 = """
@@ -83,7 +86,15 @@ CREATE TABLE fixes (
 );
 """
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+_SCHEMA_V2 = """
+CREATE TABLE pairings (
+    runner_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 """user_version N -> N+1 (key N+1). A new version adds a script here; none is ever edited."""
 
 
