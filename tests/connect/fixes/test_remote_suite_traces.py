@@ -32,7 +32,7 @@ async def test_a_paired_remote_daemon_logs_suite_traces_with_its_runner_key(
 ) -> None:
     root = make_traced_project(tmp_path, monkeypatch)
     platform = Platform()
-    services = PlatformServices(env={}, store_path=tmp_path / "platform" / "platform.sqlite3")
+    services = PlatformServices(env={}, store=tmp_path / "platform" / "platform.sqlite3")
     await services.setup(platform)
     await platform.start()
     out = io.StringIO()
