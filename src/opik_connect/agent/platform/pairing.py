@@ -11,6 +11,7 @@ import asyncio
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from opik_connect.link.auth import (
     PairingRecord,
@@ -20,6 +21,15 @@ from opik_connect.link.auth import (
     normalize_pairing_code,
 )
 from opik_connect.protocol import BridgeError, ErrorCode, PairingConfirmed, PairRequest
+
+
+class SharedPairings(Protocol):
+    """Pairings every replica reads (agent.platform.replica_pairings), instead of one file."""
+
+    async def get(self, runner_id: str) -> PairingRecord | None: ...
+
+    async def put(self, record: PairingRecord) -> None: ...
+
 
 MAX_PENDING_PAIRINGS = 32
 MAX_PENDING_PAIRINGS_PER_SOURCE = 4
@@ -55,6 +65,9 @@ class PairingDesk:
         self._max_per_source = max_pending_per_source
         self._pending: dict[str, PendingPairing] = {}
         """By code, oldest first."""
+        self.shared: SharedPairings | None = None
+        """Set by a replica router: pairings then live there, and any replica accepts a Hello."""
+        self._saving: set[asyncio.Task[None]] = set()
 
     @property
     def waiting(self) -> int:
@@ -73,6 +86,22 @@ class PairingDesk:
         )
         self._remember(record)
         return record
+
+    async def lookup(self, runner_id: str) -> PairingRecord | None:
+        """The runner's pairing; with shared pairings, as stored now (another replica may have
+        paired it again since)."""
+        if self.shared is None:
+            return self.paired.get(runner_id)
+        await self.settled()
+        record = await self.shared.get(runner_id)
+        if record is not None:
+            self.paired[runner_id] = record
+        return record
+
+    async def settled(self) -> None:
+        """Every pairing made here is in the shared pairings (before a daemon is told Paired)."""
+        while self._saving:
+            await asyncio.gather(*self._saving)
 
     def open(self, request: PairRequest, source: str, now: float) -> PendingPairing:
         """A new waiting pairing. At the per-source bound the source's oldest gives way; at the
@@ -130,3 +159,7 @@ class PairingDesk:
         self.paired[record.runner_id] = record
         if self._store is not None:
             self._store.put(record.runner_id, record)
+        if self.shared is not None:
+            task = asyncio.ensure_future(self.shared.put(record))
+            self._saving.add(task)
+            task.add_done_callback(self._saving.discard)

@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 Publish = Callable[["RunnerHandle", str, BaseModel], None]
 
 
+def parse_outcome(type_name: str, outcome: CommandResult) -> BaseModel:
+    """A command's result model, or its BridgeError with the daemon's code."""
+    if not outcome.ok:
+        assert outcome.error is not None
+        raise BridgeError.from_body(outcome.error)
+    spec = COMMANDS.get(type_name)
+    assert spec is not None
+    return parse_model(spec[1], outcome.result or {}, ErrorCode.INTERNAL)
+
+
 class RunnerInfo(BaseModel):
     """One row of the runner registry."""
 
@@ -95,9 +105,23 @@ class RunnerHandle(CommandCalls):
         self, type_name: str, payload: dict, *, timeout_s: float | None = None
     ) -> BaseModel:
         """Like call() but with an unchecked payload: lets tests send what a bad peer would."""
+        return parse_outcome(type_name, await self.command(type_name, payload, timeout_s=timeout_s))
+
+    async def command(
+        self,
+        type_name: str,
+        payload: dict,
+        *,
+        timeout_s: float | None = None,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        """The daemon's raw outcome. A command id given again (a replica re-routing a command
+        after a failover) is answered by the daemon from its cache, never run twice."""
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         now = self._driver.clock()
-        command_id = self.session.call(type_name, payload, now, timeout_s=timeout_s)
+        command_id = self.session.call(
+            type_name, payload, now, timeout_s=timeout_s, command_id=command_id
+        )
         self._results[command_id] = future
         self._activity.command_started()
         started, result = time.perf_counter(), str(ErrorCode.INTERNAL)
@@ -105,6 +129,7 @@ class RunnerHandle(CommandCalls):
             await self._driver.send_now()
             outcome = await future
             result = "ok" if outcome.ok or outcome.error is None else str(outcome.error.code)
+            return outcome
         except asyncio.CancelledError:
             result = "cancelled"
             raise
@@ -114,12 +139,6 @@ class RunnerHandle(CommandCalls):
             self._driver.changed()
             seconds = time.perf_counter() - started
             self._finished(CommandDone(self.runner_id, type_name, command_id, seconds, result))
-        if not outcome.ok:
-            assert outcome.error is not None
-            raise BridgeError.from_body(outcome.error)
-        spec = COMMANDS.get(type_name)
-        assert spec is not None
-        return parse_model(spec[1], outcome.result or {}, ErrorCode.INTERNAL)
 
     def _finished(self, done: CommandDone) -> None:
         log.info(
