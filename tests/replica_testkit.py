@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -136,3 +137,19 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
+
+
+async def replica_process(dsn: str, state: Path) -> tuple[asyncio.subprocess.Process, str, str]:
+    """A replica in a child process (to be killed): the process, its URL and its replica id."""
+    harness = Path(__file__).with_name("replica_process.py")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(harness), dsn, str(state), stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    async with asyncio.timeout(30):
+        line = (await proc.stdout.readline()).decode().split()
+    if line[:1] != ["READY"]:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"replica process did not start: {line}")
+    return proc, line[1], line[2]

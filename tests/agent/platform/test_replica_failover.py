@@ -1,0 +1,120 @@
+"""A replica killed with SIGKILL mid-session: its daemon reconnects to the other, nothing lost.
+
+The daemon knows one URL, a loopback proxy standing in for the load balancer. Replica A (a child
+process) holds the daemon's link; replica B (this process) runs the Ollie session. Once Ollie has
+proposed, A is killed outright and the proxy sends new connections to B. The user then approves in
+the daemon: the decision, still in the daemon's journal, reaches B once, and Ollie finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psycopg
+import pytest
+from fix_flow_testkit import FIX_EDIT, make_refund_project
+from replica_testkit import (
+    SwitchProxy,
+    daemon_at,
+    pair_behind,
+    replica,
+    replica_process,
+    router_of,
+    wait_location,
+)
+
+from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
+from opik_connect.agent.ollie.session_request import OllieLimits
+from opik_connect.agent.traces.store import TraceStore
+from opik_connect.connect.terminal.ask_client import PlatformAddress, ask_stream
+from opik_connect.protocol import AskEvent, AskRequest
+
+pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("no_ambient_settings")]
+
+FINAL = "The fix is approved and the agent file was read again after the failover."
+
+
+def script() -> list[dict]:
+    """Read, propose, then (after the decision) read again: a command after the failover."""
+    return [
+        tool_turn("read_file", {"path": "agentpkg/agent.py"}, match="refund", tool_id="toolu_read"),
+        tool_turn(
+            "propose_change",
+            {"title": "Answer the right refund", "reason": "says 20", "edits": [FIX_EDIT]},
+            match="toolu_read",
+            tool_id="toolu_propose",
+        ),
+        tool_turn(
+            "read_file",
+            {"path": "agentpkg/__init__.py"},
+            match=["toolu_propose", "approved"],
+            tool_id="toolu_again",
+        ),
+        text_turn(FINAL, match="toolu_again"),
+    ]
+
+
+async def test_replica_sigkill_mid_session_daemon_reconnects_to_the_other(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    repo = make_refund_project(tmp_path / "project")
+    events: list[AskEvent] = []
+    proposed = asyncio.Event()
+    with ScriptedMessagesAPI(script()) as api:
+        ollie = {
+            "traces": TraceStore(),
+            "limits": OllieLimits(max_turns=8, wall_time_s=80),
+            "transcript_dir": tmp_path / "transcripts",
+            "env": {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
+        }
+        proc_a, a_url, a_id = await replica_process(postgres_dsn, tmp_path / "a")
+        try:
+            async with (
+                replica(postgres_dsn, tmp_path / "b", **ollie) as (b, b_services),
+                SwitchProxy(int(a_url.rsplit(":", 1)[1])) as proxy,
+            ):
+                router = router_of(b_services)
+                runner_id = await pair_behind(b, proxy.url, repo)
+                daemon, fixes = daemon_at(repo, proxy.url)
+                async with daemon:
+                    await wait_location(router, runner_id, a_id)
+                    address = PlatformAddress(url=b.url, token=b.operator_token)
+                    request = AskRequest(question="Why is the refund answer wrong?")
+
+                    async def follow() -> None:
+                        async for event in ask_stream(address, request):
+                            events.append(event)
+                            if event.type == "proposal_sent":
+                                proposed.set()
+
+                    asking = asyncio.create_task(follow())
+                    async with asyncio.timeout(40):
+                        await proposed.wait()
+
+                    proxy.target = b.port
+                    proc_a.kill()
+                    await proc_a.wait()
+                    await wait_location(router, runner_id, router.replica_id)
+
+                    assert fixes.service is not None
+                    [pending] = fixes.service.pending()
+                    await fixes.service.approve(pending.id, by="test")
+                    async with asyncio.timeout(40):
+                        await asking
+        finally:
+            if proc_a.returncode is None:
+                proc_a.kill()
+                await proc_a.wait()
+
+    assert proc_a.returncode == -9
+    assert api.unmatched == [] and api.remaining == 0
+    types = [event.type for event in events]
+    assert types.count("proposal_sent") == 1 and types.count("decision_received") == 1
+    by_type = {event.type: event.data for event in events}
+    assert by_type["decision_received"]["decision"] == "approved"
+    assert (by_type["result"]["status"], by_type["result"]["final_answer"]) == ("completed", FINAL)
+    assert [record.id for record in fixes.service.journal.all()] == [pending.id]
+    async with await psycopg.AsyncConnection.connect(postgres_dsn) as conn:
+        cursor = await conn.execute("SELECT proposal_id, replica_id FROM replica_decisions")
+        assert await cursor.fetchall() == [(pending.id, router.replica_id)]

@@ -1,0 +1,29 @@
+"""One platform replica in a process of its own, for the tests that kill it (SIGKILL).
+
+    python tests/replica_process.py DSN STATE_DIR
+
+Prints `READY <url> <replica id>` once it listens, then serves until killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from opik_connect.agent.platform.server import Platform
+from opik_connect.agent.platform.services import PlatformServices
+
+
+async def main(dsn: str, state: Path) -> None:
+    platform = Platform()
+    services = PlatformServices(store_path=state / "platform.sqlite3", replicas_dsn=dsn)
+    await services.setup(platform)
+    await platform.start()
+    assert services.router is not None
+    print(f"READY {platform.url} {services.router.replica_id}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], Path(sys.argv[2])))
