@@ -9,11 +9,13 @@ the daemon: the decision, still in the daemon's journal, reaches B once, and Oll
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 from fix_flow_testkit import FIX_EDIT, make_refund_project
+from link_testkit import make_link
 from replica_testkit import (
     SwitchProxy,
     daemon_at,
@@ -28,7 +30,8 @@ from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_
 from opik_connect.agent.ollie.session_request import OllieLimits
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.connect.terminal.ask_client import PlatformAddress, ask_stream
-from opik_connect.protocol import AskEvent, AskRequest
+from opik_connect.link.auth import new_activation_key
+from opik_connect.protocol import AskEvent, AskRequest, ReadFileArgs, ReadFileResult
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("no_ambient_settings")]
 
@@ -118,3 +121,59 @@ async def test_replica_sigkill_mid_session_daemon_reconnects_to_the_other(
     async with await psycopg.AsyncConnection.connect(postgres_dsn) as conn:
         cursor = await conn.execute("SELECT proposal_id, replica_id FROM replica_decisions")
         assert await cursor.fetchall() == [(pending.id, router.replica_id)]
+
+
+class HeldRead:
+    """ReadFile that waits until released, counting how often the daemon really ran it."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
+        self.runs += 1
+        self.started.set()
+        await self.release.wait()
+        return ReadFileResult(content=f"read {args.path}", total_lines=1, truncated=False)
+
+
+async def test_replica_command_in_flight_follows_its_daemon_after_sigkill(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    held = HeldRead()
+    proc_a, a_url, a_id = await replica_process(postgres_dsn, tmp_path / "a")
+    try:
+        async with (
+            replica(postgres_dsn, tmp_path / "b") as (b, b_services),
+            SwitchProxy(int(a_url.rsplit(":", 1)[1])) as proxy,
+        ):
+            router = router_of(b_services)
+            record = b.pre_pair(uuid.uuid4().hex, new_activation_key())
+            await b.pairings.settled()
+            link = make_link(proxy.url, record, {"ReadFile": held.read_file}, backoff_max_s=0.5)
+            serving = asyncio.create_task(link.run())
+            try:
+                await wait_location(router, record.runner_id, a_id)
+                runner = router.runner(record.runner_id)
+                reading = asyncio.create_task(runner.read_file(ReadFileArgs(path="notes.txt")))
+                async with asyncio.timeout(20):
+                    await held.started.wait()
+
+                proxy.target = b.port
+                proc_a.kill()
+                await proc_a.wait()
+                await wait_location(router, record.runner_id, router.replica_id)
+                held.release.set()
+                async with asyncio.timeout(20):
+                    result = await reading
+            finally:
+                await link.stop()
+                await serving
+    finally:
+        if proc_a.returncode is None:
+            proc_a.kill()
+            await proc_a.wait()
+
+    assert result.content == "read notes.txt"
+    assert held.runs == 1  # re-sent under the same id to B: answered, not run again
