@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ValidationError
 
 from opik_connect.agent.platform.replica_pairings import PostgresPairings
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 5.0
 """How often a replica forgets the runners of replicas PostgreSQL no longer lists."""
 PAYLOAD_TTL = "10 minutes"
+SEND_CONNECTIONS = 4
+"""Pooled connections for sending and reading; LISTEN has one of its own."""
 """Broadcast payload rows are read by every replica, so a sweep deletes them once this old."""
 
 _SWEEP = """
@@ -79,7 +82,7 @@ class ReplicaRouter:
         self,
         platform: Platform,
         listen: psycopg.AsyncConnection[Any],
-        conn: psycopg.AsyncConnection[Any],
+        pool: AsyncConnectionPool,
         replica_id: str,
         *,
         command_timeout_s: float = 120.0,
@@ -87,7 +90,7 @@ class ReplicaRouter:
         self.platform = platform
         self.replica_id = replica_id
         self._listen = listen
-        self._conn = conn
+        self._pool = pool
         self._command_timeout_s = command_timeout_s
         self._where: dict[str, tuple[str, RunnerInfo]] = {}
         self._moves: dict[str, list[asyncio.Future[None]]] = {}
@@ -107,24 +110,29 @@ class ReplicaRouter:
         listen = await psycopg.AsyncConnection.connect(
             conninfo, autocommit=True, application_name=APPLICATION_PREFIX + replica_id
         )
-        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-        router = cls(platform, listen, conn, replica_id, command_timeout_s=command_timeout_s)
+        pool = AsyncConnectionPool(
+            conninfo, min_size=1, max_size=SEND_CONNECTIONS, kwargs={"autocommit": True}, open=False
+        )
+        await pool.open()
+        router = cls(platform, listen, pool, replica_id, command_timeout_s=command_timeout_s)
         await router._open()
         return router
 
     async def _open(self) -> None:
-        async with self._conn.transaction():
-            await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            await self._conn.execute(REPLICA_TABLES)
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            await conn.execute(REPLICA_TABLES)
         for channel in (replica_channel(self.replica_id), BROADCAST_CHANNEL):
             await self._listen.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         await self.sweep()
-        cursor = await self._conn.execute("SELECT runner_id, replica_id, info FROM replica_runners")
-        for runner_id, replica_id, info in await cursor.fetchall():
+        _, rows = await self._run("SELECT runner_id, replica_id, info FROM replica_runners")
+        for runner_id, replica_id, info in rows:
             self._where[runner_id] = (replica_id, RunnerInfo.model_validate(info))
-        self.platform.pairings.shared = PostgresPairings(self._conn)
+        self.platform.pairings.shared = PostgresPairings(self._run)
         self.platform.event_gate = self.admit
-        self._unwatch = self.platform.watch_runners(self._runner_changed)
+        self._unwatch = self.platform.watch_runners(
+            lambda handle: self._spawn(self._runner_changed(handle))
+        )
         self._spawn(self._receive())
         self._spawn(self._sweep_forever())
 
@@ -135,11 +143,15 @@ class ReplicaRouter:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(psycopg.Error):
-            await self._conn.execute(
-                "DELETE FROM replica_runners WHERE replica_id = %s", (self.replica_id,)
+            _, rows = await self._run(
+                "DELETE FROM replica_runners WHERE replica_id = %s RETURNING runner_id",
+                (self.replica_id,),
             )
+            for (runner_id,) in rows:
+                gone = PresenceMessage(runner_id=runner_id, replica_id=self.replica_id, info=None)
+                await self._notify(BROADCAST_CHANNEL, gone)
         await self._listen.close()
-        await self._conn.close()
+        await self._pool.close()
 
     def runners(self) -> list[RunnerInfo]:
         """Every runner connected to some replica, and those this one knows but lost."""
@@ -192,12 +204,11 @@ class ReplicaRouter:
         waiters = self._decisions.setdefault(proposal_id, [])
         waiters.append(future)
         try:
-            cursor = await self._conn.execute(
+            _, rows = await self._run(
                 "SELECT data FROM replica_decisions WHERE proposal_id = %s", (proposal_id,)
             )
-            row = await cursor.fetchone()
-            if row is not None:
-                return ProposalDecided.model_validate(row[0])
+            if rows:
+                return ProposalDecided.model_validate(rows[0][0])
             return await future
         finally:
             waiters.remove(future)
@@ -207,7 +218,7 @@ class ReplicaRouter:
     async def admit(self, runner: RunnerHandle, type_name: str, event: BaseModel) -> bool:
         """The event gate: a decision is taken by the first replica to record it, once."""
         if isinstance(event, ProposalDecided):
-            cursor = await self._conn.execute(
+            taken, _ = await self._run(
                 "INSERT INTO replica_decisions (proposal_id, runner_id, replica_id, data)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (proposal_id) DO NOTHING",
                 (
@@ -217,7 +228,7 @@ class ReplicaRouter:
                     Jsonb(event.model_dump(mode="json")),
                 ),
             )
-            if cursor.rowcount == 0:
+            if taken == 0:
                 return False
         message = EventMessage(
             runner_id=runner.runner_id,
@@ -230,11 +241,11 @@ class ReplicaRouter:
 
     async def sweep(self) -> None:
         """Forget the runners of replicas that are gone, and old broadcast payloads."""
-        cursor = await self._conn.execute(_SWEEP, (APPLICATION_PREFIX,))
-        for runner_id, replica_id in await cursor.fetchall():
+        _, rows = await self._run(_SWEEP, (APPLICATION_PREFIX,))
+        for runner_id, replica_id in rows:
             gone = PresenceMessage(runner_id=runner_id, replica_id=replica_id, info=None)
             await self._notify(BROADCAST_CHANNEL, gone)
-        await self._conn.execute(
+        await self._run(
             f"DELETE FROM replica_payloads WHERE created_at < now() - interval '{PAYLOAD_TTL}'"
         )
 
@@ -251,17 +262,17 @@ class ReplicaRouter:
         async with self._presence_lock:
             if handle.connected:
                 info = handle.info()
-                await self._conn.execute(
+                await self._run(
                     _UPSERT_RUNNER,
                     (handle.runner_id, self.replica_id, Jsonb(info.model_dump(mode="json"))),
                 )
             else:
                 info = None
-                cursor = await self._conn.execute(
+                deleted, _ = await self._run(
                     "DELETE FROM replica_runners WHERE runner_id = %s AND replica_id = %s",
                     (handle.runner_id, self.replica_id),
                 )
-                if cursor.rowcount == 0:
+                if deleted == 0:
                     return  # it is connected elsewhere by now
             presence = PresenceMessage(
                 runner_id=handle.runner_id, replica_id=self.replica_id, info=info
@@ -271,9 +282,16 @@ class ReplicaRouter:
     async def _notify(self, channel: str, message: BaseModel) -> None:
         text = message.model_dump_json()
         if len(text.encode()) <= NOTIFY_LIMIT_BYTES:
-            await self._conn.execute("SELECT pg_notify(%s, %s)", (channel, text))
+            await self._run("SELECT pg_notify(%s, %s)", (channel, text))
         else:
-            await self._conn.execute(_SEND_BY_REF, (text, channel))
+            await self._run(_SEND_BY_REF, (text, channel))
+
+    async def _run(self, query: str, params: tuple[Any, ...] = ()) -> tuple[int, list[Any]]:
+        """One autocommitted statement on a pooled connection: (rowcount, rows)."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(query, params)  # type: ignore[arg-type]
+            rows = await cursor.fetchall() if cursor.description else []
+            return cursor.rowcount, rows
 
     async def _receive(self) -> None:
         async for notify in self._listen.notifies():
@@ -294,8 +312,8 @@ class ReplicaRouter:
             if direct
             else "SELECT body FROM replica_payloads WHERE id = %s"
         )
-        row = await (await self._conn.execute(query, (ref.id,))).fetchone()
-        return None if row is None else MESSAGES.validate_json(row[0])
+        _, rows = await self._run(query, (ref.id,))
+        return MESSAGES.validate_json(rows[0][0]) if rows else None
 
     def _dispatch(self, message: ReplicaMessage) -> None:
         if isinstance(message, CommandMessage):
