@@ -183,7 +183,8 @@ class ReplicaRouter:
     def moved(self, runner_id: str) -> asyncio.Future[None]:
         """Resolves at the runner's next connect or disconnect, wherever it happens."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._moves.setdefault(runner_id, []).append(future)
+        waiting = [other for other in self._moves.get(runner_id, []) if not other.done()]
+        self._moves[runner_id] = [*waiting, future]  # callers cancel theirs: keep only live ones
         return future
 
     def send_command(self, target: str, message: CommandMessage) -> asyncio.Future[CommandResult]:

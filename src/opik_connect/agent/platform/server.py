@@ -124,7 +124,7 @@ class Platform:
         self._watchers: list[RunnerWatcher] = []
         self.event_gate: EventGate | None = None
         """Set by a replica router (agent.platform.replica_router); None admits every event."""
-        self._gated: asyncio.Future[None] | None = None
+        self._gated: dict[str, asyncio.Future[None]] = {}
         self._seen_events = BoundedIds(SEEN_CACHE_SIZE)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -256,10 +256,11 @@ class Platform:
         if self.event_gate is None:
             self._fan_out(runner, type_name, event)
             return
-        # One gate at a time, in arrival order: a runner's events reach subscribers in order.
-        previous, gate = self._gated, self.event_gate
+        # One gate at a time per runner: a runner's events reach subscribers in arrival order.
+        runner_id, gate = runner.runner_id, self.event_gate
+        previous = self._gated.get(runner_id)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._gated = done
+        self._gated[runner_id] = done
 
         async def gated() -> None:
             try:
@@ -271,6 +272,8 @@ class Platform:
                 log.exception("event gate failed on %s", type_name)
             finally:
                 done.set_result(None)
+                if self._gated.get(runner_id) is done:
+                    del self._gated[runner_id]
 
         self._keep(gated())
 
