@@ -30,7 +30,8 @@ from opik_connect.protocol import (
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[["RunnerHandle", str, BaseModel], None]
+Publish = Callable[["RunnerHandle", str, BaseModel], "asyncio.Future[bool] | None"]
+"""Hands an event to the platform; a future when it is admitted later (True once kept)."""
 
 
 def parse_outcome(type_name: str, outcome: CommandResult) -> BaseModel:
@@ -214,5 +215,21 @@ class RunnerHandle(CommandCalls):
                 for future in self._decision_waiters.pop(event.event.proposal_id, []):
                     if not future.done():
                         future.set_result(event.event)
-            if self._publish is not None:
-                self._publish(self, event.type_name, event.event)
+            kept = self._publish(self, event.type_name, event.event) if self._publish else None
+            if event.held_ack:
+                self._settle_after(kept, event)
+
+    def _settle_after(self, kept: asyncio.Future[bool] | None, event: EventReceived) -> None:
+        """Ack a held decision once the platform kept it (now, if nothing gates it)."""
+        assert isinstance(event.event, ProposalDecided)
+        decided, event_id = event.event, event.held_ack
+
+        def settle(future: asyncio.Future[bool] | None) -> None:
+            ok = future is None or (not future.cancelled() and future.result())
+            self.session.settle_decision(event_id, decided, ok, self._driver.clock())
+            self._driver.changed()
+
+        if kept is None:
+            settle(None)
+        else:
+            kept.add_done_callback(settle)

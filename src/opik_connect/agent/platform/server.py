@@ -124,7 +124,7 @@ class Platform:
         self._watchers: list[RunnerWatcher] = []
         self.event_gate: EventGate | None = None
         """Set by a replica router (agent.platform.replica_router); None admits every event."""
-        self._gated: dict[str, asyncio.Future[None]] = {}
+        self._gated: dict[str, asyncio.Future[bool]] = {}
         self._seen_events = BoundedIds(SEEN_CACHE_SIZE)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -252,30 +252,37 @@ class Platform:
         for watcher in list(self._watchers):
             self._keep(watcher(handle))
 
-    def _publish(self, runner: RunnerHandle, type_name: str, event: BaseModel) -> None:
+    def _publish(
+        self, runner: RunnerHandle, type_name: str, event: BaseModel
+    ) -> asyncio.Future[bool] | None:
+        """Fan the event out now, or once the gate admits it: the future says it was kept
+        (admitted, or a copy of one kept before); False if the gate failed."""
         if self.event_gate is None:
             self._fan_out(runner, type_name, event)
-            return
+            return None
         # One gate at a time per runner: a runner's events reach subscribers in arrival order.
         runner_id, gate = runner.runner_id, self.event_gate
         previous = self._gated.get(runner_id)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._gated[runner_id] = done
 
         async def gated() -> None:
             try:
                 if previous is not None:
-                    await asyncio.shield(previous)
+                    await asyncio.wait([previous])
                 if await gate(runner, type_name, event):
                     self._fan_out(runner, type_name, event)
+                done.set_result(True)
             except Exception:
                 log.exception("event gate failed on %s", type_name)
             finally:
-                done.set_result(None)
+                if not done.done():
+                    done.set_result(False)
                 if self._gated.get(runner_id) is done:
                     del self._gated[runner_id]
 
         self._keep(gated())
+        return done
 
     def _fan_out(self, runner: RunnerHandle, type_name: str, event: BaseModel) -> None:
         for callback in list(self._subscribers):
@@ -319,6 +326,7 @@ class Platform:
                     activity=self.activity,
                 )
                 self._runners[hello.runner_id] = handle
+            handle.session.defer_decision_acks = self.event_gate is not None
             await handle.attach(ws, accepted.signer, hello)
             await self._runner_changed(handle)
             try:
