@@ -146,6 +146,8 @@ async def test_replica_bad_input_is_named_and_routing_goes_on(
         async with asyncio.timeout(20):
             missing = await b_router.send_command(a_router.replica_id, stray)
             still = await runner.read_file(ReadFileArgs(path="big"))
+        assert a_router.listening and b_router.listening  # garbage did not stop either one
+    assert not b_router.listening  # closed: a readiness check would fail now
 
     assert unknown_type.value.code == ErrorCode.UNKNOWN_TYPE
     assert missing.error is not None and missing.error.code == ErrorCode.RUNNER_NOT_FOUND

@@ -12,7 +12,7 @@ outright loses its connection, and the next sweep forgets its runners.
     await router.aclose()
 
 The embedded platform needs none of this: Platform itself is the in-process RunnerRouter
-(agent.platform.runner_router), and psycopg is only imported here.
+(agent.platform.runner_router), and psycopg is imported only by the replica modules.
 """
 
 from __future__ import annotations
@@ -24,21 +24,17 @@ import uuid
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from opik_connect.agent.platform.replica_bus import ReplicaBus
 from opik_connect.agent.platform.replica_pairings import PostgresPairings
 from opik_connect.agent.platform.replica_schema import REPLICA_TABLES, SCHEMA_LOCK
 from opik_connect.agent.platform.replica_wire import (
     APPLICATION_PREFIX,
     BROADCAST_CHANNEL,
-    MESSAGES,
-    NOTIFY_LIMIT_BYTES,
     CommandMessage,
     EventMessage,
-    PayloadRef,
     PresenceMessage,
     ReplicaMessage,
     ResultMessage,
@@ -55,8 +51,6 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 5.0
 """How often a replica forgets the runners of replicas PostgreSQL no longer lists."""
 PAYLOAD_TTL = "10 minutes"
-SEND_CONNECTIONS = 4
-"""Pooled connections for sending and reading; LISTEN has one of its own."""
 """Broadcast payload rows are read by every replica, so a sweep deletes them once this old."""
 
 _SWEEP = """
@@ -69,10 +63,6 @@ INSERT INTO replica_runners (runner_id, replica_id, info) VALUES (%s, %s, %s)
 ON CONFLICT (runner_id) DO UPDATE
 SET replica_id = EXCLUDED.replica_id, info = EXCLUDED.info, updated_at = now()
 """
-_SEND_BY_REF = """
-WITH p AS (INSERT INTO replica_payloads (body) VALUES (%s) RETURNING id)
-SELECT pg_notify(%s, json_build_object('k', 'ref', 'id', p.id)::text) FROM p
-"""
 
 
 class ReplicaRouter:
@@ -81,16 +71,14 @@ class ReplicaRouter:
     def __init__(
         self,
         platform: Platform,
-        listen: psycopg.AsyncConnection[Any],
-        pool: AsyncConnectionPool,
+        bus: ReplicaBus,
         replica_id: str,
         *,
         command_timeout_s: float = 120.0,
     ) -> None:
         self.platform = platform
         self.replica_id = replica_id
-        self._listen = listen
-        self._pool = pool
+        self._bus = bus
         self._command_timeout_s = command_timeout_s
         self._where: dict[str, tuple[str, RunnerInfo]] = {}
         self._moves: dict[str, list[asyncio.Future[None]]] = {}
@@ -100,6 +88,7 @@ class ReplicaRouter:
         self._presence_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unwatch = lambda: None
+        self._receiving: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -107,33 +96,34 @@ class ReplicaRouter:
     ) -> ReplicaRouter:
         """Connect, create the tables if needed, listen, and take part (before platform.start)."""
         replica_id = uuid.uuid4().hex[:16]
-        listen = await psycopg.AsyncConnection.connect(
-            conninfo, autocommit=True, application_name=APPLICATION_PREFIX + replica_id
-        )
-        pool = AsyncConnectionPool(
-            conninfo, min_size=1, max_size=SEND_CONNECTIONS, kwargs={"autocommit": True}, open=False
-        )
-        await pool.open()
-        router = cls(platform, listen, pool, replica_id, command_timeout_s=command_timeout_s)
-        await router._open()
+        bus = await ReplicaBus.connect(conninfo, APPLICATION_PREFIX + replica_id)
+        router = cls(platform, bus, replica_id, command_timeout_s=command_timeout_s)
+        try:
+            await router._open()
+        except BaseException:
+            await bus.close()
+            raise
         return router
 
+    @property
+    def listening(self) -> bool:
+        """False once the LISTEN connection is lost: this replica no longer hears the others
+        (a readiness check should fail, so the load balancer sends daemons elsewhere)."""
+        return self._receiving is not None and not self._receiving.done()
+
     async def _open(self) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            await conn.execute(REPLICA_TABLES)
-        for channel in (replica_channel(self.replica_id), BROADCAST_CHANNEL):
-            await self._listen.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        await self._bus.run_locked(SCHEMA_LOCK, REPLICA_TABLES)
+        await self._bus.listen(replica_channel(self.replica_id), BROADCAST_CHANNEL)
         await self.sweep()
-        _, rows = await self._run("SELECT runner_id, replica_id, info FROM replica_runners")
+        _, rows = await self._bus.run("SELECT runner_id, replica_id, info FROM replica_runners")
         for runner_id, replica_id, info in rows:
             self._where[runner_id] = (replica_id, RunnerInfo.model_validate(info))
-        self.platform.pairings.shared = PostgresPairings(self._run)
+        self.platform.pairings.shared = PostgresPairings(self._bus.run)
         self.platform.event_gate = self.admit
         self._unwatch = self.platform.watch_runners(
             lambda handle: self._spawn(self._runner_changed(handle))
         )
-        self._spawn(self._receive())
+        self._receiving = self._spawn(self._receive())
         self._spawn(self._sweep_forever())
 
     async def aclose(self) -> None:
@@ -143,15 +133,14 @@ class ReplicaRouter:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(psycopg.Error):
-            _, rows = await self._run(
+            _, rows = await self._bus.run(
                 "DELETE FROM replica_runners WHERE replica_id = %s RETURNING runner_id",
                 (self.replica_id,),
             )
             for (runner_id,) in rows:
                 gone = PresenceMessage(runner_id=runner_id, replica_id=self.replica_id, info=None)
-                await self._notify(BROADCAST_CHANNEL, gone)
-        await self._listen.close()
-        await self._pool.close()
+                await self._bus.notify(BROADCAST_CHANNEL, gone)
+        await self._bus.close()
 
     def runners(self) -> list[RunnerInfo]:
         """Every runner connected to some replica, and those this one knows but lost."""
@@ -193,8 +182,17 @@ class ReplicaRouter:
         if future is None or future.done():
             future = asyncio.get_running_loop().create_future()
             self._calls[message.id] = future
-        self._spawn(self._notify(replica_channel(target), message))
+        self._spawn(self._send(target, message, future))
         return future
+
+    async def _send(
+        self, target: str, message: CommandMessage, future: asyncio.Future[CommandResult]
+    ) -> None:
+        try:
+            await self._bus.notify(replica_channel(target), message)
+        except psycopg.Error as exc:
+            if not future.done():
+                future.set_result(failed(ErrorCode.INTERNAL, f"cannot reach replica: {exc}"))
 
     def forget(self, command_id: str) -> None:
         self._calls.pop(command_id, None)
@@ -205,7 +203,7 @@ class ReplicaRouter:
         waiters = self._decisions.setdefault(proposal_id, [])
         waiters.append(future)
         try:
-            _, rows = await self._run(
+            _, rows = await self._bus.run(
                 "SELECT data FROM replica_decisions WHERE proposal_id = %s", (proposal_id,)
             )
             if rows:
@@ -219,7 +217,7 @@ class ReplicaRouter:
     async def admit(self, runner: RunnerHandle, type_name: str, event: BaseModel) -> bool:
         """The event gate: a decision is taken by the first replica to record it, once."""
         if isinstance(event, ProposalDecided):
-            taken, _ = await self._run(
+            taken, _ = await self._bus.run(
                 "INSERT INTO replica_decisions (proposal_id, runner_id, replica_id, data)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (proposal_id) DO NOTHING",
                 (
@@ -237,16 +235,16 @@ class ReplicaRouter:
             event=event.model_dump(mode="json"),
             origin=self.replica_id,
         )
-        await self._notify(BROADCAST_CHANNEL, message)
+        await self._bus.notify(BROADCAST_CHANNEL, message)
         return True
 
     async def sweep(self) -> None:
         """Forget the runners of replicas that are gone, and old broadcast payloads."""
-        _, rows = await self._run(_SWEEP, (APPLICATION_PREFIX,))
+        _, rows = await self._bus.run(_SWEEP, (APPLICATION_PREFIX,))
         for runner_id, replica_id in rows:
             gone = PresenceMessage(runner_id=runner_id, replica_id=replica_id, info=None)
-            await self._notify(BROADCAST_CHANNEL, gone)
-        await self._run(
+            await self._bus.notify(BROADCAST_CHANNEL, gone)
+        await self._bus.run(
             f"DELETE FROM replica_payloads WHERE created_at < now() - interval '{PAYLOAD_TTL}'"
         )
 
@@ -263,13 +261,13 @@ class ReplicaRouter:
         async with self._presence_lock:
             if handle.connected:
                 info = handle.info()
-                await self._run(
+                await self._bus.run(
                     _UPSERT_RUNNER,
                     (handle.runner_id, self.replica_id, Jsonb(info.model_dump(mode="json"))),
                 )
             else:
                 info = None
-                deleted, _ = await self._run(
+                deleted, _ = await self._bus.run(
                     "DELETE FROM replica_runners WHERE runner_id = %s AND replica_id = %s",
                     (handle.runner_id, self.replica_id),
                 )
@@ -278,43 +276,11 @@ class ReplicaRouter:
             presence = PresenceMessage(
                 runner_id=handle.runner_id, replica_id=self.replica_id, info=info
             )
-            await self._notify(BROADCAST_CHANNEL, presence)
-
-    async def _notify(self, channel: str, message: BaseModel) -> None:
-        text = message.model_dump_json()
-        if len(text.encode()) <= NOTIFY_LIMIT_BYTES:
-            await self._run("SELECT pg_notify(%s, %s)", (channel, text))
-        else:
-            await self._run(_SEND_BY_REF, (text, channel))
-
-    async def _run(self, query: str, params: tuple[Any, ...] = ()) -> tuple[int, list[Any]]:
-        """One autocommitted statement on a pooled connection: (rowcount, rows)."""
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(query, params)  # type: ignore[arg-type]
-            rows = await cursor.fetchall() if cursor.description else []
-            return cursor.rowcount, rows
+            await self._bus.notify(BROADCAST_CHANNEL, presence)
 
     async def _receive(self) -> None:
-        async for notify in self._listen.notifies():
-            try:
-                message = MESSAGES.validate_json(notify.payload)
-                if isinstance(message, PayloadRef):
-                    message = await self._fetch(message, notify.channel != BROADCAST_CHANNEL)
-            except (ValidationError, psycopg.Error):
-                log.exception("unusable replica message on %s", notify.channel)
-                continue
-            if message is not None:
-                self._dispatch(message)
-
-    async def _fetch(self, ref: PayloadRef, direct: bool) -> ReplicaMessage | None:
-        """A message sent by reference: a direct one is read once and deleted."""
-        query = (
-            "DELETE FROM replica_payloads WHERE id = %s RETURNING body"
-            if direct
-            else "SELECT body FROM replica_payloads WHERE id = %s"
-        )
-        _, rows = await self._run(query, (ref.id,))
-        return MESSAGES.validate_json(rows[0][0]) if rows else None
+        async for message in self._bus.messages(direct=replica_channel(self.replica_id)):
+            self._dispatch(message)
 
     def _dispatch(self, message: ReplicaMessage) -> None:
         if isinstance(message, CommandMessage):
@@ -357,14 +323,15 @@ class ReplicaRouter:
                     command_id=message.id,
                 )
             result = ResultMessage(id=message.id, outcome=outcome)
-            await self._notify(replica_channel(message.reply_to), result)
+            await self._bus.notify(replica_channel(message.reply_to), result)
         finally:
             self._serving.discard(message.id)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
