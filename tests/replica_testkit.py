@@ -51,8 +51,8 @@ def router_of(services: PlatformServices) -> ReplicaRouter:
 async def wait_location(router: ReplicaRouter, runner_id: str, replica_id: str | None) -> None:
     """Until `router` sees the runner connected to `replica_id` (None: to no replica)."""
     async with asyncio.timeout(20):
-        while router.location(runner_id) != replica_id:
-            await router.moved(runner_id)
+        while router.presence.location(runner_id) != replica_id:
+            await router.presence.moved(runner_id)
 
 
 async def pair_behind(platform: Platform, url: str, repo: Path) -> str:

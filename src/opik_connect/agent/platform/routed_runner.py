@@ -56,7 +56,7 @@ class RoutedRunner(CommandCalls):
         command_id = uuid.uuid4().hex
         deadline = loop.time() + timeout_s
         while (remaining := deadline - loop.time()) > 0:
-            moved = self._router.moved(self.runner_id)
+            moved = self._router.presence.moved(self.runner_id)
             attempt = self._attempt(command_id, type_name, payload, remaining)
             try:
                 await asyncio.wait(
@@ -74,7 +74,7 @@ class RoutedRunner(CommandCalls):
     def _attempt(
         self, command_id: str, type_name: str, payload: dict[str, Any], remaining: float
     ) -> asyncio.Future[CommandResult]:
-        target = self._router.location(self.runner_id)
+        target = self._router.presence.location(self.runner_id)
         if target is None:
             return asyncio.get_running_loop().create_future()  # wait until it connects somewhere
         if target == self._router.replica_id:
