@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from link_testkit import RawDaemon, make_link
@@ -15,6 +16,7 @@ from replica_testkit import replica, router_of, wait_location
 
 from opik_connect.agent.platform.replica_router import ReplicaRouter
 from opik_connect.agent.platform.replica_wire import (
+    APPLICATION_PREFIX,
     BROADCAST_CHANNEL,
     CommandMessage,
     replica_channel,
@@ -152,3 +154,26 @@ async def test_replica_bad_input_is_named_and_routing_goes_on(
     assert unknown_type.value.code == ErrorCode.UNKNOWN_TYPE
     assert missing.error is not None and missing.error.code == ErrorCode.RUNNER_NOT_FOUND
     assert still.total_lines == 1000
+
+
+async def test_replica_that_lost_its_listen_connection_is_not_ready(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    async with (
+        replica(postgres_dsn, tmp_path / "a") as (a, a_services),
+        httpx.AsyncClient(base_url=a.url.replace("ws://", "http://")) as http,
+    ):
+        router = router_of(a_services)
+        before = await http.get("/readyz")
+        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as c:
+            await c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (APPLICATION_PREFIX + router.replica_id,),
+            )
+        async with asyncio.timeout(20):
+            await router.deaf.wait()
+        after = await http.get("/readyz")
+
+    assert (before.status_code, before.json()) == (200, {"status": "ready"})
+    assert (after.status_code, after.json()) == (503, {"status": "unavailable"})

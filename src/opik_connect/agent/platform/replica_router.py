@@ -71,6 +71,8 @@ class ReplicaRouter:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unwatch = lambda: None
         self._receiving: asyncio.Task[None] | None = None
+        self.deaf = asyncio.Event()
+        """Set when this replica stops hearing the others (its LISTEN connection is gone)."""
 
     @classmethod
     async def start(
@@ -89,9 +91,14 @@ class ReplicaRouter:
 
     @property
     def listening(self) -> bool:
-        """False once the LISTEN connection is lost: this replica no longer hears the others
-        (a readiness check should fail, so the load balancer sends daemons elsewhere)."""
-        return self._receiving is not None and not self._receiving.done()
+        """False once the LISTEN connection is lost: this replica no longer hears the others."""
+        return self._receiving is not None and not self.deaf.is_set()
+
+    async def ready(self) -> None:
+        """A readiness check (platform.ops.ready_checks): a replica that cannot hear the others
+        must not take daemons, so the load balancer sends them elsewhere."""
+        if not self.listening:
+            raise ConnectionError("replica lost its LISTEN connection to PostgreSQL")
 
     async def _open(self) -> None:
         await self._bus.run_locked(SCHEMA_LOCK, REPLICA_TABLES)
@@ -196,8 +203,11 @@ class ReplicaRouter:
         return True
 
     async def _receive(self) -> None:
-        async for message in self._bus.messages(direct=replica_channel(self.replica_id)):
-            self._dispatch(message)
+        try:
+            async for message in self._bus.messages(direct=replica_channel(self.replica_id)):
+                self._dispatch(message)
+        finally:
+            self.deaf.set()
 
     def _dispatch(self, message: ReplicaMessage) -> None:
         if isinstance(message, CommandMessage):

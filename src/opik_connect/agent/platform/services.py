@@ -120,6 +120,7 @@ class PlatformServices:
 
             self.router = await ReplicaRouter.start(platform, self._replicas_dsn)
             directory = self.router
+            platform.ops.ready_checks.append(self.router.ready)
         self.sessions = OllieSessions(
             directory, store, driver, env=self._env, activity=platform.activity
         )
