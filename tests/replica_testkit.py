@@ -28,10 +28,10 @@ from opik_connect.link.auth import PairingStore, new_activation_key
 
 @asynccontextmanager
 async def replica(
-    dsn: str, state: Path, **services: Any
+    dsn: str, state: Path, *, operator_token: str | None = None, **services: Any
 ) -> AsyncIterator[tuple[Platform, PlatformServices]]:
     """One platform replica in this process: its own store files, the shared PostgreSQL."""
-    platform = Platform()
+    platform = Platform(operator_token=operator_token)
     services.setdefault("env", {"ANTHROPIC_API_KEY": "k"})
     part = PlatformServices(store_path=state / "platform.sqlite3", replicas_dsn=dsn, **services)
     await part.setup(platform)

@@ -14,6 +14,7 @@ import pytest
 from link_testkit import RawDaemon, make_link
 from replica_testkit import replica, router_of, wait_location
 
+from opik_connect.agent.platform.cli import confirm_pairing_remote
 from opik_connect.agent.platform.replica_router import ReplicaRouter
 from opik_connect.agent.platform.replica_wire import (
     APPLICATION_PREFIX,
@@ -22,7 +23,8 @@ from opik_connect.agent.platform.replica_wire import (
     replica_channel,
 )
 from opik_connect.agent.platform.server import Platform
-from opik_connect.link.auth import PairingRecord, new_activation_key
+from opik_connect.cli_errors import CliError
+from opik_connect.link.auth import PairingRecord, PairingStore, new_activation_key
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
@@ -177,3 +179,43 @@ async def test_replica_that_lost_its_listen_connection_is_not_ready(
 
     assert (before.status_code, before.json()) == (200, {"status": "ready"})
     assert (after.status_code, after.json()) == (503, {"status": "unavailable"})
+
+
+async def test_replica_confirms_a_pairing_code_waiting_on_another_replica(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """Behind one URL the daemon's PairRequest and the operator's confirmation may reach
+    different replicas: the code is confirmed where the daemon waits."""
+    token = "t" * 40
+    codes: asyncio.Queue[str] = asyncio.Queue()
+    async with (
+        replica(postgres_dsn, tmp_path / "a", operator_token=token) as (a, a_services),
+        replica(postgres_dsn, tmp_path / "b", operator_token=token) as (b, b_services),
+    ):
+        router_of(b_services).pairing_relay.wait_s = 1.0
+        link = make_link(
+            a.url,
+            None,
+            {"ReadFile": big_read},
+            pairing_store=PairingStore(tmp_path / "pairings.json"),
+            on_pair_code=lambda code, expires: codes.put_nowait(code),
+        )
+        serving = asyncio.create_task(link.run())
+        try:
+            code = await asyncio.wait_for(codes.get(), 10)
+            with pytest.raises(CliError, match="not_paired") as unknown:
+                await confirm_pairing_remote(b.url, token, "AAAA-AAAA")
+            confirmed = await confirm_pairing_remote(b.url, token, code)
+            await asyncio.wait_for(link.connected.wait(), 10)
+            await wait_location(
+                router_of(b_services), confirmed.runner_id, router_of(a_services).replica_id
+            )
+            runner = router_of(b_services).runner(confirmed.runner_id)
+            result = await runner.read_file(ReadFileArgs(path="big"))
+        finally:
+            await link.stop()
+            await serving
+
+    assert "no pairing request with that code" in str(unknown.value)
+    assert confirmed.runner_id == "runner-remote"
+    assert result.total_lines == 1000

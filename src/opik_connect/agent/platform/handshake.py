@@ -162,7 +162,7 @@ class Handshake:
             confirm = parse_model(ConfirmPairing, frame.payload, ErrorCode.MALFORMED_FRAME)
             if not hmac.compare_digest(confirm.token, self.operator_token):
                 raise BridgeError(ErrorCode.AUTH_FAILED, "operator token does not match")
-            confirmed = self.desk.confirm(confirm.code, time.time())
+            confirmed = await self.desk.confirm_anywhere(confirm.code, time.time())
         except BridgeError as exc:
             await refuse(ws, exc, frame.id, CLOSE_AUTH_FAILED)
             return

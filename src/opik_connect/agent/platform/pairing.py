@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -68,6 +69,8 @@ class PairingDesk:
         self.shared: SharedPairings | None = None
         """Set by a replica router: pairings then live there, and any replica accepts a Hello."""
         self._saving: set[asyncio.Task[None]] = set()
+        self.confirm_elsewhere: Callable[[str], Awaitable[PairingConfirmed | None]] | None = None
+        """Set by a replica router: a code unknown here may be waiting on another replica."""
 
     @property
     def waiting(self) -> int:
@@ -128,6 +131,18 @@ class PairingDesk:
         """The pairing is over (confirmed, expired, evicted or its daemon left)."""
         if self._pending.get(pending.code) is pending:
             del self._pending[pending.code]
+
+    def holds(self, code: str) -> bool:
+        return normalize_pairing_code(code) in self._pending
+
+    async def confirm_anywhere(self, code: str, now: float) -> PairingConfirmed:
+        """confirm(), or (replicas) on the replica where the daemon waits with this code."""
+        if self.holds(code) or self.confirm_elsewhere is None:
+            return self.confirm(code, now)
+        confirmed = await self.confirm_elsewhere(code)
+        if confirmed is None:
+            raise BridgeError(ErrorCode.NOT_PAIRED, "no pairing request with that code")
+        return confirmed
 
     def confirm(self, code: str, now: float) -> PairingConfirmed:
         """The operator confirms the code the daemon showed; unknown or expired -> not_paired."""

@@ -27,13 +27,15 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from opik_connect.agent.platform.replica_bus import ReplicaBus
-from opik_connect.agent.platform.replica_pairings import PostgresPairings
+from opik_connect.agent.platform.replica_pairings import PairingRelay, PostgresPairings
 from opik_connect.agent.platform.replica_presence import ReplicaPresence
 from opik_connect.agent.platform.replica_schema import REPLICA_TABLES, SCHEMA_LOCK
 from opik_connect.agent.platform.replica_wire import (
     APPLICATION_PREFIX,
     BROADCAST_CHANNEL,
     CommandMessage,
+    ConfirmedMessage,
+    ConfirmMessage,
     EventMessage,
     PresenceMessage,
     ReplicaMessage,
@@ -65,6 +67,7 @@ class ReplicaRouter:
         self._bus = bus
         self._command_timeout_s = command_timeout_s
         self.presence = ReplicaPresence(bus, replica_id)
+        self.pairing_relay = PairingRelay(bus, replica_id, platform.pairings)
         self._calls: dict[str, asyncio.Future[CommandResult]] = {}
         self._serving: set[str] = set()
         self._decisions: dict[str, list[asyncio.Future[ProposalDecided]]] = {}
@@ -105,6 +108,7 @@ class ReplicaRouter:
         await self._bus.listen(replica_channel(self.replica_id), BROADCAST_CHANNEL)
         await self.presence.load()
         self.platform.pairings.shared = PostgresPairings(self._bus.run)
+        self.platform.pairings.confirm_elsewhere = self.pairing_relay.confirm_elsewhere
         self.platform.event_gate = self.admit
         self._unwatch = self.platform.watch_runners(
             lambda handle: self._spawn(self.presence.runner_changed(handle))
@@ -115,6 +119,7 @@ class ReplicaRouter:
     async def aclose(self) -> None:
         self._unwatch()
         self.platform.event_gate = None
+        self.platform.pairings.confirm_elsewhere = None
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -220,6 +225,10 @@ class ReplicaRouter:
                 future.set_result(message.outcome)
         elif isinstance(message, PresenceMessage):
             self.presence.apply(message)
+        elif isinstance(message, ConfirmMessage):
+            self._spawn(self.pairing_relay.on_confirm(message))
+        elif isinstance(message, ConfirmedMessage):
+            self.pairing_relay.on_confirmed(message)
         elif isinstance(message, EventMessage) and message.type == "ProposalDecided":
             decided = ProposalDecided.model_validate(message.event)
             for future in self._decisions.get(decided.proposal_id, []):

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from opik_connect.agent.platform.runner_handle import RunnerInfo
-from opik_connect.protocol import CommandResult
+from opik_connect.protocol import CommandResult, PairingConfirmed
 
 BROADCAST_CHANNEL = "opik_replicas"
 NOTIFY_LIMIT_BYTES = 7900
@@ -62,6 +62,21 @@ class EventMessage(BaseModel):
     origin: str
 
 
+class ConfirmMessage(BaseModel):
+    """An operator confirmed a code the asking replica has no pairing for: whoever has it."""
+
+    k: Literal["confirm"] = "confirm"
+    id: str
+    reply_to: str
+    code: str
+
+
+class ConfirmedMessage(BaseModel):
+    k: Literal["confirmed"] = "confirmed"
+    id: str
+    confirmed: PairingConfirmed
+
+
 class PayloadRef(BaseModel):
     """The message is row `id` of replica_payloads."""
 
@@ -70,7 +85,13 @@ class PayloadRef(BaseModel):
 
 
 ReplicaMessage = Annotated[
-    CommandMessage | ResultMessage | PresenceMessage | EventMessage | PayloadRef,
+    CommandMessage
+    | ResultMessage
+    | PresenceMessage
+    | EventMessage
+    | ConfirmMessage
+    | ConfirmedMessage
+    | PayloadRef,
     Field(discriminator="k"),
 ]
 MESSAGES: TypeAdapter[ReplicaMessage] = TypeAdapter(ReplicaMessage)
