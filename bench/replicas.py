@@ -69,17 +69,17 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def start_replica(dsn: str, state: Path) -> tuple[Platform, PlatformServices]:
+async def start_replica(dsn: str) -> tuple[Platform, PlatformServices]:
     platform = Platform()
-    services = PlatformServices(store_path=state / "platform.sqlite3", replicas_dsn=dsn)
+    services = PlatformServices(store=dsn)
     await services.setup(platform)
     await platform.start()
     return platform, services
 
 
-async def serve_replica(dsn: str, state: Path) -> None:
+async def serve_replica(dsn: str) -> None:
     """Child mode: replica B, until killed."""
-    platform, services = await start_replica(dsn, state)
+    platform, services = await start_replica(dsn)
     assert services.router is not None
     print(f"READY {platform.url} {services.router.replica_id}", flush=True)
     await asyncio.Event().wait()
@@ -121,9 +121,13 @@ async def swarm(plan: list[dict]) -> None:
         task.result()
 
 
-async def child(*args: str) -> asyncio.subprocess.Process:
+async def child(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, __file__, *args, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        __file__,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -161,11 +165,11 @@ def figure(name: str, samples: list[float]) -> str:
 
 async def run(daemons: int, commands: int, dsn: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-replicas-"))
-    os.environ.setdefault("OPIK_CONNECT_STATE_DIR", str(work / "state"))
-    a, a_services = await start_replica(dsn, work / "a")
+    os.environ.setdefault("OPIK_CONNECT_STATE_DIR", str(work / "a"))
+    a, a_services = await start_replica(dsn)
     assert a_services.router is not None
     router = a_services.router
-    b_proc = await child("--replica", dsn, str(work / "b"))
+    b_proc = await child("--replica", dsn, env={"OPIK_CONNECT_STATE_DIR": str(work / "b")})
     assert b_proc.stdout is not None
     _, b_url, b_id = (await b_proc.stdout.readline()).decode().split()
     swarm_proc: asyncio.subprocess.Process | None = None
@@ -221,11 +225,11 @@ def main() -> None:
     parser.add_argument("--daemons", type=int, default=500)
     parser.add_argument("--commands", type=int, default=480, help="per case (a multiple of 16)")
     parser.add_argument("--dsn", help="a PostgreSQL URL; default: start a throwaway server")
-    parser.add_argument("--replica", nargs=2, metavar=("DSN", "STATE"), help=argparse.SUPPRESS)
+    parser.add_argument("--replica", metavar="DSN", help=argparse.SUPPRESS)
     parser.add_argument("--swarm", metavar="PLAN", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.replica:
-        asyncio.run(serve_replica(args.replica[0], Path(args.replica[1])))
+        asyncio.run(serve_replica(args.replica))
     elif args.swarm:
         asyncio.run(swarm(json.loads(Path(args.swarm).read_text())))
     else:

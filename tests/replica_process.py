@@ -1,6 +1,6 @@
 """One platform replica in a process of its own, for the tests that kill it (SIGKILL).
 
-    python tests/replica_process.py DSN STATE_DIR
+    python tests/replica_process.py DSN
 
 Prints `READY <url> <replica id>` once it listens, then serves until killed.
 """
@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 from opik_connect.agent.platform.server import Platform
 from opik_connect.agent.platform.services import PlatformServices
 
 
-async def main(dsn: str, state: Path) -> None:
+async def main(dsn: str) -> None:
     platform = Platform()
-    services = PlatformServices(store_path=state / "platform.sqlite3", replicas_dsn=dsn)
+    services = PlatformServices(store=dsn)
     await services.setup(platform)
     await platform.start()
     assert services.router is not None
@@ -26,4 +25,4 @@ async def main(dsn: str, state: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], Path(sys.argv[2])))
+    asyncio.run(main(sys.argv[1]))

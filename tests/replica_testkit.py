@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,12 +29,12 @@ from opik_connect.link.auth import PairingStore, new_activation_key
 
 @asynccontextmanager
 async def replica(
-    dsn: str, state: Path, *, operator_token: str | None = None, **services: Any
+    dsn: str, *, operator_token: str | None = None, **services: Any
 ) -> AsyncIterator[tuple[Platform, PlatformServices]]:
-    """One platform replica in this process: its own store files, the shared PostgreSQL."""
+    """One platform replica in this process, on the shared PostgreSQL store."""
     platform = Platform(operator_token=operator_token)
     services.setdefault("env", {"ANTHROPIC_API_KEY": "k"})
-    part = PlatformServices(store_path=state / "platform.sqlite3", replicas_dsn=dsn, **services)
+    part = PlatformServices(store=dsn, **services)
     await part.setup(platform)
     await platform.start()
     try:
@@ -140,10 +141,15 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def replica_process(dsn: str, state: Path) -> tuple[asyncio.subprocess.Process, str, str]:
-    """A replica in a child process (to be killed): the process, its URL and its replica id."""
+    """A replica in a child process (to be killed), its state dir `state`: the process, its URL
+    and its replica id."""
     harness = Path(__file__).with_name("replica_process.py")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(harness), dsn, str(state), stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        str(harness),
+        dsn,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "OPIK_CONNECT_STATE_DIR": str(state)},
     )
     assert proc.stdout is not None
     async with asyncio.timeout(30):

@@ -62,8 +62,8 @@ async def test_replica_b_asks_a_daemon_linked_to_replica_a(
             "env": {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
         }
         async with (
-            replica(postgres_dsn, tmp_path / "a") as (a, a_services),
-            replica(postgres_dsn, tmp_path / "b", **ollie) as (b, b_services),
+            replica(postgres_dsn) as (a, a_services),
+            replica(postgres_dsn, **ollie) as (b, b_services),
         ):
             runner_id = await pair_behind(b, a.url, repo)  # paired through B, accepted by A
             daemon, fixes = daemon_at(repo, a.url)
@@ -98,5 +98,5 @@ async def test_replica_b_asks_a_daemon_linked_to_replica_a(
     assert decided["decision"]["decision"] == "approved"
 
     async with await psycopg.AsyncConnection.connect(postgres_dsn) as conn:
-        cursor = await conn.execute("SELECT proposal_id, data->>'decision' FROM replica_decisions")
+        cursor = await conn.execute("SELECT proposal_id, decision FROM decisions")
         assert await cursor.fetchall() == [(proposal_id, "approved")]

@@ -74,7 +74,7 @@ async def test_replica_sigkill_mid_session_daemon_reconnects_to_the_other(
         proc_a, a_url, a_id = await replica_process(postgres_dsn, tmp_path / "a")
         try:
             async with (
-                replica(postgres_dsn, tmp_path / "b", **ollie) as (b, b_services),
+                replica(postgres_dsn, **ollie) as (b, b_services),
                 SwitchProxy(int(a_url.rsplit(":", 1)[1])) as proxy,
             ):
                 router = router_of(b_services)
@@ -119,8 +119,8 @@ async def test_replica_sigkill_mid_session_daemon_reconnects_to_the_other(
     assert (by_type["result"]["status"], by_type["result"]["final_answer"]) == ("completed", FINAL)
     assert [record.id for record in fixes.service.journal.all()] == [pending.id]
     async with await psycopg.AsyncConnection.connect(postgres_dsn) as conn:
-        cursor = await conn.execute("SELECT proposal_id, replica_id FROM replica_decisions")
-        assert await cursor.fetchall() == [(pending.id, router.replica_id)]
+        cursor = await conn.execute("SELECT proposal_id, decision FROM decisions")
+        assert await cursor.fetchall() == [(pending.id, "approved")]
 
 
 class HeldRead:
@@ -145,7 +145,7 @@ async def test_replica_command_in_flight_follows_its_daemon_after_sigkill(
     proc_a, a_url, a_id = await replica_process(postgres_dsn, tmp_path / "a")
     try:
         async with (
-            replica(postgres_dsn, tmp_path / "b") as (b, b_services),
+            replica(postgres_dsn) as (b, b_services),
             SwitchProxy(int(a_url.rsplit(":", 1)[1])) as proxy,
         ):
             router = router_of(b_services)

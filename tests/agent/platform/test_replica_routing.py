@@ -47,12 +47,12 @@ async def big_read(args: ReadFileArgs) -> ReadFileResult:
 
 @asynccontextmanager
 async def two_replicas(
-    dsn: str, tmp: Path
+    dsn: str,
 ) -> AsyncIterator[tuple[Platform, ReplicaRouter, Platform, ReplicaRouter, PairingRecord]]:
     """Replicas A and B, and a runner paired through B (so both accept it)."""
     async with (
-        replica(dsn, tmp / "a") as (a, a_services),
-        replica(dsn, tmp / "b") as (b, b_services),
+        replica(dsn) as (a, a_services),
+        replica(dsn) as (b, b_services),
     ):
         record = b.pre_pair(uuid.uuid4().hex, new_activation_key())
         await b.pairings.settled()
@@ -81,7 +81,7 @@ async def count(dsn: str, table: str) -> int:
 
 
 async def test_replica_large_result_travels_by_reference(tmp_path: Path, postgres_dsn: str) -> None:
-    async with two_replicas(postgres_dsn, tmp_path) as (a, a_router, _b, b_router, record):
+    async with two_replicas(postgres_dsn) as (a, a_router, _b, b_router, record):
         async with daemon_on(a, record):
             await wait_location(b_router, record.runner_id, a_router.replica_id)
             result = await b_router.runner(record.runner_id).read_file(ReadFileArgs(path="big"))
@@ -100,7 +100,7 @@ async def test_replica_decision_is_taken_once_across_replicas(
 ) -> None:
     decided = ProposalDecided(proposal_id="p1", decision="approved", branch="opik/fix/p1")
     touched = FilesChanged(changes=[FileChange(path="a.py", change="modified")])
-    async with two_replicas(postgres_dsn, tmp_path) as (a, _a_router, b, b_router, record):
+    async with two_replicas(postgres_dsn) as (a, _a_router, b, b_router, record):
         on_b = b.event_queue()
         raw = await RawDaemon.connect(a, record)
         await raw.send("event", "ProposalDecided", decided.model_dump(mode="json"))
@@ -118,14 +118,14 @@ async def test_replica_decision_is_taken_once_across_replicas(
 
     assert seen_on_b == decided
     assert (first_kind, first) == ("FilesChanged", touched)  # B's subscribers never saw it again
-    assert await count(postgres_dsn, "replica_decisions") == 1
+    assert await count(postgres_dsn, "decisions") == 1
 
 
 async def test_replica_bad_input_is_named_and_routing_goes_on(
     tmp_path: Path, postgres_dsn: str
 ) -> None:
     async with (
-        two_replicas(postgres_dsn, tmp_path) as (a, a_router, _b, b_router, record),
+        two_replicas(postgres_dsn) as (a, a_router, _b, b_router, record),
         daemon_on(a, record),
     ):
         await wait_location(b_router, record.runner_id, a_router.replica_id)
@@ -162,7 +162,7 @@ async def test_replica_that_lost_its_listen_connection_is_not_ready(
     tmp_path: Path, postgres_dsn: str
 ) -> None:
     async with (
-        replica(postgres_dsn, tmp_path / "a") as (a, a_services),
+        replica(postgres_dsn) as (a, a_services),
         httpx.AsyncClient(base_url=a.url.replace("ws://", "http://")) as http,
     ):
         router = router_of(a_services)
@@ -189,8 +189,8 @@ async def test_replica_confirms_a_pairing_code_waiting_on_another_replica(
     token = "t" * 40
     codes: asyncio.Queue[str] = asyncio.Queue()
     async with (
-        replica(postgres_dsn, tmp_path / "a", operator_token=token) as (a, a_services),
-        replica(postgres_dsn, tmp_path / "b", operator_token=token) as (b, b_services),
+        replica(postgres_dsn, operator_token=token) as (a, a_services),
+        replica(postgres_dsn, operator_token=token) as (b, b_services),
     ):
         router_of(b_services).pairing_relay.wait_s = 1.0
         link = make_link(

@@ -72,12 +72,6 @@ class ReplicaBus:
             rows = await cursor.fetchall() if cursor.description else []
             return cursor.rowcount, rows
 
-    async def run_locked(self, lock: int, script: str) -> None:
-        """A script under a transaction-scoped advisory lock (replicas starting together)."""
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-            await conn.execute(script)  # type: ignore[arg-type]
-
     async def notify(self, channel: str, message: BaseModel) -> None:
         text = message.model_dump_json()
         if len(text.encode()) <= NOTIFY_LIMIT_BYTES:

@@ -1,4 +1,4 @@
-"""Pairing across replicas: pairings in PostgreSQL, so a daemon paired through one replica is
+"""Pairing across replicas: pairings in the shared store, so a daemon paired through one replica is
 accepted by every one; and a code confirmed on one replica for a daemon waiting on another."""
 
 from __future__ import annotations
@@ -6,10 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from psycopg.types.json import Jsonb
 
 from opik_connect.agent.platform.pairing import PairingDesk
 from opik_connect.agent.platform.replica_bus import ReplicaBus
@@ -19,6 +15,7 @@ from opik_connect.agent.platform.replica_wire import (
     ConfirmMessage,
     replica_channel,
 )
+from opik_connect.agent.platform.store import PlatformStore
 from opik_connect.link.auth import PairingRecord
 from opik_connect.protocol import BridgeError, PairingConfirmed
 
@@ -26,25 +23,18 @@ CONFIRM_WAIT_S = 5.0
 """How long a replica waits for another to hold the confirmed code before saying not_paired."""
 
 
-class PostgresPairings:
-    """agent.platform.pairing.SharedPairings over the replicas' connections."""
+class StorePairings:
+    """agent.platform.pairing.SharedPairings over the shared store's pairings table."""
 
-    def __init__(self, run: Callable[[str, tuple[Any, ...]], Awaitable[tuple[int, list[Any]]]]):
-        self._run = run
+    def __init__(self, store: PlatformStore) -> None:
+        self._store = store
 
     async def get(self, runner_id: str) -> PairingRecord | None:
-        _, rows = await self._run(
-            "SELECT record FROM replica_pairings WHERE runner_id = %s", (runner_id,)
-        )
-        return PairingRecord.model_validate(rows[0][0]) if rows else None
+        return await self._store.get_pairing(runner_id)
 
     async def put(self, record: PairingRecord) -> None:
         """A runner paired again replaces its old pairing (its old key stops working)."""
-        await self._run(
-            "INSERT INTO replica_pairings (runner_id, record) VALUES (%s, %s)"
-            " ON CONFLICT (runner_id) DO UPDATE SET record = EXCLUDED.record, paired_at = now()",
-            (record.runner_id, Jsonb(record.model_dump())),
-        )
+        await self._store.put_pairing(record)
 
 
 class PairingRelay:

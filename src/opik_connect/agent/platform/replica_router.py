@@ -23,13 +23,11 @@ import uuid
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from opik_connect.agent.platform.replica_bus import ReplicaBus
-from opik_connect.agent.platform.replica_pairings import PairingRelay, PostgresPairings
+from opik_connect.agent.platform.replica_pairings import PairingRelay, StorePairings
 from opik_connect.agent.platform.replica_presence import ReplicaPresence
-from opik_connect.agent.platform.replica_schema import REPLICA_TABLES, SCHEMA_LOCK
 from opik_connect.agent.platform.replica_wire import (
     APPLICATION_PREFIX,
     BROADCAST_CHANNEL,
@@ -45,6 +43,7 @@ from opik_connect.agent.platform.replica_wire import (
 from opik_connect.agent.platform.routed_runner import RoutedRunner
 from opik_connect.agent.platform.runner_handle import RunnerHandle, RunnerInfo
 from opik_connect.agent.platform.server import Platform
+from opik_connect.agent.platform.store import PlatformStore
 from opik_connect.link.frames import failed
 from opik_connect.protocol import COMMANDS, CommandResult, ErrorCode, ProposalDecided
 
@@ -57,6 +56,7 @@ class ReplicaRouter:
     def __init__(
         self,
         platform: Platform,
+        store: PlatformStore,
         bus: ReplicaBus,
         replica_id: str,
         *,
@@ -64,6 +64,7 @@ class ReplicaRouter:
     ) -> None:
         self.platform = platform
         self.replica_id = replica_id
+        self._store = store
         self._bus = bus
         self._command_timeout_s = command_timeout_s
         self.presence = ReplicaPresence(bus, replica_id)
@@ -79,12 +80,18 @@ class ReplicaRouter:
 
     @classmethod
     async def start(
-        cls, platform: Platform, conninfo: str, *, command_timeout_s: float = 120.0
+        cls,
+        platform: Platform,
+        store: PlatformStore,
+        conninfo: str,
+        *,
+        command_timeout_s: float = 120.0,
     ) -> ReplicaRouter:
-        """Connect, create the tables if needed, listen, and take part (before platform.start)."""
+        """Connect to the store's database (already migrated: store_postgres), listen, and
+        take part; before platform.start."""
         replica_id = uuid.uuid4().hex[:16]
         bus = await ReplicaBus.connect(conninfo, APPLICATION_PREFIX + replica_id)
-        router = cls(platform, bus, replica_id, command_timeout_s=command_timeout_s)
+        router = cls(platform, store, bus, replica_id, command_timeout_s=command_timeout_s)
         try:
             await router._open()
         except BaseException:
@@ -104,10 +111,9 @@ class ReplicaRouter:
             raise ConnectionError("replica lost its LISTEN connection to PostgreSQL")
 
     async def _open(self) -> None:
-        await self._bus.run_locked(SCHEMA_LOCK, REPLICA_TABLES)
         await self._bus.listen(replica_channel(self.replica_id), BROADCAST_CHANNEL)
         await self.presence.load()
-        self.platform.pairings.shared = PostgresPairings(self._bus.run)
+        self.platform.pairings.shared = StorePairings(self._store)
         self.platform.pairings.confirm_elsewhere = self.pairing_relay.confirm_elsewhere
         self.platform.event_gate = self.admit
         self._unwatch = self.platform.watch_runners(
@@ -172,31 +178,19 @@ class ReplicaRouter:
         waiters = self._decisions.setdefault(proposal_id, [])
         waiters.append(future)
         try:
-            _, rows = await self._bus.run(
-                "SELECT data FROM replica_decisions WHERE proposal_id = %s", (proposal_id,)
-            )
-            if rows:
-                return ProposalDecided.model_validate(rows[0][0])
-            return await future
+            taken = await self._store.get_decision(proposal_id)
+            return taken.decision if taken is not None else await future
         finally:
             waiters.remove(future)
             if not waiters:
                 self._decisions.pop(proposal_id, None)
 
     async def admit(self, runner: RunnerHandle, type_name: str, event: BaseModel) -> bool:
-        """The event gate: a decision is taken by the first replica to record it, once."""
+        """The event gate: a decision is taken by the first replica to record it in the shared
+        store (its primary key), once; the others drop their copy."""
         if isinstance(event, ProposalDecided):
-            taken, _ = await self._bus.run(
-                "INSERT INTO replica_decisions (proposal_id, runner_id, replica_id, data)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (proposal_id) DO NOTHING",
-                (
-                    event.proposal_id,
-                    runner.runner_id,
-                    self.replica_id,
-                    Jsonb(event.model_dump(mode="json")),
-                ),
-            )
-            if taken == 0:
+            recorded = await self._store.record_decision(runner.runner_id, event)
+            if not recorded.first:
                 return False
         message = EventMessage(
             runner_id=runner.runner_id,

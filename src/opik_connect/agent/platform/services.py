@@ -55,13 +55,12 @@ class PlatformServices:
         store: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         sink_host: str = "127.0.0.1",
-        replicas_dsn: str | None = None,
     ) -> None:
         """Sessions run Ollie (model from config, key from env) unless a driver is given.
 
-        `store` is a postgresql:// URL or a SQLite file (default: the state dir's file).
-        With replicas_dsn (a PostgreSQL URL), this platform is one of several replicas: its
-        sessions reach runners connected to any of them (agent.platform.replica_router).
+        `store` is a postgresql:// URL or a SQLite file (default: the state dir's file). On
+        PostgreSQL this platform is one of several replicas: its sessions reach runners
+        connected to any of them (agent.platform.replica_router).
         """
         self._config = config
         self._traces = traces or TraceStore.from_env()
@@ -71,7 +70,6 @@ class PlatformServices:
         self._store_location = store
         self._env = env
         self._sink_host = sink_host
-        self._replicas_dsn = replicas_dsn
         self.router: ReplicaRouter | None = None
         self.store: PlatformStore | None = None
         self.trace_sink: TraceSinkServer | None = None
@@ -115,10 +113,10 @@ class PlatformServices:
             env=self._env,
         )
         directory: RunnerRouter = platform
-        if self._replicas_dsn is not None:
+        if is_postgres_url(self._store_location):
             from opik_connect.agent.platform.replica_router import ReplicaRouter  # needs psycopg
 
-            self.router = await ReplicaRouter.start(platform, self._replicas_dsn)
+            self.router = await ReplicaRouter.start(platform, store, str(self._store_location))
             directory = self.router
             platform.ops.ready_checks.append(self.router.ready)
         self.sessions = OllieSessions(
