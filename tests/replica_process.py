@@ -2,7 +2,7 @@
 
     python tests/replica_process.py DSN
 
-Prints `READY <url> <replica id>` once it listens, then serves until killed.
+Prints `READY <url> <replica id> <operator token>` once it listens, then serves until killed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ async def main(dsn: str) -> None:
     await services.setup(platform)
     await platform.start()
     assert services.router is not None
-    print(f"READY {platform.url} {services.router.replica_id}", flush=True)
+    ready = f"READY {platform.url} {services.router.replica_id} {platform.operator_token}"
+    print(ready, flush=True)
     await asyncio.Event().wait()
 
 

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,9 +141,27 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             await writer.drain()
 
 
-async def replica_process(dsn: str, state: Path) -> tuple[asyncio.subprocess.Process, str, str]:
-    """A replica in a child process (to be killed), its state dir `state`: the process, its URL
-    and its replica id."""
+@dataclass
+class ReplicaProcess:
+    """A replica in a child process: kill it with proc.kill() (SIGKILL)."""
+
+    proc: asyncio.subprocess.Process
+    url: str
+    replica_id: str
+    token: str
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def replica_process(dsn: str, state: Path) -> ReplicaProcess:
+    """A replica in a child process, with its own state dir, once it listens."""
     harness = Path(__file__).with_name("replica_process.py")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -158,4 +177,4 @@ async def replica_process(dsn: str, state: Path) -> tuple[asyncio.subprocess.Pro
         proc.kill()
         await proc.wait()
         raise AssertionError(f"replica process did not start: {line}")
-    return proc, line[1], line[2]
+    return ReplicaProcess(proc, line[1], line[2], line[3])

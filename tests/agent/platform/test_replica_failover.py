@@ -17,6 +17,7 @@ import pytest
 from fix_flow_testkit import FIX_EDIT, make_refund_project
 from link_testkit import make_link
 from replica_testkit import (
+    ReplicaProcess,
     SwitchProxy,
     daemon_at,
     pair_behind,
@@ -29,7 +30,7 @@ from replica_testkit import (
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
 from opik_connect.agent.ollie.session_request import OllieLimits
 from opik_connect.agent.traces.store import TraceStore
-from opik_connect.connect.terminal.ask_client import PlatformAddress, ask_stream
+from opik_connect.connect.terminal.ask_client import PlatformAddress, ask_stream, read_json
 from opik_connect.link.auth import new_activation_key
 from opik_connect.protocol import AskEvent, AskRequest, ReadFileArgs, ReadFileResult
 
@@ -71,17 +72,18 @@ async def test_replica_sigkill_mid_session_daemon_reconnects_to_the_other(
             "transcript_dir": tmp_path / "transcripts",
             "env": {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
         }
-        proc_a, a_url, a_id = await replica_process(postgres_dsn, tmp_path / "a")
+        a = await replica_process(postgres_dsn, tmp_path / "a")
+        again: ReplicaProcess | None = None
         try:
             async with (
                 replica(postgres_dsn, **ollie) as (b, b_services),
-                SwitchProxy(int(a_url.rsplit(":", 1)[1])) as proxy,
+                SwitchProxy(a.port) as proxy,
             ):
                 router = router_of(b_services)
                 runner_id = await pair_behind(b, proxy.url, repo)
                 daemon, fixes = daemon_at(repo, proxy.url)
                 async with daemon:
-                    await wait_location(router, runner_id, a_id)
+                    await wait_location(router, runner_id, a.replica_id)
                     address = PlatformAddress(url=b.url, token=b.operator_token)
                     request = AskRequest(question="Why is the refund answer wrong?")
 
@@ -96,8 +98,7 @@ async def test_replica_sigkill_mid_session_daemon_reconnects_to_the_other(
                         await proposed.wait()
 
                     proxy.target = b.port
-                    proc_a.kill()
-                    await proc_a.wait()
+                    await a.kill()
                     await wait_location(router, runner_id, router.replica_id)
 
                     assert fixes.service is not None
@@ -105,12 +106,16 @@ async def test_replica_sigkill_mid_session_daemon_reconnects_to_the_other(
                     await fixes.service.approve(pending.id, by="test")
                     async with asyncio.timeout(40):
                         await asking
+            # A replica started afterwards reads it all back from the shared store.
+            again = await replica_process(postgres_dsn, tmp_path / "a2")
+            restarted = PlatformAddress(url=again.url, token=again.token)
+            detail = await read_json(restarted, f"/v1/sessions/{events[0].session_id}")
         finally:
-            if proc_a.returncode is None:
-                proc_a.kill()
-                await proc_a.wait()
+            await a.kill()
+            if again is not None:
+                await again.kill()
 
-    assert proc_a.returncode == -9
+    assert a.proc.returncode == -9
     assert api.unmatched == [] and api.remaining == 0
     types = [event.type for event in events]
     assert types.count("proposal_sent") == 1 and types.count("decision_received") == 1
@@ -121,6 +126,10 @@ async def test_replica_sigkill_mid_session_daemon_reconnects_to_the_other(
     async with await psycopg.AsyncConnection.connect(postgres_dsn) as conn:
         cursor = await conn.execute("SELECT proposal_id, decision FROM decisions")
         assert await cursor.fetchall() == [(pending.id, "approved")]
+    assert detail["session"]["status"] == "completed"
+    assert [p["proposal_id"] for p in detail["proposals"]] == [pending.id]
+    assert [d["decision"]["decision"] for d in detail["decisions"]] == ["approved"]
+    assert [e["type"] for e in detail["events"]] == types
 
 
 class HeldRead:
@@ -142,11 +151,11 @@ async def test_replica_command_in_flight_follows_its_daemon_after_sigkill(
     tmp_path: Path, postgres_dsn: str
 ) -> None:
     held = HeldRead()
-    proc_a, a_url, a_id = await replica_process(postgres_dsn, tmp_path / "a")
+    a = await replica_process(postgres_dsn, tmp_path / "a")
     try:
         async with (
             replica(postgres_dsn) as (b, b_services),
-            SwitchProxy(int(a_url.rsplit(":", 1)[1])) as proxy,
+            SwitchProxy(a.port) as proxy,
         ):
             router = router_of(b_services)
             record = b.pre_pair(uuid.uuid4().hex, new_activation_key())
@@ -154,15 +163,14 @@ async def test_replica_command_in_flight_follows_its_daemon_after_sigkill(
             link = make_link(proxy.url, record, {"ReadFile": held.read_file}, backoff_max_s=0.5)
             serving = asyncio.create_task(link.run())
             try:
-                await wait_location(router, record.runner_id, a_id)
+                await wait_location(router, record.runner_id, a.replica_id)
                 runner = router.runner(record.runner_id)
                 reading = asyncio.create_task(runner.read_file(ReadFileArgs(path="notes.txt")))
                 async with asyncio.timeout(20):
                     await held.started.wait()
 
                 proxy.target = b.port
-                proc_a.kill()
-                await proc_a.wait()
+                await a.kill()
                 await wait_location(router, record.runner_id, router.replica_id)
                 held.release.set()
                 async with asyncio.timeout(20):
@@ -171,9 +179,7 @@ async def test_replica_command_in_flight_follows_its_daemon_after_sigkill(
                 await link.stop()
                 await serving
     finally:
-        if proc_a.returncode is None:
-            proc_a.kill()
-            await proc_a.wait()
+        await a.kill()
 
     assert result.content == "read notes.txt"
     assert held.runs == 1  # re-sent under the same id to B: answered, not run again
