@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import io
 import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from platform_process_kit import PlatformProcess
 from rich.console import Console
 
 from opik_connect.agent.platform.replica_router import ReplicaRouter
@@ -143,38 +143,38 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 @dataclass
 class ReplicaProcess:
-    """A replica in a child process: kill it with proc.kill() (SIGKILL)."""
+    """`opik-connect platform --store <dsn>` in a child process: kill() sends SIGKILL."""
 
-    proc: asyncio.subprocess.Process
-    url: str
+    platform: PlatformProcess
     replica_id: str
-    token: str
+
+    @property
+    def url(self) -> str:
+        return self.platform.url
+
+    @property
+    def token(self) -> str:
+        return self.platform.token
 
     @property
     def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
+        return self.platform.port
+
+    @property
+    def returncode(self) -> int | None:
+        return self.platform.proc.returncode
 
     async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
+        if self.platform.proc.returncode is None:
+            self.platform.proc.kill()
+            await self.platform.proc.wait()
 
 
 async def replica_process(dsn: str, state: Path) -> ReplicaProcess:
-    """A replica in a child process, with its own state dir, once it listens."""
-    harness = Path(__file__).with_name("replica_process.py")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(harness),
-        dsn,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "OPIK_CONNECT_STATE_DIR": str(state)},
-    )
-    assert proc.stdout is not None
-    async with asyncio.timeout(30):
-        line = (await proc.stdout.readline()).decode().split()
-    if line[:1] != ["READY"]:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"replica process did not start: {line}")
-    return ReplicaProcess(proc, line[1], line[2], line[3])
+    """The real CLI on the shared store, with its own state dir (outside any project)."""
+    await asyncio.to_thread(state.mkdir, parents=True, exist_ok=True)
+    env = {**os.environ, "OPIK_CONNECT_STATE_DIR": str(state)}
+    platform = await PlatformProcess.start(env, state, 0, "--store", dsn)
+    # Logged while the platform set up, before it listened: among the records read so far.
+    [replica_id] = [record["replica"] for record in platform.records if "replica" in record]
+    return ReplicaProcess(platform, replica_id)

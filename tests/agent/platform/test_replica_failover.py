@@ -115,7 +115,7 @@ async def test_replica_sigkill_mid_session_daemon_reconnects_to_the_other(
             if again is not None:
                 await again.kill()
 
-    assert a.proc.returncode == -9
+    assert a.returncode == -9
     assert api.unmatched == [] and api.remaining == 0
     types = [event.type for event in events]
     assert types.count("proposal_sent") == 1 and types.count("decision_received") == 1

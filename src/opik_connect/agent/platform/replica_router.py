@@ -97,6 +97,7 @@ class ReplicaRouter:
         except BaseException:
             await bus.close()
             raise
+        log.info("replica %s routing through PostgreSQL", replica_id, extra={"replica": replica_id})
         return router
 
     @property
