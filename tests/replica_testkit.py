@@ -176,5 +176,9 @@ async def replica_process(dsn: str, state: Path) -> ReplicaProcess:
     env = {**os.environ, "OPIK_CONNECT_STATE_DIR": str(state)}
     platform = await PlatformProcess.start(env, state, 0, "--store", dsn)
     # Logged while the platform set up, before it listened: among the records read so far.
-    [replica_id] = [record["replica"] for record in platform.records if "replica" in record]
-    return ReplicaProcess(platform, replica_id)
+    joined = [record["replica"] for record in platform.records if "replica" in record]
+    if len(joined) != 1:
+        platform.kill()
+        await platform.proc.wait()
+        raise AssertionError(f"no replica id in the platform's log: {platform.raw_lines}")
+    return ReplicaProcess(platform, joined[0])
