@@ -22,6 +22,9 @@ class BoundedIds:
         while len(self._ids) > self.max_ids:
             self._ids.popitem(last=False)
 
+    def discard(self, key: str) -> None:
+        self._ids.pop(key, None)
+
     def __contains__(self, key: object) -> bool:
         return key in self._ids
 

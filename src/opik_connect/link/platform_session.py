@@ -49,6 +49,8 @@ class EventReceived(LinkEvent):
 
     type_name: str
     event: BaseModel
+    held_ack: str = ""
+    """The event's id when its Ack waits for settle_decision (defer_decision_acks)."""
 
 
 @dataclass
@@ -73,6 +75,9 @@ class PlatformSession(LinkSession):
         self.last_heartbeat: float | None = None
         self._acks: list[str] = []
         self._ack_due: float | None = None
+        self.defer_decision_acks = False
+        """Set when a decision must be kept somewhere durable (replicas: PostgreSQL) before the
+        daemon may forget it: its Ack then waits for settle_decision."""
 
     def connect(self, signer: FrameSigner, now: float) -> None:
         """Authenticated: every command still waiting for a result is sent (again)."""
@@ -136,15 +141,32 @@ class PlatformSession(LinkSession):
         if model is None:
             raise BridgeError(ErrorCode.UNKNOWN_TYPE, f"unknown event type {frame.type!r}")
         event = parse_model(model, frame.payload, ErrorCode.INVALID_ARGS)
-        self._ack(frame.id, now)
         if frame.id in self._seen_events:
+            self._ack(frame.id, now)
             return
         self._seen_events.add(frame.id)
         if isinstance(event, ProposalDecided):
             if event.proposal_id in self.decisions:
+                self._ack(frame.id, now)
                 return  # the same decision again (its daemon restarted before our Ack)
             self.decisions[event.proposal_id] = event
+            if self.defer_decision_acks:
+                self._events.append(EventReceived(frame.type, event, held_ack=frame.id))
+                return
+        self._ack(frame.id, now)
         self._events.append(EventReceived(frame.type, event))
+
+    def settle_decision(
+        self, event_id: str, decided: ProposalDecided, kept: bool, now: float
+    ) -> None:
+        """A held decision was kept (Ack it: the daemon may forget it), or could not be (forget
+        we saw it, so the daemon's next copy is taken afresh)."""
+        if kept:
+            self._ack(event_id, now)
+            return
+        self._seen_events.discard(event_id)
+        if self.decisions.get(decided.proposal_id) is decided:
+            del self.decisions[decided.proposal_id]
 
     def _ack(self, msg_id: str, now: float) -> None:
         self._acks.append(msg_id)

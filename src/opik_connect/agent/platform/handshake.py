@@ -153,6 +153,7 @@ class Handshake:
                 exc = BridgeError(ErrorCode.NOT_PAIRED, "pairing code expired")
                 await refuse(ws, exc, frame.id, CLOSE_AUTH_FAILED)
             return False
+        await self.desk.settled()
         await ws.send(encode_control(frame.id, Paired(session_id=pending.confirmed.result())))
         return True
 
@@ -161,7 +162,7 @@ class Handshake:
             confirm = parse_model(ConfirmPairing, frame.payload, ErrorCode.MALFORMED_FRAME)
             if not hmac.compare_digest(confirm.token, self.operator_token):
                 raise BridgeError(ErrorCode.AUTH_FAILED, "operator token does not match")
-            confirmed = self.desk.confirm(confirm.code, time.time())
+            confirmed = await self.desk.confirm_anywhere(confirm.code, time.time())
         except BridgeError as exc:
             await refuse(ws, exc, frame.id, CLOSE_AUTH_FAILED)
             return
@@ -182,7 +183,7 @@ class Handshake:
             )
             await refuse(ws, exc, frame.id, CLOSE_PROTOCOL_VERSION)
             return None
-        record = self.desk.paired.get(hello.runner_id)
+        record = await self.desk.lookup(hello.runner_id)
         try:
             if record is None:
                 raise BridgeError(ErrorCode.AUTH_FAILED, "unknown runner: pair first")

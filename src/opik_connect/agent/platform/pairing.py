@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from opik_connect.link.auth import (
     PairingRecord,
@@ -20,6 +22,15 @@ from opik_connect.link.auth import (
     normalize_pairing_code,
 )
 from opik_connect.protocol import BridgeError, ErrorCode, PairingConfirmed, PairRequest
+
+
+class SharedPairings(Protocol):
+    """Pairings every replica reads (agent.platform.replica_pairings), instead of one file."""
+
+    async def get(self, runner_id: str) -> PairingRecord | None: ...
+
+    async def put(self, record: PairingRecord) -> None: ...
+
 
 MAX_PENDING_PAIRINGS = 32
 MAX_PENDING_PAIRINGS_PER_SOURCE = 4
@@ -55,6 +66,11 @@ class PairingDesk:
         self._max_per_source = max_pending_per_source
         self._pending: dict[str, PendingPairing] = {}
         """By code, oldest first."""
+        self.shared: SharedPairings | None = None
+        """Set by a replica router: pairings then live there, and any replica accepts a Hello."""
+        self._saving: set[asyncio.Task[None]] = set()
+        self.confirm_elsewhere: Callable[[str], Awaitable[PairingConfirmed | None]] | None = None
+        """Set by a replica router: a code unknown here may be waiting on another replica."""
 
     @property
     def waiting(self) -> int:
@@ -73,6 +89,22 @@ class PairingDesk:
         )
         self._remember(record)
         return record
+
+    async def lookup(self, runner_id: str) -> PairingRecord | None:
+        """The runner's pairing; with shared pairings, as stored now (another replica may have
+        paired it again since)."""
+        if self.shared is None:
+            return self.paired.get(runner_id)
+        await self.settled()
+        record = await self.shared.get(runner_id)
+        if record is not None:
+            self.paired[runner_id] = record
+        return record
+
+    async def settled(self) -> None:
+        """Every pairing made here is in the shared pairings (before a daemon is told Paired)."""
+        while self._saving:
+            await asyncio.gather(*self._saving)
 
     def open(self, request: PairRequest, source: str, now: float) -> PendingPairing:
         """A new waiting pairing. At the per-source bound the source's oldest gives way; at the
@@ -99,6 +131,18 @@ class PairingDesk:
         """The pairing is over (confirmed, expired, evicted or its daemon left)."""
         if self._pending.get(pending.code) is pending:
             del self._pending[pending.code]
+
+    def holds(self, code: str) -> bool:
+        return normalize_pairing_code(code) in self._pending
+
+    async def confirm_anywhere(self, code: str, now: float) -> PairingConfirmed:
+        """confirm(), or (replicas) on the replica where the daemon waits with this code."""
+        if self.holds(code) or self.confirm_elsewhere is None:
+            return self.confirm(code, now)
+        confirmed = await self.confirm_elsewhere(code)
+        if confirmed is None:
+            raise BridgeError(ErrorCode.NOT_PAIRED, "no pairing request with that code")
+        return confirmed
 
     def confirm(self, code: str, now: float) -> PairingConfirmed:
         """The operator confirms the code the daemon showed; unknown or expired -> not_paired."""
@@ -130,3 +174,7 @@ class PairingDesk:
         self.paired[record.runner_id] = record
         if self._store is not None:
             self._store.put(record.runner_id, record)
+        if self.shared is not None:
+            task = asyncio.ensure_future(self.shared.put(record))
+            self._saving.add(task)
+            task.add_done_callback(self._saving.discard)

@@ -30,7 +30,18 @@ from opik_connect.protocol import (
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[["RunnerHandle", str, BaseModel], None]
+Publish = Callable[["RunnerHandle", str, BaseModel], "asyncio.Future[bool] | None"]
+"""Hands an event to the platform; a future when it is admitted later (True once kept)."""
+
+
+def parse_outcome(type_name: str, outcome: CommandResult) -> BaseModel:
+    """A command's result model, or its BridgeError with the daemon's code."""
+    if not outcome.ok:
+        assert outcome.error is not None
+        raise BridgeError.from_body(outcome.error)
+    spec = COMMANDS.get(type_name)
+    assert spec is not None
+    return parse_model(spec[1], outcome.result or {}, ErrorCode.INTERNAL)
 
 
 class RunnerInfo(BaseModel):
@@ -95,9 +106,23 @@ class RunnerHandle(CommandCalls):
         self, type_name: str, payload: dict, *, timeout_s: float | None = None
     ) -> BaseModel:
         """Like call() but with an unchecked payload: lets tests send what a bad peer would."""
+        return parse_outcome(type_name, await self.command(type_name, payload, timeout_s=timeout_s))
+
+    async def command(
+        self,
+        type_name: str,
+        payload: dict,
+        *,
+        timeout_s: float | None = None,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        """The daemon's raw outcome. A command id given again (a replica re-routing a command
+        after a failover) is answered by the daemon from its cache, never run twice."""
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         now = self._driver.clock()
-        command_id = self.session.call(type_name, payload, now, timeout_s=timeout_s)
+        command_id = self.session.call(
+            type_name, payload, now, timeout_s=timeout_s, command_id=command_id
+        )
         self._results[command_id] = future
         self._activity.command_started()
         started, result = time.perf_counter(), str(ErrorCode.INTERNAL)
@@ -105,6 +130,7 @@ class RunnerHandle(CommandCalls):
             await self._driver.send_now()
             outcome = await future
             result = "ok" if outcome.ok or outcome.error is None else str(outcome.error.code)
+            return outcome
         except asyncio.CancelledError:
             result = "cancelled"
             raise
@@ -114,12 +140,6 @@ class RunnerHandle(CommandCalls):
             self._driver.changed()
             seconds = time.perf_counter() - started
             self._finished(CommandDone(self.runner_id, type_name, command_id, seconds, result))
-        if not outcome.ok:
-            assert outcome.error is not None
-            raise BridgeError.from_body(outcome.error)
-        spec = COMMANDS.get(type_name)
-        assert spec is not None
-        return parse_model(spec[1], outcome.result or {}, ErrorCode.INTERNAL)
 
     def _finished(self, done: CommandDone) -> None:
         log.info(
@@ -195,5 +215,21 @@ class RunnerHandle(CommandCalls):
                 for future in self._decision_waiters.pop(event.event.proposal_id, []):
                     if not future.done():
                         future.set_result(event.event)
-            if self._publish is not None:
-                self._publish(self, event.type_name, event.event)
+            kept = self._publish(self, event.type_name, event.event) if self._publish else None
+            if event.held_ack:
+                self._settle_after(kept, event)
+
+    def _settle_after(self, kept: asyncio.Future[bool] | None, event: EventReceived) -> None:
+        """Ack a held decision once the platform kept it (now, if nothing gates it)."""
+        assert isinstance(event.event, ProposalDecided)
+        decided, event_id = event.event, event.held_ack
+
+        def settle(future: asyncio.Future[bool] | None) -> None:
+            ok = future is None or (not future.cancelled() and future.result())
+            self.session.settle_decision(event_id, decided, ok, self._driver.clock())
+            self._driver.changed()
+
+        if kept is None:
+            settle(None)
+        else:
+            kept.add_done_callback(settle)

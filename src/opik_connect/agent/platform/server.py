@@ -19,7 +19,7 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -56,6 +56,10 @@ __all__ = ["EventCallback", "Platform", "PlatformHooks", "RunnerHandle", "Runner
 
 EventCallback = Callable[[RunnerHandle, str, BaseModel], Any]
 """Called with (runner, event type, event model); may be sync or async."""
+EventGate = Callable[[RunnerHandle, str, BaseModel], Awaitable[bool]]
+"""Admits an event to the subscribers, or drops it (a decision another replica already took)."""
+RunnerWatcher = Callable[[RunnerHandle], Any]
+"""Called when a runner connects or disconnects; may be sync or async."""
 
 
 class PlatformHooks(Protocol):
@@ -117,6 +121,10 @@ class Platform:
         self._runners: dict[str, RunnerHandle] = {}
         self._runners_changed = asyncio.Condition()
         self._subscribers: list[EventCallback] = []
+        self._watchers: list[RunnerWatcher] = []
+        self.event_gate: EventGate | None = None
+        """Set by a replica router (agent.platform.replica_router); None admits every event."""
+        self._gated: dict[str, asyncio.Future[bool]] = {}
         self._seen_events = BoundedIds(SEEN_CACHE_SIZE)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -226,6 +234,11 @@ class Platform:
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback)
 
+    def watch_runners(self, watcher: RunnerWatcher) -> Callable[[], None]:
+        """Be told of each connect and disconnect (a replica router publishes where runners are)."""
+        self._watchers.append(watcher)
+        return lambda: self._watchers.remove(watcher)
+
     def event_queue(self) -> asyncio.Queue[tuple[RunnerHandle, str, BaseModel]]:
         queue: asyncio.Queue[tuple[RunnerHandle, str, BaseModel]] = asyncio.Queue()
         self.subscribe(lambda runner, kind, event: queue.put_nowait((runner, kind, event)))
@@ -236,18 +249,56 @@ class Platform:
             self._runners_changed.notify_all()
         if self._on_runner_change is not None:
             self._on_runner_change(handle.info())
+        for watcher in list(self._watchers):
+            self._keep(watcher(handle))
 
-    def _publish(self, runner: RunnerHandle, type_name: str, event: BaseModel) -> None:
+    def _publish(
+        self, runner: RunnerHandle, type_name: str, event: BaseModel
+    ) -> asyncio.Future[bool] | None:
+        """Fan the event out now, or once the gate admits it: the future says it was kept
+        (admitted, or a copy of one kept before); False if the gate failed."""
+        if self.event_gate is None:
+            self._fan_out(runner, type_name, event)
+            return None
+        # One gate at a time per runner: a runner's events reach subscribers in arrival order.
+        runner_id, gate = runner.runner_id, self.event_gate
+        previous = self._gated.get(runner_id)
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._gated[runner_id] = done
+
+        async def gated() -> None:
+            try:
+                if previous is not None:
+                    await asyncio.wait([previous])
+                if await gate(runner, type_name, event):
+                    self._fan_out(runner, type_name, event)
+                done.set_result(True)
+            except Exception:
+                log.exception("event gate failed on %s", type_name)
+            finally:
+                if not done.done():
+                    done.set_result(False)
+                if self._gated.get(runner_id) is done:
+                    del self._gated[runner_id]
+
+        self._keep(gated())
+        return done
+
+    def _fan_out(self, runner: RunnerHandle, type_name: str, event: BaseModel) -> None:
         for callback in list(self._subscribers):
             try:
                 outcome = callback(runner, type_name, event)
             except Exception:
                 log.exception("event subscriber failed on %s", type_name)
                 continue
-            if inspect.isawaitable(outcome):
-                task = asyncio.ensure_future(outcome)
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            self._keep(outcome)
+
+    def _keep(self, outcome: object) -> None:
+        """Run an async callback's outcome as a task the platform keeps until it is done."""
+        if inspect.isawaitable(outcome):
+            task = asyncio.ensure_future(outcome)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _process_request(
         self, connection: ServerConnection, request: Request
@@ -275,6 +326,7 @@ class Platform:
                     activity=self.activity,
                 )
                 self._runners[hello.runner_id] = handle
+            handle.session.defer_decision_acks = self.event_gate is not None
             await handle.attach(ws, accepted.signer, hello)
             await self._runner_changed(handle)
             try:

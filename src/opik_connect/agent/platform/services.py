@@ -20,12 +20,14 @@ import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from opik_connect.agent.ollie.loop import OllieLimits
 from opik_connect.agent.ollie.sessions import OllieSessions, SessionDriver, ollie_driver
 from opik_connect.agent.platform.http_api import PlatformHttpApi
+from opik_connect.agent.platform.runner_router import RunnerRouter
 from opik_connect.agent.platform.server import Platform, RunnerHandle
 from opik_connect.agent.platform.store import PlatformStore, is_postgres_url, open_platform_store
 from opik_connect.agent.traces.sink_http import TraceSinkServer
@@ -34,6 +36,9 @@ from opik_connect.agent.traces.sink_store import SINK_FILENAME, SinkStore
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.config import ProjectConfig, load_project_config
 from opik_connect.protocol import TraceSinkGrant
+
+if TYPE_CHECKING:
+    from opik_connect.agent.platform.replica_router import ReplicaRouter
 
 
 class PlatformServices:
@@ -53,7 +58,9 @@ class PlatformServices:
     ) -> None:
         """Sessions run Ollie (model from config, key from env) unless a driver is given.
 
-        `store` is a postgresql:// URL or a SQLite file (default: the state dir's file).
+        `store` is a postgresql:// URL or a SQLite file (default: the state dir's file). On
+        PostgreSQL this platform is one of several replicas: its sessions reach runners
+        connected to any of them (agent.platform.replica_router).
         """
         self._config = config
         self._traces = traces or TraceStore.from_env()
@@ -63,6 +70,7 @@ class PlatformServices:
         self._store_location = store
         self._env = env
         self._sink_host = sink_host
+        self.router: ReplicaRouter | None = None
         self.store: PlatformStore | None = None
         self.trace_sink: TraceSinkServer | None = None
         self.sessions: OllieSessions | None = None
@@ -104,15 +112,22 @@ class PlatformServices:
             transcript_dir=self._transcript_dir,
             env=self._env,
         )
+        directory: RunnerRouter = platform
+        if is_postgres_url(self._store_location):
+            from opik_connect.agent.platform.replica_router import ReplicaRouter  # needs psycopg
+
+            self.router = await ReplicaRouter.start(platform, store, str(self._store_location))
+            directory = self.router
+            platform.ops.ready_checks.append(self.router.ready)
         self.sessions = OllieSessions(
-            platform, store, driver, env=self._env, activity=platform.activity
+            directory, store, driver, env=self._env, activity=platform.activity
         )
         platform.ops.ready_checks.append(lambda: store.list_sessions(limit=1))
         self.http_api = PlatformHttpApi(
             token=platform.operator_token,
             store=store,
             sessions=self.sessions,
-            runners=platform.runners,
+            runners=directory.runners,
             trace_sink_url=self.trace_sink.url,
         )
         platform.http_api = self.http_api
@@ -132,6 +147,9 @@ class PlatformServices:
             self._unsubscribe = None
         if self.sessions is not None:
             await self.sessions.aclose()
+        if self.router is not None:
+            await self.router.aclose()
+            self.router = None
         if self.trace_sink is not None:
             await self.trace_sink.stop()
             await self.trace_sink.store.close()
