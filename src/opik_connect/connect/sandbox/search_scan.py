@@ -41,7 +41,7 @@ class SearchStopped(Exception):
     """The search was cancelled; the worker thread gives up."""
 
 
-class _OutOfTime(Exception):
+class OutOfTime(Exception):
     """The search reached its time limit inside a file: that file is left out."""
 
 
@@ -51,7 +51,7 @@ class ScanResult:
     total: int = 0
 
 
-def _read_bytes(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes | None:
+def read_for_search(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes | None:
     """The file's bytes as ReadFile would see them; None for what ReadFile would refuse."""
     try:
         opened = policy.open_file(rel)
@@ -79,11 +79,11 @@ def _read_bytes(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes 
     return raw.replace(b"\r\n", b"\n")
 
 
-def _redacted(raw: bytes, stop: threading.Event, deadline: float) -> bytes:
-    """The text with every secret replaced, line for line. Text without any hint of a secret
-    is returned as it is; what redaction changed in a text is cached by its content."""
+def redaction_splices(raw: bytes, stop: threading.Event, deadline: float) -> tuple[Splice, ...]:
+    """What redaction changes in the text, one splice per changed line. Text without any hint
+    of a secret has none; what redaction changed in a text is cached by its content."""
     if not might_contain_secret(raw):
-        return raw
+        return ()
     key = content_key(raw)
     splices = REDACTIONS.get(key)
     if splices is None:
@@ -92,7 +92,13 @@ def _redacted(raw: bytes, stop: threading.Event, deadline: float) -> bytes:
         else:
             splices = _rule_line_splices(raw, stop, deadline)
         REDACTIONS.put(key, splices)
-    return apply_splices(raw, splices)
+    return splices
+
+
+def _redacted(raw: bytes, stop: threading.Event, deadline: float) -> bytes:
+    """The text with every secret replaced, line for line."""
+    splices = redaction_splices(raw, stop, deadline)
+    return apply_splices(raw, splices) if splices else raw
 
 
 def _key_block_splices(raw: bytes, stop: threading.Event, deadline: float) -> tuple[Splice, ...]:
@@ -105,7 +111,7 @@ def _key_block_splices(raw: bytes, stop: threading.Event, deadline: float) -> tu
         if stop.is_set():
             raise SearchStopped
         if time.monotonic() >= deadline:
-            raise _OutOfTime
+            raise OutOfTime
         batch = lines[first : first + REDACT_BATCH_LINES]
         redacted, _, inside = redact_lines(batch, inside_private_key=inside)
         for old, new in zip(batch, redacted, strict=True):
@@ -127,7 +133,7 @@ def _rule_line_splices(raw: bytes, stop: threading.Event, deadline: float) -> tu
         if stop.is_set():
             raise SearchStopped
         if time.monotonic() >= deadline:
-            raise _OutOfTime
+            raise OutOfTime
         start = raw.rfind(b"\n", 0, found.start()) + 1
         end = raw.find(b"\n", found.start())
         end = size if end == -1 else end
@@ -194,12 +200,12 @@ def scan_files(
         if time.monotonic() >= deadline:
             cut = True
             break
-        raw = _read_bytes(policy, path, visible)
+        raw = read_for_search(policy, path, visible)
         if raw is None:
             continue
         try:
             data = _redacted(raw, stop, deadline)
-        except _OutOfTime:
+        except OutOfTime:
             cut = True
             break
         _scan_file(path, data, regex, result)
