@@ -11,7 +11,7 @@ import pytest
 from sandbox_repo import make_repo
 
 from opik_connect.config import ProjectConfig
-from opik_connect.connect.sandbox import search_secrets
+from opik_connect.connect.sandbox import search_files, search_secrets
 from opik_connect.connect.sandbox.read_commands import Sandbox
 from opik_connect.connect.sandbox.ripgrep import find_ripgrep, rg_files_with_matches
 from opik_connect.protocol import SearchFilesArgs
@@ -105,3 +105,14 @@ async def test_rg_reaching_its_time_limit_gives_what_it_listed(repo: Path) -> No
     assert await rg_files_with_matches(cmd, repo, time.monotonic()) == ([], False)
     names, complete = await rg_files_with_matches(cmd, repo, math.inf) or ([], False)
     assert complete and sorted(names) == ["README.md", "notes.txt", "pkg/util.py"]
+
+
+async def test_a_build_outlives_the_search_that_gave_up_on_it(repo: Path, monkeypatch) -> None:
+    (repo / "app.py").write_text(f'AWS = "{KEY}"\n')
+    sandbox = await _watched(repo)
+    monkeypatch.setattr(search_files, "NARROWING_SHARE", 0.0)
+    early = await sandbox.search_files(SearchFilesArgs(pattern=REDACTED))
+    assert (early.matches, early.truncated) == ([], True)
+    monkeypatch.undo()
+    result = await sandbox.search_files(SearchFilesArgs(pattern=REDACTED))
+    assert ([m.file for m in result.matches], result.truncated) == (["app.py"], False)

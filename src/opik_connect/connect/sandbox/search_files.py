@@ -4,6 +4,7 @@ answers from the redacted view (see search_scan)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from opik_connect.connect.sandbox.ripgrep import rg_files_with_matches
 from opik_connect.connect.sandbox.search_scan import out_of_time, scan_files
 from opik_connect.connect.sandbox.search_secrets import SecretIndex
 from opik_connect.connect.sandbox.secret_redaction import SECRET_CANDIDATE
-from opik_connect.protocol import SearchFilesResult
+from opik_connect.protocol import BridgeError, ErrorCode, SearchFilesResult
 
 MAX_LIST_FILES = 1000
 SEARCH_TIMEOUT_S = 30.0
@@ -112,7 +113,7 @@ class FileSearch:
                 self.secrets.refresh(
                     listing.visible,
                     until,
-                    lambda targets: self._rg_secrets(targets, listing, until),
+                    lambda targets: self._rg_secrets(targets, listing),
                 ),
             )
             if found is not None:
@@ -125,13 +126,14 @@ class FileSearch:
                 return set(names) | hits, complete and indexed
         return {f for f in listing.visible if f == rel_dir or f.startswith(prefix)}, True
 
-    async def _rg_secrets(
-        self, targets: list[str] | None, listing: Listing, until: float
-    ) -> tuple[list[str], bool] | None:
+    async def _rg_secrets(self, targets: list[str] | None, listing: Listing) -> list[str]:
         """The files where SECRET_CANDIDATE matches: among `targets`, or (None) in the root."""
         if targets is None:
             targets = [".", *await self._tracked_ignored(listing, "", lambda _path: True)]
-        return await self._rg_files([SECRET_CANDIDATE], None, targets, until)
+        found = await self._rg_files([SECRET_CANDIDATE], None, targets, math.inf)
+        if found is None:
+            raise BridgeError(ErrorCode.INTERNAL, "ripgrep could not run the secret pre-filter")
+        return found[0]
 
     async def _rg_files(
         self, regexps: list[str], glob: str | None, targets: list[str], until: float
