@@ -1,6 +1,7 @@
 """The issue-14 table on a real-sized repo (>= 40,000 files), each row against its limit, same run.
 
 Run: .venv/bin/python bench/real_repo.py [--reps 7] [--sequential 200] [--quiet-load 1.0]
+[--search-only] (start-up, SearchFiles, the sequential searches and RSS rows only)
 The repo is built once and cached (bench/real_repo_build.py). opik-connect is measured through a
 daemon process (`opik-connect --platform ws://…`, platform in this process: platform → websocket
 → daemon → back) and in-process (the Sandbox called directly); Opik's own bridge handlers are an
@@ -260,75 +261,80 @@ async def bench(opts: argparse.Namespace) -> None:
                 found,
             )
 
-        for label, wire in (
-            ("ListFiles root", {}),
-            ("ListFiles *.py depth 5", {"pattern": "*.py", "depth": 5}),
-        ):
-            args = ListFilesArgs(**wire)
-            load = quiet(opts.quiet_load, opts.quiet_wait)
-            found = await interleaved(
-                {
-                    "daemon": lambda a=args: runner.list_files(a),
-                    "in-process": lambda a=args: sandbox.list_files(a),
-                    "opik": (lambda w=wire: asyncio.to_thread(opik_list.execute, w, 30))
-                    if opik_list
-                    else None,
-                    "limit": lambda: run_cmd("git", "ls-files", cwd=root),
-                },
-                opts.reps,
-            )
-            result = await runner.list_files(args)
-            row(f"{label} ({result.total} entries, {len(result.files)} returned)", load, found)
-
-        reads = (("ReadFile 4 KiB", clean), ("ReadFile 4 KiB, trips pre-check", tripping))
-        for label, path in reads:
-            content = (root / path).read_text()
-            echo, concurrent, server = await echo_client(content)
-            read_args = ReadFileArgs(path=path)
-            load = quiet(opts.quiet_load, opts.quiet_wait)
-            found = await interleaved(
-                {
-                    "daemon": lambda a=read_args: runner.read_file(a),
-                    "in-process": lambda a=read_args: sandbox.read_file(a),
-                    "opik": (lambda p=path: asyncio.to_thread(opik_read.execute, {"path": p}, 30))
-                    if opik_read
-                    else None,
-                    "limit": echo,
-                },
-                opts.reps * 30,
-            )
-            row(f"{label} ({path}), p50", load, found)
-            if path == tripping:
+        if not opts.search_only:
+            for label, wire in (
+                ("ListFiles root", {}),
+                ("ListFiles *.py depth 5", {"pattern": "*.py", "depth": 5}),
+            ):
+                args = ListFilesArgs(**wire)
                 load = quiet(opts.quiet_load, opts.quiet_wait)
-                ours, base = [], []
-                for _ in range(opts.reps):
-                    started = time.perf_counter()
+                found = await interleaved(
+                    {
+                        "daemon": lambda a=args: runner.list_files(a),
+                        "in-process": lambda a=args: sandbox.list_files(a),
+                        "opik": (lambda w=wire: asyncio.to_thread(opik_list.execute, w, 30))
+                        if opik_list
+                        else None,
+                        "limit": lambda: run_cmd("git", "ls-files", cwd=root),
+                    },
+                    opts.reps,
+                )
+                result = await runner.list_files(args)
+                row(f"{label} ({result.total} entries, {len(result.files)} returned)", load, found)
 
-                    async def one(a: ReadFileArgs = read_args, t0: float = started) -> float:
-                        await runner.read_file(a)
-                        return time.perf_counter() - t0
+            reads = (("ReadFile 4 KiB", clean), ("ReadFile 4 KiB, trips pre-check", tripping))
+            for label, path in reads:
+                content = (root / path).read_text()
+                echo, concurrent, server = await echo_client(content)
+                read_args = ReadFileArgs(path=path)
+                load = quiet(opts.quiet_load, opts.quiet_wait)
+                found = await interleaved(
+                    {
+                        "daemon": lambda a=read_args: runner.read_file(a),
+                        "in-process": lambda a=read_args: sandbox.read_file(a),
+                        "opik": (
+                            lambda p=path: asyncio.to_thread(opik_read.execute, {"path": p}, 30)
+                        )
+                        if opik_read
+                        else None,
+                        "limit": echo,
+                    },
+                    opts.reps * 30,
+                )
+                row(f"{label} ({path}), p50", load, found)
+                if path == tripping:
+                    load = quiet(opts.quiet_load, opts.quiet_wait)
+                    ours, base = [], []
+                    for _ in range(opts.reps):
+                        started = time.perf_counter()
 
-                    ours.append(p99(list(await asyncio.gather(*(one() for _ in range(200))))))
-                    base.append(await concurrent(200))
-                row("200 concurrent ReadFiles of it, p99", load, {"daemon": ours, "limit": base})
-            server.terminate()  # type: ignore[attr-defined]
-            await server.wait()  # type: ignore[attr-defined]
+                        async def one(a: ReadFileArgs = read_args, t0: float = started) -> float:
+                            await runner.read_file(a)
+                            return time.perf_counter() - t0
 
-        load = quiet(opts.quiet_load, opts.quiet_wait)
-        exe = str(Path(sys.executable).parent / "opik-connect")
-        help_s = process_times([exe, "--help"], opts.reps)
-        opik_exe = Path(sys.executable).parent / "opik"
-        opik_help = (
-            f", opik --help {ms(process_times([str(opik_exe), '--help'], 3))}"
-            if opik_exe.exists()
-            else ""
-        )
-        pass_s = process_times([sys.executable, "-c", "pass"], opts.reps)
-        print(
-            f"| opik-connect --help | {ms(help_s)}{opik_help} | python -c pass {ms(pass_s)} "
-            f"| target < 300 ms | load {load:.2f} |",
-            flush=True,
-        )
+                        ours.append(p99(list(await asyncio.gather(*(one() for _ in range(200))))))
+                        base.append(await concurrent(200))
+                    row(
+                        "200 concurrent ReadFiles of it, p99", load, {"daemon": ours, "limit": base}
+                    )
+                server.terminate()  # type: ignore[attr-defined]
+                await server.wait()  # type: ignore[attr-defined]
+
+            load = quiet(opts.quiet_load, opts.quiet_wait)
+            exe = str(Path(sys.executable).parent / "opik-connect")
+            help_s = process_times([exe, "--help"], opts.reps)
+            opik_exe = Path(sys.executable).parent / "opik"
+            opik_help = (
+                f", opik --help {ms(process_times([str(opik_exe), '--help'], 3))}"
+                if opik_exe.exists()
+                else ""
+            )
+            pass_s = process_times([sys.executable, "-c", "pass"], opts.reps)
+            print(
+                f"| opik-connect --help | {ms(help_s)}{opik_help} | python -c pass {ms(pass_s)} "
+                f"| target < 300 ms | load {load:.2f} |",
+                flush=True,
+            )
 
         if opts.sequential:
             load = quiet(opts.quiet_load, opts.quiet_wait)
@@ -360,6 +366,9 @@ def main() -> None:
     parser.add_argument("--quiet-load", type=float, default=1.0)
     parser.add_argument("--quiet-wait", type=float, default=120.0)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument(
+        "--search-only", action="store_true", help="only start-up, SearchFiles and RSS rows"
+    )
     asyncio.run(bench(parser.parse_args()))
 
 

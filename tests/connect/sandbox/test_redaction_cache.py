@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from opik_connect.connect.sandbox.redaction_cache import RedactionCache, content_key
-from opik_connect.connect.sandbox.search_scan import REDACTIONS, _redacted
+from opik_connect.connect.sandbox.search_scan import REDACTIONS, _redacted, secret_rule_lines
 
 KEY = 'api_key = "sk-ant-' + "a" * 30 + '"\n'
 
@@ -13,10 +13,9 @@ KEY = 'api_key = "sk-ant-' + "a" * 30 + '"\n'
 def test_same_shape_other_value_is_redacted_afresh() -> None:
     first = ("x = 1\n" + KEY).encode()
     second = first.replace(b"a" * 30, b"b" * 30)
-    assert _redacted(first, threading.Event(), float("inf")) == _redacted(
-        second, threading.Event(), float("inf")
-    )
-    assert b"sk-ant-" not in _redacted(second, threading.Event(), float("inf"))
+    rules, stop = secret_rule_lines(), threading.Event()
+    assert _redacted(first, rules, stop, float("inf")) == _redacted(second, rules, stop, 1e99)
+    assert b"sk-ant-" not in _redacted(second, rules, stop, float("inf"))
     assert REDACTIONS.get(content_key(first)) is not None
     assert REDACTIONS.get(content_key(second)) is not None
 

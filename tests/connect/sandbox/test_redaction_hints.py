@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opik_connect.connect.sandbox.linear_regex import compile_line_search
-from opik_connect.connect.sandbox.search_scan import _redacted
+from opik_connect.connect.sandbox.search_scan import _redacted, secret_rule_lines
 from opik_connect.connect.sandbox.secret_redaction import (
     _PRIVATE_KEY,
     PROVIDER_KEYS,
@@ -114,4 +114,5 @@ def test_search_redaction_equals_whole_text_redaction(parts: list[str]) -> None:
     """Search redacts only the lines SECRET_CANDIDATE finds when there is no key marker."""
     text = "".join(parts)
     whole = "\n".join(redact_lines(text.split("\n"))[0]).encode()
-    assert _redacted(text.encode(), threading.Event(), float("inf")) == whole
+    stop = threading.Event()
+    assert _redacted(text.encode(), secret_rule_lines(), stop, float("inf")) == whole

@@ -80,7 +80,14 @@ class Sandbox:
         """The watcher's batch (git-visible paths): the index re-checks only these paths, then
         the search lists are taken again (from the updated index)."""
         await self.index.apply(paths)
+        self._search.secrets.forget(paths)
         self.invalidate()
+
+    def changes_lost(self) -> None:
+        """The watcher missed changes: every list and the search's secret index are rebuilt."""
+        self.index.stale()
+        self.invalidate()
+        self._search.secrets.stale()
 
     async def summary(self) -> RootSummary:
         """The hello's root summary: visible file count, branch and HEAD."""

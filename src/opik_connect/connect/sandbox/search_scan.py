@@ -32,7 +32,6 @@ MAX_SEARCH_FILE_BYTES = 32 << 20
 """A larger file is not searched (ReadFile can still page through it)."""
 REDACT_BATCH_LINES = 4096
 """Lines redacted and matched between two looks at the stop flag."""
-_RULE_LINES = compile_line_search(SECRET_CANDIDATE)
 REDACTIONS = RedactionCache()
 """Shared by every root: an entry is keyed by content, so it holds for any file with it."""
 
@@ -41,7 +40,7 @@ class SearchStopped(Exception):
     """The search was cancelled; the worker thread gives up."""
 
 
-class _OutOfTime(Exception):
+class OutOfTime(Exception):
     """The search reached its time limit inside a file: that file is left out."""
 
 
@@ -51,7 +50,7 @@ class ScanResult:
     total: int = 0
 
 
-def _read_bytes(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes | None:
+def read_for_search(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes | None:
     """The file's bytes as ReadFile would see them; None for what ReadFile would refuse."""
     try:
         opened = policy.open_file(rel)
@@ -79,20 +78,34 @@ def _read_bytes(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes 
     return raw.replace(b"\r\n", b"\n")
 
 
-def _redacted(raw: bytes, stop: threading.Event, deadline: float) -> bytes:
-    """The text with every secret replaced, line for line. Text without any hint of a secret
-    is returned as it is; what redaction changed in a text is cached by its content."""
+def secret_rule_lines() -> LinearRegex:
+    """SECRET_CANDIDATE for one scan. Compiled afresh (half a millisecond) so that its DFA
+    cache, which grows by some 15 MB over a large tree, goes with the scan."""
+    return compile_line_search(SECRET_CANDIDATE)
+
+
+def redaction_splices(
+    raw: bytes, rules: LinearRegex, stop: threading.Event, deadline: float
+) -> tuple[Splice, ...]:
+    """What redaction changes in the text, one splice per changed line. Text without any hint
+    of a secret has none; what redaction changed in a text is cached by its content."""
     if not might_contain_secret(raw):
-        return raw
+        return ()
     key = content_key(raw)
     splices = REDACTIONS.get(key)
     if splices is None:
         if has_key_marker(raw):
             splices = _key_block_splices(raw, stop, deadline)
         else:
-            splices = _rule_line_splices(raw, stop, deadline)
+            splices = _rule_line_splices(raw, rules, stop, deadline)
         REDACTIONS.put(key, splices)
-    return apply_splices(raw, splices)
+    return splices
+
+
+def _redacted(raw: bytes, rules: LinearRegex, stop: threading.Event, deadline: float) -> bytes:
+    """The text with every secret replaced, line for line."""
+    splices = redaction_splices(raw, rules, stop, deadline)
+    return apply_splices(raw, splices) if splices else raw
 
 
 def _key_block_splices(raw: bytes, stop: threading.Event, deadline: float) -> tuple[Splice, ...]:
@@ -105,7 +118,7 @@ def _key_block_splices(raw: bytes, stop: threading.Event, deadline: float) -> tu
         if stop.is_set():
             raise SearchStopped
         if time.monotonic() >= deadline:
-            raise _OutOfTime
+            raise OutOfTime
         batch = lines[first : first + REDACT_BATCH_LINES]
         redacted, _, inside = redact_lines(batch, inside_private_key=inside)
         for old, new in zip(batch, redacted, strict=True):
@@ -116,18 +129,20 @@ def _key_block_splices(raw: bytes, stop: threading.Event, deadline: float) -> tu
     return tuple(splices)
 
 
-def _rule_line_splices(raw: bytes, stop: threading.Event, deadline: float) -> tuple[Splice, ...]:
+def _rule_line_splices(
+    raw: bytes, rules: LinearRegex, stop: threading.Event, deadline: float
+) -> tuple[Splice, ...]:
     """Without key markers redaction works line by line, and a line where SECRET_CANDIDATE
     finds nothing comes out as it went in: one RE2 pass finds the lines to redact, and only
     those go through the Python rules."""
     splices: list[Splice] = []
     pos = 0
     size = len(raw)
-    while pos <= size and (found := _RULE_LINES.search(raw, pos)) is not None:
+    while pos <= size and (found := rules.search(raw, pos)) is not None:
         if stop.is_set():
             raise SearchStopped
         if time.monotonic() >= deadline:
-            raise _OutOfTime
+            raise OutOfTime
         start = raw.rfind(b"\n", 0, found.start()) + 1
         end = raw.find(b"\n", found.start())
         end = size if end == -1 else end
@@ -185,6 +200,7 @@ def scan_files(
     matches in path order alone: the early stop tells the platform nothing about a secret.
     Runs in a worker thread and gives up when `stop` is set (cancellation)."""
     result = ScanResult()
+    rules = secret_rule_lines()
     cut = False
     for path in sorted(paths):
         if stop.is_set():
@@ -194,12 +210,12 @@ def scan_files(
         if time.monotonic() >= deadline:
             cut = True
             break
-        raw = _read_bytes(policy, path, visible)
+        raw = read_for_search(policy, path, visible)
         if raw is None:
             continue
         try:
-            data = _redacted(raw, stop, deadline)
-        except _OutOfTime:
+            data = _redacted(raw, rules, stop, deadline)
+        except OutOfTime:
             cut = True
             break
         _scan_file(path, data, regex, result)

@@ -216,8 +216,7 @@ async def _drain(watches: _Watches, sandbox: Sandbox) -> dict[str, bool] | None:
         for event in events:
             if event.mask & IN_Q_OVERFLOW:
                 watches.notice("file watching overflowed: some changes were not reported")
-                sandbox.index.stale()
-                sandbox.invalidate()
+                sandbox.changes_lost()
                 continue
             folder = watches.inotify.paths.get(event.wd)
             if folder is None or event.mask & (IN_DELETE_SELF | IN_MOVE_SELF):

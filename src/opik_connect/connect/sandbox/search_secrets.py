@@ -1,0 +1,155 @@
+"""Which files redaction changes, and each line it changes as redacted, kept per path: a search
+tests its pattern against those lines instead of reading every file that holds a secret."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from opik_connect.connect.sandbox.linear_regex import LinearRegex
+from opik_connect.connect.sandbox.policy import PathPolicy
+from opik_connect.connect.sandbox.redaction_cache import Splice
+from opik_connect.connect.sandbox.search_scan import (
+    SearchStopped,
+    read_for_search,
+    redaction_splices,
+    secret_rule_lines,
+)
+from opik_connect.connect.sandbox.visible_index import REBUILD_AFTER_S
+
+MAX_DIRTY_PATHS = 1000
+"""More changed paths than this are looked at by one pass over the whole root."""
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, where the C library has one."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+Finder = Callable[[list[str] | None], Awaitable[list[str]]]
+"""The files where ripgrep finds SECRET_CANDIDATE among the given paths (None: the root)."""
+
+
+class SecretIndex:
+    """For every file where redaction changes a line, what it changes (the splices, shared
+    with the redaction cache), so a search can match the redacted lines.
+
+    A file where SECRET_CANDIDATE finds nothing reads the same redacted as raw, so one ripgrep
+    pass over the root finds every file to read and redact here. Then the watcher's batches
+    name the paths to look at again (`forget`), and a lost batch (`stale`) makes the next
+    search rebuild it all; unwatched, it is trusted for REBUILD_AFTER_S, like the file list.
+    A rg pass that fails (it cannot run) is an error of the search, and tried again.
+    A stale entry can only hide a match that redaction alone makes: every file a search
+    answers from is read and redacted afresh."""
+
+    def __init__(self, policy: PathPolicy, watched: Callable[[], bool]) -> None:
+        self.policy = policy
+        self._watched = watched
+        self._splices: dict[str, tuple[Splice, ...]] = {}
+        self._built_at = float("-inf")
+        self._dirty: set[str] = set()
+        self._running: asyncio.Future[None] | None = None
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """These paths changed: look at them again before the next search."""
+        self._dirty.update(paths)
+
+    def stale(self) -> None:
+        """Changes may have been missed: rebuild from the whole root before the next search."""
+        self._built_at = float("-inf")
+
+    async def refresh(self, visible: frozenset[str], until: float, find: Finder) -> bool:
+        """Bring the index up to date, waiting until time.monotonic() reaches `until` at most.
+        A refresh runs on its own (one at a time): a search that stops waiting leaves its work
+        to the next one. False when the index is not current by then."""
+        while True:
+            if self._running is None:
+                if self._current():
+                    return True
+                self._running = asyncio.ensure_future(self._refresh(visible, find))
+                self._running.add_done_callback(self._finished)
+            try:
+                async with asyncio.timeout(max(until - time.monotonic(), 0)):
+                    await asyncio.shield(self._running)
+            except TimeoutError:
+                return False
+
+    def _current(self) -> bool:
+        trusted = self._watched() or time.monotonic() - self._built_at <= REBUILD_AFTER_S
+        return self._built_at > float("-inf") and trusted and not self._dirty
+
+    def _finished(self, task: asyncio.Future[None]) -> None:
+        self._running = None
+        if not task.cancelled():
+            task.exception()  # raised to the searches that wait; retrieved for the others
+
+    async def _refresh(self, visible: frozenset[str], find: Finder) -> None:
+        trusted = self._watched() or time.monotonic() - self._built_at <= REBUILD_AFTER_S
+        fresh = self._built_at > float("-inf") and trusted
+        full = not fresh or len(self._dirty) > MAX_DIRTY_PATHS
+        started = time.monotonic()
+        dirty, self._dirty = self._dirty, set()
+        targets = None if full else sorted(p for p in dirty if self._readable(p))
+        try:
+            found = await find(targets) if targets != [] else []
+            splices = await self._changes(found, visible) if found else {}
+        except BaseException:
+            self._dirty |= dirty
+            raise
+        if full:
+            self._splices, self._built_at = splices, started
+        else:
+            for path in dirty:
+                self._splices.pop(path, None)
+            self._splices.update(splices)
+
+    def _readable(self, path: str) -> bool:
+        return not self.policy.is_sensitive(path) and self.policy.regular_file(path)
+
+    async def _changes(
+        self, paths: list[str], visible: frozenset[str]
+    ) -> dict[str, tuple[Splice, ...]]:
+        stop = threading.Event()
+        try:
+            return await asyncio.to_thread(_changes, self.policy, paths, visible, stop)
+        finally:
+            stop.set()
+
+    def files_matching(self, regex: LinearRegex) -> list[str]:
+        """The files with a line that redaction changes into one `regex` matches (each file's
+        lines as one text, a line each: the pattern never matches across a line end)."""
+        return [
+            path
+            for path, splices in self._splices.items()
+            if regex.search(b"\n".join(new for _, _, new in splices)) is not None
+        ]
+
+
+def _changes(
+    policy: PathPolicy,
+    paths: list[str],
+    visible: frozenset[str],
+    stop: threading.Event,
+) -> dict[str, tuple[Splice, ...]]:
+    """What redaction changes in each file, for the files where it changes any (worker thread).
+    Reading a large tree leaves glibc holding the freed pages: they go back to the system."""
+    out: dict[str, tuple[Splice, ...]] = {}
+    rules = secret_rule_lines()
+    for path in paths:
+        if stop.is_set():
+            raise SearchStopped
+        raw = read_for_search(policy, path, visible)
+        if raw is not None and (splices := redaction_splices(raw, rules, stop, math.inf)):
+            out[path] = splices
+    if len(paths) > MAX_DIRTY_PATHS and _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+    return out
