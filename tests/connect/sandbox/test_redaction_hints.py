@@ -67,6 +67,8 @@ FRAGMENTS = [
     "A" * 64,
     "abcDEF0123456789xyz",
     "aB3" * 8,
+    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw",
+    "[REDACTED:private_key]",
     "\n",
     " ",
     "x1",
@@ -96,6 +98,23 @@ def test_hinted_redact_equals_every_pattern(parts: list[str], inside: bool) -> N
     assert redact_lines(lines, inside_private_key=inside) == redact_with_every_pattern(
         lines, inside
     )
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=30), st.booleans())
+def test_whole_text_redact_equals_every_pattern(parts: list[str], inside: bool) -> None:
+    """redact() looks only at the lines the hint finds in the whole text (no key marker)."""
+    text = "".join(parts)
+    lines = text.split("\n")
+    ending = [lines.pop()] if text.endswith("\n") else []
+    redacted, count, _ = redact_with_every_pattern(lines, inside)
+    assert redact(text, inside_private_key=inside) == ("\n".join(redacted + ending), count)
+
+
+def test_a_line_holding_a_newline_is_redacted_as_given() -> None:
+    """redact_lines takes lines as given, even one that holds a newline."""
+    lines = ["x = 1", "a\npassword = 'hunter2hunter2'", "AKIAIOSFODNN7EXAMPLE"]
+    assert redact_lines(lines) == redact_with_every_pattern(lines, False)
 
 
 @settings(max_examples=600, deadline=None)

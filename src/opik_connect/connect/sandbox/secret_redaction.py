@@ -53,7 +53,6 @@ SECRET_HINT = _HINT_SOURCE
 """A regex (in the syntax both Python and ripgrep read) that matches somewhere in any text that
 `redact` would change: text without a match is returned as it is."""
 _HINT = compile_linear(_HINT_SOURCE)
-_NAME_HINT = compile_linear(_NAME_HINT_SOURCE)
 _KIND_HINTS: dict[str, str | re.Pattern[str]] = {
     "anthropic_key": "sk-ant-",
     "openai_key": "sk-",
@@ -79,6 +78,11 @@ _KIND_HINTS: dict[str, str | re.Pattern[str]] = {
 """Each provider pattern's own necessary literal: a line that trips the shared hint (a URL, an
 assignment) runs only the patterns whose literal it holds. A kind without an entry always runs."""
 _HINT_BYTES = compile_linear(_HINT_SOURCE, as_bytes=True)
+_NAME_HINT_BYTES = compile_linear(_NAME_HINT_SOURCE, as_bytes=True)
+_PROVIDER_RULES = tuple(
+    (pattern, f"[REDACTED:{kind}]", _KIND_HINTS.get(kind)) for kind, pattern in PROVIDER_KEYS
+)
+"""PROVIDER_KEYS with each one's replacement and literal, built once for the per-line loop."""
 
 ASSIGNMENT = re.compile(
     r"""(?<![A-Za-z0-9_.\-])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})["']?[ \t]*(?::=|=|:)[ \t]*
@@ -100,6 +104,7 @@ _NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "undefined", "y
 
 _KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _KEY_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_KEY_MARKER = re.compile(r"-----(?:BEGIN|END) [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _KEY_MARKER_BYTES = re.compile(rb"-----(BEGIN|END) [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _KEY_BODY = re.compile(r"[ \t]*[A-Za-z0-9+/]{1,80}={0,2}[ \t\r]*")
 _KEY_BODY_LINE = re.compile(r"[ \t]*([A-Za-z0-9+/]{60,80}={0,2})[ \t\r]*")
@@ -135,8 +140,29 @@ markers, where redaction works line by line, so does a line."""
 
 def might_contain_secret(text: str | bytes) -> bool:
     """A fast necessary condition for `redact` to change the text (RE2: one linear pass)."""
-    hint = _HINT_BYTES if isinstance(text, bytes) else _HINT
-    return hint.search(text) is not None
+    if isinstance(text, str):
+        try:
+            text = text.encode()
+        except UnicodeEncodeError:
+            return _HINT.search(text) is not None
+    return _HINT_BYTES.search(text) is not None
+
+
+def _hinted_lines(raw: bytes) -> list[int]:
+    """The indexes of the lines of `raw` (split at b"\n") where the hint matches: one RE2
+    search per such line. No hint match spans a newline, and a match depends only on what
+    follows its start, so this is each line searched alone."""
+    found: list[int] = []
+    pos = line = 0
+    while (match := _HINT_BYTES.search(raw, pos)) is not None:
+        start = match.start()
+        line += raw.count(b"\n", pos, start)
+        found.append(line)
+        end = raw.find(b"\n", start)
+        if end < 0:
+            break
+        pos, line = end + 1, line + 1
+    return found
 
 
 def has_key_marker(text: bytes) -> bool:
@@ -242,32 +268,70 @@ def _redact_assignments(line: str) -> tuple[str, int]:
     return "".join([*pieces, line[done:]]), count
 
 
-def _hinted(line: str, hint: str | re.Pattern[str] | None) -> bool:
-    if hint is None:
-        return True
-    return hint in line if isinstance(hint, str) else hint.search(line) is not None
-
-
 def redact_lines(
     lines: list[str], *, inside_private_key: bool = False
 ) -> tuple[list[str], int, bool]:
     """`lines` (without line ends) with secret values replaced, one output line per input line;
     how many were replaced; whether a key block is still open after the last line.
     `inside_private_key` says the first line is inside a key block."""
+    if not inside_private_key:
+        fast = _redact_unmarked("\n".join(lines), lines)
+        if fast is not None:
+            return fast[0], fast[1], False
     out = list(lines)
     count, inside = _redact_key_blocks(out, inside_private_key)
     for i, line in enumerate(out):
         if line == _PRIVATE_KEY or not might_contain_secret(line):
             continue
-        for kind, pattern in PROVIDER_KEYS:
-            if _hinted(line, _KIND_HINTS.get(kind)):
-                line, n = pattern.subn(f"[REDACTED:{kind}]", line)
-                count += n
-        if _NAME_HINT.search(line) is not None:
-            line, n = _redact_assignments(line)
-            count += n
-        out[i] = line
+        out[i], n = _redact_hinted_line(line)
+        count += n
     return out, count, inside
+
+
+def _redact_hinted_line(line: str) -> tuple[str, int]:
+    """The provider patterns and the assignments, on one line the hint matched."""
+    count = 0
+    for pattern, replacement, hint in _PROVIDER_RULES:
+        if hint is None or (hint in line if isinstance(hint, str) else hint.search(line)):
+            line, n = pattern.subn(replacement, line)
+            count += n
+    if _NAME_HINT_BYTES.search(line.encode()) is not None:
+        line, n = _redact_assignments(line)
+        count += n
+    return line, count
+
+
+def _redact_unmarked(text: str, lines: list[str] | None) -> tuple[list[str], int] | None:
+    """Redaction of text with no key BEGIN or END line, where each line is redacted alone: only
+    the lines the hint matches are looked at (a key body line holds 60 base64 characters, so
+    the hint matches it too). `lines` is text.split("\n") if the caller has it. None when this
+    does not apply (key markers, a line holding a newline, text that is not UTF-8)."""
+    if "-----" in text and _KEY_MARKER.search(text) is not None:
+        return None
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError:
+        return None
+    hinted = _hinted_lines(raw)
+    if lines is None:
+        if not hinted:
+            return [], 0
+        lines = text.split("\n")
+    elif raw.count(b"\n") != len(lines) - 1:
+        return None
+    out = list(lines)
+    count = 0
+    for i in hinted:
+        line = out[i]
+        if line == _PRIVATE_KEY:
+            continue
+        if _looks_like_key_body(line):
+            out[i] = _PRIVATE_KEY
+            count += 1
+            continue
+        out[i], n = _redact_hinted_line(line)
+        count += n
+    return out, count
 
 
 def redact(text: str, *, inside_private_key: bool = False) -> tuple[str, int]:
@@ -276,8 +340,11 @@ def redact(text: str, *, inside_private_key: bool = False) -> tuple[str, int]:
     `inside_private_key` says the window starts inside a key block (the caller saw its BEGIN
     earlier): every line up to the END, or the whole window, is key material.
     """
-    if not inside_private_key and not might_contain_secret(text):
-        return text, 0
+    if not inside_private_key:
+        fast = _redact_unmarked(text, None)
+        if fast is not None:
+            redacted, count = fast
+            return ("\n".join(redacted), count) if count else (text, 0)
     lines = text.split("\n")
     ending = [lines.pop()] if text.endswith("\n") else []
     redacted, count, _ = redact_lines(lines, inside_private_key=inside_private_key)
