@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python bench/real_repo.py [--reps 7] [--sequential 200] [--quiet-load 1.0]
 [--search-only] (start-up, SearchFiles, the sequential searches and RSS rows only)
+[--reads-only] (start-up, ReadFile and --help rows only)
 The repo is built once and cached (bench/real_repo_build.py). opik-connect is measured through a
 daemon process (`opik-connect --platform ws://…`, platform in this process: platform → websocket
 → daemon → back) and in-process (the Sandbox called directly); Opik's own bridge handlers are an
@@ -238,7 +239,8 @@ async def bench(opts: argparse.Namespace) -> None:
     opik_list = ListFilesHandler(root) if have_opik else None
     opik_read = ReadFileHandler(root) if have_opik else None
     try:
-        for label, pattern in (("SearchFiles rare", RARE), ("SearchFiles common", COMMON)):
+        searches = (("SearchFiles rare", RARE), ("SearchFiles common", COMMON))
+        for label, pattern in () if opts.reads_only else searches:
             args = SearchFilesArgs(pattern=pattern)
             load = quiet(opts.quiet_load, opts.quiet_wait)
             found = await interleaved(
@@ -262,10 +264,11 @@ async def bench(opts: argparse.Namespace) -> None:
             )
 
         if not opts.search_only:
-            for label, wire in (
+            listings = (
                 ("ListFiles root", {}),
                 ("ListFiles *.py depth 5", {"pattern": "*.py", "depth": 5}),
-            ):
+            )
+            for label, wire in () if opts.reads_only else listings:
                 args = ListFilesArgs(**wire)
                 load = quiet(opts.quiet_load, opts.quiet_wait)
                 found = await interleaved(
@@ -336,7 +339,7 @@ async def bench(opts: argparse.Namespace) -> None:
                 flush=True,
             )
 
-        if opts.sequential:
+        if opts.sequential and not opts.reads_only:
             load = quiet(opts.quiet_load, opts.quiet_wait)
             times = []
             for i in range(opts.sequential):
@@ -368,6 +371,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument(
         "--search-only", action="store_true", help="only start-up, SearchFiles and RSS rows"
+    )
+    parser.add_argument(
+        "--reads-only", action="store_true", help="only start-up, ReadFile and --help rows"
     )
     asyncio.run(bench(parser.parse_args()))
 
