@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import os
 import time
 from collections.abc import Iterable
 
@@ -59,12 +60,34 @@ class VisibleIndex:
         started, generation = time.monotonic(), self._generation
         raw = await self.repo.visible_files()
         names = [f for f in raw if not self.policy.is_sensitive(f)]
-        safe = await asyncio.to_thread(
-            lambda: sorted(f for f in names if self.policy.safe_for_listing(f))
-        )
+        safe = await asyncio.to_thread(self._listable, names)
         if generation == self._generation:
             self._files, self._built_at = safe, started
         return safe
+
+    def _listable(self, names: list[str]) -> list[str]:
+        """The names that are regular files or symlinks staying inside, sorted. One scandir
+        per directory reads the types an lstat per file would (a directory's entries carry
+        them), so 50,000 files cost ~8,000 system calls, not 50,000."""
+        by_dir: dict[str, list[str]] = {}
+        for rel in names:
+            by_dir.setdefault(rel.rpartition("/")[0], []).append(rel)
+        root = str(self.policy.root)
+        found: list[str] = []
+        for head, wanted in by_dir.items():
+            try:
+                with os.scandir(os.path.join(root, head) if head else root) as entries:
+                    kinds = {
+                        e.name: (e.is_file(follow_symlinks=False), e.is_symlink()) for e in entries
+                    }
+            except OSError:
+                continue
+            for rel in wanted:  # the list keeps git's strings: no second copy of every path
+                regular, link = kinds.get(rel.rpartition("/")[2], (False, False))
+                if regular or (link and self.policy.safe_for_listing(rel)):
+                    found.append(rel)
+        found.sort()
+        return found
 
     async def apply(self, changed: Iterable[str]) -> None:
         """Re-check the paths a watcher batch reported (already filtered to git-visible ones)."""
