@@ -188,3 +188,14 @@ async def test_waiting_out_the_debounce_uses_almost_no_cpu(sandbox: Sandbox) -> 
         await asyncio.wait_for(rec.task, 5)
     assert [c.path for c in changes] == ["slow.py"]
     assert used < 0.3, f"the watcher used {used:.3f}s of CPU over a 1 s debounce"
+
+
+async def test_a_file_made_before_the_watches_is_listed_once_they_are_up(
+    sandbox: Sandbox,
+) -> None:
+    """The index built before the watcher started is rebuilt once every directory is watched."""
+    await sandbox.list_files(ListFilesArgs())
+    (sandbox.root / "pkg" / "early.py").write_text("made before the watches\n")
+    async with Recorder(sandbox):
+        assert sandbox.index.watched
+        assert "early.py" in (await sandbox.list_files(ListFilesArgs(path="pkg"))).files
