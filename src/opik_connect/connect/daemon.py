@@ -21,12 +21,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from pydantic import BaseModel
 
-from opik_connect.agent.platform.run_file import remove_run_files, write_run_files
-from opik_connect.agent.platform.server import Platform
 from opik_connect.config import ProjectConfig, project_state_dir, user_state_dir
 from opik_connect.connect.sandbox.read_commands import Sandbox, read_handlers
 from opik_connect.connect.sandbox.repo_files import RepoFiles
@@ -45,11 +43,14 @@ from opik_connect.link.auth import PairingStore, new_activation_key
 from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import FilesChanged, RootSummary
 
+if TYPE_CHECKING:
+    from opik_connect.agent.platform.server import Platform
+
 SUMMARY_REUSE_S = 5.0
 """The banner and the hello (and a quick reconnect) share one root summary: on a large repo
 counting the visible files costs half a second."""
 Service = Callable[[], Awaitable[None]]
-PlatformSetup = Callable[[Platform], Awaitable[None]]
+PlatformSetup = Callable[["Platform"], Awaitable[None]]
 Part = Callable[["Daemon"], Awaitable[None]]
 FileListener = Callable[[FilesChanged], Awaitable[Any]]
 
@@ -177,8 +178,7 @@ class Daemon:
             self.sandbox = await Sandbox.open(self.root, self.config)
             self.handlers.update(read_handlers(self.sandbox))
             if self._watch:
-                sandbox = self.sandbox
-                self.add_service(lambda: run_watcher(sandbox, self._files_changed, self.stopping))
+                self.add_service(self._watch_once_connected)
         self.link = await self._make_link()
         for part in self._parts:
             await part(self)
@@ -186,10 +186,22 @@ class Daemon:
         self._tasks.append(self._link_task)
         self._tasks.extend(asyncio.create_task(factory()) for factory in self._services)
 
+    async def _watch_once_connected(self) -> None:
+        """The watcher, from the link's first connection on: on a large tree setting up the
+        watches takes CPU the handshake needs, and no change is reported to nobody (the index
+        is rebuilt once the watches are up, so nothing before them is missed)."""
+        assert self.link is not None and self.sandbox is not None
+        await self.link.connected.wait()
+        await run_watcher(self.sandbox, self._files_changed, self.stopping)
+
     async def _make_link(self) -> DaemonLink:
         pairing, store = None, None
         url = self.platform_url
         if url is None:
+            # Imported here: a daemon dialing a team platform never loads the embedded one.
+            from opik_connect.agent.platform.run_file import write_run_files
+            from opik_connect.agent.platform.server import Platform
+
             self.platform = Platform(host="127.0.0.1", port=0)
             if self._platform_setup is not None:
                 await self._platform_setup(self.platform)
@@ -237,6 +249,8 @@ class Daemon:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self.platform is not None:
+            from opik_connect.agent.platform.run_file import remove_run_files
+
             await self.platform.stop()
             remove_run_files(self._run_files)
         while self._closers:

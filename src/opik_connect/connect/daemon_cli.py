@@ -109,7 +109,6 @@ def run_daemon(
     if ctx.invoked_subcommand is not None:
         return
     # Imported here, not at the top: `--help` and every sub-command pass through this callback.
-    from opik_connect.agent.platform.cli import setup_platform
     from opik_connect.config import load_project_config
     from opik_connect.connect.daemon import Daemon
     from opik_connect.connect.fixes.daemon_wiring import fix_parts
@@ -119,6 +118,9 @@ def run_daemon(
     root = find_git_root(Path.cwd())
     config = load_project_config(root)
     url = platform or os.environ.get(PLATFORM_ENV) or config.platform
+    setup_platform = None
+    if url is None:  # the embedded platform and Ollie's loop: not loaded to dial a team one
+        from opik_connect.agent.platform.cli import setup_platform
     pid = running_pid(root)
     if pid is not None:
         raise usage_error(f"a daemon already serves {root} (pid {pid}); `opik-connect stop`")
@@ -167,7 +169,8 @@ async def _announce(daemon: Daemon) -> None:
     """A part, so the banner is printed before the link and the `ollie>` prompt start."""
     from opik_connect.connect.suites.agent_python import agent_line
 
-    summary = await daemon.root_summary()
+    root = daemon.sandbox.root if daemon.sandbox is not None else daemon.root
+    summary, agent = await asyncio.gather(daemon.root_summary(), agent_line(root))
     embedded = daemon.platform is not None
     where = f"{daemon.url} (embedded)" if embedded else daemon.url
     project = escape(daemon.identity.project)
@@ -177,7 +180,7 @@ async def _announce(daemon: Daemon) -> None:
     console.print(f"  files     {summary.visible_files} visible (branch {branch})")
     console.print(f"  platform  {escape(where)}")
     console.print(f"  ollie     {escape(ollie_setup(daemon.config, os.environ, embedded))}")
-    console.print(f"  agent     {escape(await agent_line(Path(summary.root)))}")
+    console.print(f"  agent     {escape(agent)}")
     console.print("  stop with Ctrl-C or `opik-connect stop`")
 
 
