@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import stat
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from link_testkit import ROOT, EchoHandlers, RawDaemon, linked, make_link
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
@@ -27,6 +31,8 @@ from opik_connect.link.auth import (
     FrameSigner,
     PairingRecord,
     PairingStore,
+    _sign,
+    _text_head,
     connection_id,
     derive_link_key,
     hkdf_sha256,
@@ -48,6 +54,7 @@ from opik_connect.protocol import (
     Hello,
     ReadFileArgs,
     Welcome,
+    canonical_json,
 )
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("state_dir")]
@@ -459,3 +466,18 @@ async def test_frame_from_one_connection_is_refused_on_another():
         assert reply.error.code == ErrorCode.AUTH_FAILED
         assert "bad signature" in reply.error.message
         await second.ws.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.text(), st.text(), st.integers(min_value=0), st.text(), st.text())
+def test_frame_heads_are_spelled_as_canonical_json(
+    kind: str, type_: str, id_: str, seq: int, conn_id: str, sig: str
+) -> None:
+    """The heads spelled field by field sign and carry exactly canonical_json's bytes."""
+    signed = canonical_json([kind, type_, id_, seq, conn_id, {"a": 1}]).encode()
+    assert (
+        _sign(b"k" * 32, conn_id, kind, type_, id_, seq, '{"a":1}')
+        == hmac.new(b"k" * 32, signed, hashlib.sha256).hexdigest()
+    )
+    head = canonical_json({"v": 1, "kind": kind, "type": type_, "id": id_, "seq": seq, "sig": sig})
+    assert _text_head(1, kind, type_, id_, seq, sig) == f'{head[:-1]},"payload":'

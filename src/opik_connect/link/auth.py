@@ -104,13 +104,21 @@ def frame_signature(
     return _sign(key, conn_id, kind, type_, id_, seq, canonical_json(payload))
 
 
+_json_str = json.encoder.encode_basestring
+"""How canonical_json spells a str (its encoder does not escape non-ASCII): the frame heads
+below are spelled field by field with it, not through the encoder, on every frame."""
+
+
 def _sign(
     key: bytes, conn_id: str, kind: str, type_: str, id_: str, seq: int, payload_json: str
 ) -> str:
     """HMAC over canonical_json([kind, type_, id_, seq, conn_id, payload]), spelled from the
     payload's canonical JSON so a sender serialises the payload once for signing and sending."""
-    head = canonical_json([kind, type_, id_, seq, conn_id])
-    message = f"{head[:-1]},{payload_json}]".encode()
+    if type(seq) is int:
+        head = f"[{_json_str(kind)},{_json_str(type_)},{_json_str(id_)},{seq},{_json_str(conn_id)}"
+    else:
+        head = canonical_json([kind, type_, id_, seq, conn_id])[:-1]
+    message = f"{head},{payload_json}]".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -176,6 +184,11 @@ class FrameSigner:
 
 def _text_head(v: int, kind: str, type_: str, id_: str, seq: int, sig: str) -> str:
     """What seal_text puts before the payload: the other fields, canonical, payload last."""
+    if type(v) is int and type(seq) is int:
+        return (
+            f'{{"id":{_json_str(id_)},"kind":{_json_str(kind)},"seq":{seq},'
+            f'"sig":{_json_str(sig)},"type":{_json_str(type_)},"v":{v},"payload":'
+        )
     head = canonical_json({"v": v, "kind": kind, "type": type_, "id": id_, "seq": seq, "sig": sig})
     return f'{head[:-1]},"payload":'
 
