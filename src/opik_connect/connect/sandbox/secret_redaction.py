@@ -39,6 +39,9 @@ PROVIDER_KEYS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 _STEMS = r"pass|pwd|secret|token|key|auth|credential"
+_STEM_WORDS = tuple(_STEMS.split("|"))
+"""Every name an assignment is redacted under holds one (see _SECRET_NAME and _ENV_KEY): a
+line whose lower case holds none has no assignment to redact, and no RE2 call is made."""
 _NAME_HINT_SOURCE = rf"(?i:(?:{_STEMS})[A-Za-z0-9_.\-]{{0,80}}[\"']?[ \t]*(?::=|=|:))"
 """A secret name (every one holds a stem) followed by a separator: without it, no assignment
 is redacted."""
@@ -295,7 +298,8 @@ def _redact_hinted_line(line: str) -> tuple[str, int]:
         if hint is None or (hint in line if isinstance(hint, str) else hint.search(line)):
             line, n = pattern.subn(replacement, line)
             count += n
-    if _NAME_HINT_BYTES.search(line.encode()) is not None:
+    lowered = line.lower()
+    if any(stem in lowered for stem in _STEM_WORDS) and _NAME_HINT_BYTES.search(line.encode()):
         line, n = _redact_assignments(line)
         count += n
     return line, count
