@@ -275,6 +275,27 @@ def test_the_platform_gives_up_on_a_command_after_its_timeout() -> None:
     assert command_id not in wire.platform.pending
 
 
+def test_commands_time_out_in_deadline_order_and_answered_ones_never() -> None:
+    """The platform's deadlines with many commands in flight: each command's own, in order;
+    one answered or forgotten no longer counts."""
+    platform = PlatformSession(command_timeout_s=10.0)
+    platform.connect(FrameSigner(KEY, "c"), 0.0)
+    slow = platform.call("ReadFile", read_file("slow"), 0.0, timeout_s=30.0)
+    forgotten = platform.call("ReadFile", read_file("a"), 1.0)
+    quick = [platform.call("ReadFile", read_file(f"q{i}"), 2.0 + i) for i in range(3)]
+    platform.forget(forgotten)
+    assert platform.next_deadline() == 12.0
+    platform.tick(12.5)
+    assert [e.command_id for e in platform.events()] == [quick[0]]
+    assert platform.next_deadline() == 13.0
+    platform.tick(29.0)
+    assert [e.command_id for e in platform.events()] == quick[1:]
+    assert platform.next_deadline() == 30.0
+    platform.tick(30.0)
+    assert [e.command_id for e in platform.events()] == [slow]
+    assert platform.next_deadline() is None and not platform.pending
+
+
 def test_a_result_too_big_for_a_frame_becomes_limit_reached() -> None:
     wire = Wire()
     wire.connect()

@@ -7,6 +7,7 @@ in batches, delivered once per id, and a proposal's decision is taken once whate
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,9 @@ class PlatformSession(LinkSession):
         self.defer_decision_acks = False
         """Set when a decision must be kept somewhere durable (replicas: PostgreSQL) before the
         daemon may forget it: its Ack then waits for settle_decision."""
+        self._deadlines: list[tuple[float, str]] = []
+        """A heap of (deadline, command id); entries of answered commands are dropped lazily,
+        so the next deadline costs O(log n) with many commands in flight, not O(n)."""
 
     def connect(self, signer: FrameSigner, now: float) -> None:
         """Authenticated: every command still waiting for a result is sent (again)."""
@@ -107,6 +111,10 @@ class PlatformSession(LinkSession):
         timeout = timeout_s or DEFAULT_TIMEOUTS.get(type_name, self._timeout_s)
         pending = PendingCommand(type_name, canonical_json(payload), now + timeout, timeout)
         self.pending[command_id] = pending
+        heapq.heappush(self._deadlines, (pending.deadline, command_id))
+        if len(self._deadlines) > 2 * len(self.pending) + 64:
+            self._deadlines = [(p.deadline, cid) for cid, p in self.pending.items()]
+            heapq.heapify(self._deadlines)
         self._send("command", type_name, command_id, pending.payload_json)
         return command_id
 
@@ -177,14 +185,26 @@ class PlatformSession(LinkSession):
         if self._ack_due is not None and now >= self._ack_due:
             ids, self._acks, self._ack_due = self._acks, [], None
             self._send("ack", "Ack", uuid.uuid4().hex, canonical_json(Ack(ids=ids).model_dump()))
-        for command_id, pending in list(self.pending.items()):
-            if now >= pending.deadline:
-                message = f"no result for {pending.type_name} within {pending.timeout_s:g}s"
-                self._finish(command_id, failed(ErrorCode.TIMEOUT, message))
+        while (first := self._first_deadline()) is not None and now >= first:
+            _, command_id = heapq.heappop(self._deadlines)
+            pending = self.pending[command_id]
+            message = f"no result for {pending.type_name} within {pending.timeout_s:g}s"
+            self._finish(command_id, failed(ErrorCode.TIMEOUT, message))
+
+    def _first_deadline(self) -> float | None:
+        """The earliest deadline of a command still pending (heap entries of others dropped)."""
+        heap = self._deadlines
+        while heap:
+            deadline, command_id = heap[0]
+            pending = self.pending.get(command_id)
+            if pending is not None and pending.deadline == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None
 
     def next_deadline(self) -> float | None:
         when = self._ack_due
-        if self.pending:
-            first = min(pending.deadline for pending in self.pending.values())
+        first = self._first_deadline()
+        if first is not None:
             when = first if when is None else min(when, first)
         return when
