@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,29 @@ async def test_unwatched_index_is_rebuilt_when_old(index: VisibleIndex, monkeypa
     assert "later.py" not in await index.files()
     monkeypatch.setattr("opik_connect.connect.sandbox.visible_index.REBUILD_AFTER_S", -1.0)
     assert "later.py" in await index.files()
+
+
+async def test_watches_up_rechecks_only_directories_changed_since_the_listing(
+    index: VisibleIndex, monkeypatch
+) -> None:
+    """Files made or removed before the watches existed are caught up without a rebuild."""
+    root = index.repo.root
+    an_hour_ago = time.time() - 3600
+    directories = ["", "pkg", "build"]
+    for rel in directories:
+        os.utime(root / rel, (an_hour_ago, an_hour_ago))
+    await index.files()
+    asked: list[tuple[str, ...]] = []
+    listed = index.repo.visible_files
+
+    async def visible_files(*pathspecs: str) -> list[str]:
+        asked.append(pathspecs)
+        return await listed(*pathspecs)
+
+    monkeypatch.setattr(index.repo, "visible_files", visible_files)
+    (root / "pkg" / "early.py").write_text("made before the watches\n")
+    (root / "pkg" / "util.py").unlink()
+    await index.watches_up(directories)
+    files = await index.files()
+    assert "pkg/early.py" in files and "pkg/util.py" not in files and "app.py" in files
+    assert asked == [("pkg",)]

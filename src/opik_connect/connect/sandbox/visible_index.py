@@ -21,6 +21,35 @@ REBUILD_AFTER_S = 5.0
 """How long an unwatched index is trusted (the watcher's index is trusted until told)."""
 RULE_FILES = (".gitignore",)
 """A change to one of these can change the visibility of any file: the index is rebuilt."""
+CATCH_UP_SLACK_NS = 1_000_000_000
+"""Directory times come from the kernel's coarse clock: a directory changed up to this long
+before the git listing is re-checked too."""
+MAX_CATCH_UP_DIRS = 256
+"""More changed directories than this after the watches came up: rebuild instead."""
+
+
+def _changed_directories(root: str, directories: list[str], since_ns: int) -> list[str]:
+    """The topmost of `directories` whose entries changed (their mtime) since `since_ns`."""
+    tops: set[str] = set()
+    for rel in sorted(directories, key=lambda d: (d.count("/") + bool(d), d)):
+        if "" in tops:
+            break
+        head = rel
+        while head and head not in tops:
+            head = head.rpartition("/")[0]
+        if head and head in tops:
+            continue
+        if _mtime_ns(os.path.join(root, rel) if rel else root) >= since_ns:
+            tops.add(rel)
+    return sorted(tops)
+
+
+def _mtime_ns(path: str) -> int:
+    """When the entry last changed; a missing one counts as changed just now."""
+    try:
+        return os.lstat(path).st_mtime_ns
+    except OSError:
+        return time.time_ns()
 
 
 class VisibleIndex:
@@ -35,12 +64,15 @@ class VisibleIndex:
         self._built_at = float("-inf")
         self._building: asyncio.Future[list[str]] | None = None
         self._generation = 0
+        self._listed_at_ns: int | None = None
+        """When git listed the files the current list was built from (time.time_ns())."""
 
     def stale(self) -> None:
         """Forget the list (git's rules or the index changed); the next call rebuilds it."""
         self._files = None
         self._generation += 1
         self._building = None
+        self._listed_at_ns = None
 
     async def files(self) -> list[str]:
         """The current sorted list (do not modify it)."""
@@ -57,13 +89,48 @@ class VisibleIndex:
                 self._building = None
 
     async def _build(self) -> list[str]:
-        started, generation = time.monotonic(), self._generation
+        started, generation, listed_at_ns = time.monotonic(), self._generation, time.time_ns()
         raw = await self.repo.visible_files()
         names = [f for f in raw if not self.policy.is_sensitive(f)]
         safe = await asyncio.to_thread(self._listable, names)
         if generation == self._generation:
-            self._files, self._built_at = safe, started
+            self._files, self._built_at, self._listed_at_ns = safe, started, listed_at_ns
         return safe
+
+    async def watches_up(self, directories: list[str]) -> None:
+        """The watcher watches `directories` from now on. What changed in them between the git
+        listing this list was built from and now is in no event: the files of each directory
+        whose entries changed since are re-checked (a .gitignore among them: rebuilt)."""
+        since = self._listed_at_ns
+        if since is None or self._building is not None or self._files is None:
+            self.stale()  # none built, or one built from a listing older than the watches
+            return
+        root = str(self.policy.root)
+        changed = await asyncio.to_thread(
+            _changed_directories, root, directories, since - CATCH_UP_SLACK_NS
+        )
+        if not changed:
+            return
+        if len(changed) > MAX_CATCH_UP_DIRS or "" in changed:
+            self.stale()
+            return
+        found = await self.repo.visible_files(*changed)
+        files = self._files
+        if files is None:  # made stale meanwhile: the next call rebuilds it
+            return
+        listed = [  # what the list has below each: from "top/" up to "top0" ("0" follows "/")
+            f
+            for top in changed
+            for f in files[
+                bisect.bisect_left(files, top + "/") : bisect.bisect_left(files, top + "0")
+            ]
+        ]
+        paths = sorted({*found, *listed})
+        rules = [p for p in paths if p.rsplit("/", 1)[-1] in RULE_FILES]
+        if any(_mtime_ns(os.path.join(root, p)) >= since - CATCH_UP_SLACK_NS for p in rules):
+            self.stale()
+            return
+        await self._recheck(paths)
 
     def _listable(self, names: list[str]) -> list[str]:
         """The names that are regular files or symlinks staying inside, sorted. One scandir
@@ -95,6 +162,10 @@ class VisibleIndex:
         if any(p.rsplit("/", 1)[-1] in RULE_FILES for p in paths):
             self.stale()
             return
+        await self._recheck(paths)
+
+    async def _recheck(self, paths: list[str]) -> None:
+        """Add or drop each path (sorted) as it is listable now."""
         if self._files is None:
             return
         listable = await asyncio.to_thread(

@@ -124,11 +124,9 @@ class _Watches:
         added = await asyncio.to_thread(self.add, wanted)
         self.add([GIT_DIR])  # its index: what git tracks decides what is visible
         if not self.full:
-            # A change made before its directory was watched is in no event: build once more.
-            self.sandbox.index.stale()
+            await self.sandbox.index.watches_up(wanted)
             self.sandbox.invalidate()
         self.sandbox.index.watched = not self.full
-        await self.sandbox.index.files()
         if self.full:
             limit = kernel_watch_limit()
             self.notice(
