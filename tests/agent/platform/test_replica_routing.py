@@ -12,6 +12,8 @@ import httpx
 import psycopg
 import pytest
 from link_testkit import RawDaemon, make_link
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from replica_testkit import replica, router_of, wait_location
 
 from opik_connect.agent.platform.cli import confirm_pairing_remote
@@ -158,27 +160,46 @@ async def test_replica_bad_input_is_named_and_routing_goes_on(
     assert still.total_lines == 1000
 
 
-async def test_replica_that_lost_its_listen_connection_is_not_ready(
+async def test_replica_that_lost_its_listen_connection_is_not_ready_until_it_listens_again(
     tmp_path: Path, postgres_dsn: str
 ) -> None:
+    """A's LISTEN backend is terminated while PostgreSQL refuses new connections: A says it is
+    not ready, and B's sweep forgets A's runner. Once connections are allowed again, A listens
+    again, re-announces its runner, and a command from B reaches the daemon on A."""
     async with (
-        replica(postgres_dsn) as (a, a_services),
+        two_replicas(postgres_dsn) as (a, a_router, _b, b_router, record),
+        daemon_on(a, record),
         httpx.AsyncClient(base_url=a.url.replace("ws://", "http://")) as http,
+        await psycopg.AsyncConnection.connect(
+            make_conninfo(postgres_dsn, dbname="postgres"), autocommit=True
+        ) as admin,
     ):
-        router = router_of(a_services)
+        await wait_location(b_router, record.runner_id, a_router.replica_id)
         before = await http.get("/readyz")
-        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as c:
-            await c.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = %s",
-                (APPLICATION_PREFIX + router.replica_id,),
-            )
+        database = sql.Identifier(conninfo_to_dict(postgres_dsn)["dbname"])
+        await admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(database))
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (APPLICATION_PREFIX + a_router.replica_id,),
+        )
         async with asyncio.timeout(20):
-            await router.deaf.wait()
+            await a_router.deaf.wait()
+        during = await http.get("/readyz")
+        await b_router.presence.sweep()
+        await wait_location(b_router, record.runner_id, None)
+
+        await admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database))
+        async with asyncio.timeout(20):
+            await a_router.rejoined.wait()
         after = await http.get("/readyz")
+        await wait_location(b_router, record.runner_id, a_router.replica_id)
+        async with asyncio.timeout(20):
+            result = await b_router.runner(record.runner_id).read_file(ReadFileArgs(path="big"))
 
     assert (before.status_code, before.json()) == (200, {"status": "ready"})
-    assert (after.status_code, after.json()) == (503, {"status": "unavailable"})
+    assert (during.status_code, during.json()) == (503, {"status": "unavailable"})
+    assert (after.status_code, after.json()) == (200, {"status": "ready"})
+    assert result.total_lines == 1000
 
 
 async def test_replica_confirms_a_pairing_code_waiting_on_another_replica(

@@ -7,6 +7,7 @@ read, a broadcast one is left for every replica and swept later.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,16 +38,22 @@ SELECT pg_notify(%s, json_build_object('k', 'ref', 'id', p.id)::text) FROM p
 class ReplicaBus:
     """One replica's connections. Open with `await ReplicaBus.connect(url, name)`."""
 
-    def __init__(self, listen: psycopg.AsyncConnection[Any], pool: AsyncConnectionPool) -> None:
+    def __init__(
+        self,
+        listen: psycopg.AsyncConnection[Any],
+        pool: AsyncConnectionPool,
+        conninfo: str,
+        application_name: str,
+    ) -> None:
         self._listen = listen
         self._pool = pool
+        self._conninfo = conninfo
+        self._application_name = application_name
+        self._channels: list[str] = []
 
     @classmethod
     async def connect(cls, conninfo: str, application_name: str) -> ReplicaBus:
-        """The LISTEN connection carries `application_name`: other replicas see it alive."""
-        listen = await psycopg.AsyncConnection.connect(
-            conninfo, autocommit=True, application_name=application_name
-        )
+        listen = await _listen_connection(conninfo, application_name)
         pool = AsyncConnectionPool(
             conninfo, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True}, open=False
         )
@@ -55,7 +62,7 @@ class ReplicaBus:
         except BaseException:
             await listen.close()
             raise
-        return cls(listen, pool)
+        return cls(listen, pool, conninfo, application_name)
 
     async def close(self) -> None:
         await self._listen.close()
@@ -64,6 +71,16 @@ class ReplicaBus:
     async def listen(self, *channels: str) -> None:
         for channel in channels:
             await self._listen.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            if channel not in self._channels:
+                self._channels.append(channel)
+
+    async def reopen(self) -> None:
+        """Replace a lost LISTEN connection: same name (so this replica is alive again to the
+        others' sweeps), same channels. Notifications sent while it was gone are lost."""
+        with contextlib.suppress(psycopg.Error):
+            await self._listen.close()
+        self._listen = await _listen_connection(self._conninfo, self._application_name)
+        await self.listen(*self._channels)
 
     async def run(self, query: str, params: tuple[Any, ...] = ()) -> tuple[int, list[Any]]:
         """One autocommitted statement on a pooled connection: (rowcount, rows)."""
@@ -101,3 +118,10 @@ class ReplicaBus:
         )
         _, rows = await self.run(query, (ref.id,))
         return MESSAGES.validate_json(rows[0][0]) if rows else None
+
+
+async def _listen_connection(conninfo: str, application_name: str) -> psycopg.AsyncConnection[Any]:
+    """The LISTEN connection carries `application_name`: other replicas see it alive."""
+    return await psycopg.AsyncConnection.connect(
+        conninfo, autocommit=True, application_name=application_name
+    )

@@ -55,8 +55,22 @@ class ReplicaPresence:
         """Sweep, then mirror the table (call after LISTEN, so no change falls in between)."""
         await self.sweep()
         _, rows = await self._bus.run("SELECT runner_id, replica_id, info FROM replica_runners")
-        for runner_id, replica_id, info in rows:
-            self._where[runner_id] = (replica_id, RunnerInfo.model_validate(info))
+        self._where = {
+            runner_id: (replica_id, RunnerInfo.model_validate(info))
+            for runner_id, replica_id, info in rows
+        }
+        for futures in self._moves.values():  # broadcasts were missed: let waiters look again
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+        self._moves.clear()
+
+    async def rejoin(self, handles: list[RunnerHandle]) -> None:
+        """After a lost LISTEN connection (call once LISTENing again): the others' sweeps may
+        have forgotten this replica's runners, and their broadcasts since were missed."""
+        for handle in handles:
+            await self.runner_changed(handle)
+        await self.load()
 
     def infos(self) -> dict[str, RunnerInfo]:
         return {runner_id: info for runner_id, (_, info) in self._where.items()}

@@ -49,6 +49,10 @@ from opik_connect.protocol import COMMANDS, CommandResult, ErrorCode, ProposalDe
 
 log = logging.getLogger(__name__)
 
+REJOIN_FIRST_S = 0.1
+REJOIN_MAX_S = 5.0
+"""Reopening a lost LISTEN connection waits this long after a failed try, doubling up to max."""
+
 
 class ReplicaRouter:
     """One replica's view of all runners, and its part in routing commands and events."""
@@ -76,7 +80,9 @@ class ReplicaRouter:
         self._unwatch = lambda: None
         self._receiving: asyncio.Task[None] | None = None
         self.deaf = asyncio.Event()
-        """Set when this replica stops hearing the others (its LISTEN connection is gone)."""
+        """Set while this replica does not hear the others (its LISTEN connection is gone)."""
+        self.rejoined = asyncio.Event()
+        """Set once this replica hears the others again after losing its LISTEN connection."""
 
     @classmethod
     async def start(
@@ -101,6 +107,10 @@ class ReplicaRouter:
         return router
 
     @property
+    def _channel(self) -> str:
+        return replica_channel(self.replica_id)
+
+    @property
     def listening(self) -> bool:
         """False once the LISTEN connection is lost: this replica no longer hears the others."""
         return self._receiving is not None and not self.deaf.is_set()
@@ -112,7 +122,7 @@ class ReplicaRouter:
             raise ConnectionError("replica lost its LISTEN connection to PostgreSQL")
 
     async def _open(self) -> None:
-        await self._bus.listen(replica_channel(self.replica_id), BROADCAST_CHANNEL)
+        await self._bus.listen(self._channel, BROADCAST_CHANNEL)
         await self.presence.load()
         self.platform.pairings.shared = StorePairings(self._store)
         self.platform.pairings.confirm_elsewhere = self.pairing_relay.confirm_elsewhere
@@ -203,11 +213,43 @@ class ReplicaRouter:
         return True
 
     async def _receive(self) -> None:
+        """Hear the others; while the LISTEN connection is lost, be deaf (not ready) and
+        reopen it with bounded backoff."""
         try:
-            async for message in self._bus.messages(direct=replica_channel(self.replica_id)):
-                self._dispatch(message)
+            while True:
+                try:
+                    async for message in self._bus.messages(direct=self._channel):
+                        self._dispatch(message)
+                except psycopg.Error:
+                    log.warning("replica %s lost its LISTEN connection", self.replica_id)
+                self.deaf.set()
+                self._fail_calls()
+                await self._rejoin()
+                self.deaf.clear()
+                self.rejoined.set()
+                log.info("replica %s is listening again", self.replica_id)
         finally:
             self.deaf.set()
+
+    async def _rejoin(self) -> None:
+        delay = REJOIN_FIRST_S
+        while True:
+            try:
+                await self._bus.reopen()
+                local = [self.local(info.runner_id) for info in self.platform.runners()]
+                await self.presence.rejoin([h for h in local if h is not None and h.connected])
+                return
+            except (psycopg.Error, OSError) as exc:
+                log.warning("replica %s cannot listen again yet: %s", self.replica_id, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REJOIN_MAX_S)
+
+    def _fail_calls(self) -> None:
+        """Results addressed to a deaf replica are lost: fail its routed commands now."""
+        calls, self._calls = self._calls, {}
+        for future in calls.values():
+            if not future.done():
+                future.set_result(failed(ErrorCode.INTERNAL, "replica lost its LISTEN connection"))
 
     def _dispatch(self, message: ReplicaMessage) -> None:
         if isinstance(message, CommandMessage):
