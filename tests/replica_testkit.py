@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from platform_process_kit import PlatformProcess
 from rich.console import Console
 
 from opik_connect.agent.platform.replica_router import ReplicaRouter
+from opik_connect.agent.platform.replica_wire import APPLICATION_PREFIX
 from opik_connect.agent.platform.server import Platform
 from opik_connect.agent.platform.services import PlatformServices
 from opik_connect.config import ProjectConfig, user_state_dir
@@ -55,6 +57,17 @@ async def wait_location(router: ReplicaRouter, runner_id: str, replica_id: str |
     async with asyncio.timeout(20):
         while router.presence.location(runner_id) != replica_id:
             await router.presence.moved(runner_id)
+
+
+async def wait_connections_gone(dsn: str, replica_id: str) -> None:
+    """Until PostgreSQL lists no connection of a killed replica: each of its backends exits on
+    its own at the EOF; pg_terminate_backend with a timeout waits for that exit (PostgreSQL 14+)."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid, 20000) FROM pg_stat_activity"
+            " WHERE application_name LIKE %s",
+            (APPLICATION_PREFIX + replica_id + "%",),
+        )
 
 
 async def pair_behind(platform: Platform, url: str, repo: Path) -> str:
@@ -170,10 +183,13 @@ class ReplicaProcess:
             await self.platform.proc.wait()
 
 
-async def replica_process(dsn: str, state: Path) -> ReplicaProcess:
-    """The real CLI on the shared store, with its own state dir (outside any project)."""
+async def replica_process(
+    dsn: str, state: Path, env: dict[str, str] | None = None
+) -> ReplicaProcess:
+    """The real CLI on the shared store, with its own state dir (outside any project) and
+    `env` added to this process's environment."""
     await asyncio.to_thread(state.mkdir, parents=True, exist_ok=True)
-    env = {**os.environ, "OPIK_CONNECT_STATE_DIR": str(state)}
+    env = {**os.environ, **(env or {}), "OPIK_CONNECT_STATE_DIR": str(state)}
     platform = await PlatformProcess.start(env, state, 0, "--store", dsn)
     # Logged while the platform set up, before it listened: among the records read so far.
     joined = [record["replica"] for record in platform.records if "replica" in record]

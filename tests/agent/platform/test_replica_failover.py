@@ -9,6 +9,7 @@ the daemon: the decision, still in the daemon's journal, reaches B once, and Oll
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -24,11 +25,14 @@ from replica_testkit import (
     replica,
     replica_process,
     router_of,
+    wait_connections_gone,
     wait_location,
 )
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
 from opik_connect.agent.ollie.session_request import OllieLimits
+from opik_connect.agent.platform.replica_presence import LOST_SESSION_ERROR
+from opik_connect.agent.platform.store_records import SessionRecord
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.connect.terminal.ask_client import PlatformAddress, ask_stream, read_json
 from opik_connect.link.auth import new_activation_key
@@ -183,3 +187,57 @@ async def test_replica_command_in_flight_follows_its_daemon_after_sigkill(
 
     assert result.content == "read notes.txt"
     assert held.runs == 1  # re-sent under the same id to B: answered, not run again
+
+
+async def test_replica_sigkill_ends_the_sessions_it_was_running(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """A (a child process) runs a session, held in the daemon's ReadFile, and is killed: B's
+    presence sweep records that session as failed (replica_lost); B's own session runs on."""
+    held = HeldRead()
+    read = tool_turn("read_file", {"path": "notes.txt"}, tool_id="toolu_read")
+    with ScriptedMessagesAPI([read]) as api:
+        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url}
+        a = await replica_process(postgres_dsn, tmp_path / "a", env)
+        try:
+            async with replica(postgres_dsn) as (b, b_services):
+                router = router_of(b_services)
+                assert b_services.store is not None
+                record = b.pre_pair(uuid.uuid4().hex, new_activation_key())
+                await b.pairings.settled()
+                link = make_link(a.url, record, {"ReadFile": held.read_file}, backoff_max_s=0.5)
+                serving = asyncio.create_task(link.run())
+                address = PlatformAddress(url=a.url, token=a.token)
+                try:
+                    await wait_location(router, record.runner_id, a.replica_id)
+                    asking = ask_stream(address, AskRequest(question="What do the notes say?"))
+                    async with asyncio.timeout(40):
+                        accepted = await anext(asking)
+                        await held.started.wait()
+                    on_b = SessionRecord(
+                        id="on-b", question="q", status="running", created_at=time.time()
+                    )
+                    await b_services.store.create_session(on_b)
+                    running = await b_services.store.get_session(accepted.session_id)
+
+                    await a.kill()
+                    await asking.aclose()
+                    await wait_connections_gone(postgres_dsn, a.replica_id)
+                    await router.presence.sweep()
+                    lost = await b_services.store.get_session(accepted.session_id)
+                    still = await b_services.store.get_session("on-b")
+                finally:
+                    held.release.set()
+                    await link.stop()
+                    await serving
+        finally:
+            await a.kill()
+        async with await psycopg.AsyncConnection.connect(postgres_dsn) as conn:
+            cursor = await conn.execute("SELECT id, replica_id FROM sessions ORDER BY id")
+            owners = dict(await cursor.fetchall())
+
+    assert running is not None and running.status == "running"
+    assert lost is not None and (lost.status, lost.error) == ("failed", LOST_SESSION_ERROR)
+    assert lost.finished_at is not None and lost.finished_at >= running.created_at
+    assert still is not None and still.status == "running"  # B is alive: its session is not lost
+    assert owners == {accepted.session_id: a.replica_id, "on-b": router.replica_id}

@@ -25,6 +25,8 @@ from opik_connect.agent.platform.replica_wire import (
     replica_channel,
 )
 from opik_connect.agent.platform.server import Platform
+from opik_connect.agent.platform.store_postgres import PostgresPlatformStore
+from opik_connect.agent.platform.store_records import SessionRecord
 from opik_connect.cli_errors import CliError
 from opik_connect.link.auth import PairingRecord, PairingStore, new_activation_key
 from opik_connect.protocol import (
@@ -73,6 +75,15 @@ async def daemon_on(platform: Platform, record: PairingRecord) -> AsyncIterator[
     finally:
         await link.stop()
         await serving
+
+
+@asynccontextmanager
+async def postgres_store(dsn: str) -> AsyncIterator[PostgresPlatformStore]:
+    store = await PostgresPlatformStore.open(dsn)
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 async def count(dsn: str, table: str) -> int:
@@ -173,8 +184,13 @@ async def test_replica_that_lost_its_listen_connection_is_not_ready_until_it_lis
         await psycopg.AsyncConnection.connect(
             make_conninfo(postgres_dsn, dbname="postgres"), autocommit=True
         ) as admin,
+        postgres_store(postgres_dsn) as store,
     ):
         await wait_location(b_router, record.runner_id, a_router.replica_id)
+        store.replica_id = a_router.replica_id
+        await store.create_session(
+            SessionRecord(id="on-a", question="q", status="running", created_at=0.0)
+        )
         before = await http.get("/readyz")
         database = sql.Identifier(conninfo_to_dict(postgres_dsn)["dbname"])
         await admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(database))
@@ -187,6 +203,7 @@ async def test_replica_that_lost_its_listen_connection_is_not_ready_until_it_lis
         during = await http.get("/readyz")
         await b_router.presence.sweep()
         await wait_location(b_router, record.runner_id, None)
+        on_a = await store.get_session("on-a")  # A's process is alive (its pool): not lost
 
         await admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database))
         async with asyncio.timeout(20):
@@ -198,6 +215,7 @@ async def test_replica_that_lost_its_listen_connection_is_not_ready_until_it_lis
 
     assert (before.status_code, before.json()) == (200, {"status": "ready"})
     assert (during.status_code, during.json()) == (503, {"status": "unavailable"})
+    assert on_a is not None and on_a.status == "running"
     assert (after.status_code, after.json()) == (200, {"status": "ready"})
     assert result.total_lines == 1000
 

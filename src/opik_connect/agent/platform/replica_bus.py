@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from opik_connect.agent.platform.replica_wire import (
     MESSAGES,
     NOTIFY_LIMIT_BYTES,
+    POOL_SUFFIX,
     PayloadRef,
     ReplicaMessage,
 )
@@ -55,7 +56,11 @@ class ReplicaBus:
     async def connect(cls, conninfo: str, application_name: str) -> ReplicaBus:
         listen = await _listen_connection(conninfo, application_name)
         pool = AsyncConnectionPool(
-            conninfo, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True}, open=False
+            conninfo,
+            min_size=1,
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True, "application_name": application_name + POOL_SUFFIX},
+            open=False,
         )
         try:
             await pool.open()

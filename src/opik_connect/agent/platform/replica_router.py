@@ -44,6 +44,7 @@ from opik_connect.agent.platform.routed_runner import RoutedRunner
 from opik_connect.agent.platform.runner_handle import RunnerHandle, RunnerInfo
 from opik_connect.agent.platform.server import Platform
 from opik_connect.agent.platform.store import PlatformStore
+from opik_connect.agent.platform.store_postgres import PostgresPlatformStore
 from opik_connect.link.frames import failed
 from opik_connect.protocol import COMMANDS, CommandResult, ErrorCode, ProposalDecided
 
@@ -97,6 +98,8 @@ class ReplicaRouter:
         take part; before platform.start."""
         replica_id = uuid.uuid4().hex[:16]
         bus = await ReplicaBus.connect(conninfo, APPLICATION_PREFIX + replica_id)
+        if isinstance(store, PostgresPlatformStore):
+            store.replica_id = replica_id  # its sessions name this replica (presence sweep)
         router = cls(platform, store, bus, replica_id, command_timeout_s=command_timeout_s)
         try:
             await router._open()

@@ -18,6 +18,9 @@ NOTIFY_LIMIT_BYTES = 7900
 """Under PostgreSQL's 8000-byte NOTIFY payload limit, with room for the channel name."""
 APPLICATION_PREFIX = "opik-connect-replica "
 """A replica's listening connection is named this plus its id: alive while PostgreSQL lists it."""
+POOL_SUFFIX = " pool"
+"""A replica's pooled connections are named its listening connection's name plus this: while
+either is listed, the replica's process is alive (its sessions are not lost)."""
 
 
 def replica_channel(replica_id: str) -> str:

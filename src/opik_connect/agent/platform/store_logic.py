@@ -62,8 +62,12 @@ class SqlPlatformStore(ABC):
         async with self._transaction(write=False) as tx:
             return await tx.fetchall(statement, params)
 
+    def _session_row(self, record: SessionRecord) -> dict[str, Any]:
+        """A new session's column values; a backend may add its own columns."""
+        return session_values(record.model_dump())
+
     async def create_session(self, record: SessionRecord) -> None:
-        values = session_values(record.model_dump())
+        values = self._session_row(record)
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         await self._execute(

@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from opik_connect.agent.platform.store_logic import SqlPlatformStore
+from opik_connect.agent.platform.store_records import SessionRecord
 from opik_connect.agent.platform.store_schema import StoreError
 
 MIGRATIONS_DIR = Path(__file__).with_name("pg_migrations")
@@ -36,6 +37,9 @@ class PostgresPlatformStore(SqlPlatformStore):
     def __init__(self, url: str, pool: AsyncConnectionPool) -> None:
         self.url = url
         self._pool = pool
+        self.replica_id: str | None = None
+        """Set by a platform replica (replica_router): its sessions' rows name it, so a sweep
+        can end them if it dies. None for a store used outside a replica."""
 
     @classmethod
     async def open(cls, url: str, *, max_size: int = POOL_MAX_SIZE) -> PostgresPlatformStore:
@@ -58,6 +62,12 @@ class PostgresPlatformStore(SqlPlatformStore):
 
     async def close(self) -> None:
         await self._pool.close()
+
+    def _session_row(self, record: SessionRecord) -> dict[str, Any]:
+        row = super()._session_row(record)
+        if self.replica_id is not None:
+            row["replica_id"] = self.replica_id
+        return row
 
     @asynccontextmanager
     async def _transaction(self, write: bool = True) -> AsyncIterator[_PostgresTx]:
