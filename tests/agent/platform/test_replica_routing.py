@@ -220,6 +220,66 @@ async def test_replica_that_lost_its_listen_connection_is_not_ready_until_it_lis
     assert result.total_lines == 1000
 
 
+async def test_replica_command_whose_result_came_while_deaf_is_sent_again_once_it_listens(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """B routes a ReadFile to the daemon on A, then loses its LISTEN connection; A's result is
+    sent while B cannot hear it. Once B listens again the command goes again under its id, and
+    the daemon answers from its cache: it ran the read once."""
+    runs: list[str] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def held_read(args: ReadFileArgs) -> ReadFileResult:
+        runs.append(args.path)
+        started.set()
+        await release.wait()
+        return ReadFileResult(content="held", total_lines=1, truncated=False)
+
+    admin_dsn = make_conninfo(postgres_dsn, dbname="postgres")
+    database = sql.Identifier(conninfo_to_dict(postgres_dsn)["dbname"])
+    async with (
+        two_replicas(postgres_dsn) as (a, a_router, _b, b_router, record),
+        await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as admin,
+        await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as eavesdrop,
+    ):
+        link = make_link(a.url, record, {"ReadFile": held_read})
+        serving = asyncio.create_task(link.run())
+        try:
+            await wait_location(b_router, record.runner_id, a_router.replica_id)
+            reading = asyncio.create_task(
+                b_router.runner(record.runner_id).read_file(ReadFileArgs(path="notes"))
+            )
+            await eavesdrop.execute(
+                sql.SQL("LISTEN {}").format(sql.Identifier(replica_channel(b_router.replica_id)))
+            )
+            async with asyncio.timeout(20):
+                await started.wait()
+            await admin.execute(
+                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(database)
+            )
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (APPLICATION_PREFIX + b_router.replica_id,),
+            )
+            async with asyncio.timeout(20):
+                await b_router.deaf.wait()
+                release.set()
+                lost = await anext(eavesdrop.notifies())  # A's result, sent while B is deaf
+            await admin.execute(
+                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database)
+            )
+            async with asyncio.timeout(20):
+                result = await reading
+        finally:
+            await link.stop()
+            await serving
+
+    assert '"outcome"' in lost.payload and not reading.cancelled()
+    assert result.content == "held"
+    assert runs == ["notes"]
+
+
 async def test_replica_confirms_a_pairing_code_waiting_on_another_replica(
     tmp_path: Path, postgres_dsn: str
 ) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import psycopg
@@ -50,6 +51,8 @@ from opik_connect.protocol import COMMANDS, CommandResult, ErrorCode, ProposalDe
 
 log = logging.getLogger(__name__)
 
+SERVED_KEPT = 1024
+"""How many outcomes of commands served for other replicas are kept to answer a re-send."""
 REJOIN_FIRST_S = 0.1
 REJOIN_MAX_S = 5.0
 """Reopening a lost LISTEN connection waits this long after a failed try, doubling up to max."""
@@ -76,6 +79,9 @@ class ReplicaRouter:
         self.pairing_relay = PairingRelay(bus, replica_id, platform.pairings)
         self._calls: dict[str, asyncio.Future[CommandResult]] = {}
         self._serving: set[str] = set()
+        self._served: OrderedDict[str, CommandResult] = OrderedDict()
+        """Recent outcomes of commands served here: one re-sent (its requester did not hear the
+        result) is answered again; this link's session would drop the daemon's cached copy."""
         self._decisions: dict[str, list[asyncio.Future[ProposalDecided]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unwatch = lambda: None
@@ -217,7 +223,8 @@ class ReplicaRouter:
 
     async def _receive(self) -> None:
         """Hear the others; while the LISTEN connection is lost, be deaf (not ready) and
-        reopen it with bounded backoff."""
+        reopen it with bounded backoff. Results sent here meanwhile are lost: rejoining wakes
+        the routed commands (presence.load), which re-send under their ids; daemons dedupe."""
         try:
             while True:
                 try:
@@ -226,7 +233,6 @@ class ReplicaRouter:
                 except psycopg.Error:
                     log.warning("replica %s lost its LISTEN connection", self.replica_id)
                 self.deaf.set()
-                self._fail_calls()
                 await self._rejoin()
                 self.deaf.clear()
                 self.rejoined.set()
@@ -246,13 +252,6 @@ class ReplicaRouter:
                 log.warning("replica %s cannot listen again yet: %s", self.replica_id, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, REJOIN_MAX_S)
-
-    def _fail_calls(self) -> None:
-        """Results addressed to a deaf replica are lost: fail its routed commands now."""
-        calls, self._calls = self._calls, {}
-        for future in calls.values():
-            if not future.done():
-                future.set_result(failed(ErrorCode.INTERNAL, "replica lost its LISTEN connection"))
 
     def _dispatch(self, message: ReplicaMessage) -> None:
         if isinstance(message, CommandMessage):
@@ -285,13 +284,16 @@ class ReplicaRouter:
                 outcome = failed(
                     ErrorCode.RUNNER_NOT_FOUND, f"runner {message.runner_id} is not here"
                 )
-            else:
+            elif (outcome := self._served.get(message.id)) is None:
                 outcome = await handle.command(
                     message.type,
                     message.payload,
                     timeout_s=message.timeout_s,
                     command_id=message.id,
                 )
+                self._served[message.id] = outcome
+                while len(self._served) > SERVED_KEPT:
+                    self._served.popitem(last=False)
             result = ResultMessage(id=message.id, outcome=outcome)
             await self._bus.notify(replica_channel(message.reply_to), result)
         finally:
