@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -122,6 +121,8 @@ async def _stream(
 
 async def read_json(address: PlatformAddress, path: str, **params: Any) -> Any:
     """GET one of the read endpoints (e.g. '/v1/sessions/ID') and return its JSON."""
+    import httpx  # here, not at the top: httpx costs ~0.1 s, which the daemon's start-up skips
+
     query = {key: value for key, value in params.items() if value is not None}
     try:
         async with httpx.AsyncClient(timeout=10, verify=not address.insecure) as client:

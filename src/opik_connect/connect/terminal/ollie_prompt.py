@@ -21,14 +21,12 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from opik_connect.agent.ollie.sessions import OllieSessions
-from opik_connect.agent.platform.http_api import PlatformHttpApi
 from opik_connect.connect.daemon import Daemon, Part
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.terminal.approval_prompt import ApprovalPrompt, TerminalKeys
@@ -38,6 +36,9 @@ from opik_connect.connect.terminal.line_input import LineReader
 from opik_connect.connect.terminal.prompt_line import PromptLine
 from opik_connect.connect.terminal.visible_text import visible
 from opik_connect.protocol import AskEvent, AskRequest, BridgeError
+
+if TYPE_CHECKING:
+    from opik_connect.agent.ollie.sessions import OllieSessions
 
 HELP = (
     "Ask Ollie about this project's traces and tests; plain text is a question.\n"
@@ -91,6 +92,9 @@ def embedded_asker(sessions: OllieSessions) -> Asker:
 def daemon_asker(daemon: Daemon) -> Asker:
     """The embedded platform's sessions in-process; else the daemon's platform over its HTTP API,
     located when asked (token from OPIK_CONNECT_TOKEN or the platform's run file)."""
+    # Imported here, once the prompt comes up: Ollie's loop is not needed to reach "connected".
+    from opik_connect.agent.platform.http_api import PlatformHttpApi
+
     api = daemon.platform.http_api if daemon.platform is not None else None
     if isinstance(api, PlatformHttpApi):
         return embedded_asker(api.sessions)
