@@ -62,6 +62,9 @@ SENSITIVE_PAIR_GLOBS: tuple[str, ...] = (
 )
 """A directory and a file name in it, at any depth, that hold credentials."""
 
+_PAIR_DIRS = frozenset(g.rpartition("/")[0].lower() for g in SENSITIVE_PAIR_GLOBS)
+"""The pairs' directory names: an ASCII parent not among them cannot make a pair match."""
+
 MAX_SYMLINK_HOPS = 40
 SENSITIVE_MEMO_SIZE = 200_000
 """Verdicts remembered per path: a large repo is listed and searched again and again."""
@@ -110,6 +113,50 @@ def glob_to_regex(pattern: str) -> str:
 MAX_GLOB_CHARS = 1000
 
 
+class NameMatcher:
+    """Case-insensitive full match of one name (no "/") against globs. An ASCII name is checked
+    with set and prefix/suffix/substring lookups (ASCII lower-casing is exactly re.IGNORECASE
+    there), ~2x faster than one combined regex over a large repo's names; any other name, and
+    any glob of another shape, goes to the regex."""
+
+    def __init__(self, globs: Iterable[str]) -> None:
+        exact, prefixes, suffixes, inner, other = set(), [], [], [], []
+        for glob in globs:
+            lower, parts = glob.lower(), glob.lower().split("*")
+            if "?" in glob or "[" in glob or len(parts) > 3:
+                other.append(glob)
+            elif len(parts) == 1:
+                exact.add(lower)
+            elif len(parts) == 2 and not (parts[0] and parts[1]):
+                (prefixes if parts[0] else suffixes).append(parts[0] or parts[1])
+            elif len(parts) == 3 and not parts[0] and not parts[2] and parts[1]:
+                inner.append(parts[1])
+            else:
+                other.append(glob)
+        self._exact = frozenset(exact)
+        self._prefixes, self._suffixes = tuple(prefixes), tuple(suffixes)
+        self._inner = re.compile("|".join(map(re.escape, inner))) if inner else None
+        self._other = _names_regex(other)
+        self._regex = _names_regex(globs)
+
+    def match(self, name: str) -> bool:
+        if not name.isascii():
+            return self._regex is not None and self._regex.match(name) is not None
+        lower = name.lower()
+        return (
+            lower in self._exact
+            or lower.startswith(self._prefixes)
+            or lower.endswith(self._suffixes)
+            or (self._inner is not None and self._inner.search(lower) is not None)
+            or (self._other is not None and self._other.match(name) is not None)
+        )
+
+
+def _names_regex(globs: Iterable[str]) -> re.Pattern[str] | None:
+    names = "|".join(glob_to_regex(g) for g in globs)
+    return re.compile(rf"(?:{names})\Z", re.IGNORECASE | re.DOTALL) if names else None
+
+
 def compile_glob(pattern: str, *, field: str = "pattern") -> LinearRegex:
     """A full-match matcher for one glob over a relative path, in linear time (RE2)."""
     if len(pattern) > MAX_GLOB_CHARS:
@@ -148,8 +195,7 @@ class PathPolicy:
 
     def __init__(self, root: Path, deny: Iterable[str] = ()) -> None:
         self.root = Path(os.path.realpath(root))
-        names = "|".join(glob_to_regex(g) for g in SENSITIVE_NAME_GLOBS)
-        self._sensitive_name = re.compile(rf"(?:{names})\Z", re.IGNORECASE | re.DOTALL)
+        self._sensitive_name = NameMatcher(SENSITIVE_NAME_GLOBS)
         pairs = "|".join(glob_to_regex(g) for g in SENSITIVE_PAIR_GLOBS)
         self._sensitive_pair = re.compile(rf"(?:{pairs})\Z", re.IGNORECASE | re.DOTALL)
         self._sensitive_memo: dict[str, bool] = {}
@@ -190,8 +236,12 @@ class PathPolicy:
         head, _, part = rel.rpartition("/")
         if self._sensitive_name.match(part):
             return True
-        if head and self._sensitive_pair.match(f"{head.rpartition('/')[2]}/{part}"):
-            return True
+        if head:
+            parent = head.rpartition("/")[2]
+            if (
+                not parent.isascii() or parent.lower() in _PAIR_DIRS
+            ) and self._sensitive_pair.match(f"{parent}/{part}"):
+                return True
         if self._deny_named is not None and self._deny_named.match(part):
             return True
         return self._deny_anchored is not None and bool(self._deny_anchored.match(rel))
