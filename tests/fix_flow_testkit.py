@@ -16,6 +16,7 @@ from link_testkit import pre_pair_project
 from platform_api_testkit import EmbeddedPlatform, embedded_platform, make_git_repo
 from rich.console import Console
 
+from fixtures.scripted_messages_api import text_turn, tool_turn
 from opik_connect.agent.ollie.session_request import OllieLimits
 from opik_connect.agent.platform.server import Platform, RunnerHandle
 from opik_connect.agent.platform.services import PlatformServices
@@ -50,6 +51,33 @@ SUITE_TWO_ITEMS = (
 """
 )
 FIX_EDIT = {"path": "agentpkg/agent.py", "old_string": "20 dollars", "new_string": "10 dollars"}
+
+REFUND_FINAL = (
+    "Cause: answer() hard-codes 20 dollars. Fix: 10 dollars. Evidence: suite refunds passes."
+)
+
+
+def refund_fix_script() -> list[dict]:
+    """Ollie's turns: run the suite, read the agent, propose FIX_EDIT, answer once approved."""
+    return [
+        tool_turn("run_suite", {"suite": "refunds"}, match="refund", tool_id="toolu_before"),
+        tool_turn(
+            "read_file", {"path": "agentpkg/agent.py"}, match="toolu_before", tool_id="toolu_read"
+        ),
+        tool_turn(
+            "propose_change",
+            {
+                "title": "Answer the right refund",
+                "reason": "the suite's c1 fails: the agent says 20 dollars",
+                "suite": "refunds",
+                "test_case_ids": ["c1"],
+                "edits": [FIX_EDIT],
+            },
+            match="toolu_read",
+            tool_id="toolu_propose",
+        ),
+        text_turn(REFUND_FINAL, match=["toolu_propose", "approved"]),
+    ]
 
 
 def make_refund_project(root: Path) -> Path:

@@ -12,9 +12,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fix_flow_testkit import FIX_EDIT, approve_when_proposed, make_refund_project, ollie_with_fixes
+from fix_flow_testkit import (
+    REFUND_FINAL,
+    approve_when_proposed,
+    make_refund_project,
+    ollie_with_fixes,
+    refund_fix_script,
+)
 
-from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
+from fixtures.scripted_messages_api import ScriptedMessagesAPI
 from opik_connect.agent.ollie.session_request import OllieLimits
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.connect.terminal.ask_client import ask_stream, read_json
@@ -22,34 +28,10 @@ from opik_connect.protocol import AskEvent, AskRequest
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_ambient_settings")]
 
-FINAL = "Cause: answer() hard-codes 20 dollars. Fix: 10 dollars. Evidence: suite refunds passes."
-
-
-def script() -> list[dict]:
-    return [
-        tool_turn("run_suite", {"suite": "refunds"}, match="refund", tool_id="toolu_before"),
-        tool_turn(
-            "read_file", {"path": "agentpkg/agent.py"}, match="toolu_before", tool_id="toolu_read"
-        ),
-        tool_turn(
-            "propose_change",
-            {
-                "title": "Answer the right refund",
-                "reason": "the suite's c1 fails: the agent says 20 dollars",
-                "suite": "refunds",
-                "test_case_ids": ["c1"],
-                "edits": [FIX_EDIT],
-            },
-            match="toolu_read",
-            tool_id="toolu_propose",
-        ),
-        text_turn(FINAL, match=["toolu_propose", "approved"]),
-    ]
-
 
 async def test_ask_runs_ollie_on_a_real_daemon_and_records_everything(tmp_path: Path) -> None:
     repo = make_refund_project(tmp_path / "project")
-    with ScriptedMessagesAPI(script()) as api:
+    with ScriptedMessagesAPI(refund_fix_script()) as api:
         limits = OllieLimits(max_turns=8, wall_time_s=50)
         async with ollie_with_fixes(
             repo, api.url, tmp_path / "transcripts", traces=TraceStore(), limits=limits
@@ -77,7 +59,7 @@ async def test_ask_runs_ollie_on_a_real_daemon_and_records_everything(tmp_path: 
                 {"refunds": "passed"},
             )
             result = by_type["result"]
-            assert (result["status"], result["final_answer"]) == ("completed", FINAL)
+            assert (result["status"], result["final_answer"]) == ("completed", REFUND_FINAL)
             assert await asyncio.to_thread(Path(result["transcript_path"]).is_file)
             session_id = events[0].session_id
 

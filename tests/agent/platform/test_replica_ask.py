@@ -13,10 +13,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fix_flow_testkit import FIX_EDIT, approve_when_proposed, make_refund_project
+from fix_flow_testkit import (
+    REFUND_FINAL,
+    approve_when_proposed,
+    make_refund_project,
+    refund_fix_script,
+)
 from replica_testkit import daemon_at, pair_behind, replica, router_of, wait_location
 
-from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
+from fixtures.scripted_messages_api import ScriptedMessagesAPI
 from opik_connect.agent.ollie.session_request import OllieLimits
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.connect.terminal.ask_client import PlatformAddress, ask_stream, read_json
@@ -24,37 +29,12 @@ from opik_connect.protocol import AskEvent, AskRequest
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("no_ambient_settings")]
 
-FINAL = "Cause: answer() hard-codes 20 dollars. Fix: 10 dollars. Evidence: suite refunds passes."
-
-
-def script() -> list[dict]:
-    """Run the suite, read the agent, propose the fix, answer once it is approved."""
-    return [
-        tool_turn("run_suite", {"suite": "refunds"}, match="refund", tool_id="toolu_before"),
-        tool_turn(
-            "read_file", {"path": "agentpkg/agent.py"}, match="toolu_before", tool_id="toolu_read"
-        ),
-        tool_turn(
-            "propose_change",
-            {
-                "title": "Answer the right refund",
-                "reason": "the suite's c1 fails: the agent says 20 dollars",
-                "suite": "refunds",
-                "test_case_ids": ["c1"],
-                "edits": [FIX_EDIT],
-            },
-            match="toolu_read",
-            tool_id="toolu_propose",
-        ),
-        text_turn(FINAL, match=["toolu_propose", "approved"]),
-    ]
-
 
 async def test_replica_b_asks_a_daemon_linked_to_replica_a(
     tmp_path: Path, postgres_dsn: str
 ) -> None:
     repo = make_refund_project(tmp_path / "project")
-    with ScriptedMessagesAPI(script()) as api:
+    with ScriptedMessagesAPI(refund_fix_script()) as api:
         ollie = {
             "traces": TraceStore(),
             "limits": OllieLimits(max_turns=8, wall_time_s=80),
@@ -87,7 +67,8 @@ async def test_replica_b_asks_a_daemon_linked_to_replica_a(
     assert by_type["suite_ran"]["status"] == "failed"
     assert by_type["decision_received"]["decision"] == "approved"
     assert by_type["decision_received"]["suite_statuses"] == {"refunds": "passed"}
-    assert (by_type["result"]["status"], by_type["result"]["final_answer"]) == ("completed", FINAL)
+    result = by_type["result"]
+    assert (result["status"], result["final_answer"]) == ("completed", REFUND_FINAL)
     assert (listed["runner_id"], listed["connected"]) == (runner_id, True)
     # The daemon was never linked to B: B reached it only through A.
     assert runner_id not in {info.runner_id for info in b.runners()}
