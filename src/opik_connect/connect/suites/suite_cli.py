@@ -97,8 +97,7 @@ def list_command(root: RootOption = None) -> None:
 
 @suite_app.command("show")
 def show_command(name: str, root: RootOption = None) -> None:
-    """Show a suite's policy, global assertions and items, then its last runs: each item's runs
-    with their trace ids."""
+    """Show a suite's policy, assertions and items, then each item's last runs and trace ids."""
     console = Console()
     base = _root(root)
     try:
