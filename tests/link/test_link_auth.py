@@ -267,6 +267,27 @@ async def test_daemon_refuses_unauthenticated_commands(tamper):
     assert handlers.calls == ["ok"]
 
 
+async def test_stop_while_waiting_for_pairing_ends_the_link(state_dir):
+    """Ctrl-C at the pairing code must not wait out the code's minutes of validity."""
+    async with Platform(
+        pairing_store=PairingStore(state_dir / "platform-runners.json")
+    ) as platform:
+        codes: asyncio.Queue[str] = asyncio.Queue()
+        link = make_link(
+            platform.url,
+            None,
+            {},
+            pairing_store=PairingStore(state_dir / "pairings.json"),
+            on_pair_code=lambda code, expires: codes.put_nowait(code),
+        )
+        task = asyncio.create_task(link.run())
+        await asyncio.wait_for(codes.get(), 5)
+        await link.stop()
+        await asyncio.wait_for(task, 5)
+        assert link.state == LinkState.STOPPED
+        assert link.connections == 0
+
+
 async def test_remote_pairing_confirmed_out_of_band(state_dir):
     store = PairingStore(state_dir / "platform-runners.json")
     async with Platform(pairing_store=store) as platform:

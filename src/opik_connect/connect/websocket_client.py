@@ -200,6 +200,8 @@ class DaemonLink:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._ack_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._handshaking: ClientConnection | None = None
+        """The socket still pairing or saying Hello: stop() closes it, or pairing waits minutes."""
         self._close_reason = ""
         self.connections = 0
         """How many times the link completed a handshake (for status and tests)."""
@@ -248,7 +250,7 @@ class DaemonLink:
 
     async def stop(self) -> None:
         self._stopping.set()
-        ws = self._ws
+        ws = self._ws or self._handshaking
         if ws is not None:
             await ws.close()
         for task in [*self._running.values(), *self._tasks]:
@@ -321,6 +323,21 @@ class DaemonLink:
 
     async def _connection(self, ws: ClientConnection) -> None:
         """Pair if needed, authenticate, then move frames until the connection ends."""
+        if self._stopping.is_set():
+            return
+        self._handshaking = ws
+        try:
+            await self._handshake(ws)
+        finally:
+            self._handshaking = None
+        self.connections += 1
+        self.connected.set()
+        self._set_state(LinkState.CONNECTED, self.url)
+        self._driver.attach(ws)
+        self._driver.changed()
+        await self._driver.serve(ws)
+
+    async def _handshake(self, ws: ClientConnection) -> None:
         from_store = False
         record = self._pairing
         if record is None and self._store is not None:
@@ -342,13 +359,7 @@ class DaemonLink:
             raise
         self._ws = ws
         self.trace_sink = welcome.trace_sink
-        self.connections += 1
-        self.connected.set()
-        self._set_state(LinkState.CONNECTED, self.url)
         self.session.connect(signer, welcome.heartbeat_interval_s, self._driver.clock())
-        self._driver.attach(ws)
-        self._driver.changed()
-        await self._driver.serve(ws)
 
     def _detach(self) -> None:
         if self._ws is not None:
