@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import random
 import ssl
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -46,6 +47,7 @@ from opik_connect.link.daemon_session import (
 )
 from opik_connect.link.driver import SessionDriver
 from opik_connect.link.session import LinkEvent
+from opik_connect.link.sink_key import KEY_TTL_S, fresh_grant
 from opik_connect.protocol import (
     CLOSE_DRAINING,
     EVENTS,
@@ -205,8 +207,9 @@ class DaemonLink:
         self._close_reason = ""
         self.connections = 0
         """How many times the link completed a handshake (for status and tests)."""
-        self.trace_sink: TraceSinkGrant | None = None
-        """Where suite traces may go on the platform, from the latest Welcome."""
+        self._trace_sink: TraceSinkGrant | None = None
+        self._link_key = b""
+        self._platform_clock_offset = 0.0
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff; returns when stop() is called."""
@@ -358,8 +361,22 @@ class DaemonLink:
                 self._store.remove(self._pairing_key)
             raise
         self._ws = ws
-        self.trace_sink = welcome.trace_sink
+        self._trace_sink = welcome.trace_sink
+        self._link_key = record.link_key()
+        if welcome.trace_sink is not None:
+            # The platform stamped now + KEY_TTL_S on its clock: renewals use that clock.
+            self._platform_clock_offset = welcome.trace_sink.expires_at - KEY_TTL_S - time.time()
         self.session.connect(signer, welcome.heartbeat_interval_s, self._driver.clock())
+
+    def trace_sink(self) -> TraceSinkGrant | None:
+        """Where suite traces may go on the platform (the latest Welcome's grant), with a key
+        renewed by the daemon itself when a connection outlives the one it came with."""
+        if self._trace_sink is None:
+            return None
+        platform_now = time.time() + self._platform_clock_offset
+        grant = fresh_grant(self._trace_sink, self.identity.runner_id, self._link_key, platform_now)
+        self._trace_sink = grant
+        return grant
 
     def _detach(self) -> None:
         if self._ws is not None:

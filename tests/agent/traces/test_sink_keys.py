@@ -1,10 +1,11 @@
 """Runner sink keys: signed with the runner's link key, bound to it, expiring; and the sink URL a
-daemon derives from a remote platform's grant."""
+daemon derives from a remote platform's grant, renewed by the daemon near expiry."""
 
 from __future__ import annotations
 
-from opik_connect.agent.traces.sink_keys import SinkAuth, check_sink_key, issue_sink_key
+from opik_connect.agent.traces.sink_keys import SinkAuth, check_sink_key
 from opik_connect.connect.suites.platform_sink import granted_sink
+from opik_connect.link.sink_key import KEY_RENEW_S, KEY_TTL_S, fresh_grant, issue_sink_key
 from opik_connect.protocol import TraceSinkGrant
 
 LINK_KEYS = {"runner-a": b"a" * 32, "runner-b": b"b" * 32}
@@ -36,9 +37,23 @@ def test_the_operator_token_and_runner_keys_are_told_apart() -> None:
 
 def test_a_grant_points_at_the_platform_host_the_daemon_dialed() -> None:
     grant = TraceSinkGrant(port=9100, tls=True, key="k", expires_at=100)
-    sink = granted_sink("wss://platform.example:8765", grant, now=50)
+    sink = granted_sink("wss://platform.example:8765", grant)
     assert sink is not None and (sink.url, sink.token) == ("https://platform.example:9100/api", "k")
-    v6 = granted_sink("ws://[::1]:8765", grant.model_copy(update={"tls": False}), now=50)
+    v6 = granted_sink("ws://[::1]:8765", grant.model_copy(update={"tls": False}))
     assert v6 is not None and v6.url == "http://[::1]:9100/api"
-    assert granted_sink("wss://platform.example:8765", grant, now=100) is None
-    assert granted_sink("wss://platform.example:8765", None, now=0) is None
+    assert granted_sink("wss://platform.example:8765", None) is None
+
+
+def test_a_daemon_renews_its_key_near_expiry_and_no_key_outlives_a_day() -> None:
+    link_key = LINK_KEYS["runner-a"]
+    grant = TraceSinkGrant(
+        port=9100, key=issue_sink_key("runner-a", link_key, KEY_TTL_S), expires_at=KEY_TTL_S
+    )
+    assert fresh_grant(grant, "runner-a", link_key, KEY_TTL_S - KEY_RENEW_S - 1) is grant
+    now = KEY_TTL_S - 10
+    renewed = fresh_grant(grant, "runner-a", link_key, now)
+    assert (renewed.port, renewed.expires_at) == (9100, now + KEY_TTL_S)
+    assert check_sink_key(renewed.key, LINK_KEYS.get, now).runner_id == "runner-a"
+    assert check_sink_key(grant.key, LINK_KEYS.get, KEY_TTL_S).runner_id is None
+    too_long = issue_sink_key("runner-a", link_key, now + 2 * KEY_TTL_S)
+    assert "longer than a day" in (check_sink_key(too_long, LINK_KEYS.get, now).problem or "")

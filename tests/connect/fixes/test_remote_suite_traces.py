@@ -1,6 +1,6 @@
 """A daemon paired with a remote platform logs its suite runs' traces to that platform's sink,
 through the real opik SDK, with the runner key its Welcome granted: writes only, and a wrong or
-expired key gets a 401 in Opik's error shape."""
+expired key gets a 401 in Opik's error shape. A connection that outlives its key mints the next."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import io
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,11 +17,12 @@ from traced_project_testkit import make_traced_project
 
 from opik_connect.agent.platform.server import Platform
 from opik_connect.agent.platform.services import PlatformServices
-from opik_connect.agent.traces.sink_keys import issue_sink_key
+from opik_connect.agent.traces.sink_keys import check_sink_key
 from opik_connect.agent.traces.sink_models import TraceFilter
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.daemon import Daemon
 from opik_connect.connect.fixes.daemon_wiring import FixParts
+from opik_connect.link.sink_key import KEY_TTL_S, issue_sink_key
 from opik_connect.protocol import RunSuiteArgs
 
 pytest.importorskip("opik")
@@ -52,10 +54,11 @@ async def test_a_paired_remote_daemon_logs_suite_traces_with_its_runner_key(
             runner = await platform.wait_runner(daemon.identity.runner_id)
             await daemon.wait_connected(10)
             assert daemon.platform is None and daemon.link is not None, "a remote platform"
-            grant = daemon.link.trace_sink
+            grant = daemon.link.trace_sink()
             assert grant is not None and grant.key.startswith("ocsk1.")
             assert grant.key != platform.operator_token
             summary = await runner.run_suite(RunSuiteArgs(suite="smoke"))
+            renewed, later = renewal_after_a_day(daemon, monkeypatch)
         sink = services.trace_sink
         assert sink is not None
         found, total = await sink.store.search(TraceFilter(tag=f"suite-run:{summary.run_id}"))
@@ -79,6 +82,22 @@ async def test_a_paired_remote_daemon_logs_suite_traces_with_its_runner_key(
         assert body["code"] == expected and body["message"] and body["errors"], label
     assert "expired" in refusals["expired key"][1]["message"]
     assert after == [], "a refused write stores nothing"
+    assert "longer than a day" in refusals["key living two days"][1]["message"]
+    assert renewed.key != grant.key and renewed.expires_at > grant.expires_at
+    link_key = platform.link_key(daemon.identity.runner_id)
+    accepted = check_sink_key(renewed.key, lambda runner: link_key, later)
+    assert accepted.runner_id == daemon.identity.runner_id, "the daemon's own renewal is valid"
+
+
+def renewal_after_a_day(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, float]:
+    """The grant a connection that has lasted almost a day hands its next suite run."""
+    assert daemon.link is not None
+    later = time.time() + KEY_TTL_S - 60
+    with monkeypatch.context() as clock:
+        clock.setattr(time, "time", lambda: later)
+        renewed = daemon.link.trace_sink()
+    assert renewed is not None
+    return renewed, later
 
 
 async def refused_keys(
@@ -90,6 +109,7 @@ async def refused_keys(
     expired = issue_sink_key(runner_id, link_key, int(time.time()) - 1)
     forged = issue_sink_key(runner_id, b"not the link key", int(time.time()) + 60)
     other = issue_sink_key("someone-else", link_key, int(time.time()) + 60)
+    two_days = issue_sink_key(runner_id, link_key, int(time.time()) + 2 * KEY_TTL_S)
     trace = {"traces": [{"id": "01a20000-0000-7000-8000-000000000001", "name": "x",
                          "start_time": "2026-12-05T00:00:00Z", "tags": ["refused"]}]}  # fmt: skip
     answers = {}
@@ -98,6 +118,7 @@ async def refused_keys(
             ("expired key", expired),
             ("forged key", forged),
             ("another runner's key", other),
+            ("key living two days", two_days),
             ("operator-shaped guess", "ocsk1.garbage"),
         ):
             response = await client.post(

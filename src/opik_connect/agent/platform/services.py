@@ -31,10 +31,10 @@ from opik_connect.agent.platform.runner_router import RunnerRouter
 from opik_connect.agent.platform.server import Platform, RunnerHandle
 from opik_connect.agent.platform.store import PlatformStore, is_postgres_url, open_platform_store
 from opik_connect.agent.traces.sink_http import TraceSinkServer
-from opik_connect.agent.traces.sink_keys import KEY_TTL_S, issue_sink_key
 from opik_connect.agent.traces.sink_store import SINK_FILENAME, SinkStore
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.config import ProjectConfig, load_project_config
+from opik_connect.link.sink_key import KEY_TTL_S, issue_sink_key
 from opik_connect.protocol import TraceSinkGrant
 
 if TYPE_CHECKING:

@@ -1,39 +1,24 @@
-"""Runner keys for the trace sink: what a paired daemon's suite workers send as their API key.
-
-A key names its runner and its expiry and carries an HMAC of both under the runner's link key
-(the secret its pairing established), so the platform keeps no table of keys: it recomputes the
-MAC from the pairing it already holds. Unpairing a runner revokes its keys; a key never grants
-more than writes of traces, spans and feedback scores (sink_http checks the route).
-
-    ocsk1.<expires_at>.<mac>.<runner_id>
+"""The sink's check of a runner key (see link.sink_key for how one is minted) and of the operator
+token. The platform keeps no table of keys: it recomputes the MAC from the pairing it already
+holds, so unpairing a runner revokes its keys. A key never grants more than writes of traces,
+spans and feedback scores (sink_http checks the route).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-KEY_PREFIX = "ocsk1"
-KEY_TTL_S = 24 * 3600
-"""A Welcome brings a fresh key; one connection lasting longer than this logs no more traces
-until the daemon reconnects."""
+from opik_connect.link.sink_key import KEY_PREFIX, KEY_TTL_S, sink_key_mac
+
+CLOCK_SLACK_S = 300
+"""How far past one TTL from now a key's expiry may lie: the daemon mints on its own clock,
+corrected by the Welcome's, so only the handshake's latency separates them."""
 
 LinkKeys = Callable[[str], bytes | None]
 """runner id -> its link key, None for a runner the platform has not paired (or unpaired)."""
-
-
-def _mac(link_key: bytes, runner_id: str, expires_at: int) -> str:
-    message = f"opik-connect trace sink|{runner_id}|{expires_at}".encode()
-    digest = hmac.new(link_key, message, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def issue_sink_key(runner_id: str, link_key: bytes, expires_at: int) -> str:
-    return f"{KEY_PREFIX}.{expires_at}.{_mac(link_key, runner_id, expires_at)}.{runner_id}"
 
 
 def is_runner_key(value: str) -> bool:
@@ -55,11 +40,13 @@ def check_sink_key(value: str, link_keys: LinkKeys, now: float) -> KeyCheck:
         return KeyCheck(None, "not a sink key")
     _, expires, mac, runner_id = parts
     link_key = link_keys(runner_id)
-    expected = _mac(link_key, runner_id, int(expires)) if link_key is not None else ""
+    expected = sink_key_mac(link_key, runner_id, int(expires)) if link_key is not None else ""
     if link_key is None or not hmac.compare_digest(mac.encode(), expected.encode()):
         return KeyCheck(None, "wrong sink key (or its runner is no longer paired)")
     if int(expires) <= now:
-        return KeyCheck(None, "sink key expired: the daemon gets a new one when it reconnects")
+        return KeyCheck(None, "sink key expired")
+    if int(expires) > now + KEY_TTL_S + CLOCK_SLACK_S:
+        return KeyCheck(None, "sink key claims to live longer than a day")
     return KeyCheck(runner_id)
 
 

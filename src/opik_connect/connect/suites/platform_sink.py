@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -17,10 +16,10 @@ if TYPE_CHECKING:
 SinkLookup = Callable[[], Awaitable[TraceSink | None]]
 
 
-def granted_sink(platform_url: str, grant: TraceSinkGrant | None, now: float) -> TraceSink | None:
+def granted_sink(platform_url: str, grant: TraceSinkGrant | None) -> TraceSink | None:
     """The sink a remote platform granted in its Welcome: its port on the host the daemon dialed,
-    with the runner's sink key (writes only). None without a grant or once it expired."""
-    if grant is None or grant.expires_at <= now:
+    with the runner's sink key (writes only). None without a grant."""
+    if grant is None:
         return None
     host = urlsplit(platform_url).hostname
     if not host:
@@ -36,7 +35,7 @@ async def platform_trace_sink(daemon: Daemon) -> TraceSink | None:
     platform = daemon.platform
     if platform is None:
         link = daemon.link
-        return granted_sink(link.url, link.trace_sink, time.time()) if link else None
+        return granted_sink(link.url, link.trace_sink()) if link else None
     address = PlatformAddress(url=platform.url, token=platform.operator_token)
     try:
         body = await read_json(address, "/v1/traces/sink")
