@@ -96,6 +96,45 @@ def test_deterministic_assertions_are_refused_by_name_or_left_out(
     assert item["evaluators"][0]["config"]["schema"][0]["description"] == "Mentions the policy"
 
 
+def test_pull_force_keeps_what_opik_cannot_hold(tmp_path: Path, opik: OpikStandIn) -> None:
+    local = """
+entrypoint: "support.bot:answer"
+global_assertions: [{contains: thanks}]
+items:
+  - id: refund
+    data: {question: "Can I get a refund?"}
+    assertions: [Old wording, {regex: "30.day"}]
+  - id: gone
+    data: {question: bye}
+    assertions: [{contains: bye}]
+"""
+    here, there = tmp_path / "here", tmp_path / "there"
+    write_suite(here, "support", SUITE)
+    assert cli("push", "support", "--root", str(here))[0] == 0
+    write_suite(there, "support", local)
+    code, output = cli("pull", "support", "--force", "--root", str(there))
+    assert code == 0, output
+    assert "kept entrypoint support.bot:answer" in output
+    pulled = load_suite(there, "support")
+    assert pulled.entrypoint == "support.bot:answer"
+    assert dumped(pulled.global_assertions) == ["The answer is polite", {"contains": "thanks"}]
+    by_id = {item.id: item for item in pulled.items}
+    assert set(by_id) == {"refund", "hello"}, "the server's items, not the local ones"
+    assert dumped(by_id["refund"].assertions) == [
+        "It states the 30-day refund window",
+        {"regex": "30.day"},
+    ]
+    assert by_id["hello"].assertions == []
+    (there / ".opik" / "suites" / "support.yaml").write_text("items: [", encoding="utf-8")
+    code, output = cli("pull", "support", "--force", "--root", str(there))
+    assert code == 0 and "kept nothing: the local file did not load" in output
+    assert load_suite(there, "support").entrypoint is None
+
+
+def dumped(assertions: list) -> list:
+    return [a if isinstance(a, str) else a.model_dump(exclude_defaults=True) for a in assertions]
+
+
 def test_pull_of_a_missing_suite_and_a_bad_key_are_named(
     tmp_path: Path, opik: OpikStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

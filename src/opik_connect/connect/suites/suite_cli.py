@@ -38,6 +38,7 @@ from opik_connect.connect.suites.suite_runner import DEFAULT_RUN_TIMEOUT_S, run_
 from opik_connect.connect.suites.suite_transfer import (
     OpikSuiteClient,
     SuiteTransferError,
+    keep_local_only,
     opik_assertions,
 )
 from opik_connect.protocol import BridgeError, ErrorCode
@@ -266,18 +267,35 @@ def pull_command(
     force: Annotated[bool, typer.Option("--force", help="Replace the local file.")] = False,
     root: RootOption = None,
 ) -> None:
-    """Write the Opik server's test suite NAME into .opik/suites/NAME.yaml."""
+    """Write the Opik server's test suite NAME into .opik/suites/NAME.yaml.
+
+    With --force the file is replaced, keeping what Opik cannot hold: its entrypoint and its
+    deterministic assertions (on items that still exist)."""
     console = Console()
     base = _root(root)
+    kept: list[str] = []
     try:
         path = suite_path(base, name)
         if path.is_file() and not force:
             raise BridgeError(ErrorCode.INVALID_ARGS, f"{path} exists; --force replaces it")
         suite = asyncio.run(_transfer(lambda client: client.pull(name)))
+        if path.is_file():
+            suite, kept = _keeping_local_only(suite, base, name)
         written = save_suite(base, suite)
     except (BridgeError, ConfigError, SuiteTransferError, OSError) as exc:
         raise _cannot(exc) from None
+    for line in kept:
+        console.print(f"[green]kept[/] {escape(line)}")
     console.print(f"pulled {len(suite.items)} item(s) into {escape(str(written))}")
+
+
+def _keeping_local_only(pulled: Suite, base: Path, name: str) -> tuple[Suite, list[str]]:
+    """A local file that no longer loads is replaced whole (that is what --force asked for)."""
+    try:
+        local = load_suite(base, name)
+    except BridgeError as exc:
+        return pulled, [f"nothing: the local file did not load ({exc.message})"]
+    return keep_local_only(pulled, local)
 
 
 @suite_app.command("push")

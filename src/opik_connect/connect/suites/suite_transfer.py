@@ -5,7 +5,8 @@ global assertions (one `llm_judge` evaluator whose config `schema[].description`
 global `execution_policy`; each dataset item carries `data`, `description`, its own evaluators and
 policy. Our item ids ride along as an `opik-connect-id:<id>` tag, since Opik assigns item ids.
 Opik has only natural-language assertions: a suite with deterministic ones is refused, naming
-them, unless the caller drops them (`nl_only`). A pulled suite calls its entrypoint as
+them, unless the caller drops them (`nl_only`), and `pull --force` keeps them (and the
+entrypoint) from the file it replaces. A pulled suite calls its entrypoint as
 `opik.run_tests` calls a task (`call: run_tests`), since that is how it ran on Opik's side.
 """
 
@@ -67,6 +68,37 @@ def opik_assertions(suite: Suite, nl_only: bool) -> tuple[Suite, list[str]]:
         }
     )
     return kept, dropped
+
+
+def keep_local_only(pulled: Suite, local: Suite) -> tuple[Suite, list[str]]:
+    """What `pull --force` keeps of the file it replaces: what Opik cannot hold (the entrypoint,
+    deterministic assertions of the suite and of items that still exist), named for the user."""
+    kept: list[str] = []
+    if local.entrypoint and not pulled.entrypoint:
+        kept.append(f"entrypoint {local.entrypoint}")
+    local_items = {item.id: item for item in local.items}
+
+    def deterministic(where: str, assertions: list[Assertion]) -> list[Assertion]:
+        found = [a for a in assertions if not isinstance(a, str)]
+        kept.extend(f"{where}: {describe(a)}" for a in found)
+        return found
+
+    items = []
+    for item in pulled.items:
+        mine = local_items.get(item.id)
+        extra = deterministic(f"item {item.id}", mine.assertions) if mine else []
+        items.append(item.model_copy(update={"assertions": [*item.assertions, *extra]}))
+    merged = pulled.model_copy(
+        update={
+            "entrypoint": pulled.entrypoint or local.entrypoint,
+            "global_assertions": [
+                *pulled.global_assertions,
+                *deterministic("global", local.global_assertions),
+            ],
+            "items": items,
+        }
+    )
+    return merged, kept
 
 
 def _assertion_lists(suite: Suite) -> list[tuple[str, list[Assertion]]]:
