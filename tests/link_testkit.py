@@ -191,8 +191,9 @@ class SilentPlatform:
     """A platform that completes the handshake and then never acks anything: it only records
     the frames it gets (heartbeats aside) and the close code of each connection."""
 
-    def __init__(self, record: PairingRecord) -> None:
+    def __init__(self, record: PairingRecord, welcome_extra: dict | None = None) -> None:
         self.record = record
+        self.welcome_extra = welcome_extra or {}
         self.frames: asyncio.Queue[Frame] = asyncio.Queue()
         self.closes: asyncio.Queue[int | None] = asyncio.Queue()
         self.url = ""
@@ -201,9 +202,8 @@ class SilentPlatform:
         hello = Hello.model_validate(decode_frame(await ws.recv()).payload)
         nonce = new_nonce()
         signer = FrameSigner(self.record.link_key(), connection_id(hello.nonce, nonce))
-        await ws.send(
-            signer.seal_text("control", "Welcome", "w", Welcome(nonce=nonce).model_dump())
-        )
+        welcome = Welcome(nonce=nonce).model_dump() | self.welcome_extra
+        await ws.send(signer.seal_text("control", "Welcome", "w", welcome))
         try:
             async for message in ws:
                 frame = signer.open(message)
@@ -215,10 +215,12 @@ class SilentPlatform:
 
 
 @asynccontextmanager
-async def silent_link(**link_kwargs: Any) -> AsyncIterator[tuple[SilentPlatform, DaemonLink]]:
+async def silent_link(
+    welcome_extra: dict | None = None, **link_kwargs: Any
+) -> AsyncIterator[tuple[SilentPlatform, DaemonLink]]:
     """A DaemonLink connected to a SilentPlatform."""
     record = PairingRecord(runner_id="r", activation_key=new_activation_key(), session_id="s")
-    platform = SilentPlatform(record)
+    platform = SilentPlatform(record, welcome_extra)
     async with serve(platform.serve, "127.0.0.1", 0) as server:
         platform.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         link = make_link(platform.url, record, {}, **link_kwargs)

@@ -10,7 +10,7 @@ import stat
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from link_testkit import ROOT, EchoHandlers, RawDaemon, linked, make_link
+from link_testkit import ROOT, EchoHandlers, RawDaemon, linked, make_link, silent_link
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
@@ -434,6 +434,14 @@ async def test_daemon_pairs_again_when_the_platform_forgot_it(state_dir):
         finally:
             await link.stop()
             await task
+
+
+async def test_a_newer_platforms_welcome_with_fields_we_do_not_know_still_connects():
+    """Upgrading the platform first must not lock out every daemon of the release before."""
+    grant = {"port": 9100, "key": "k", "expires_at": 4e9, "region": "eu"}
+    async with silent_link({"trace_sink": grant, "feature_flags": ["x"]}) as (_, link):
+        sink = link.trace_sink()
+        assert link.connections == 1 and sink is not None and sink.port == 9100
 
 
 async def test_too_many_waiting_pairings_and_wrong_protocol_version_are_refused():

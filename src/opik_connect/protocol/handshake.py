@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from opik_connect.protocol.codes import PROTOCOL_VERSION, ErrorBody, Strict
 from opik_connect.protocol.events import RootSummary
@@ -57,9 +57,10 @@ class Hello(Strict):
     nonce: str
 
 
-class TraceSinkGrant(Strict):
+class TraceSinkGrant(BaseModel):
     """Where this runner's suite workers may log traces on the platform, and the key they send
-    as their API key: it writes traces, spans and feedback scores only, and expires."""
+    as their API key: it writes traces, spans and feedback scores only, and expires. Fields a
+    newer platform adds are ignored, as in Welcome."""
 
     port: int = Field(ge=1, le=65535, description="The sink's port, on the platform's host.")
     tls: bool = Field(False, description="https, with the platform's certificate.")
@@ -67,8 +68,11 @@ class TraceSinkGrant(Strict):
     expires_at: float
 
 
-class Welcome(Strict):
-    """Platform -> daemon: the connection is authenticated; nonce completes the connection id."""
+class Welcome(BaseModel):
+    """Platform -> daemon: the connection is authenticated; nonce completes the connection id.
+
+    Not Strict: it only tells the daemon things, so a field added by a newer platform is
+    ignored rather than refused, and a platform upgraded before its daemons keeps them."""
 
     nonce: str
     heartbeat_interval_s: float = 10.0
