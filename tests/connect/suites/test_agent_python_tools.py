@@ -89,6 +89,31 @@ async def test_a_uv_project_uses_uv_project_environment_else_dot_venv(
     assert tools.calls("uv") == [], "uv is never run: it could create or sync the environment"
 
 
+async def test_a_uv_workspace_member_uses_the_workspace_environment(
+    tmp_path: Path, tools: FakeTools
+) -> None:
+    """uv keeps one lock and one environment at the workspace root for all its members."""
+    workspace = uv_project(tmp_path / "ws")
+    (workspace / "pyproject.toml").write_text(
+        '[tool.uv.workspace]\nmembers = ["packages/*"]\nexclude = ["packages/legacy"]\n'
+    )
+    member, legacy = workspace / "packages" / "agent", workspace / "packages" / "legacy"
+    member.mkdir(parents=True)
+    legacy.mkdir()
+    tools.uv()
+    env = {"PATH": tools.path}
+    assert await resolve_agent_python(member, env) == (
+        str(workspace / ".venv/bin/python"),
+        f"{UV_SOURCE}, .venv, workspace {workspace}",
+    )
+    env["UV_PROJECT_ENVIRONMENT"] = "envs/agent"
+    resolved = await resolve_agent_python(member, env)
+    assert resolved.path == str(workspace / "envs/agent/bin/python"), "relative to the workspace"
+    excluded = await resolve_agent_python(legacy, env)
+    assert excluded.path == sys.executable and excluded.source.startswith(OWN_INTERPRETER)
+    assert tools.calls("uv") == []
+
+
 async def test_without_uv_on_path_a_uv_project_falls_through_and_says_why(
     tmp_path: Path,
 ) -> None:

@@ -1,7 +1,8 @@
 """Which Python runs the agent under test, and what that environment holds (the opik SDK?).
 
 Order: `[tool.opik-connect] python`, the active `$VIRTUAL_ENV`, the project's `.venv/` or `venv/`,
-a uv project's environment (uv.lock, uv on PATH: `UV_PROJECT_ENVIRONMENT`, else `.venv`), a
+a uv project's environment (uv.lock here or at the root of the uv workspace the project is a
+member of, uv on PATH: `UV_PROJECT_ENVIRONMENT`, else `.venv`, both relative to that root), a
 Poetry project's (poetry.lock or `[tool.poetry]`, poetry on PATH: `poetry env info -p`), and
 opik-connect's own interpreter last. Resolved against the user's checkout, not a fix worktree,
 because worktrees share the checkout's environment. A tool that fails or hangs never stops a run:
@@ -127,25 +128,56 @@ def _uv_environment(root: Path, env: dict[str, str]) -> tuple[ResolvedPython | N
     """Where uv keeps a project's environment, by uv's documented rule rather than by asking
     uv: no uv command reports it without side effects (`uv run` and `uv sync` create it, and
     `uv python find` ignores `UV_PROJECT_ENVIRONMENT`)."""
-    if not (root / "uv.lock").is_file():
+    workspace = _uv_workspace_root(root)
+    lock_dir = root if (root / "uv.lock").is_file() else workspace
+    if lock_dir is None or not (lock_dir / "uv.lock").is_file():
         return None, []
     if _which("uv", env) is None:
         return None, ["uv.lock found but uv is not on PATH"]
     custom = env.get("UV_PROJECT_ENVIRONMENT", "")
-    venv = root / (custom or ".venv")  # a relative path is the project root's, as in uv
+    venv = lock_dir / (custom or ".venv")  # relative to the workspace root, as in uv
     where = "UV_PROJECT_ENVIRONMENT" if custom else ".venv"
-    return ResolvedPython(str(_venv_python(venv)), f"{UV_SOURCE}, {where}"), []
+    member = f", workspace {lock_dir}" if lock_dir != root else ""
+    return ResolvedPython(str(_venv_python(venv)), f"{UV_SOURCE}, {where}{member}"), []
+
+
+def _uv_workspace_root(root: Path) -> Path | None:
+    """The nearest directory above `root` whose `[tool.uv.workspace]` lists it as a member (and
+    does not exclude it): uv keeps one lock and one environment there for every member."""
+    here = root.resolve()
+    for parent in here.parents:
+        workspace = _toml_table(parent / "pyproject.toml", "tool", "uv", "workspace")
+        if workspace is None:
+            continue
+        members = _member_dirs(parent, workspace.get("members"))
+        return parent if here in members - _member_dirs(parent, workspace.get("exclude")) else None
+    return None
+
+
+def _member_dirs(base: Path, patterns: object) -> set[Path]:
+    if not isinstance(patterns, list):
+        return set()
+    found: set[Path] = set()
+    for pattern in patterns:
+        if isinstance(pattern, str) and pattern and not Path(pattern).is_absolute():
+            found.update(path.resolve() for path in base.glob(pattern) if path.is_dir())
+    return found
+
+
+def _toml_table(path: Path, *keys: str) -> dict | None:
+    try:
+        data: object = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
 
 
 def _poetry_project(root: Path) -> bool:
-    if (root / "poetry.lock").is_file():
-        return True
-    try:
-        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return False
-    tool = data.get("tool")
-    return isinstance(tool, dict) and "poetry" in tool
+    return (root / "poetry.lock").is_file() or (
+        _toml_table(root / "pyproject.toml", "tool", "poetry") is not None
+    )
 
 
 async def _poetry_environment(root: Path, env: dict[str, str]) -> tuple[ResolvedPython | None, str]:
