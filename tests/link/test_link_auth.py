@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import stat
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +23,7 @@ from opik_connect.agent.platform.cli import (
 from opik_connect.agent.platform.server import Platform
 from opik_connect.cli_errors import CliError
 from opik_connect.connect.websocket_client import (
+    DaemonLink,
     LinkError,
     LinkState,
     check_url_policy,
@@ -267,19 +269,23 @@ async def test_daemon_refuses_unauthenticated_commands(tamper):
     assert handlers.calls == ["ok"]
 
 
+def pairing_link(
+    url: str, handlers: dict, store: PairingStore, **kwargs: Any
+) -> tuple[DaemonLink, asyncio.Queue[str]]:
+    """An unpaired link, and the queue of the pairing codes it shows."""
+    codes: asyncio.Queue[str] = asyncio.Queue()
+    show = codes.put_nowait
+    link = make_link(
+        url, None, handlers, pairing_store=store, on_pair_code=lambda code, _: show(code), **kwargs
+    )
+    return link, codes
+
+
 async def test_stop_while_waiting_for_pairing_ends_the_link(state_dir):
     """Ctrl-C at the pairing code must not wait out the code's minutes of validity."""
-    async with Platform(
-        pairing_store=PairingStore(state_dir / "platform-runners.json")
-    ) as platform:
-        codes: asyncio.Queue[str] = asyncio.Queue()
-        link = make_link(
-            platform.url,
-            None,
-            {},
-            pairing_store=PairingStore(state_dir / "pairings.json"),
-            on_pair_code=lambda code, expires: codes.put_nowait(code),
-        )
+    store = PairingStore(state_dir / "platform-runners.json")
+    async with Platform(pairing_store=store) as platform:
+        link, codes = pairing_link(platform.url, {}, PairingStore(state_dir / "pairings.json"))
         task = asyncio.create_task(link.run())
         await asyncio.wait_for(codes.get(), 5)
         await link.stop()
@@ -291,15 +297,8 @@ async def test_stop_while_waiting_for_pairing_ends_the_link(state_dir):
 async def test_remote_pairing_confirmed_out_of_band(state_dir):
     store = PairingStore(state_dir / "platform-runners.json")
     async with Platform(pairing_store=store) as platform:
-        codes: asyncio.Queue[str] = asyncio.Queue()
         daemon_store = PairingStore(state_dir / "pairings.json")
-        link = make_link(
-            platform.url,
-            None,
-            EchoHandlers().table(),
-            pairing_store=daemon_store,
-            on_pair_code=lambda code, expires: codes.put_nowait(code),
-        )
+        link, codes = pairing_link(platform.url, EchoHandlers().table(), daemon_store)
         task = asyncio.create_task(link.run())
         try:
             code = await asyncio.wait_for(codes.get(), 5)
@@ -331,14 +330,8 @@ async def test_remote_pairing_confirmed_out_of_band(state_dir):
 
 async def test_expired_pairing_code_is_refused(state_dir):
     async with Platform(pairing_ttl_s=0.3) as platform:
-        codes: asyncio.Queue[str] = asyncio.Queue()
-        link = make_link(
-            platform.url,
-            None,
-            {},
-            pairing_store=PairingStore(state_dir / "pairings.json"),
-            on_pair_code=lambda code, expires: codes.put_nowait(code),
-            backoff_initial_s=5,
+        link, codes = pairing_link(
+            platform.url, {}, PairingStore(state_dir / "pairings.json"), backoff_initial_s=5
         )
         task = asyncio.create_task(link.run())
         try:
