@@ -107,5 +107,10 @@ NOT_SECRETS: list[str] = [
     'ENV_API_KEY = "ANTHROPIC_API_KEY"\n',
     'GRANT_TYPE_REFRESH_TOKEN = "refresh_token"\n',
     'TOKEN_ENDPOINT = "/v1/oauth/token"\n',
+    '"input_cost_per_token": 1.5e-06,\n',
+    '"cache_read_input_token_cost": "3e-07",\n',
+    '"max_tokens": "LEGACY parameter. set to max_output_tokens if provider specifies it",\n',
+    'user_api_key_dict: "UserAPIKeyAuth | None" = None,\n',
+    "temperature_secret_ratio = 2.5e3\n",
 ]
 """Lines that must come back unchanged."""

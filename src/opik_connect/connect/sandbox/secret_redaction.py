@@ -103,6 +103,15 @@ _WORDS = re.compile(r"[a-z_.:\-]+|[A-Z_.:\-]+")
 """A value that is one plain identifier (`"_hypothesis_stats"`) is a name, not a key."""
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|/[\w/.\-]*")
 """A snake_case or CONSTANT_CASE name or an absolute path: what the value is called, not it."""
+_TOKEN_MEASURE = re.compile(
+    r"cost|price|per_token|tokens?_(?:count|limit|budget|usage)|(?:max|min|num|total)_\w*tokens"
+)
+"""A name whose only secret word is `token` and that counts or prices tokens (`max_tokens`,
+`input_cost_per_token`): model configuration, not a credential."""
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+"""A bare number (`1.5e-06` has a letter and digits, but is not a key)."""
+_ANNOTATED = re.compile(r"[ \t]*=(?!=)")
+"""After `name: "..."`: the string was a Python annotation (`x: "Type | None" = None`)."""
 _NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "undefined", "yes", "no"})
 
 _KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
@@ -237,11 +246,16 @@ def _redact_key_blocks(lines: list[str], inside: bool) -> tuple[int, bool]:
 def _is_secret_value(name: str, value: str, quoted: bool) -> bool:
     low = name.lower()
     env_style = _ENV_KEY.search(name) is not None and name.upper() == name
-    if not env_style and _SECRET_NAME.search(low) is None:
+    words = set(_SECRET_NAME.findall(low))
+    if not env_style and not words:
+        return False
+    if words == {"token"} and _TOKEN_MEASURE.search(low) is not None:
         return False
     if value.startswith("[REDACTED:") or value.lower() in _NOT_VALUES:
         return False
     if not any(c.isalnum() for c in value) or _IDENTIFIER.fullmatch(value):
+        return False
+    if not quoted and _NUMBER.fullmatch(value):
         return False
     if low.endswith("key") and not any(s in low for s in ("secret", "private", "api", "access")):
         return len(value) >= 8 and _WORDS.fullmatch(value) is None
@@ -261,7 +275,10 @@ def _redact_assignments(line: str) -> tuple[str, int]:
     done = pos = 0
     while (match := ASSIGNMENT.search(line, pos)) is not None:
         group = "quoted" if match.group("quoted") is not None else "bare"
-        if not _is_secret_value(match.group("name"), match.group(group), group == "quoted"):
+        annotation = group == "quoted" and _ANNOTATED.match(line, match.end()) is not None
+        if annotation or not _is_secret_value(
+            match.group("name"), match.group(group), group == "quoted"
+        ):
             pos = match.end("name")
             continue
         start, end = match.span(group)
