@@ -8,13 +8,11 @@ the daemon's session and tested against it (test_link_session.py).
 from __future__ import annotations
 
 import asyncio
-import shutil
-import ssl
-import subprocess
 import time
 
 import pytest
 from link_testkit import EchoHandlers, RawDaemon, linked, make_link, raw_frame
+from tls_testkit import self_signed_context
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
@@ -291,19 +289,7 @@ async def test_commands_beyond_the_queue_bound_get_limit_reached():
 
 @pytest.fixture
 def tls_context(tmp_path):
-    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    return context
+    return self_signed_context(tmp_path)
 
 
 async def test_wss_verifies_the_certificate_unless_insecure(tls_context):
@@ -311,12 +297,14 @@ async def test_wss_verifies_the_certificate_unless_insecure(tls_context):
         assert platform.url.startswith("wss://")
         record = platform.pre_pair("r-tls", new_activation_key())
         strict = make_link(platform.url, record, EchoHandlers().table(), backoff_initial_s=0.05)
+        assert strict.verifies_tls
         task = asyncio.create_task(strict.run())
         await asyncio.sleep(0.5)
         assert not strict.connected.is_set() and strict.state == LinkState.RECONNECTING
         await strict.stop()
         await task
         lax = make_link(platform.url, record, EchoHandlers().table(), insecure=True)
+        assert not lax.verifies_tls, "what the suite workers' SDK is told about the sink"
         task = asyncio.create_task(lax.run())
         try:
             runner = await asyncio.wait_for(platform.wait_runner("r-tls"), 5)

@@ -368,6 +368,11 @@ class DaemonLink:
             self._platform_clock_offset = welcome.trace_sink.expires_at - KEY_TTL_S - time.time()
         self.session.connect(signer, welcome.heartbeat_interval_s, self._driver.clock())
 
+    @property
+    def verifies_tls(self) -> bool:
+        """False only for wss:// with --insecure (ws:// has no certificate to skip)."""
+        return self._ssl is None or self._ssl.verify_mode != ssl.CERT_NONE
+
     def trace_sink(self) -> TraceSinkGrant | None:
         """Where suite traces may go on the platform (the latest Welcome's grant), with a key
         renewed by the daemon itself when a connection outlives the one it came with."""

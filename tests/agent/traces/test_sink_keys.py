@@ -42,6 +42,9 @@ def test_a_grant_points_at_the_platform_host_the_daemon_dialed() -> None:
     v6 = granted_sink("ws://[::1]:8765", grant.model_copy(update={"tls": False}))
     assert v6 is not None and v6.url == "http://[::1]:9100/api"
     assert granted_sink("wss://platform.example:8765", None) is None
+    assert sink.verify_tls
+    lax = granted_sink("wss://platform.example:8765", grant, verify_tls=False)
+    assert lax is not None and not lax.verify_tls, "checked as the link's certificate was"
 
 
 def test_a_daemon_renews_its_key_near_expiry_and_no_key_outlives_a_day() -> None:

@@ -16,9 +16,12 @@ if TYPE_CHECKING:
 SinkLookup = Callable[[], Awaitable[TraceSink | None]]
 
 
-def granted_sink(platform_url: str, grant: TraceSinkGrant | None) -> TraceSink | None:
+def granted_sink(
+    platform_url: str, grant: TraceSinkGrant | None, *, verify_tls: bool = True
+) -> TraceSink | None:
     """The sink a remote platform granted in its Welcome: its port on the host the daemon dialed,
-    with the runner's sink key (writes only). None without a grant."""
+    with the runner's sink key (writes only), its certificate checked as the link's was. None
+    without a grant."""
     if grant is None:
         return None
     host = urlsplit(platform_url).hostname
@@ -26,7 +29,7 @@ def granted_sink(platform_url: str, grant: TraceSinkGrant | None) -> TraceSink |
         return None
     host = f"[{host}]" if ":" in host else host
     scheme = "https" if grant.tls else "http"
-    return TraceSink(f"{scheme}://{host}:{grant.port}/api", grant.key)
+    return TraceSink(f"{scheme}://{host}:{grant.port}/api", grant.key, verify_tls)
 
 
 async def platform_trace_sink(daemon: Daemon) -> TraceSink | None:
@@ -35,7 +38,9 @@ async def platform_trace_sink(daemon: Daemon) -> TraceSink | None:
     platform = daemon.platform
     if platform is None:
         link = daemon.link
-        return granted_sink(link.url, link.trace_sink()) if link else None
+        if link is None:
+            return None
+        return granted_sink(link.url, link.trace_sink(), verify_tls=link.verifies_tls)
     address = PlatformAddress(url=platform.url, token=platform.operator_token)
     try:
         body = await read_json(address, "/v1/traces/sink")

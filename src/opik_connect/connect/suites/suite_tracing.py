@@ -32,6 +32,9 @@ class TraceSink:
 
     url: str
     token: str
+    verify_tls: bool = True
+    """False when the daemon reached the platform with --insecure: the SDK then skips the
+    certificate check too, or an https sink with a self-signed certificate refuses every trace."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,11 @@ def suite_tracing(
         )
         for name in LOCAL_ONLY:  # the traces stay on the platform: so do the SDK's reports
             env.setdefault(name, "false")
-        return SuiteTracing(env, project, f"traces → the platform's sink at {sink.url}")
+        where = f"traces → the platform's sink at {sink.url}"
+        if not sink.verify_tls:
+            env["OPIK_CHECK_TLS_CERTIFICATE"] = "false"
+            where += " (certificate not verified: --insecure)"
+        return SuiteTracing(env, project, where)
     if settings.url is None:
         env["OPIK_TRACK_DISABLE"] = "true"
         return SuiteTracing(env, project, "no Opik server configured: suite traces are not sent")
