@@ -4,19 +4,25 @@ Binaries come from `OPIK_CONNECT_TEST_PG_BIN` when set, else the distribution's 
 on PATH or `/usr/lib/postgresql/*/bin`), else the `pgserver` wheel of the test extra, which ships
 them. initdb and postgres refuse to run as root, so as root the server runs as `nobody` with a data
 dir it owns. When no server can be started the tests that need one fail, saying why: never a skip.
+A test process killed outright takes its server down with it (Linux), and the data dirs such
+runs left behind are removed by the next run.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +35,10 @@ SUPERUSER = "postgres"
 READY_LINE = "database system is ready to accept connections"
 START_ATTEMPTS = 5  # a fresh port per attempt: another process may take the one we picked
 UNPRIVILEGED_USER = "nobody"
+DIR_PREFIX = "ocpg-"
+STALE_AFTER_S = 600.0
+"""A data dir with no live postmaster this old was left by a killed run (initdb takes seconds)."""
+PR_SET_PDEATHSIG = 1
 # Loopback only; durability off, as a test server loses nothing worth keeping.
 SERVER_SETTINGS = {
     "listen_addresses": "127.0.0.1",
@@ -117,7 +127,8 @@ def pgserver_bin_dir() -> Path | None:
 
 def start_server(bin_dir: Path) -> PostgresServer:
     """initdb into a tmp dir, start postgres on a free loopback port; PostgresUnavailable if not."""
-    base = Path(tempfile.mkdtemp(prefix="ocpg-"))
+    remove_stale_dirs(Path(tempfile.gettempdir()))
+    base = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
     try:
         user = _server_user()
         data = base / "data"
@@ -165,6 +176,7 @@ def _start_postmaster(bin_dir: Path, base: Path, data: Path, user: str | None) -
             stderr=subprocess.PIPE,
             text=True,
             user=user,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         server = PostgresServer(bin_dir=bin_dir, base_dir=base, port=port, process=process)
         if _wait_ready(server):
@@ -174,6 +186,38 @@ def _start_postmaster(bin_dir: Path, base: Path, data: Path, user: str | None) -
         if "could not bind" not in last_error and "already in use" not in last_error:
             break
     raise PostgresUnavailable(f"postgres did not start:\n{last_error}")
+
+
+def _die_with_parent() -> None:
+    """In the server's process before exec: a fast shutdown (SIGINT) when the thread that
+    started it dies, even by SIGKILL; the session fixture starts it from the main thread."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+
+
+def remove_stale_dirs(tmp: Path, now: float | None = None) -> list[Path]:
+    """Delete the data dirs of earlier runs whose postmaster is gone; the ones removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for base in tmp.glob(f"{DIR_PREFIX}*"):
+        try:
+            stale = base.is_dir() and now - base.stat().st_mtime > STALE_AFTER_S
+        except OSError:
+            continue
+        if stale and not _postmaster_alive(base / "data" / "postmaster.pid"):
+            shutil.rmtree(base, ignore_errors=True)
+            removed.append(base)
+    return removed
+
+
+def _postmaster_alive(pid_file: Path) -> bool:
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # alive, as another user
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _wait_ready(server: PostgresServer) -> bool:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psycopg
 import pytest
 from postgres_kit import (
     BIN_ENV,
+    STALE_AFTER_S,
     PostgresServer,
     PostgresUnavailable,
     pgserver_bin_dir,
+    remove_stale_dirs,
     start_any_server,
     start_server,
 )
@@ -96,3 +103,48 @@ def test_postgres_no_binaries_is_a_clear_error(
     with pytest.raises(PostgresUnavailable, match=BIN_ENV) as caught:
         start_any_server()
     assert "nothing-here): no postgres/initdb there" in str(caught.value)
+
+
+def test_postgres_left_over_data_dirs_go_unless_their_server_lives(tmp_path: Path) -> None:
+    now = time.time()
+    old = now - STALE_AFTER_S - 1
+    dead, live, fresh, other = (tmp_path / n for n in ("ocpg-dead", "ocpg-live", "ocpg-new", "x"))
+    for base in (dead, live, fresh, other):
+        (base / "data").mkdir(parents=True)
+    (dead / "data" / "postmaster.pid").write_text("999999999\n/tmp\n")
+    (live / "data" / "postmaster.pid").write_text(f"{os.getpid()}\n/tmp\n")
+    for base in (dead, live, other):
+        os.utime(base, (old, old))
+    assert remove_stale_dirs(tmp_path, now) == [dead]
+    assert {p.name for p in tmp_path.iterdir()} == {"ocpg-live", "ocpg-new", "x"}
+
+
+KILLED_RUN = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from postgres_kit import start_any_server
+server = start_any_server()
+print(server.process.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_postgres_server_of_a_killed_test_process_shuts_down() -> None:
+    tests = str(Path(__file__).resolve().parent)
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, tests], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == -9, run.stderr
+    pid = int(run.stdout.split()[0])
+    try:
+        exited = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return  # already gone
+    try:
+        readable, _, _ = select.select([exited], [], [], 30)
+    finally:
+        os.close(exited)
+    if not readable:
+        os.kill(pid, signal.SIGKILL)
+    assert readable, "the orphaned server was still running 30 s after its test process died"
