@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from opik_connect.connect.command_handlers import Handler, run_handler
+from opik_connect.connect.command_handlers import Handler, run_handler, run_handler_now
 from opik_connect.connect.link_handshake import (
     HandshakeRefused,
     RunnerIdentity,
@@ -397,7 +397,12 @@ class DaemonLink:
     def _on_event(self, event: LinkEvent) -> None:
         """What the session asks of us."""
         if isinstance(event, RunCommand):
-            self._running[event.command_id] = asyncio.create_task(self._execute(event))
+            with serving(event.command_id):
+                payload = run_handler_now(self.handlers, event.type_name, event.payload)
+            if payload is not None:  # answered at once: no task, no worker slot
+                self.session.command_done(event.command_id, payload)
+            else:
+                self._running[event.command_id] = asyncio.create_task(self._execute(event))
         elif isinstance(event, CancelCommand):
             task = self._running.pop(event.command_id, None)
             if task is not None:

@@ -40,10 +40,15 @@ class ListingCache:
         self._generation += 1
         self._refreshing = None
 
-    async def current(self) -> Listing:
+    def cached(self) -> Listing | None:
+        """The listing if it is still current, without refreshing it."""
         fresh = self.index.watched or time.monotonic() - self._listing_at <= VISIBLE_CACHE_TTL_S
-        if self._listing is not None and fresh:
-            return self._listing
+        return self._listing if fresh else None
+
+    async def current(self) -> Listing:
+        listing = self.cached()
+        if listing is not None:
+            return listing
         if self._refreshing is None:
             self._refreshing = asyncio.ensure_future(self._refresh())
         refreshing = self._refreshing

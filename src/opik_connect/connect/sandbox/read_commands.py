@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from opik_connect.config import ProjectConfig
-from opik_connect.connect.sandbox.file_window import fit_content, read_window
+from opik_connect.connect.command_handlers import InlineHandler
+from opik_connect.connect.sandbox.file_window import Window, fit_content, read_window
 from opik_connect.connect.sandbox.list_entries import compile_fnmatch, list_entries
 from opik_connect.connect.sandbox.listing import ListingCache
 from opik_connect.connect.sandbox.policy import PathPolicy, normalize_relative
@@ -112,12 +113,7 @@ class Sandbox:
     # --- ReadFile -------------------------------------------------------------------------------
 
     async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
-        rel = normalize_relative(args.path)
-        if not args.path:
-            raise BridgeError(ErrorCode.PATH_TRAVERSAL, "empty path", path="")
-        if not rel:
-            raise BridgeError(ErrorCode.FILE_NOT_FOUND, "not a file: the root directory", path=".")
-        self.policy.check_sensitive(rel)
+        rel = self._read_path(args)
         await self._require_visible(rel)
         limit = min(args.limit, MAX_READ_LINES)
         opened = self.policy.open_file(rel)
@@ -131,18 +127,38 @@ class Sandbox:
         real_path = opened.real_path
         if real_path != rel:
             await self._require_visible(real_path)
-        content, redactions = redact(
-            "".join(window.pieces), inside_private_key=window.key_open_at_start
-        )
-        content, cut = fit_content(content)
-        returned_end = min(args.offset + window.count, window.total_lines)
-        return ReadFileResult(
-            content=content,
-            total_lines=window.total_lines,
-            truncated=cut or window.line_cut or returned_end < window.total_lines,
-            encoding="utf-8",
-            redactions=redactions,
-        )
+        return _read_result(args, window)
+
+    def read_file_now(self, args: ReadFileArgs) -> ReadFileResult | None:
+        """read_file without awaiting, when git's cached list holds the path (and its target)
+        and the file is small enough to read on the loop; None when read_file must run. Its
+        answer, or its error, is the one read_file gives."""
+        listing = self.listings.cached()
+        if listing is None:
+            return None
+        rel = self._read_path(args)
+        if rel not in listing.visible:
+            return None
+        opened = self.policy.open_file(rel)
+        try:
+            if opened.size > INLINE_READ_BYTES:
+                return None
+            window = read_window(opened.fd, args.offset, min(args.limit, MAX_READ_LINES), rel)
+        finally:
+            os.close(opened.fd)
+        if opened.real_path != rel and opened.real_path not in listing.visible:
+            return None
+        return _read_result(args, window)
+
+    def _read_path(self, args: ReadFileArgs) -> str:
+        """The requested path, checked before anything is looked up or opened."""
+        rel = normalize_relative(args.path)
+        if not args.path:
+            raise BridgeError(ErrorCode.PATH_TRAVERSAL, "empty path", path="")
+        if not rel:
+            raise BridgeError(ErrorCode.FILE_NOT_FOUND, "not a file: the root directory", path=".")
+        self.policy.check_sensitive(rel)
+        return rel
 
     # --- ListFiles ------------------------------------------------------------------------------
 
@@ -192,10 +208,27 @@ class Sandbox:
         return await self._search.search(args.pattern, args.glob, rel_dir)
 
 
+def _read_result(args: ReadFileArgs, window: Window) -> ReadFileResult:
+    """The window redacted, cut to what one answer holds, and described."""
+    content, redactions = redact(
+        "".join(window.pieces), inside_private_key=window.key_open_at_start
+    )
+    content, cut = fit_content(content)
+    returned_end = min(args.offset + window.count, window.total_lines)
+    return ReadFileResult(
+        content=content,
+        total_lines=window.total_lines,
+        truncated=cut or window.line_cut or returned_end < window.total_lines,
+        encoding="utf-8",
+        redactions=redactions,
+    )
+
+
 def read_handlers(sandbox: Sandbox) -> dict[str, Handler]:
-    """Command name -> async handler(args model) -> result model, for the link to dispatch."""
+    """Command name -> async handler(args model) -> result model, for the link to dispatch
+    (ReadFile answers at once when it can: see InlineHandler)."""
     return {
-        "ReadFile": sandbox.read_file,
+        "ReadFile": InlineHandler(sandbox.read_file, sandbox.read_file_now),
         "ListFiles": sandbox.list_files,
         "SearchFiles": sandbox.search_files,
     }
