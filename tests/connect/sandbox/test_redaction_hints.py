@@ -135,3 +135,20 @@ def test_search_redaction_equals_whole_text_redaction(parts: list[str]) -> None:
     whole = "\n".join(redact_lines(text.split("\n"))[0]).encode()
     stop = threading.Event()
     assert _redacted(text.encode(), secret_rule_lines(), stop, float("inf")) == whole
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*FRAGMENTS, "\r", "\t", "http://", "u:pw123@", "KEY: ", "é"]),
+        max_size=30,
+    )
+)
+def test_whole_text_redact_with_line_ends_and_urls_equals_every_pattern(parts: list[str]) -> None:
+    """redact() skips hinted lines SECRET_CANDIDATE does not find (a URL without a password):
+    it still changes exactly what every pattern on every line changes, CRLF text included."""
+    text = "".join(parts)
+    lines = text.split("\n")
+    ending = [lines.pop()] if text.endswith("\n") else []
+    redacted, count, _ = redact_with_every_pattern(lines, False)
+    assert redact(text) == ("\n".join(redacted + ending), count)

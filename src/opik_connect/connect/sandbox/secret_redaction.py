@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import re
 
-from opik_connect.connect.sandbox.linear_regex import compile_linear
+from opik_connect.connect.sandbox.linear_regex import (
+    compile_line_search,
+    compile_linear,
+    finds,
+    match_start,
+)
 
 PROVIDER_KEYS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("anthropic_key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{16,}")),
@@ -149,6 +154,12 @@ first character, a key block has a BEGIN or END line, a key body line is bare ba
 file where it finds nothing reads the same redacted as raw; and in a file without key
 markers, where redaction works line by line, so does a line."""
 
+_HINT_START = match_start(_HINT_BYTES)
+_CANDIDATE_IN_LINE = finds(compile_line_search(SECRET_CANDIDATE))
+"""Whether SECRET_CANDIDATE matches in one line (UTF-8): redaction of text without key markers
+leaves a line where it does not as it is. Asked only of the lines the hint matches, so its DFA
+sees few of a file's lines."""
+
 
 def might_contain_secret(text: str | bytes) -> bool:
     """A fast necessary condition for `redact` to change the text (RE2: one linear pass)."""
@@ -161,16 +172,16 @@ def might_contain_secret(text: str | bytes) -> bool:
 
 
 def _hinted_lines(raw: bytes) -> list[int]:
-    """The indexes of the lines of `raw` (split at b"\n") where the hint matches: one RE2
-    search per such line. No hint match spans a newline, and a match depends only on what
-    follows its start, so this is each line searched alone."""
+    """The indexes of the lines of `raw` (split at b"\n") where the hint matches and then
+    SECRET_CANDIDATE does too: one RE2 search per such line. No hint match spans a newline,
+    and a match depends only on what follows its start, so this is each line searched alone."""
     found: list[int] = []
     pos = line = 0
-    while (match := _HINT_BYTES.search(raw, pos)) is not None:
-        start = match.start()
+    while (start := _HINT_START(raw, pos)) >= 0:
         line += raw.count(b"\n", pos, start)
-        found.append(line)
         end = raw.find(b"\n", start)
+        if _CANDIDATE_IN_LINE(raw[raw.rfind(b"\n", 0, start) + 1 : None if end < 0 else end]):
+            found.append(line)
         if end < 0:
             break
         pos, line = end + 1, line + 1
@@ -324,9 +335,9 @@ def _redact_hinted_line(line: str) -> tuple[str, int]:
 
 def _redact_unmarked(text: str, lines: list[str] | None) -> tuple[list[str], int] | None:
     """Redaction of text with no key BEGIN or END line, where each line is redacted alone: only
-    the lines the hint matches are looked at (a key body line holds 60 base64 characters, so
-    the hint matches it too). `lines` is text.split("\n") if the caller has it. None when this
-    does not apply (key markers, a line holding a newline, text that is not UTF-8)."""
+    the lines the hint and SECRET_CANDIDATE match are looked at (a key body line holds 60
+    base64 characters, so both match it too). `lines` is text.split("\n") if the caller has
+    it. None when this does not apply (key markers, a line holding a newline, not UTF-8)."""
     if "-----" in text and _KEY_MARKER.search(text) is not None:
         return None
     try:
