@@ -142,19 +142,20 @@ class RunnerHandle(CommandCalls):
             self._finished(CommandDone(self.runner_id, type_name, command_id, seconds, result))
 
     def _finished(self, done: CommandDone) -> None:
-        log.info(
-            "command %s %s in %.3fs",
-            done.type_name,
-            done.outcome,
-            done.seconds,
-            extra={
-                "command_id": done.command_id,
-                "runner_id": done.runner_id,
-                "command": done.type_name,
-                "outcome": done.outcome,
-                "seconds": round(done.seconds, 6),
-            },
-        )
+        if log.isEnabledFor(logging.INFO):  # the fields are not built for nobody
+            log.info(
+                "command %s %s in %.3fs",
+                done.type_name,
+                done.outcome,
+                done.seconds,
+                extra={
+                    "command_id": done.command_id,
+                    "runner_id": done.runner_id,
+                    "command": done.type_name,
+                    "outcome": done.outcome,
+                    "seconds": round(done.seconds, 6),
+                },
+            )
         self._activity.command_finished(done)
 
     @property
