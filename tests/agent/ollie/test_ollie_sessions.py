@@ -113,6 +113,43 @@ async def test_closing_cancels_running_sessions_and_records_it(store: PlatformSt
     assert stored is not None and stored.status == "cancelled"
 
 
+class HeldResultStore:
+    """The store, but writing a session's result waits until released."""
+
+    def __init__(self, inner: PlatformStore) -> None:
+        self._inner = inner
+        self.writing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def add_session_event(self, session_id: str, seq: int, type_: str, data: dict) -> None:
+        if type_ == "result":
+            self.writing.set()
+            await self.release.wait()
+        await self._inner.add_session_event(session_id, seq, type_, data)
+
+
+async def test_closing_lets_a_session_whose_result_is_out_store_it(store: PlatformStore) -> None:
+    """Its listeners saw the result: a later read of the store must see it too."""
+    held = HeldResultStore(store)
+
+    async def driver(context: SessionContext) -> SessionOutcome:
+        return SessionOutcome(status="completed", final_answer="done")
+
+    sessions = OllieSessions(one_runner(), held, driver, env=KEY)  # type: ignore[arg-type]
+    live = await sessions.ask(AskRequest(question="q"))
+    await held.writing.wait()
+    closing = asyncio.create_task(sessions.aclose())
+    await asyncio.sleep(0)  # one turn of the loop: aclose has decided what to cancel
+    assert live.task is not None and not live.task.cancelling()
+    held.release.set()
+    await closing
+    stored = await store.session_events(live.id)
+    assert [event.type for event in stored] == ["accepted", "result"]
+
+
 async def test_the_runner_is_chosen_unambiguously(store: PlatformStore) -> None:
     a, b = FakeRunner({}), FakeRunner({})
     two = Directory((Info("id-a", "laptop"), a), (Info("id-b", "ci"), b))

@@ -255,10 +255,13 @@ class OllieSessions:
         return live
 
     async def aclose(self) -> None:
-        """Cancel running sessions; each is recorded as cancelled."""
-        tasks = [live.task for live in self._live.values() if live.task and not live.task.done()]
-        for task in tasks:
-            task.cancel()
+        """Cancel running sessions; each is recorded as cancelled. One whose result is out is
+        only storing it: let it, or a store read later would lack the end its listeners saw."""
+        running = [(live, live.task) for live in self._live.values() if live.task]
+        tasks = [task for _, task in running if not task.done()]
+        for live, task in running:
+            if not live.finished:
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _remember(self, live: LiveSession) -> None:
