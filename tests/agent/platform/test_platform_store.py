@@ -274,3 +274,13 @@ async def test_sessions_list_newest_first_and_events_replace_by_seq(store: Platf
     assert [s.id for s in await store.list_sessions(limit=1)] == ["s2"]
     events = await store.session_events("s1")
     assert [(e.seq, e.type, e.data) for e in events] == [(0, "c", {}), (1, "b", {"n": 2})]
+
+
+async def test_session_events_after_a_seq_are_the_later_ones_in_order(
+    store: PlatformStore,
+) -> None:
+    await store.create_session(SessionRecord(id="s1", question="q", created_at=1.0))
+    for seq in (3, 1, 2):
+        await store.add_session_event("s1", seq, f"e{seq}", {})
+    assert [e.seq for e in await store.session_events("s1", after=1)] == [2, 3]
+    assert await store.session_events("s1", after=3) == []

@@ -56,7 +56,11 @@ class PlatformStore(Protocol):
         """Keep event `seq` of a session; the same seq again replaces it."""
         ...
 
-    async def session_events(self, session_id: str) -> list[SessionEventRecord]: ...
+    async def session_events(
+        self, session_id: str, after: int | None = None
+    ) -> list[SessionEventRecord]:
+        """In seq order; with `after`, only those past that seq (a follower's re-read)."""
+        ...
 
     async def record_proposal(
         self,

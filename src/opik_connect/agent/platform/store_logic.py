@@ -98,8 +98,13 @@ class SqlPlatformStore(ABC):
             sql.UPSERT_SESSION_EVENT, (session_id, seq, type_, dumps_json(data), time.time())
         )
 
-    async def session_events(self, session_id: str) -> list[SessionEventRecord]:
-        rows = await self._fetch(sql.LIST_SESSION_EVENTS, (session_id,))
+    async def session_events(
+        self, session_id: str, after: int | None = None
+    ) -> list[SessionEventRecord]:
+        if after is None:
+            rows = await self._fetch(sql.LIST_SESSION_EVENTS, (session_id,))
+        else:
+            rows = await self._fetch(sql.LIST_SESSION_EVENTS_AFTER, (session_id, after))
         return [
             SessionEventRecord(
                 session_id=row["session_id"],

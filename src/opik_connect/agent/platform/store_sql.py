@@ -21,6 +21,9 @@ UPSERT_SESSION_EVENT = (
     " type = excluded.type, data = excluded.data, at = excluded.at"
 )
 LIST_SESSION_EVENTS = "SELECT * FROM session_events WHERE session_id = ? ORDER BY seq"
+LIST_SESSION_EVENTS_AFTER = (
+    "SELECT * FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq"
+)
 
 INSERT_PROPOSAL = (
     "INSERT INTO proposals (proposal_id, session_id, runner_id, title, reason, trace_id, suite,"
