@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import io
 import os
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,10 +26,13 @@ from opik_connect.agent.platform.replica_router import ReplicaRouter
 from opik_connect.agent.platform.replica_wire import APPLICATION_PREFIX
 from opik_connect.agent.platform.server import Platform
 from opik_connect.agent.platform.services import PlatformServices
+from opik_connect.agent.platform.store_postgres import PostgresPlatformStore
+from opik_connect.agent.platform.store_records import SessionRecord
 from opik_connect.config import ProjectConfig, user_state_dir
 from opik_connect.connect.daemon import Daemon, stable_runner_id
 from opik_connect.connect.fixes.daemon_wiring import FixParts
 from opik_connect.link.auth import PairingStore, new_activation_key
+from opik_connect.protocol import ReadFileArgs, ReadFileResult
 
 
 @asynccontextmanager
@@ -45,6 +50,30 @@ async def replica(
     finally:
         await platform.stop()
         await part.aclose()
+
+
+def pg_store(services: PlatformServices) -> PostgresPlatformStore:
+    """The replica's store (PostgreSQL, as every replica's)."""
+    assert isinstance(services.store, PostgresPlatformStore)
+    return services.store
+
+
+async def lost_session(dsn: str, session_id: str, events: int, **outcome: object) -> None:
+    """A session of a replica that never connected (as one killed long ago): running, or
+    ended with `outcome` but without its result event."""
+    store = await PostgresPlatformStore.open(dsn)
+    store.replica_id = "gone-" + uuid.uuid4().hex[:10]
+    try:
+        record = SessionRecord(
+            id=session_id, question="What now?", status="running", created_at=time.time()
+        )
+        await store.create_session(record)
+        for seq in range(1, events + 1):
+            await store.add_session_event(session_id, seq, "turn_started", {"turn": seq})
+        if outcome:
+            await store.update_session(session_id, **outcome)
+    finally:
+        await store.close()
 
 
 def router_of(services: PlatformServices) -> ReplicaRouter:
@@ -152,6 +181,21 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
+
+
+class HeldRead:
+    """ReadFile that waits until released, counting how often the daemon really ran it."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
+        self.runs += 1
+        self.started.set()
+        await self.release.wait()
+        return ReadFileResult(content=f"read {args.path}", total_lines=1, truncated=False)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import pytest
 from fix_flow_testkit import FIX_EDIT, make_refund_project
 from link_testkit import make_link
 from replica_testkit import (
+    HeldRead,
     ReplicaProcess,
     SwitchProxy,
     daemon_at,
@@ -31,12 +32,12 @@ from replica_testkit import (
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
 from opik_connect.agent.ollie.session_request import OllieLimits
-from opik_connect.agent.platform.replica_presence import LOST_SESSION_ERROR
+from opik_connect.agent.platform.replica_lost_sessions import LOST_SESSION_ERROR
 from opik_connect.agent.platform.store_records import SessionRecord
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.connect.terminal.ask_client import PlatformAddress, ask_stream, read_json
 from opik_connect.link.auth import new_activation_key
-from opik_connect.protocol import AskEvent, AskRequest, ReadFileArgs, ReadFileResult
+from opik_connect.protocol import AskEvent, AskRequest, ReadFileArgs
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("no_ambient_settings")]
 
@@ -134,21 +135,6 @@ async def test_replica_sigkill_mid_session_daemon_reconnects_to_the_other(
     assert [p["proposal_id"] for p in detail["proposals"]] == [pending.id]
     assert [d["decision"]["decision"] for d in detail["decisions"]] == ["approved"]
     assert [e["type"] for e in detail["events"]] == types
-
-
-class HeldRead:
-    """ReadFile that waits until released, counting how often the daemon really ran it."""
-
-    def __init__(self) -> None:
-        self.runs = 0
-        self.started = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def read_file(self, args: ReadFileArgs) -> ReadFileResult:
-        self.runs += 1
-        self.started.set()
-        await self.release.wait()
-        return ReadFileResult(content=f"read {args.path}", total_lines=1, truncated=False)
 
 
 async def test_replica_command_in_flight_follows_its_daemon_after_sigkill(

@@ -94,6 +94,13 @@ class ReplicaBus:
             rows = await cursor.fetchall() if cursor.description else []
             return cursor.rowcount, rows
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection inside one transaction, committed when the block ends (its
+        NOTIFYs are delivered then), rolled back if it raises."""
+        async with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
     async def notify(self, channel: str, message: BaseModel) -> None:
         text = message.model_dump_json()
         if len(text.encode()) <= NOTIFY_LIMIT_BYTES:

@@ -15,10 +15,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from opik_connect.agent.platform.replica_bus import ReplicaBus
+from opik_connect.agent.platform.replica_lost_sessions import end_lost_sessions
 from opik_connect.agent.platform.replica_wire import (
     APPLICATION_PREFIX,
     BROADCAST_CHANNEL,
-    POOL_SUFFIX,
     PresenceMessage,
 )
 from opik_connect.agent.platform.runner_handle import RunnerHandle, RunnerInfo
@@ -35,15 +35,6 @@ DELETE FROM replica_runners r WHERE NOT EXISTS (
     SELECT 1 FROM pg_stat_activity a WHERE a.application_name = %s || r.replica_id
 ) RETURNING runner_id, replica_id
 """
-_END_LOST_SESSIONS = """
-UPDATE sessions s SET status = 'failed', error = %s, finished_at = extract(epoch FROM now())
-WHERE s.status IN ('pending', 'running') AND s.replica_id IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM pg_stat_activity a
-    WHERE a.application_name IN (%s || s.replica_id, %s || s.replica_id || %s)
-) RETURNING id, replica_id
-"""
-LOST_SESSION_ERROR = "replica_lost: the platform replica running this session stopped"
-"""A lost session's error, in the sessions' `code: message` form (agent/ollie/sessions.py)."""
 _UPSERT_RUNNER = """
 INSERT INTO replica_runners (runner_id, replica_id, info) VALUES (%s, %s, %s)
 ON CONFLICT (runner_id) DO UPDATE
@@ -145,17 +136,13 @@ class ReplicaPresence:
 
     async def sweep(self) -> None:
         """Forget the runners of replicas that are gone, end the sessions of replicas whose
-        process is gone (no connection of theirs is listed), and drop old broadcast payloads."""
+        process is gone (no connection of theirs is listed; replica_lost_sessions), and drop
+        old broadcast payloads."""
         _, rows = await self._bus.run(_SWEEP, (APPLICATION_PREFIX,))
         for runner_id, replica_id in rows:
             gone = PresenceMessage(runner_id=runner_id, replica_id=replica_id, info=None)
             await self._bus.notify(BROADCAST_CHANNEL, gone)
-        _, ended = await self._bus.run(
-            _END_LOST_SESSIONS,
-            (LOST_SESSION_ERROR, APPLICATION_PREFIX, APPLICATION_PREFIX, POOL_SUFFIX),
-        )
-        for session_id, replica_id in ended:
-            log.warning("session %s ended: replica %s is gone", session_id, replica_id)
+        await end_lost_sessions(self._bus)
         await self._bus.run(
             f"DELETE FROM replica_payloads WHERE created_at < now() - interval '{PAYLOAD_TTL}'"
         )

@@ -1,4 +1,5 @@
-"""What replicas say to each other over PostgreSQL NOTIFY: commands, results, presence, events.
+"""What replicas say to each other over PostgreSQL NOTIFY: commands, results, presence, events,
+and that a session event was stored (its followers on any replica read it from the store).
 
 A message over NOTIFY's payload limit (8000 bytes) is written to replica_payloads in the same
 statement, and the NOTIFY carries only its row id (a `ref`).
@@ -80,6 +81,14 @@ class ConfirmedMessage(BaseModel):
     confirmed: PairingConfirmed
 
 
+class SessionEventMessage(BaseModel):
+    """Event `seq` of a session is in session_events: sent in the transaction that wrote it."""
+
+    k: Literal["sevent"] = "sevent"
+    session_id: str
+    seq: int
+
+
 class PayloadRef(BaseModel):
     """The message is row `id` of replica_payloads."""
 
@@ -94,6 +103,7 @@ ReplicaMessage = Annotated[
     | EventMessage
     | ConfirmMessage
     | ConfirmedMessage
+    | SessionEventMessage
     | PayloadRef,
     Field(discriminator="k"),
 ]
