@@ -10,9 +10,9 @@ receives AskEvent messages until the one of type 'result' or 'error'. Everything
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ValidationError
@@ -21,7 +21,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from opik_connect.agent.ollie.sessions import LiveSession, OllieSessions
+from opik_connect.agent.ollie.sessions import OllieSessions
 from opik_connect.agent.platform.http_replies import (
     bearer_authorized,
     error_body,
@@ -37,6 +37,12 @@ FOLLOW_PREFIX = "/v1/sessions/"
 FOLLOW_SUFFIX = "/stream"
 
 RunnerList = Callable[[], Sequence[BaseModel]]
+
+
+class StoredFollowers(Protocol):
+    """Followers of sessions kept in a shared store (agent.platform.replica_follow)."""
+
+    async def follow(self, session_id: str) -> AsyncIterator[AskEvent] | None: ...
 
 
 def _dump(value: Any) -> Any:
@@ -60,12 +66,16 @@ class PlatformHttpApi:
         sessions: OllieSessions,
         runners: RunnerList,
         trace_sink_url: str | None = None,
+        followers: StoredFollowers | None = None,
     ) -> None:
+        """`followers` (a replica's) follow sessions other replicas run; without them, only
+        this process's running and recent sessions can be followed."""
         self._token = token.encode()
         self._store = store
         self._sessions = sessions
         self._runners = runners
         self._trace_sink_url = trace_sink_url
+        self._followers = followers
         self._routes: dict[str, Callable[[dict[str, list[str]]], Awaitable[Any]]] = {
             "/v1/runners": self._get_runners,
             "/v1/sessions": self._get_sessions,
@@ -147,18 +157,21 @@ class PlatformHttpApi:
             return
         except ConnectionClosed:
             return
-        await _relay(connection, live)
+        await _relay(connection, live.stream())
 
     async def _follow(self, connection: ServerConnection, session_id: str) -> None:
         live = self._sessions.live(session_id)
-        if live is None:
+        events = live.stream() if live is not None else None
+        if events is None and self._followers is not None:
+            events = await self._followers.follow(session_id)
+        if events is None:
             body = ErrorBody(
                 code=ErrorCode.SESSION_NOT_FOUND,
                 message=f"no running or recent session {session_id!r} on this platform",
             )
             await _senderror_body(connection, session_id, body)
             return
-        await _relay(connection, live)
+        await _relay(connection, events)
 
     async def _read(self, path: str, query: dict[str, list[str]]) -> Any:
         route = self._routes.get(path.rstrip("/"))
@@ -222,11 +235,11 @@ class PlatformHttpApi:
         return {"url": self._trace_sink_url}
 
 
-async def _relay(connection: ServerConnection, live: LiveSession) -> None:
+async def _relay(connection: ServerConnection, events: AsyncIterator[AskEvent]) -> None:
     """Send every event of the session (past ones first), then close. Ends as soon as the
     connection does (the listener left, or a stopping platform closed it), so a session that
     waits on something holds no connection handler: a server waits for those when it closes."""
-    sending = asyncio.create_task(_send_events(connection, live))
+    sending = asyncio.create_task(_send_events(connection, events))
     closed = asyncio.create_task(connection.wait_closed())
     try:
         await asyncio.wait({sending, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -236,9 +249,9 @@ async def _relay(connection: ServerConnection, live: LiveSession) -> None:
         await asyncio.gather(sending, closed, return_exceptions=True)
 
 
-async def _send_events(connection: ServerConnection, live: LiveSession) -> None:
+async def _send_events(connection: ServerConnection, events: AsyncIterator[AskEvent]) -> None:
     try:
-        async for event in live.stream():
+        async for event in events:
             await connection.send(event.model_dump_json())
         await connection.close(1000, "session finished")
     except ConnectionClosed:

@@ -1,9 +1,10 @@
 """Several platform replicas sharing one PostgreSQL: any runner reachable from any replica.
 
 Each replica LISTENs on its own channel (commands and results addressed to it) and on one
-broadcast channel (where runners are, agent.platform.replica_presence; and the events replicas
-admitted). A command for a runner on another replica goes to that replica's channel, its result
-comes back on ours; a decision is admitted by the first replica to record it.
+broadcast channel (where runners are, agent.platform.replica_presence; the events replicas
+admitted; and which session events were stored, for followers here, replica_follow). A command
+for a runner on another replica goes to that replica's channel, its result comes back on ours; a
+decision is admitted by the first replica to record it.
 
     router = await ReplicaRouter.start(platform, "postgresql://...")
     sessions = OllieSessions(router, store, driver)   # router.runner(id) reaches any replica
@@ -27,6 +28,7 @@ import psycopg
 from pydantic import BaseModel
 
 from opik_connect.agent.platform.replica_bus import ReplicaBus
+from opik_connect.agent.platform.replica_follow import StoredSessionFollowers
 from opik_connect.agent.platform.replica_pairings import PairingRelay, StorePairings
 from opik_connect.agent.platform.replica_presence import ReplicaPresence
 from opik_connect.agent.platform.replica_wire import (
@@ -39,6 +41,7 @@ from opik_connect.agent.platform.replica_wire import (
     PresenceMessage,
     ReplicaMessage,
     ResultMessage,
+    SessionEventMessage,
     replica_channel,
 )
 from opik_connect.agent.platform.routed_runner import RoutedRunner
@@ -77,6 +80,8 @@ class ReplicaRouter:
         self._command_timeout_s = command_timeout_s
         self.presence = ReplicaPresence(bus, replica_id)
         self.pairing_relay = PairingRelay(bus, replica_id, platform.pairings)
+        self.followers = StoredSessionFollowers(store)
+        """Followers here of sessions running on any replica (/v1/sessions/{id}/stream)."""
         self._calls: dict[str, asyncio.Future[CommandResult]] = {}
         self._serving: set[str] = set()
         self._served: OrderedDict[str, CommandResult] = OrderedDict()
@@ -235,6 +240,7 @@ class ReplicaRouter:
                 self.deaf.set()
                 await self._rejoin()
                 self.deaf.clear()
+                self.followers.wake_all()
                 self.rejoined.set()
                 log.info("replica %s is listening again", self.replica_id)
         finally:
@@ -262,6 +268,8 @@ class ReplicaRouter:
             future = self._calls.pop(message.id, None)
             if future is not None and not future.done():
                 future.set_result(message.outcome)
+        elif isinstance(message, SessionEventMessage):
+            self.followers.notified(message.session_id)
         elif isinstance(message, PresenceMessage):
             self.presence.apply(message)
         elif isinstance(message, ConfirmMessage):

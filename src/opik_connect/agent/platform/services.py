@@ -129,6 +129,7 @@ class PlatformServices:
             sessions=self.sessions,
             runners=directory.runners,
             trace_sink_url=self.trace_sink.url,
+            followers=self.router.followers if self.router is not None else None,
         )
         platform.http_api = self.http_api
 
