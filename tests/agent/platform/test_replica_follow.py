@@ -37,7 +37,12 @@ from opik_connect.agent.platform.replica_wire import APPLICATION_PREFIX
 from opik_connect.agent.platform.store_postgres import PostgresPlatformStore
 from opik_connect.agent.platform.store_records import SessionRecord
 from opik_connect.agent.traces.store import TraceStore
-from opik_connect.connect.terminal.ask_client import PlatformAddress, ask_stream, follow_stream
+from opik_connect.connect.terminal.ask_client import (
+    AskError,
+    PlatformAddress,
+    ask_stream,
+    follow_stream,
+)
 from opik_connect.link.auth import new_activation_key
 from opik_connect.protocol import AskEvent, AskRequest
 
@@ -267,3 +272,32 @@ async def test_replica_follower_reads_again_once_its_replica_listens_again(
     assert waiting_while_deaf
     assert [(event.seq, event.type) for event in events] == [(1, "turn_started"), (2, "result")]
     assert events[-1].data["final_answer"] == FINAL
+
+
+async def test_replica_follower_whose_store_read_fails_is_closed_as_an_error(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a clean close, which the client would take for the session's end."""
+    writer = await PostgresPlatformStore.open(postgres_dsn)  # no replica's: never swept
+    try:
+        record = SessionRecord(id="s-broken", question=QUESTION, created_at=time.time())
+        await writer.create_session(record.model_copy(update={"status": "running"}))
+        await writer.add_session_event("s-broken", 1, "turn_started", {"turn": 1})
+        async with replica(postgres_dsn) as (b, b_services):
+            store = pg_store(b_services)
+            on_b = Follower(address_of(b), "s-broken")
+            async with asyncio.timeout(40):
+                await on_b.joined.wait()
+
+            async def unreadable(session_id: str, after: int | None = None) -> list:
+                raise psycopg.OperationalError("the database went away")
+
+            monkeypatch.setattr(store, "session_events", unreadable)
+            await writer.add_session_event("s-broken", 2, "turn_started", {"turn": 2})
+            with pytest.raises(AskError, match="closed the connection before the result"):
+                async with asyncio.timeout(40):
+                    await on_b.task
+    finally:
+        await writer.close()
+
+    assert [event.seq for event in on_b.events] == [1]

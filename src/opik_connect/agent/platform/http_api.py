@@ -10,6 +10,7 @@ receives AskEvent messages until the one of type 'result' or 'error'. Everything
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from opik_connect.agent.ollie.sessions import OllieSessions
@@ -37,6 +39,8 @@ FOLLOW_PREFIX = "/v1/sessions/"
 FOLLOW_SUFFIX = "/stream"
 
 RunnerList = Callable[[], Sequence[BaseModel]]
+
+log = logging.getLogger(__name__)
 
 
 class StoredFollowers(Protocol):
@@ -250,9 +254,16 @@ async def _relay(connection: ServerConnection, events: AsyncIterator[AskEvent]) 
 
 
 async def _send_events(connection: ServerConnection, events: AsyncIterator[AskEvent]) -> None:
+    """A stream that fails (a follower's store read) closes with 1011, not 1000: the client
+    must not take it for the session's end."""
     try:
-        async for event in events:
-            await connection.send(event.model_dump_json())
+        try:
+            async for event in events:
+                await connection.send(event.model_dump_json())
+        except Exception:
+            log.exception("session stream failed")
+            await connection.close(CloseCode.INTERNAL_ERROR, "session stream failed")
+            return
         await connection.close(1000, "session finished")
     except ConnectionClosed:
         return
