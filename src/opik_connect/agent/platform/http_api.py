@@ -4,7 +4,8 @@ Reads are plain `GET /v1/...` answered with JSON from websockets' `process_reque
 any websocket handshake. Asking is a websocket on /v1/ask, because websockets' HTTP layer has no
 request bodies and a session's progress is a stream anyway: the client sends one AskRequest and
 receives AskEvent messages until the one of type 'result' or 'error'. Everything under /v1/ needs
-`Authorization: Bearer <token>`; other paths are left to the daemon link.
+`Authorization: Bearer <token>`; other paths are left to the daemon link. On a replica, a session
+another replica runs is followed from the shared store (agent.platform.replica_follow).
 """
 
 from __future__ import annotations

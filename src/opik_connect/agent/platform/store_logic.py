@@ -94,9 +94,15 @@ class SqlPlatformStore(ABC):
     async def add_session_event(
         self, session_id: str, seq: int, type_: str, data: dict[str, Any]
     ) -> None:
-        await self._execute(
-            sql.UPSERT_SESSION_EVENT, (session_id, seq, type_, dumps_json(data), time.time())
-        )
+        async with self._transaction() as tx:
+            params = (session_id, seq, type_, dumps_json(data), time.time())
+            await tx.execute(sql.UPSERT_SESSION_EVENT, params)
+            await self._session_event_added(tx, session_id, seq)
+
+    @abstractmethod
+    async def _session_event_added(self, tx: StoreTx, session_id: str, seq: int) -> None:
+        """In the transaction that stored the event: announce it to whoever follows the
+        session from elsewhere (PostgreSQL: replicas), if anyone can."""
 
     async def session_events(
         self, session_id: str, after: int | None = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,11 +20,11 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from opik_connect.agent.platform import store_sql as sql
 from opik_connect.agent.platform.replica_wire import BROADCAST_CHANNEL, SessionEventMessage
 from opik_connect.agent.platform.store_logic import SqlPlatformStore
-from opik_connect.agent.platform.store_records import SessionRecord, dumps_json
+from opik_connect.agent.platform.store_records import SessionRecord
 from opik_connect.agent.platform.store_schema import StoreError
+from opik_connect.agent.platform.store_sql import StoreTx
 
 MIGRATIONS_DIR = Path(__file__).with_name("pg_migrations")
 POOL_MAX_SIZE = 10
@@ -73,16 +72,11 @@ class PostgresPlatformStore(SqlPlatformStore):
             row["replica_id"] = self.replica_id
         return row
 
-    async def add_session_event(
-        self, session_id: str, seq: int, type_: str, data: dict[str, Any]
-    ) -> None:
-        """Stored and announced in one transaction: followers on any replica (replica_follow)
-        hear of it once it is readable, and of nothing that was not kept."""
+    async def _session_event_added(self, tx: StoreTx, session_id: str, seq: int) -> None:
+        """Announced in the transaction that stored it: followers on any replica
+        (replica_follow) hear of it once it is readable, and of nothing that was not kept."""
         notice = SessionEventMessage(session_id=session_id, seq=seq).model_dump_json()
-        async with self._transaction() as tx:
-            params = (session_id, seq, type_, dumps_json(data), time.time())
-            await tx.execute(sql.UPSERT_SESSION_EVENT, params)
-            await tx.execute(NOTIFY, (BROADCAST_CHANNEL, notice))
+        await tx.execute(NOTIFY, (BROADCAST_CHANNEL, notice))
 
     @asynccontextmanager
     async def _transaction(self, write: bool = True) -> AsyncIterator[_PostgresTx]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from opik_connect.agent.platform.store_logic import SqlPlatformStore
 from opik_connect.agent.platform.store_schema import default_store_path, open_connection
+from opik_connect.agent.platform.store_sql import StoreTx
 from opik_connect.agent.sqlite_off_loop import SqliteOffLoop
 
 
@@ -32,6 +33,9 @@ class SqlitePlatformStore(SqliteOffLoop, SqlPlatformStore):
         path = path or default_store_path()
         conn = await asyncio.to_thread(open_connection, path)
         return cls(path, conn)
+
+    async def _session_event_added(self, tx: StoreTx, session_id: str, seq: int) -> None:
+        """Nobody to tell: the one process follows its sessions in memory."""
 
     @asynccontextmanager
     async def _transaction(self, write: bool = True) -> AsyncIterator[_SqliteTx]:
