@@ -301,3 +301,44 @@ async def test_replica_follower_whose_store_read_fails_is_closed_as_an_error(
         await writer.close()
 
     assert [event.seq for event in on_b.events] == [1]
+
+
+async def test_replica_follower_gets_every_event_written_just_before_the_outcome(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session's last event and its outcome are stored right after the follower read its
+    events: it still sends that event, then the result, in order."""
+    writer = await PostgresPlatformStore.open(postgres_dsn)  # no replica's: never swept
+    try:
+        record = SessionRecord(id="s-late", question=QUESTION, created_at=time.time())
+        await writer.create_session(record.model_copy(update={"status": "running"}))
+        await writer.add_session_event("s-late", 1, "turn_started", {"turn": 1})
+        async with replica(postgres_dsn) as (b, b_services):
+            store = pg_store(b_services)
+            read_events = store.session_events
+
+            async def then_the_end(session_id: str, after: int | None = None) -> list:
+                events = await read_events(session_id, after)
+                if [event.seq for event in events] == [2]:
+                    await writer.add_session_event(session_id, 3, "final_answer", {"text": FINAL})
+                    await writer.update_session(session_id, status="completed", final_answer=FINAL)
+                return events
+
+            monkeypatch.setattr(store, "session_events", then_the_end)
+            on_b = Follower(address_of(b), "s-late")
+            async with asyncio.timeout(40):
+                await on_b.joined.wait()
+                await writer.add_session_event("s-late", 2, "turn_started", {"turn": 2})
+                events = await on_b.task
+            session = await store.get_session("s-late")
+    finally:
+        await writer.close()
+
+    assert session is not None
+    assert [(event.seq, event.type) for event in events] == [
+        (1, "turn_started"),
+        (2, "turn_started"),
+        (3, "final_answer"),
+        (4, "result"),
+    ]
+    assert events[-1].data == session.model_dump(mode="json")

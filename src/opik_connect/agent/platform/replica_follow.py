@@ -55,6 +55,11 @@ class StoredSessionFollowers:
             last = 0
             while True:
                 wake.clear()
+                # The outcome before the events: a session's replica stores every event, then
+                # its outcome, then its result, so once an outcome is seen here, the read below
+                # has every event but (maybe) the result.
+                session = await self._store.get_session(session_id)
+                ended = session is not None and session.status not in UNFINISHED
                 for record in await self._store.session_events(session_id, after=last):
                     last = record.seq
                     yield AskEvent(
@@ -62,10 +67,9 @@ class StoredSessionFollowers:
                     )
                     if record.type in TERMINAL_TYPES:
                         return
-                session = await self._store.get_session(session_id)
-                if session is not None and session.status not in UNFINISHED:
-                    # Ended, but its result is not stored: its replica died between writing the
-                    # outcome and the result. The result it would have written is that record.
+                if ended and session is not None:
+                    # No result stored: its replica died between the outcome and the result
+                    # (or has not written it yet). The result it writes is that record.
                     data = session.model_dump(mode="json")
                     yield AskEvent(session_id=session_id, seq=last + 1, type="result", data=data)
                     return
