@@ -124,15 +124,17 @@ class HeldResultStore:
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
 
-    async def add_session_event(self, session_id: str, seq: int, type_: str, data: dict) -> None:
-        if type_ == "result":
-            self.writing.set()
-            await self.release.wait()
-        await self._inner.add_session_event(session_id, seq, type_, data)
+    async def end_session(
+        self, session_id: str, fields: dict, seq: int, type_: str, data: dict
+    ) -> None:
+        self.writing.set()
+        await self.release.wait()
+        await self._inner.end_session(session_id, fields, seq, type_, data)
 
 
-async def test_closing_lets_a_session_whose_result_is_out_store_it(store: PlatformStore) -> None:
-    """Its listeners saw the result: a later read of the store must see it too."""
+async def test_closing_lets_a_session_storing_its_end_finish(store: PlatformStore) -> None:
+    """A session whose end is being stored is not cancelled: its listeners then get the result
+    and a later read of the store sees it too."""
     held = HeldResultStore(store)
 
     async def driver(context: SessionContext) -> SessionOutcome:
@@ -144,10 +146,12 @@ async def test_closing_lets_a_session_whose_result_is_out_store_it(store: Platfo
     closing = asyncio.create_task(sessions.aclose())
     await asyncio.sleep(0)  # one turn of the loop: aclose has decided what to cancel
     assert live.task is not None and not live.task.cancelling()
+    assert not live.finished, "listeners get the result once it is stored"
     held.release.set()
     await closing
     stored = await store.session_events(live.id)
     assert [event.type for event in stored] == ["accepted", "result"]
+    assert [event.type for event in live.events] == ["accepted", "result"]
 
 
 async def test_the_runner_is_chosen_unambiguously(store: PlatformStore) -> None:

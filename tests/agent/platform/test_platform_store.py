@@ -134,6 +134,26 @@ async def test_update_refuses_unknown_or_id_fields(store: PlatformStore) -> None
         await store.update_session("s1", bogus=1)
     with pytest.raises(ValueError, match="id"):
         await store.update_session("s1", id="s2")
+    with pytest.raises(ValueError, match="bogus"):
+        await store.end_session("s1", {"bogus": 1}, 1, "result", {})
+
+
+async def test_a_sessions_end_and_its_last_event_are_stored_together(store: PlatformStore) -> None:
+    await store.create_session(SessionRecord(id="s1", question="q", created_at=1.0))
+    await store.add_session_event("s1", 1, "accepted", {})
+    await store.end_session("s1", {"status": "failed", "error": "x"}, 2, "result", {"n": 2})
+    ended = await store.get_session("s1")
+    assert ended is not None and (ended.status, ended.error) == ("failed", "x")
+    events = await store.session_events("s1")
+    assert [(e.seq, e.type, e.data) for e in events] == [
+        (1, "accepted", {}),
+        (2, "result", {"n": 2}),
+    ]
+    with pytest.raises(ValueError):
+        await store.end_session("s1", {"status": "completed", "id": "s9"}, 3, "result", {})
+    again = await store.get_session("s1")
+    assert again is not None and again.status == "failed", "a refused end changes nothing"
+    assert len(await store.session_events("s1")) == 2
 
 
 async def test_approved_decision_records_suite_runs_and_fix_once(store: PlatformStore) -> None:

@@ -102,6 +102,8 @@ class LiveSession:
         self.record = record
         self.events: list[AskEvent] = []
         self.finished = False
+        self.ending = False
+        """Its end is being stored (then published): closing lets that finish."""
         self._changed = asyncio.Condition()
         self.task: asyncio.Task[None] | None = None
 
@@ -255,12 +257,12 @@ class OllieSessions:
         return live
 
     async def aclose(self) -> None:
-        """Cancel running sessions; each is recorded as cancelled. One whose result is out is
-        only storing it: let it, or a store read later would lack the end its listeners saw."""
+        """Cancel running sessions; each is recorded as cancelled. One already storing its end
+        is left to finish it, or a later read of the store would lack the end."""
         running = [(live, live.task) for live in self._live.values() if live.task]
         tasks = [task for _, task in running if not task.done()]
         for live, task in running:
-            if not live.finished:
+            if not live.ending:
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -303,11 +305,13 @@ class OllieSessions:
             "finished_at": time.time(),
         }
         live.record = live.record.model_copy(update=fields)
+        live.ending = True
+        result = live.record.model_dump(mode="json")
         try:
-            await self._store.update_session(live.id, **fields)
+            await self._store.end_session(live.id, fields, len(live.events) + 1, "result", result)
         except Exception:
             log.exception("could not record the end of session %s", live.id)
-        await self._emit(live, "result", live.record.model_dump(mode="json"))
+        await live.publish("result", result)
         usage = dict(outcome.usage or {})
         cost = usage.pop("cost_usd_estimate", None)
         started = [event for event in live.events if event.type == "session_started"]

@@ -56,6 +56,13 @@ class PlatformStore(Protocol):
         """Keep event `seq` of a session; the same seq again replaces it."""
         ...
 
+    async def end_session(
+        self, session_id: str, fields: dict[str, Any], seq: int, type_: str, data: dict[str, Any]
+    ) -> None:
+        """Set a session's final fields and keep its last event in one transaction, so no reader
+        (another replica, the sweep of a lost replica) sees one without the other."""
+        ...
+
     async def session_events(
         self, session_id: str, after: int | None = None
     ) -> list[SessionEventRecord]:

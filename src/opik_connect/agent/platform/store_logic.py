@@ -75,14 +75,7 @@ class SqlPlatformStore(ABC):
         )
 
     async def update_session(self, session_id: str, **fields: Any) -> None:
-        unknown = set(fields) - set(SESSION_COLUMNS) | ({"id"} & set(fields))
-        if unknown:
-            raise ValueError(f"cannot update session fields {sorted(unknown)}")
-        values = session_values(fields)
-        assignments = ", ".join(f"{column} = ?" for column in values)
-        await self._execute(
-            sql.UPDATE_SESSION.format(assignments=assignments), (*values.values(), session_id)
-        )
+        await self._execute(*_session_update(session_id, fields))
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         rows = await self._fetch(sql.GET_SESSION, (session_id,))
@@ -95,6 +88,16 @@ class SqlPlatformStore(ABC):
         self, session_id: str, seq: int, type_: str, data: dict[str, Any]
     ) -> None:
         async with self._transaction() as tx:
+            params = (session_id, seq, type_, dumps_json(data), time.time())
+            await tx.execute(sql.UPSERT_SESSION_EVENT, params)
+            await self._session_event_added(tx, session_id, seq)
+
+    async def end_session(
+        self, session_id: str, fields: dict[str, Any], seq: int, type_: str, data: dict[str, Any]
+    ) -> None:
+        update = _session_update(session_id, fields)
+        async with self._transaction() as tx:
+            await tx.execute(*update)
             params = (session_id, seq, type_, dumps_json(data), time.time())
             await tx.execute(sql.UPSERT_SESSION_EVENT, params)
             await self._session_event_added(tx, session_id, seq)
@@ -233,3 +236,12 @@ class SqlPlatformStore(ABC):
 
     async def remove_pairing(self, runner_id: str) -> None:
         await self._execute(sql.DELETE_PAIRING, (runner_id,))
+
+
+def _session_update(session_id: str, fields: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    unknown = set(fields) - set(SESSION_COLUMNS) | ({"id"} & set(fields))
+    if unknown:
+        raise ValueError(f"cannot update session fields {sorted(unknown)}")
+    values = session_values(fields)
+    assignments = ", ".join(f"{column} = ?" for column in values)
+    return sql.UPDATE_SESSION.format(assignments=assignments), (*values.values(), session_id)
