@@ -8,7 +8,6 @@ import os
 import stat
 from pathlib import Path
 
-import git as gitpython
 import pytest
 from proposal_fixtures import make_repo, proposal_service, submit_edit
 from suite_testkit import git as suite_git
@@ -116,7 +115,7 @@ def test_a_failing_command_is_one_error_type_sync_and_async(tmp_path: Path) -> N
 
 
 def test_git_missing_is_the_same_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gitpython.Git, "GIT_PYTHON_GIT_EXECUTABLE", str(tmp_path / "no-git"))
+    monkeypatch.setenv(git_runner.EXECUTABLE_ENV, str(tmp_path / "no-git"))
     for attempt in (
         lambda: run(tmp_path, "status"),
         lambda: asyncio.run(run_async(tmp_path, "status")),
