@@ -187,10 +187,10 @@ async def _announce(daemon: Daemon) -> None:
 def ollie_setup(config: ProjectConfig, env: Mapping[str, str], embedded: bool) -> str:
     """Ollie's model, endpoint and whether a key is set (never the key), so a user learns a
     missing key at start rather than at the first `ask`. A remote platform runs its own Ollie."""
-    from opik_connect.agent.ollie.sessions import API_KEY_ENV, BASE_URL_ENV
-
     if not embedded:
         return "runs on the platform, with the platform's model and key"
+    from opik_connect.agent.ollie.sessions import API_KEY_ENV, BASE_URL_ENV
+
     base_url = env.get(BASE_URL_ENV, "").strip()
     endpoint = f"{base_url} ({BASE_URL_ENV})" if base_url else f"{DEFAULT_MODEL_ENDPOINT} (default)"
     key = (
