@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import tempfile
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +127,57 @@ async def git_process(
         except FileNotFoundError as exc:
             raise GitError(args, None, str(exc)) from exc
         yield proc
+
+
+class StartedGit:
+    """A git command started now and awaited later, its output going to a temporary file so
+    it never waits on a pipe nobody reads: the daemon starts its first listing before it
+    imports its modules, and git lists on the other core meanwhile."""
+
+    def __init__(self, cwd: Path, *args: str) -> None:
+        self.args = args
+        self.started_ns = time.time_ns()
+        """When git started (time.time_ns()): what it lists is at least this recent."""
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 (open until close(): a method)
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                _command(args),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=self._out,
+                stderr=self._err,
+            )
+        except OSError as exc:
+            self._proc = None
+            self._failed = str(exc)
+
+    async def result(self, check: bool = True) -> GitResult:
+        """Waits for git (off the loop) and reads what it said; GitError as `run_async`."""
+        try:
+            if self._proc is None:
+                raise GitError(self.args, None, self._failed)
+            code = await asyncio.to_thread(self._proc.wait)
+            out, err = self._read()
+        finally:
+            self.close()
+        result = GitResult(code, out, err.decode("utf-8", errors="replace"))
+        if check and code != 0:
+            raise GitError(self.args, code, result.err)
+        return result
+
+    def _read(self) -> tuple[bytes, bytes]:
+        self._out.seek(0)
+        self._err.seek(0)
+        return self._out.read(), self._err.read()
+
+    def close(self) -> None:
+        """Kills git if it still runs, reaps it and drops its output (idempotent)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._out.close()
+        self._err.close()
 
 
 def find_git_root(path: Path) -> Path:

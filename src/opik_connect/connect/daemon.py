@@ -38,7 +38,7 @@ from opik_connect.connect.websocket_client import (
     SendOptions,
     StateCallback,
 )
-from opik_connect.git_runner import GitError
+from opik_connect.git_runner import GitError, StartedGit
 from opik_connect.link.auth import PairingStore, new_activation_key
 from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import FilesChanged, RootSummary
@@ -85,12 +85,16 @@ class Daemon:
         platform_setup: PlatformSetup | None = None,
         parts: Sequence[Part] = (),
         watch: bool = True,
+        first_listing: StartedGit | None = None,
     ) -> None:
         """handlers=None serves the sandbox's read commands (and watches the tree unless
         watch=False); a dict serves exactly those handlers, with no sandbox and no watcher.
 
         platform_setup runs on the in-process platform before it listens (e.g. to mount
         `platform.http_api`); it is not called when a platform URL is given.
+
+        first_listing: `RepoFiles.start_listing(root)` started early (before the imports), for
+        the sandbox's first index; closed at stop if never used.
         """
         self.root = root
         self.config = config
@@ -104,6 +108,7 @@ class Daemon:
         self._platform_setup = platform_setup
         self._parts = list(parts)
         self._watch = watch
+        self._first_listing = first_listing
         self.file_listeners: list[FileListener] = []
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         self.stopping = asyncio.Event()
@@ -175,7 +180,9 @@ class Daemon:
     async def start(self) -> None:
         """Sandbox, then the link (so parts can already queue events), parts, then run."""
         if self._load_sandbox:
-            self.sandbox = await Sandbox.open(self.root, self.config)
+            self.sandbox = await Sandbox.open(
+                self.root, self.config, first_listing=self._first_listing
+            )
             self.handlers.update(read_handlers(self.sandbox))
             if self._watch:
                 self.add_service(self._watch_once_connected)
@@ -242,6 +249,8 @@ class Daemon:
 
     async def stop(self) -> None:
         self.stopping.set()
+        if self._first_listing is not None:
+            self._first_listing.close()
         if self.link is not None:
             await self.link.stop()
         for task in self._tasks:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from opik_connect.config import ProjectConfig
     from opik_connect.connect.daemon import Daemon
     from opik_connect.connect.websocket_client import LinkState
+    from opik_connect.git_runner import StartedGit
 
 PID_FILE = "daemon.pid"
 PLATFORM_ENV = "OPIK_CONNECT_PLATFORM"
@@ -108,14 +109,33 @@ def run_daemon(
     ctx.obj = {"debug": debug}
     if ctx.invoked_subcommand is not None:
         return
-    # Imported here, not at the top: `--help` and every sub-command pass through this callback.
+    from opik_connect.connect.sandbox.repo_files import RepoFiles
+    from opik_connect.git_runner import find_git_root
+
+    root = find_git_root(Path.cwd())
+    # git lists the files on the other core while this one imports the daemon's modules.
+    first_listing = RepoFiles.start_listing(root)
+    try:
+        _run(root, first_listing, platform, insecure, name, auto_approve, debug)
+    finally:
+        first_listing.close()
+
+
+def _run(
+    root: Path,
+    first_listing: StartedGit,
+    platform: str | None,
+    insecure: bool,
+    name: str | None,
+    auto_approve: bool,
+    debug: bool,
+) -> None:
+    # Imported here, not at the top: `--help` and every sub-command pass through the callback.
     from opik_connect.config import load_project_config
     from opik_connect.connect.daemon import Daemon
     from opik_connect.connect.fixes.daemon_wiring import fix_parts
     from opik_connect.connect.websocket_client import LinkError
-    from opik_connect.git_runner import find_git_root
 
-    root = find_git_root(Path.cwd())
     config = load_project_config(root)
     url = platform or os.environ.get(PLATFORM_ENV) or config.platform
     setup_platform = None
@@ -138,6 +158,7 @@ def run_daemon(
                 *fix_parts(auto_approve=auto_approve, console=console).parts,
             ],
             platform_setup=setup_platform,
+            first_listing=first_listing,
         )
         asyncio.run(_serve(daemon))
     except (LinkError, OSError) as exc:

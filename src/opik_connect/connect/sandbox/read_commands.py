@@ -25,6 +25,7 @@ from opik_connect.connect.sandbox.ripgrep import find_ripgrep
 from opik_connect.connect.sandbox.search_files import FileSearch
 from opik_connect.connect.sandbox.secret_redaction import redact
 from opik_connect.connect.sandbox.visible_index import VisibleIndex
+from opik_connect.git_runner import StartedGit
 from opik_connect.protocol import (
     BridgeError,
     ErrorCode,
@@ -52,26 +53,39 @@ Handler = Callable[[Any], Awaitable[BaseModel]]
 class Sandbox:
     """The read side of the bridge for one root: git visibility, path policy and redaction."""
 
-    def __init__(self, root: Path, repo: RepoFiles, policy: PathPolicy, rg: str | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        repo: RepoFiles,
+        policy: PathPolicy,
+        rg: str | None,
+        first_listing: StartedGit | None = None,
+    ) -> None:
         self.root = root
         self.repo = repo
         self.policy = policy
         self.rg = rg
-        self.index = VisibleIndex(repo, policy)
+        self.index = VisibleIndex(repo, policy, first_listing)
         """What ListFiles shows, kept current by the watcher."""
         self.listings = ListingCache(repo, self.index)
         self._search = FileSearch(root, repo, policy, self.listings, rg)
 
     @classmethod
     async def open(
-        cls, root: Path, config: ProjectConfig, *, ripgrep: str | None = "auto"
+        cls,
+        root: Path,
+        config: ProjectConfig,
+        *,
+        ripgrep: str | None = "auto",
+        first_listing: StartedGit | None = None,
     ) -> Sandbox:
         """Refuses (NotAGitRepository) a root outside a git work tree. `ripgrep=None` forces
-        the `git grep` fallback; "auto" looks next to sys.executable, then on PATH."""
+        the `git grep` fallback; "auto" looks next to sys.executable, then on PATH.
+        first_listing: `RepoFiles.start_listing(root)` already running (root the top level)."""
         root = Path(await asyncio.to_thread(os.path.realpath, root))
         repo = await RepoFiles.open(root)
         rg = find_ripgrep() if ripgrep == "auto" else ripgrep
-        return cls(root, repo, PathPolicy(root, config.deny), rg)
+        return cls(root, repo, PathPolicy(root, config.deny), rg, first_listing)
 
     def invalidate(self) -> None:
         """Forget the cached file lists (the watcher calls this when files change)."""

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from opik_connect.git_runner import GitError, NotAGitRepository, run_async
+from opik_connect.git_runner import GitError, NotAGitRepository, StartedGit, run_async
+
+VISIBLE = ("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--deduplicate")
+"""git's view: tracked plus untracked-not-ignored files."""
 
 
 def _split_z(raw: bytes) -> list[str]:
@@ -50,18 +53,18 @@ class RepoFiles:
     async def visible_files(self, *pathspecs: str) -> list[str]:
         """Tracked plus untracked-not-ignored files, relative to root; optionally limited."""
         specs = [f":(literal){spec}" for spec in pathspecs]
-        done = await run_async(
-            self.root,
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-            "--deduplicate",
-            "--",
-            *specs,
-        )
+        done = await run_async(self.root, *VISIBLE, "--", *specs)
         return _split_z(done.out)
+
+    @staticmethod
+    def start_listing(root: Path) -> StartedGit:
+        """`visible_files()` started now, read later with `listed`; `root` is the top level."""
+        return StartedGit(root, *VISIBLE)
+
+    @staticmethod
+    async def listed(started: StartedGit) -> list[str]:
+        """What a `start_listing` git listed."""
+        return _split_z((await started.result()).out)
 
     async def tracked_ignored_files(self) -> list[str]:
         """Tracked files that match an ignore rule: git shows them, ripgrep's walker skips them."""

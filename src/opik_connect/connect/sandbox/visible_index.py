@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.connect.sandbox.repo_files import RepoFiles
+from opik_connect.git_runner import StartedGit
 
 REBUILD_AFTER_S = 5.0
 """How long an unwatched index is trusted (the watcher's index is trusted until told)."""
@@ -55,9 +56,13 @@ def _mtime_ns(path: str) -> int:
 class VisibleIndex:
     """Visible, non-sensitive, listable files of one root, sorted; one build at a time."""
 
-    def __init__(self, repo: RepoFiles, policy: PathPolicy) -> None:
+    def __init__(
+        self, repo: RepoFiles, policy: PathPolicy, first_listing: StartedGit | None = None
+    ) -> None:
+        """first_listing: a `RepoFiles.start_listing` already running, for the first build."""
         self.repo = repo
         self.policy = policy
+        self._first_listing = first_listing
         self.watched = False
         """Set by the watcher while it watches every directory: then no rebuild by age."""
         self._files: list[str] | None = None
@@ -69,6 +74,9 @@ class VisibleIndex:
 
     def stale(self) -> None:
         """Forget the list (git's rules or the index changed); the next call rebuilds it."""
+        if self._first_listing is not None:
+            self._first_listing.close()
+            self._first_listing = None
         self._files = None
         self._generation += 1
         self._building = None
@@ -90,7 +98,12 @@ class VisibleIndex:
 
     async def _build(self) -> list[str]:
         started, generation, listed_at_ns = time.monotonic(), self._generation, time.time_ns()
-        raw = await self.repo.visible_files()
+        first, self._first_listing = self._first_listing, None
+        if first is not None:
+            listed_at_ns = first.started_ns
+            raw = await self.repo.listed(first)
+        else:
+            raw = await self.repo.visible_files()
         names = [f for f in raw if not self.policy.is_sensitive(f)]
         safe = await asyncio.to_thread(self._listable, names)
         if generation == self._generation:
