@@ -21,7 +21,8 @@ HEAVY = (
 
 def test_the_start_path_leaves_the_heavy_modules_unloaded(tmp_path: Path) -> None:
     # The modules `opik-connect --platform URL` imports before it dials (daemon_cli's callback),
-    # and the parts it builds; the heavy ones load only when the `ollie>` prompt or a sink asks.
+    # the parts it builds, the banner's Ollie line and the `ollie>` prompt's asker (made just
+    # after it connects); the heavy ones load only when a question or a sink asks.
     probe = (
         "import sys\nfrom pathlib import Path\n"
         "from opik_connect.config import load_project_config\n"
@@ -30,8 +31,12 @@ def test_the_start_path_leaves_the_heavy_modules_unloaded(tmp_path: Path) -> Non
         "from opik_connect.connect.websocket_client import LinkError\n"
         "from opik_connect.git_runner import find_git_root\n"
         "from opik_connect.connect.daemon_cli import ollie_setup\n"
+        "from opik_connect.connect.terminal.ollie_prompt import daemon_asker\n"
         "fix_parts(auto_approve=False).parts\n"
         "ollie_setup(load_project_config(find_git_root(Path.cwd())), {}, embedded=False)\n"
+        "daemon = Daemon(find_git_root(Path.cwd()), load_project_config(Path.cwd()), "
+        "platform_url='ws://127.0.0.1:9')\n"
+        "daemon_asker(daemon)\n"
         f"print([m for m in sys.modules if m in {HEAVY!r}])\n"
     )
     repo = make_repo(tmp_path / "repo")

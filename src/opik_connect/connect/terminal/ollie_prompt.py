@@ -92,12 +92,14 @@ def embedded_asker(sessions: OllieSessions) -> Asker:
 def daemon_asker(daemon: Daemon) -> Asker:
     """The embedded platform's sessions in-process; else the daemon's platform over its HTTP API,
     located when asked (token from OPIK_CONNECT_TOKEN or the platform's run file)."""
-    # Imported here, once the prompt comes up: Ollie's loop is not needed to reach "connected".
-    from opik_connect.agent.platform.http_api import PlatformHttpApi
+    if daemon.platform is not None:
+        # Imported here, and only for the embedded platform: a daemon dialing a team platform
+        # never loads Ollie's loop (~0.2 s just after it connects, when commands arrive).
+        from opik_connect.agent.platform.http_api import PlatformHttpApi
 
-    api = daemon.platform.http_api if daemon.platform is not None else None
-    if isinstance(api, PlatformHttpApi):
-        return embedded_asker(api.sessions)
+        api = daemon.platform.http_api
+        if isinstance(api, PlatformHttpApi):
+            return embedded_asker(api.sessions)
 
     async def ask(request: AskRequest) -> AsyncIterator[AskEvent]:
         address = locate_platform(daemon.url, None, root=daemon.root)
