@@ -16,6 +16,7 @@ HEAVY = (
     "opik_connect.agent.ollie.sessions",
     "opik_connect.agent.platform.http_api",
     "git",
+    "rich.markdown",
 )
 
 

@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.markup import escape
 
 from opik_connect.connect.terminal.visible_text import visible
@@ -111,6 +110,8 @@ class SessionView:
         )
 
     def _on_final_answer(self, data: dict[str, Any]) -> None:
+        from rich.markdown import Markdown  # here: ~50 ms (markdown-it) the daemon's start skips
+
         self.final_answer = str(data.get("text", ""))
         self.console.print()
         self.console.print(Markdown(visible(self.final_answer)))
