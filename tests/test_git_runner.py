@@ -15,7 +15,14 @@ from suite_testkit import make_project, suite_env
 
 from opik_connect import git_runner
 from opik_connect.connect.suites.suite_runner import run_suite
-from opik_connect.git_runner import GitError, NotAGitRepository, find_git_root, run, run_async
+from opik_connect.git_runner import (
+    GitError,
+    NotAGitRepository,
+    StartedGit,
+    find_git_root,
+    run,
+    run_async,
+)
 
 __all__ = ["suite_env"]
 
@@ -111,6 +118,9 @@ def test_a_failing_command_is_one_error_type_sync_and_async(tmp_path: Path) -> N
     with pytest.raises(GitError) as raised:
         asyncio.run(run_async(tmp_path, "rev-parse", "HEAD"))
     assert raised.value.code == 128
+    with pytest.raises(GitError) as raised:
+        asyncio.run(StartedGit(tmp_path, "rev-parse", "HEAD").result())
+    assert raised.value.code == 128 and "not a git repository" in str(raised.value)
     assert run(tmp_path, "rev-parse", "HEAD", check=False).code == 128
 
 
@@ -119,6 +129,7 @@ def test_git_missing_is_the_same_error(tmp_path: Path, monkeypatch: pytest.Monke
     for attempt in (
         lambda: run(tmp_path, "status"),
         lambda: asyncio.run(run_async(tmp_path, "status")),
+        lambda: asyncio.run(StartedGit(tmp_path, "status").result()),
     ):
         with pytest.raises(GitError, match="git could not be started") as raised:
             attempt()

@@ -152,12 +152,16 @@ class StartedGit:
             self._proc = None
             self._failed = str(exc)
 
+    async def wait(self) -> int | None:
+        """Waits for git to exit (off the loop): its exit code, None if it never started."""
+        return None if self._proc is None else await asyncio.to_thread(self._proc.wait)
+
     async def result(self, check: bool = True) -> GitResult:
-        """Waits for git (off the loop) and reads what it said; GitError as `run_async`."""
+        """Waits for git and reads what it said; GitError as `run_async`."""
         try:
-            if self._proc is None:
+            code = await self.wait()
+            if code is None:
                 raise GitError(self.args, None, self._failed)
-            code = await asyncio.to_thread(self._proc.wait)
             out, err = self._read()
         finally:
             self.close()
