@@ -124,6 +124,20 @@ def test_a_failing_command_is_one_error_type_sync_and_async(tmp_path: Path) -> N
     assert run(tmp_path, "rev-parse", "HEAD", check=False).code == 128
 
 
+def test_a_started_git_closed_before_it_is_read_is_a_git_error(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    started = StartedGit(repo, "ls-files", "-z")
+    started.close()
+    started.close()  # idempotent
+    with pytest.raises(GitError, match="closed before its output was read"):
+        asyncio.run(started.result())
+    assert asyncio.run(StartedGit(repo, "ls-files").result()).text.split() == [
+        ".gitignore",
+        "agent.py",
+        "notes.txt",
+    ]
+
+
 def test_git_missing_is_the_same_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(git_runner.EXECUTABLE_ENV, str(tmp_path / "no-git"))
     for attempt in (

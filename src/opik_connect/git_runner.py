@@ -140,6 +140,7 @@ class StartedGit:
         """When git started (time.time_ns()): what it lists is at least this recent."""
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 (open until close(): a method)
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self._failed = "closed before its output was read"
         try:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 _command(args),
@@ -160,7 +161,7 @@ class StartedGit:
         """Waits for git and reads what it said; GitError as `run_async`."""
         try:
             code = await self.wait()
-            if code is None:
+            if code is None or self._out.closed:  # never started, or closed meanwhile (a stop)
                 raise GitError(self.args, None, self._failed)
             out, err = self._read()
         finally:
