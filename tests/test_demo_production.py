@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from opik_connect.agent.traces.sink_http import TraceSinkServer
-from opik_connect.agent.traces.sink_store import SinkStore
+from opik_connect.agent.traces.sink_store_sqlite import SqliteSinkStore
 from opik_connect.connect.suites.suite_tracing import TraceSink
 from opik_connect.demo.production import (
     CUSTOMERS,
@@ -22,7 +22,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 async def test_without_the_sdk_the_recorded_requests_land_in_the_sink(tmp_path: Path) -> None:
-    store = await SinkStore.open(tmp_path / "traces.sqlite3")
+    store = await SqliteSinkStore.open(tmp_path / "traces.sqlite3")
     try:
         async with TraceSinkServer(store, "platform-token") as server:
             sink = TraceSink(server.url, "platform-token")

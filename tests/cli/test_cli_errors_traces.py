@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from opik_connect.agent.traces.sink_models import SpanWrite, TraceWrite
-from opik_connect.agent.traces.sink_store import SinkStore, default_sink_path
+from opik_connect.agent.traces.sink_store_sqlite import SqliteSinkStore, default_sink_path
 from opik_connect.agent.traces.traces_cli import env_lines
 from opik_connect.cli import app
 
@@ -47,7 +47,7 @@ def test_with_no_platform_list_and_show_read_the_sink_file(state_dir: Path) -> N
     """A suite run's trace stays one `traces show ID` away after the daemon stopped."""
 
     async def log() -> None:
-        store = await SinkStore.open(default_sink_path())
+        store = await SqliteSinkStore.open(default_sink_path())
         try:
             start = "2026-12-05T01:00:00Z"
             await store.write_traces(

@@ -15,7 +15,7 @@ from opik_connect.agent.ollie.suite_cases import StaticCases
 from opik_connect.agent.ollie.tool_base import SessionSubject
 from opik_connect.agent.ollie.tools import OllieTools, ToolOutcome
 from opik_connect.agent.traces.sink_models import SpanWrite, TraceWrite
-from opik_connect.agent.traces.sink_store import SinkStore
+from opik_connect.agent.traces.sink_store_sqlite import SqliteSinkStore
 from opik_connect.agent.traces.store import TraceStore
 from tests.ollie_fake_runner import FakeRunner
 
@@ -32,7 +32,7 @@ async def store(tmp_path: Path):
         small_trace("tr-ok", "refund window for annual?", fail=False, minute=3),
         big_trace(),
     )
-    sink = await SinkStore.open(tmp_path / "sink.sqlite3")
+    sink = await SqliteSinkStore.open(tmp_path / "sink.sqlite3")
     sink_doc = small_trace("tr-sink", "shipping time?", fail=False, minute=9)
     await sink.write_traces([TraceWrite.model_validate(sink_doc["trace"])])
     await sink.write_spans(

@@ -50,14 +50,14 @@ def test_postgres_replica_processes_migrating_together_all_succeed(postgres_dsn:
     ]
     errors = [replica.communicate(timeout=60)[1] for replica in replicas]
     assert [replica.returncode for replica in replicas] == [0, 0, 0], errors
-    assert schema_revision(postgres_dsn) == ["0003"]
+    assert schema_revision(postgres_dsn) == ["0004"]
 
 
 async def test_postgres_stores_opening_together_in_one_process(postgres_dsn: str) -> None:
     stores = await asyncio.gather(*(open_platform_store(postgres_dsn) for _ in range(3)))
     try:
         assert all(isinstance(store, PostgresPlatformStore) for store in stores)
-        assert schema_revision(postgres_dsn) == ["0003"]
+        assert schema_revision(postgres_dsn) == ["0004"]
         assert await stores[2].list_sessions() == []
     finally:
         for store in stores:

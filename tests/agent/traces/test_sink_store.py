@@ -1,6 +1,7 @@
-"""The sink's SQLite store: upserts merge as Opik's server does, PATCHes change only what they
-carry, scores replace by name, retention drops the oldest traces with their spans and scores,
-and the trace store reads the sink first and says where it looked for a missing trace."""
+"""The sink's store, on SQLite and on PostgreSQL alike: upserts merge as Opik's server does,
+PATCHes change only what they carry, scores replace by name, retention drops the oldest traces
+with their spans and scores, and the trace store reads the sink first and says where it looked
+for a missing trace."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from opik_connect.agent.traces.sink_models import (
     TraceUpdate,
     TraceWrite,
 )
-from opik_connect.agent.traces.sink_store import SinkStore
+from opik_connect.agent.traces.sink_store import SinkStore, open_sink_store
+from opik_connect.agent.traces.sink_store_sqlite import SqliteSinkStore
 from opik_connect.agent.traces.store import TraceNotFound, TraceStore
 
 
@@ -32,15 +34,28 @@ def _span(span_id: str, trace_id: str, **extra: object) -> SpanWrite:
     )
 
 
-@pytest.fixture
-async def sink(tmp_path: Path):
-    store = await SinkStore.open(tmp_path / "sink.sqlite3", max_traces=3)
+@pytest.fixture(params=["sqlite", "postgres"])
+async def sink(request: pytest.FixtureRequest, tmp_path: Path):
+    """A sink keeping 3 traces: beside a SQLite platform store, or in a fresh PostgreSQL one."""
+    location = (
+        request.getfixturevalue("postgres_dsn")
+        if request.param == "postgres"
+        else tmp_path / "platform.sqlite3"
+    )
+    store = await open_sink_store(location, max_traces=3)
     yield store
     await store.close()
 
 
+async def test_the_sqlite_sink_is_a_private_file_beside_the_platform_store(tmp_path: Path) -> None:
+    store = await open_sink_store(tmp_path / "state" / "platform.sqlite3")
+    await store.close()
+    assert isinstance(store, SqliteSinkStore)
+    assert store.path == tmp_path / "state" / "traces.sqlite3"
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+
+
 async def test_writes_merge_by_id_and_patches_change_only_their_fields(sink: SinkStore) -> None:
-    assert stat.S_IMODE(sink.path.stat().st_mode) == 0o600
     await sink.write_spans([_span("s1", "t1", name="early", input={"q": 1})])  # before its trace
     await sink.write_traces([_trace("t1", input={"q": 1}, tags=["a"])])
     await sink.write_traces([_trace("t1", output={"a": 2}, end_time="2026-01-01T00:00:05Z")])
@@ -118,6 +133,23 @@ async def test_trace_store_reads_the_sink_and_names_where_it_looked(
     assert (await store.get("t1")).trace.output == {"late": True}  # not a stale cached copy
     with pytest.raises(TraceNotFound) as caught:
         await store.get("t9")
-    assert str(sink.path) in str(caught.value) and f"trace files in {tmp_path}" in str(caught.value)
+    assert sink.location in str(caught.value) and f"trace files in {tmp_path}" in str(caught.value)
     with pytest.raises(TraceNotFound, match="nowhere"):
         await TraceStore().get("t9")
+
+
+async def test_an_update_of_an_unknown_span_without_its_trace_is_dropped(sink: SinkStore) -> None:
+    await sink.write_spans([("ghost", SpanUpdate(output={"r": 1}))])
+    await sink.write_spans([("s1", SpanUpdate(trace_id="t1", name="late"))])  # names its trace
+    await sink.write_traces([_trace("t1")])
+    record = await sink.get("t1")
+    assert record is not None and [span.id for span in record.spans] == ["s1"]
+
+
+async def test_a_trace_known_only_from_a_patch_lists_last(sink: SinkStore) -> None:
+    await sink.write_traces([("bare", TraceUpdate(name="patched"))])  # no start_time yet
+    await sink.write_traces([_trace("t1", 1), _trace("t2", 2)])
+    found, total = await sink.search(TraceFilter())
+    assert [item.id for item in found] == ["t2", "t1", "bare"] and total == 3
+    record = await sink.get("bare")
+    assert record is not None and record.trace.name == "patched"

@@ -17,7 +17,7 @@ from platform_api_testkit import EmbeddedPlatform, embedded_platform, make_git_r
 
 from opik_connect.agent.traces import sink_http
 from opik_connect.agent.traces.sink_http import TraceSinkServer
-from opik_connect.agent.traces.sink_store import SinkStore
+from opik_connect.agent.traces.sink_store_sqlite import SqliteSinkStore
 from opik_connect.agent.traces.traces_cli import sink_address
 from opik_connect.connect.terminal.ask_client import ask_stream
 from opik_connect.protocol import AskRequest
@@ -243,7 +243,7 @@ async def test_asking_about_an_unknown_trace_says_where_traces_are_looked_for(re
 async def test_a_store_failure_is_a_500_in_opik_shape_and_the_server_lives_on(
     tmp_path: Path,
 ) -> None:
-    store = await SinkStore.open(tmp_path / "sink.sqlite3")
+    store = await SqliteSinkStore.open(tmp_path / "sink.sqlite3")
     async with TraceSinkServer(store, "tok") as server:
         await store.close()
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:

@@ -8,9 +8,11 @@
 `setup` opens the store, records every daemon event in it, starts the session manager and mounts
 the HTTP API (token = the platform's operator token, which the daemon writes to its run file).
 It also starts the trace sink (the Opik REST API the SDK logs to) on a port of its own, on
-loopback unless told (a standalone platform: its own host, with its TLS); `GET /v1/traces/sink`
-on the platform names it, Ollie's trace store reads it, and every Welcome grants the runner a
-sink key its suite workers log with (agent/traces/sink_keys.py).
+loopback unless told (a standalone platform: its own host, with its TLS), kept in the same kind
+of store as the platform's (on PostgreSQL, shared by the replicas, so any replica reads what
+another took in); `GET /v1/traces/sink` on the platform names it, Ollie's trace store reads it,
+and every Welcome grants the runner a sink key its suite workers log with
+(agent/traces/sink_keys.py).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from opik_connect.agent.platform.runner_router import RunnerRouter
 from opik_connect.agent.platform.server import Platform, RunnerHandle
 from opik_connect.agent.platform.store import PlatformStore, is_postgres_url, open_platform_store
 from opik_connect.agent.traces.sink_http import TraceSinkServer
-from opik_connect.agent.traces.sink_store import SINK_FILENAME, SinkStore
+from opik_connect.agent.traces.sink_store import open_sink_store
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.config import ProjectConfig, load_project_config
 from opik_connect.link.sink_key import KEY_TTL_S, issue_sink_key
@@ -85,10 +87,7 @@ class PlatformServices:
     async def setup(self, platform: Platform) -> None:
         self.store = await open_platform_store(self._store_location)
         store = self.store
-        sink_path = None
-        if self._store_location is not None and not is_postgres_url(self._store_location):
-            sink_path = Path(self._store_location).with_name(SINK_FILENAME)
-        sink_store = await SinkStore.open(sink_path)
+        sink_store = await open_sink_store(self._store_location)
         self.trace_sink = TraceSinkServer(
             sink_store,
             platform.operator_token,

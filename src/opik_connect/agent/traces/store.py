@@ -328,7 +328,10 @@ class OpikTraceSource:
 class SinkSource(Protocol):
     """The platform's trace sink (agent/traces/sink_store.SinkStore), as the store reads it."""
 
-    path: Path
+    @property
+    def location(self) -> str:
+        """Its file or database, to say where a missing trace was looked for."""
+        ...
 
     async def get(self, trace_id: str) -> TraceWithSpans | None: ...
 
@@ -371,7 +374,7 @@ class TraceStore:
         """Where traces are looked for, in order, for a 'not found' the user can act on."""
         places = []
         if self.sink is not None:
-            places.append(f"the platform's trace sink ({self.sink.path})")
+            places.append(f"the platform's trace sink ({self.sink.location})")
         if self.directory is not None:
             places.append(f"trace files in {self.directory.directory}")
         if self.opik is not None:

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from opik_connect.agent.traces.render import render_trace
 from opik_connect.agent.traces.sink_models import TraceFilter, TraceSummary
-from opik_connect.agent.traces.sink_store import SinkStore, default_sink_path
+from opik_connect.agent.traces.sink_store_sqlite import SqliteSinkStore, default_sink_path
 from opik_connect.agent.traces.store import (
     OpikTraceSource,
     TraceNotFound,
@@ -117,11 +117,11 @@ def _address_or_store(platform: str | None, token: str | None) -> PlatformAddres
         return None
 
 
-async def read_store_file(read: Callable[[SinkStore], Awaitable[T]]) -> T:
+async def read_store_file(read: Callable[[SqliteSinkStore], Awaitable[T]]) -> T:
     """Read the sink's store file directly (no platform runs), saying so on stderr."""
     path = default_sink_path()
     typer.echo(f"no platform running: reading {path}", err=True)
-    store = await SinkStore.open(path)
+    store = await SqliteSinkStore.open(path)
     try:
         return await read(store)
     finally:
@@ -129,7 +129,7 @@ async def read_store_file(read: Callable[[SinkStore], Awaitable[T]]) -> T:
 
 
 async def _stored_trace(trace_id: str) -> str:
-    async def get(store: SinkStore) -> TraceWithSpans | None:
+    async def get(store: SqliteSinkStore) -> TraceWithSpans | None:
         return await store.get(trace_id)
 
     record = await read_store_file(get)
