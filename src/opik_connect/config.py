@@ -47,6 +47,14 @@ class ProjectConfig(BaseModel):
         description="The platform's store: a postgresql:// URL (a team's replicas share it) or a "
         "SQLite file path; default: a SQLite file in the state dir.",
     )
+    sink_port: int | None = Field(
+        None,
+        alias="sink-port",
+        ge=0,
+        le=65535,
+        description="The platform's trace sink port (for a proxy in front of it); default: a "
+        "free one.",
+    )
     suite_project: str | None = Field(
         None, alias="suite-project", description="Opik project for suite runs' traces."
     )

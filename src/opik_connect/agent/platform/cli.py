@@ -31,7 +31,11 @@ from opik_connect.agent.platform.client_address import trusted_set
 from opik_connect.agent.platform.log_context import LogFormat, configure_logging
 from opik_connect.agent.platform.run_file import SERVER_RUN_FILE_NAME, PlatformRunFile
 from opik_connect.agent.platform.server import Platform, RunnerInfo
-from opik_connect.agent.platform.services import STORE_OVERRIDE, platform_services_part
+from opik_connect.agent.platform.services import (
+    SINK_PORT_OVERRIDE,
+    STORE_OVERRIDE,
+    platform_services_part,
+)
 from opik_connect.agent.platform.store_schema import StoreError
 from opik_connect.cli_errors import ConventionGroup, environment_error, failed, usage_error
 from opik_connect.config import user_state_dir
@@ -132,6 +136,16 @@ def serve_platform(
             "project's `store` setting, else a SQLite file in the state dir.",
         ),
     ] = None,
+    sink_port: Annotated[
+        int | None,
+        typer.Option(
+            "--sink-port",
+            min=0,
+            max=65535,
+            help="The trace sink's port on --host (a proxy in front of it forwards this port); "
+            "default: the project's `sink-port` setting, else a free one.",
+        ),
+    ] = None,
 ) -> None:
     """Listen for daemons until SIGTERM or Ctrl-C (which drain; a second one stops at once)."""
     if ctx.invoked_subcommand is not None:
@@ -168,6 +182,7 @@ def serve_platform(
                 token.strip() if token else None,
                 proxies,
                 store,
+                sink_port,
             )
         )
     except StoreError as exc:
@@ -220,6 +235,7 @@ async def _serve(
     token: str | None,
     trusted_proxies: frozenset[str],
     store: str | None = None,
+    sink_port: int | None = None,
 ) -> None:
     from opik_connect.agent.platform.metrics import PlatformMetrics
     from opik_connect.agent.platform.ops_http import MetricsListener
@@ -240,6 +256,7 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, signals.put_nowait, sig)
     STORE_OVERRIDE.set(store)
+    SINK_PORT_OVERRIDE.set(sink_port)
     await setup_platform(platform)
     metrics = PlatformMetrics(platform)
     listener = (

@@ -7,12 +7,12 @@
 
 `setup` opens the store, records every daemon event in it, starts the session manager and mounts
 the HTTP API (token = the platform's operator token, which the daemon writes to its run file).
-It also starts the trace sink (the Opik REST API the SDK logs to) on a port of its own, on
-loopback unless told (a standalone platform: its own host, with its TLS), kept in the same kind
-of store as the platform's (on PostgreSQL, shared by the replicas, so any replica reads what
-another took in); `GET /v1/traces/sink` on the platform names it, Ollie's trace store reads it,
-and every Welcome grants the runner a sink key its suite workers log with
-(agent/traces/sink_keys.py).
+It also starts the trace sink (the Opik REST API the SDK logs to) on a port of its own (a free
+one unless `sink_port` names it), on loopback unless told (a standalone platform: its own host,
+with its TLS), kept in the same kind of store as the platform's (on PostgreSQL, shared by the
+replicas, so any replica reads what another took in); `GET /v1/traces/sink` on the platform
+names it, Ollie's trace store reads it, and every Welcome grants the runner a sink key its suite
+workers log with (agent/traces/sink_keys.py).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class PlatformServices:
         store: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         sink_host: str = "127.0.0.1",
+        sink_port: int = 0,
     ) -> None:
         """Sessions run Ollie (model from config, key from env) unless a driver is given.
 
@@ -72,6 +73,7 @@ class PlatformServices:
         self._store_location = store
         self._env = env
         self._sink_host = sink_host
+        self._sink_port = sink_port
         self.router: ReplicaRouter | None = None
         self.store: PlatformStore | None = None
         self.trace_sink: TraceSinkServer | None = None
@@ -92,10 +94,15 @@ class PlatformServices:
             sink_store,
             platform.operator_token,
             host=self._sink_host,
+            port=self._sink_port,
             ssl_context=platform.ssl_context,
             runner_keys=platform.link_key,
         )
-        await self.trace_sink.start()
+        try:
+            await self.trace_sink.start()
+        except OSError as exc:
+            where = f"{self._sink_host}:{self._sink_port}"
+            raise OSError(exc.errno, f"trace sink: cannot listen on {where}: {exc}") from exc
         self._traces.sink = sink_store
         platform.grant_trace_sink(self._grant)
 
@@ -173,6 +180,8 @@ def enclosing_work_tree(start: Path) -> Path | None:
 
 STORE_OVERRIDE: ContextVar[str | None] = ContextVar("opik_connect_store", default=None)
 """`opik-connect platform --store`: set around setup_platform, it wins over the config's `store`."""
+SINK_PORT_OVERRIDE: ContextVar[int | None] = ContextVar("opik_connect_sink_port", default=None)
+"""`opik-connect platform --sink-port`: likewise, over the config's `sink-port`."""
 
 
 async def platform_services_part(platform: Platform) -> None:
@@ -181,7 +190,8 @@ async def platform_services_part(platform: Platform) -> None:
     Run inside a project (the embedded platform), Ollie takes the project's model and its
     .opik/traces; elsewhere (a standalone platform), the defaults. Both also fetch traces from the
     Opik server named by OPIK_URL_OVERRIDE. The store is STORE_OVERRIDE, else the project's
-    `store`, else the state dir's SQLite file. The services live as long as the process.
+    `store`, else the state dir's SQLite file; the sink's port is SINK_PORT_OVERRIDE, else the
+    project's `sink-port`, else a free one. The services live as long as the process.
     """
     root = await asyncio.to_thread(enclosing_work_tree, Path.cwd())
     config = await asyncio.to_thread(load_project_config, root) if root else ProjectConfig()
@@ -189,6 +199,9 @@ async def platform_services_part(platform: Platform) -> None:
     store = STORE_OVERRIDE.get() or config.store
     if store and root and not is_postgres_url(store):
         store = str(root / store)  # a relative SQLite path in pyproject is the project's
+    sink_port = SINK_PORT_OVERRIDE.get()
+    if sink_port is None:
+        sink_port = config.sink_port or 0
     await PlatformServices(
-        config=config, traces=traces, store=store, sink_host=platform.host
+        config=config, traces=traces, store=store, sink_host=platform.host, sink_port=sink_port
     ).setup(platform)

@@ -1,0 +1,112 @@
+"""`opik-connect platform --sink-port` (or `[tool.opik-connect] sink-port`) puts the trace sink on
+a port a team's proxy can forward; without it the sink takes a free port, as before. A real
+platform subprocess; the SDK's write route answers on the chosen port with the usual token."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from platform_api_testkit import make_git_repo
+from platform_process_kit import WITHIN_S, PlatformProcess
+
+from opik_connect.config import ConfigError, load_project_config
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    out = {**os.environ, "OPIK_CONNECT_STATE_DIR": str(tmp_path / "state")}
+    for name in ("OPIK_CONNECT_PLATFORM", "OPIK_URL_OVERRIDE", "OPIK_CONNECT_TOKEN"):
+        out.pop(name, None)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def sink_port_of(platform: PlatformProcess) -> int:
+    """The port the platform names for its sink, after checking a write lands there."""
+    response = await platform.get("/v1/traces/sink", token=platform.token)
+    url = response.json()["url"]
+    trace = {"id": "t1", "name": "n", "start_time": "2026-01-01T00:00:00Z"}
+    async with httpx.AsyncClient(base_url=url, timeout=WITHIN_S) as client:
+        written = await client.post(
+            "/v1/private/traces/batch",
+            json={"traces": [trace]},
+            headers={"authorization": platform.token},
+        )
+        assert written.status_code == 204, written.text
+        read = await client.get("/v1/private/traces/t1", headers={"authorization": platform.token})
+        assert read.json()["id"] == "t1"
+    return int(url.removesuffix("/api").rsplit(":", 1)[1])
+
+
+async def test_sink_port_option_puts_the_trace_sink_on_that_port(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    port = free_port()
+    platform = await PlatformProcess.start(env, tmp_path, 0, "--sink-port", str(port))
+    try:
+        assert await sink_port_of(platform) == port
+    finally:
+        assert await platform.terminate() == 0
+
+
+async def test_sink_port_comes_from_the_project_config_and_the_option_wins(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    configured, chosen = free_port(), free_port()
+    repo = make_git_repo(tmp_path / "proj")
+    (repo / "pyproject.toml").write_text(f"[tool.opik-connect]\nsink-port = {configured}\n")
+    platform = await PlatformProcess.start(env, repo)
+    try:
+        assert await sink_port_of(platform) == configured
+    finally:
+        assert await platform.terminate() == 0
+    platform = await PlatformProcess.start(env, repo, 0, "--sink-port", str(chosen))
+    try:
+        assert await sink_port_of(platform) == chosen
+    finally:
+        assert await platform.terminate() == 0
+
+
+async def test_without_a_sink_port_the_sink_takes_a_free_one(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    platform = await PlatformProcess.start(env, tmp_path)
+    try:
+        assert await sink_port_of(platform) not in (0, platform.port)
+    finally:
+        assert await platform.terminate() == 0
+
+
+def test_a_taken_sink_port_is_a_usage_error_naming_the_sink(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [sys.executable, "-m", "opik_connect.cli", "platform", "--port", "0"]
+        done = subprocess.run(
+            [*argv, "--sink-port", str(port), "--log-format", "json"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=WITHIN_S,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"trace sink: cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_sink_port_out_of_range_in_the_config_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.opik-connect]\nsink-port = 70000\n")
+    with pytest.raises(ConfigError, match="sink-port"):
+        load_project_config(tmp_path)
