@@ -127,6 +127,7 @@ class PostgresSinkStore(SqlSinkReads):
         items = keyed_fields(traces)
 
         async def work(conn: Conn) -> None:
+            await _lock_in_order(conn, "traces", [trace_id for trace_id, _ in items])
             for trace_id, fields in items:
                 await _upsert_trace(conn, trace_id, fields)
 
@@ -136,6 +137,7 @@ class PostgresSinkStore(SqlSinkReads):
         items = keyed_fields(spans)
 
         async def work(conn: Conn) -> None:
+            await _lock_in_order(conn, "spans", [span_id for span_id, _ in items])
             for span_id, fields in items:
                 await _upsert_span(conn, span_id, fields)
 
@@ -144,8 +146,10 @@ class PostgresSinkStore(SqlSinkReads):
     async def write_scores(self, entity: str, scores: Sequence[ScoreWrite]) -> None:
         """Feedback scores on traces or spans (`entity`); a score replaces one of the same name."""
 
+        in_order = sorted(scores, key=lambda score: (score.id, score.name))  # stable: last wins
+
         async def work(conn: Conn) -> None:
-            for score in scores:
+            for score in in_order:
                 await conn.execute(
                     "INSERT INTO scores (entity, entity_id, name, value, data) "
                     "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (entity, entity_id, name) "
@@ -158,6 +162,16 @@ class PostgresSinkStore(SqlSinkReads):
 
 def _json(value: Any) -> Json:
     return Json(value, dumps=dumps)
+
+
+async def _lock_in_order(conn: Conn, table: str, ids: list[str]) -> None:
+    """Lock a batch's stored rows by id order first, so two batches holding the same rows in
+    opposite orders queue one behind the other instead of deadlocking. The batch then applies
+    in its own order (which sets insertion order, as in SQLite)."""
+    if len(set(ids)) > 1:
+        await conn.execute(
+            f"SELECT 1 FROM {table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (sorted(set(ids)),)
+        )
 
 
 async def _locked(conn: Conn, table: str, entity_id: str) -> dict[str, Any] | None:
