@@ -11,10 +11,14 @@ from opik_connect.protocol import TraceSinkGrant
 LINK_KEYS = {"runner-a": b"a" * 32, "runner-b": b"b" * 32}
 
 
-def test_a_key_names_its_runner_until_it_expires() -> None:
+async def link_key(runner_id: str) -> bytes | None:
+    return LINK_KEYS.get(runner_id)
+
+
+async def test_a_key_names_its_runner_until_it_expires() -> None:
     key = issue_sink_key("runner-a", LINK_KEYS["runner-a"], 1000)
-    assert check_sink_key(key, LINK_KEYS.get, 999).runner_id == "runner-a"
-    assert "expired" in (check_sink_key(key, LINK_KEYS.get, 1000).problem or "")
+    assert (await check_sink_key(key, link_key, 999)).runner_id == "runner-a"
+    assert "expired" in ((await check_sink_key(key, link_key, 1000)).problem or "")
     prefix, expires, mac, runner = key.split(".", 3)
     for changed in (
         f"{prefix}.{expires}.{mac}.runner-b",  # another runner's name on it
@@ -22,17 +26,17 @@ def test_a_key_names_its_runner_until_it_expires() -> None:
         f"{prefix}.{expires}.{mac[:-2]}AA.{runner}",
         f"{prefix}.{expires}.{mac}.runner-gone",
     ):
-        assert check_sink_key(changed, LINK_KEYS.get, 0).runner_id is None, changed
+        assert (await check_sink_key(changed, link_key, 0)).runner_id is None, changed
 
 
-def test_the_operator_token_and_runner_keys_are_told_apart() -> None:
-    auth = SinkAuth("operator-token", LINK_KEYS.get, clock=lambda: 0)
+async def test_the_operator_token_and_runner_keys_are_told_apart() -> None:
+    auth = SinkAuth("operator-token", link_key, clock=lambda: 0)
     key = issue_sink_key("runner-b", LINK_KEYS["runner-b"], 10)
-    assert auth.caller({"authorization": "operator-token"}).operator
-    assert auth.caller({"authorization": f"Bearer {key}"}).runner_id == "runner-b"
-    nobody = auth.caller({"authorization": "guess"})
+    assert (await auth.caller({"authorization": "operator-token"})).operator
+    assert (await auth.caller({"authorization": f"Bearer {key}"})).runner_id == "runner-b"
+    nobody = await auth.caller({"authorization": "guess"})
     assert not nobody.operator and nobody.runner_id is None
-    assert SinkAuth("t", None).caller({"authorization": key}).runner_id is None
+    assert (await SinkAuth("t", None).caller({"authorization": key})).runner_id is None
 
 
 def test_a_grant_points_at_the_platform_host_the_daemon_dialed() -> None:

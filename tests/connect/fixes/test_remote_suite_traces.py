@@ -104,7 +104,7 @@ async def refused_keys(
     url: str, platform: Platform, runner_id: str, good: str
 ) -> dict[str, tuple[int, dict]]:
     """What the sink answers a write with a bad key, and a read with the runner's key."""
-    link_key = platform.link_key(runner_id)
+    link_key = await platform.link_key(runner_id)
     assert link_key is not None
     expired = issue_sink_key(runner_id, link_key, int(time.time()) - 1)
     forged = issue_sink_key(runner_id, b"not the link key", int(time.time()) + 60)

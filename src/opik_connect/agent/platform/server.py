@@ -194,9 +194,10 @@ class Platform:
         """Every Welcome from now on tells the runner where its suite traces may go."""
         self._handshake.sink_grants = grants
 
-    def link_key(self, runner_id: str) -> bytes | None:
-        """A paired runner's link key (what its sink keys are signed with); None if unpaired."""
-        record = self.pairings.paired.get(runner_id)
+    async def link_key(self, runner_id: str) -> bytes | None:
+        """A paired runner's link key (what its sink keys are signed with); None if unpaired.
+        With replicas, as the shared store holds it: a key another replica granted works here."""
+        record = await self.pairings.lookup(runner_id)
         return record.link_key() if record is not None else None
 
     def pre_pair(

@@ -161,7 +161,7 @@ class TraceSinkServer:
             with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
 
-    def route(
+    async def route(
         self, method: str, target: str, headers: dict[str, str]
     ) -> Callable[[bytes], Awaitable[tuple[int, Any]]]:
         """The handler for a request, checked (path, token, method) before its body is read."""
@@ -173,7 +173,7 @@ class TraceSinkServer:
             return _health
         if not path.startswith("/v1/"):
             raise SinkHttpError(HTTPStatus.NOT_FOUND, f"no route {path}")
-        caller = self.auth.caller(headers)
+        caller = await self.auth.caller(headers)
         if not caller.operator and caller.runner_id is None:
             raise SinkHttpError(HTTPStatus.UNAUTHORIZED, caller.problem)
         runner_only = not caller.operator
@@ -356,7 +356,7 @@ class _Connection:
             name.decode().lower(): value.decode("latin-1") for name, value in request.headers
         }
         try:
-            handler = self.server.route(
+            handler = await self.server.route(
                 request.method.decode(), request.target.decode("latin-1"), headers
             )
             body = await self._body(headers)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from opik_connect.link.sink_key import KEY_PREFIX, KEY_TTL_S, sink_key_mac
@@ -17,8 +17,9 @@ CLOCK_SLACK_S = 300
 """How far past one TTL from now a key's expiry may lie: the daemon mints on its own clock,
 corrected by the Welcome's, so only the handshake's latency separates them."""
 
-LinkKeys = Callable[[str], bytes | None]
-"""runner id -> its link key, None for a runner the platform has not paired (or unpaired)."""
+LinkKeys = Callable[[str], Awaitable[bytes | None]]
+"""runner id -> its link key, None for a runner the platform has not paired (or unpaired).
+Async: a replica asks the shared store, since the key may come from another replica's grant."""
 
 
 def is_runner_key(value: str) -> bool:
@@ -33,13 +34,13 @@ class KeyCheck:
     problem: str | None = None
 
 
-def check_sink_key(value: str, link_keys: LinkKeys, now: float) -> KeyCheck:
+async def check_sink_key(value: str, link_keys: LinkKeys, now: float) -> KeyCheck:
     """The runner a valid key belongs to; else the reason it is refused."""
     parts = value.split(".", 3)
     if len(parts) != 4 or parts[0] != KEY_PREFIX or not parts[1].isdigit():
         return KeyCheck(None, "not a sink key")
     _, expires, mac, runner_id = parts
-    link_key = link_keys(runner_id)
+    link_key = await link_keys(runner_id)
     expected = sink_key_mac(link_key, runner_id, int(expires)) if link_key is not None else ""
     if link_key is None or not hmac.compare_digest(mac.encode(), expected.encode()):
         return KeyCheck(None, "wrong sink key (or its runner is no longer paired)")
@@ -71,7 +72,7 @@ class SinkAuth:
         self._runner_keys = runner_keys
         self._clock = clock
 
-    def caller(self, headers: dict[str, str]) -> Caller:
+    async def caller(self, headers: dict[str, str]) -> Caller:
         value = headers.get("authorization", "").strip()
         scheme, _, rest = value.partition(" ")
         presented = rest.strip() if scheme.lower() == "bearer" else value
@@ -79,7 +80,7 @@ class SinkAuth:
             return Caller(operator=True)
         if self._runner_keys is None or not is_runner_key(presented):
             return Caller()
-        check = check_sink_key(presented, self._runner_keys, self._clock())
+        check = await check_sink_key(presented, self._runner_keys, self._clock())
         if check.runner_id is None:
             return Caller(problem=check.problem or "wrong sink key")
         return Caller(runner_id=check.runner_id)
