@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.types.json import Json
 
 from opik_connect.agent.traces.sink_models import (
     ScoreWrite,
@@ -111,3 +113,50 @@ async def test_postgres_sinks_of_two_replicas_racing_lose_no_update(
     finally:
         for store in (a, b, sqlite):
             await store.close()
+
+
+async def _until_waiting_on_a_lock(dsn: str, application: str) -> None:
+    """Until PostgreSQL shows the store's connection blocked on a lock. No event says so; its
+    pg_stat_activity row is the source of truth, polled (bounded by the test's timeout)."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        while True:
+            cursor = await conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = %s"
+                " AND wait_event_type = 'Lock'",
+                (application,),
+            )
+            if await cursor.fetchone() is not None:
+                return
+            await asyncio.sleep(0.01)
+
+
+async def test_postgres_sink_losing_an_insert_race_merges_into_the_winner(
+    postgres_dsn: str,
+) -> None:
+    """Another replica inserts the trace between this batch's read and its insert: the batch
+    then locks that row and merges into it, keeping both writers' fields and tags."""
+    application = "sink-under-test"
+    store = await PostgresSinkStore.open(f"{postgres_dsn}?application_name={application}")
+    try:
+        await store.write_traces([TraceWrite(id="t0", name="t0", start_time=START)])  # migrated
+        async with await psycopg.AsyncConnection.connect(postgres_dsn) as other:
+            await other.execute(
+                "INSERT INTO traces (id, name, start_time, text, data) VALUES (%s, %s, %s, '', %s)",
+                ("t9", "first", START, Json({"id": "t9", "name": "first", "by_other": True})),
+            )  # not committed yet: the store does not see it, and its insert will wait
+            write = asyncio.ensure_future(
+                store.write_traces(
+                    [TraceWrite(id="t9", name="second", start_time=START, tags=["x"])]
+                )
+            )
+            await _until_waiting_on_a_lock(postgres_dsn, application)
+            await other.commit()
+        await write
+        record = await store.get("t9")
+        assert record is not None
+        assert (record.trace.name, record.trace.tags) == ("second", ["x"])
+        assert record.trace.model_dump()["by_other"] is True
+        found, _ = await store.search(TraceFilter(tag="x"))
+        assert [item.id for item in found] == ["t9"]
+    finally:
+        await store.close()

@@ -2,17 +2,20 @@
 
 A trace logged through replica A is read through replica B. The SDK sends a trace or span when
 it starts, again when it ends, then PATCHes; replicas may take these writes at the same time, so
-each merge locks its row (`SELECT ... FOR UPDATE`) and merges in Python with the very function
-the SQLite sink uses (sink_store_logic.merged): a write waits for the one before it and loses
-none of its fields. A row not there yet is inserted with `ON CONFLICT DO NOTHING`; a replica
-that loses that race locks the winner's row and merges into it. Documents are `json` (not
-`jsonb`), so they keep their key order, and reads give back exactly what SQLite would.
+a batch locks its stored rows (`SELECT ... FOR UPDATE`, in id order, so two batches never wait
+on each other in a cycle) and merges in Python with the very function the SQLite sink uses
+(sink_store_logic.merged): a write waits for the one before it and loses none of its fields.
+Rows not there yet are inserted with `ON CONFLICT DO NOTHING`; a row another replica inserted
+meanwhile is locked and merged into instead. Statements of a batch go pipelined (executemany).
+Documents are `json` (not `jsonb`), so they keep their key order, and reads give back exactly
+what SQLite would.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -125,11 +128,21 @@ class PostgresSinkStore(SqlSinkReads):
     async def write_traces(self, traces: Sequence[TraceWrite | tuple[str, TraceUpdate]]) -> None:
         """Upsert traces (a TraceWrite, or an id and the fields of a PATCH); one transaction."""
         items = keyed_fields(traces)
+        tagged = sorted({trace_id for trace_id, fields in items if "tags" in fields})
 
         async def work(conn: Conn) -> None:
-            await _lock_in_order(conn, "traces", [trace_id for trace_id, _ in items])
-            for trace_id, fields in items:
-                await _upsert_trace(conn, trace_id, fields)
+            written = await _merge_batch(conn, _TRACES, items)
+            if not tagged:
+                return
+            await conn.execute("DELETE FROM trace_tags WHERE trace_id = ANY(%s)", (tagged,))
+            tags = [(t, tag) for t in tagged for tag in dict.fromkeys(written[t].get("tags") or [])]
+            if not tags:
+                return
+            async with conn.cursor() as cursor:
+                await cursor.executemany(
+                    "INSERT INTO trace_tags (trace_id, tag) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    tags,
+                )
 
         await self._write(work)
 
@@ -137,24 +150,26 @@ class PostgresSinkStore(SqlSinkReads):
         items = keyed_fields(spans)
 
         async def work(conn: Conn) -> None:
-            await _lock_in_order(conn, "spans", [span_id for span_id, _ in items])
-            for span_id, fields in items:
-                await _upsert_span(conn, span_id, fields)
+            await _merge_batch(conn, _SPANS, items)
 
         await self._write(work)
 
     async def write_scores(self, entity: str, scores: Sequence[ScoreWrite]) -> None:
         """Feedback scores on traces or spans (`entity`); a score replaces one of the same name."""
-
-        in_order = sorted(scores, key=lambda score: (score.id, score.name))  # stable: last wins
+        # In key order, so batches never lock in a cycle; a stable sort keeps the last copy last.
+        in_order = sorted(scores, key=lambda score: (score.id, score.name))
+        rows = [
+            (entity, score.id, score.name, score.value, _json(score_document(score)))
+            for score in in_order
+        ]
 
         async def work(conn: Conn) -> None:
-            for score in in_order:
-                await conn.execute(
+            async with conn.cursor() as cursor:
+                await cursor.executemany(
                     "INSERT INTO scores (entity, entity_id, name, value, data) "
                     "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (entity, entity_id, name) "
                     "DO UPDATE SET value = excluded.value, data = excluded.data",
-                    (entity, score.id, score.name, score.value, _json(score_document(score))),
+                    rows,
                 )
 
         await self._write(work, trim=False)
@@ -164,71 +179,96 @@ def _json(value: Any) -> Json:
     return Json(value, dumps=dumps)
 
 
-async def _lock_in_order(conn: Conn, table: str, ids: list[str]) -> None:
-    """Lock a batch's stored rows by id order first, so two batches holding the same rows in
-    opposite orders queue one behind the other instead of deadlocking. The batch then applies
-    in its own order (which sets insertion order, as in SQLite)."""
-    if len(set(ids)) > 1:
-        await conn.execute(
-            f"SELECT 1 FROM {table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (sorted(set(ids)),)
+@dataclass(frozen=True)
+class _Table:
+    """How one kind of document is stored: its table, derived columns and when it is kept."""
+
+    name: str
+    columns: tuple[str, ...]
+    derive: Callable[[dict[str, Any]], tuple[Any, ...]]
+    keeps: Callable[[dict[str, Any]], bool]
+
+    def insert(self) -> str:
+        names = ", ".join(("id", *self.columns, "data"))
+        marks = ", ".join("%s" for _ in range(len(self.columns) + 2))
+        return (
+            f"INSERT INTO {self.name} ({names}) VALUES ({marks}) "
+            "ON CONFLICT (id) DO NOTHING RETURNING id"
         )
 
+    def update(self) -> str:
+        assignments = ", ".join(f"{column} = %s" for column in (*self.columns, "data"))
+        return f"UPDATE {self.name} SET {assignments} WHERE id = %s"
 
-async def _locked(conn: Conn, table: str, entity_id: str) -> dict[str, Any] | None:
-    """The stored document, its row locked until the transaction ends; None if there is none."""
-    cursor = await conn.execute(f"SELECT data FROM {table} WHERE id = %s FOR UPDATE", (entity_id,))
-    row = await cursor.fetchone()
-    return row["data"] if row else None
-
-
-async def _inserted(conn: Conn, sql: str, params: Sequence[Any]) -> bool:
-    """Insert a new row; False when another writer's row with that id came first."""
-    cursor = await conn.execute(sql + " ON CONFLICT (id) DO NOTHING RETURNING seq", params)
-    return await cursor.fetchone() is not None
+    def row(self, entity_id: str, data: dict[str, Any]) -> tuple[Any, ...]:
+        return (entity_id, *self.derive(data), _json(data))
 
 
-async def _upsert_trace(conn: Conn, trace_id: str, fields: dict[str, Any]) -> None:
+_TRACES = _Table(
+    "traces",
+    ("project_name", "name", "start_time", "has_error", "text"),
+    trace_columns,
+    lambda data: True,
+)
+_SPANS = _Table(
+    "spans",
+    ("trace_id", "start_time", "has_error"),
+    span_columns,
+    lambda data: bool(data.get("trace_id")),  # a span update naming no trace needs its span
+)
+
+
+async def _merge_batch(
+    conn: Conn, table: _Table, items: list[tuple[str, dict[str, Any]]]
+) -> dict[str, dict[str, Any]]:
+    """Apply a batch's writes in order; the documents written, by id."""
+    cursor = await conn.execute(
+        f"SELECT id, data FROM {table.name} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+        (sorted({entity_id for entity_id, _ in items}),),
+    )
+    stored = {row["id"]: row["data"] for row in await cursor.fetchall()}
+    written: dict[str, dict[str, Any]] = {}  # first kept write first: the insertion order
+    for entity_id, fields in items:
+        data = merged(written.get(entity_id, stored.get(entity_id)), entity_id, fields)
+        if table.keeps(data):
+            written[entity_id] = data
+    new = [entity_id for entity_id in written if entity_id not in stored]
+    inserted: set[str] = set()
+    async with conn.cursor() as cursor:
+        if new:
+            rows = [table.row(entity_id, written[entity_id]) for entity_id in new]
+            await cursor.executemany(table.insert(), rows, returning=True)
+            while True:
+                inserted.update(row["id"] for row in await cursor.fetchall())
+                if not cursor.nextset():
+                    break
+        updates = [(*table.row(i, written[i])[1:], i) for i in written if i in stored]
+        if updates:
+            await cursor.executemany(table.update(), updates)
+    for entity_id in new:
+        if entity_id not in inserted:  # another replica inserted it since: merge into its row
+            data = None
+            for fields in (f for i, f in items if i == entity_id):
+                data = await _merge_one(conn, table, entity_id, fields) or data
+            written[entity_id] = data or written[entity_id]
+    return written
+
+
+async def _merge_one(
+    conn: Conn, table: _Table, entity_id: str, fields: dict[str, Any]
+) -> dict[str, Any] | None:
+    """One write, row by row: the document written, or None when it is not kept."""
     while True:
-        stored = await _locked(conn, "traces", trace_id)
-        data = merged(stored, trace_id, fields)
-        if stored is not None:
-            await conn.execute(
-                "UPDATE traces SET project_name = %s, name = %s, start_time = %s, "
-                "has_error = %s, text = %s, data = %s WHERE id = %s",
-                (*trace_columns(data), _json(data), trace_id),
-            )
-            break
-        insert = (
-            "INSERT INTO traces (id, project_name, name, start_time, has_error, text, data) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        cursor = await conn.execute(
+            f"SELECT data FROM {table.name} WHERE id = %s FOR UPDATE", (entity_id,)
         )
-        if await _inserted(conn, insert, (trace_id, *trace_columns(data), _json(data))):
-            break
-    if "tags" in fields:
-        await conn.execute("DELETE FROM trace_tags WHERE trace_id = %s", (trace_id,))
-        async with conn.cursor() as cursor:
-            await cursor.executemany(
-                "INSERT INTO trace_tags (trace_id, tag) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                [(trace_id, tag) for tag in data.get("tags") or []],
-            )
-
-
-async def _upsert_span(conn: Conn, span_id: str, fields: dict[str, Any]) -> None:
-    while True:
-        stored = await _locked(conn, "spans", span_id)
-        data = merged(stored, span_id, fields)
-        if not data.get("trace_id"):
-            return
-        if stored is not None:
-            await conn.execute(
-                "UPDATE spans SET trace_id = %s, start_time = %s, has_error = %s, data = %s "
-                "WHERE id = %s",
-                (*span_columns(data), _json(data), span_id),
-            )
-            return
-        insert = (
-            "INSERT INTO spans (id, trace_id, start_time, has_error, data) "
-            "VALUES (%s, %s, %s, %s, %s)"
-        )
-        if await _inserted(conn, insert, (span_id, *span_columns(data), _json(data))):
-            return
+        row = await cursor.fetchone()
+        data = merged(row["data"] if row else None, entity_id, fields)
+        if not table.keeps(data):
+            return None
+        if row is not None:
+            await conn.execute(table.update(), (*table.row(entity_id, data)[1:], entity_id))
+            return data
+        cursor = await conn.execute(table.insert(), table.row(entity_id, data))
+        if await cursor.fetchone() is not None:
+            return data
