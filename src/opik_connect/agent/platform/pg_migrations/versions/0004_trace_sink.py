@@ -4,6 +4,7 @@ The same tables as the SQLite sink (agent/traces/sink_store_sqlite.py), read wit
 (sink_store_logic.py): `seq` is the insertion order retention drops by, `data` the merged
 document as `json` (key order kept, as SQLite's text keeps it), and the other columns are
 derived from it for the filters. `scores.value` is double precision, as SQLite's REAL.
+traces_by_start is in the order a listing reads (newest first, traces without a start last).
 
 Revision ID: 0004
 Revises: 0003
@@ -27,7 +28,7 @@ CREATE TABLE traces (
     text TEXT NOT NULL DEFAULT '',
     data JSON NOT NULL
 );
-CREATE INDEX traces_by_start ON traces (start_time);
+CREATE INDEX traces_by_start ON traces (start_time DESC NULLS LAST, seq DESC);
 CREATE INDEX traces_by_name ON traces (name, start_time);
 CREATE TABLE trace_tags (
     trace_id TEXT NOT NULL,
