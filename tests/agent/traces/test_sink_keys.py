@@ -49,6 +49,9 @@ def test_a_grant_points_at_the_platform_host_the_daemon_dialed() -> None:
     assert sink.verify_tls
     lax = granted_sink("wss://platform.example:8765", grant, verify_tls=False)
     assert lax is not None and not lax.verify_tls, "checked as the link's certificate was"
+    behind_a_tls_proxy = grant.model_copy(update={"tls": False})
+    sink = granted_sink("wss://platform.example", behind_a_tls_proxy)
+    assert sink is not None and sink.url == "https://platform.example:9100/api"
 
 
 def test_a_daemon_renews_its_key_near_expiry_and_no_key_outlives_a_day() -> None:

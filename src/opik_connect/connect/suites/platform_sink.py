@@ -21,14 +21,16 @@ def granted_sink(
 ) -> TraceSink | None:
     """The sink a remote platform granted in its Welcome: its port on the host the daemon dialed,
     with the runner's sink key (writes only), its certificate checked as the link's was. None
-    without a grant."""
+    without a grant. Over TLS when the grant says so, or when the link itself is (wss://: a proxy
+    in front of the platform terminates TLS for the sink's port too), so a key never travels in
+    clear text."""
     if grant is None:
         return None
     host = urlsplit(platform_url).hostname
     if not host:
         return None
     host = f"[{host}]" if ":" in host else host
-    scheme = "https" if grant.tls else "http"
+    scheme = "https" if grant.tls or platform_url.startswith("wss://") else "http"
     return TraceSink(f"{scheme}://{host}:{grant.port}/api", grant.key, verify_tls)
 
 
