@@ -55,6 +55,14 @@ class ProjectConfig(BaseModel):
         description="The platform's trace sink port (for a proxy in front of it); default: a "
         "free one.",
     )
+    sink_public_port: int | None = Field(
+        None,
+        alias="sink-public-port",
+        ge=1,
+        le=65535,
+        description="The port daemons reach the trace sink on (a proxy's), granted to them "
+        "instead of the sink's own; default: the sink's own.",
+    )
     suite_project: str | None = Field(
         None, alias="suite-project", description="Opik project for suite runs' traces."
     )

@@ -1,6 +1,7 @@
 """`opik-connect platform --sink-port` (or `[tool.opik-connect] sink-port`) puts the trace sink on
-a port a team's proxy can forward; without it the sink takes a free port, as before. A real
-platform subprocess; the SDK's write route answers on the chosen port with the usual token."""
+a port a team's proxy can forward; without it the sink takes a free port, as before. With
+`--sink-public-port`, daemons are granted the proxy's port instead. A real platform subprocess;
+the SDK's write route answers on the chosen port with the usual token."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from platform_api_testkit import make_git_repo
-from platform_process_kit import WITHIN_S, PlatformProcess
+from platform_process_kit import WITHIN_S, PlatformProcess, paired_link
 
 from opik_connect.config import ConfigError, load_project_config
 
@@ -62,6 +63,21 @@ async def test_sink_port_option_puts_the_trace_sink_on_that_port(
         assert await platform.terminate() == 0
 
 
+async def test_daemons_are_granted_the_public_sink_port_a_proxy_listens_on(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    port = free_port()
+    platform = await PlatformProcess.start(
+        env, tmp_path, 0, "--sink-port", str(port), "--sink-public-port", "9443"
+    )
+    try:
+        assert await sink_port_of(platform) == port
+        async with paired_link(platform, {}, tmp_path / "pairings.json") as link:
+            assert link.trace_sink is not None and link.trace_sink.port == 9443
+    finally:
+        assert await platform.terminate() == 0
+
+
 async def test_sink_port_comes_from_the_project_config_and_the_option_wins(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -106,7 +122,8 @@ def test_a_taken_sink_port_is_a_usage_error_naming_the_sink(
     assert f"trace sink: cannot listen on 127.0.0.1:{port}" in done.stderr
 
 
-def test_a_sink_port_out_of_range_in_the_config_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text("[tool.opik-connect]\nsink-port = 70000\n")
-    with pytest.raises(ConfigError, match="sink-port"):
+@pytest.mark.parametrize("key", ["sink-port", "sink-public-port"])
+def test_a_sink_port_out_of_range_in_the_config_is_refused(tmp_path: Path, key: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(f"[tool.opik-connect]\n{key} = 70000\n")
+    with pytest.raises(ConfigError, match=key):
         load_project_config(tmp_path)

@@ -33,6 +33,7 @@ from opik_connect.agent.platform.run_file import SERVER_RUN_FILE_NAME, PlatformR
 from opik_connect.agent.platform.server import Platform, RunnerInfo
 from opik_connect.agent.platform.services import (
     SINK_PORT_OVERRIDE,
+    SINK_PUBLIC_PORT_OVERRIDE,
     STORE_OVERRIDE,
     platform_services_part,
 )
@@ -146,6 +147,16 @@ def serve_platform(
             "default: the project's `sink-port` setting, else a free one.",
         ),
     ] = None,
+    sink_public_port: Annotated[
+        int | None,
+        typer.Option(
+            "--sink-public-port",
+            min=1,
+            max=65535,
+            help="The port daemons reach the sink on, when a proxy fronts it on another port; "
+            "default: the project's `sink-public-port` setting, else the sink's own.",
+        ),
+    ] = None,
 ) -> None:
     """Listen for daemons until SIGTERM or Ctrl-C (which drain; a second one stops at once)."""
     if ctx.invoked_subcommand is not None:
@@ -182,7 +193,7 @@ def serve_platform(
                 token.strip() if token else None,
                 proxies,
                 store,
-                sink_port,
+                (sink_port, sink_public_port),
             )
         )
     except StoreError as exc:
@@ -235,7 +246,7 @@ async def _serve(
     token: str | None,
     trusted_proxies: frozenset[str],
     store: str | None = None,
-    sink_port: int | None = None,
+    sink_ports: tuple[int | None, int | None] = (None, None),
 ) -> None:
     from opik_connect.agent.platform.metrics import PlatformMetrics
     from opik_connect.agent.platform.ops_http import MetricsListener
@@ -256,7 +267,8 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, signals.put_nowait, sig)
     STORE_OVERRIDE.set(store)
-    SINK_PORT_OVERRIDE.set(sink_port)
+    SINK_PORT_OVERRIDE.set(sink_ports[0])
+    SINK_PUBLIC_PORT_OVERRIDE.set(sink_ports[1])
     await setup_platform(platform)
     metrics = PlatformMetrics(platform)
     listener = (

@@ -58,6 +58,7 @@ class PlatformServices:
         env: Mapping[str, str] | None = None,
         sink_host: str = "127.0.0.1",
         sink_port: int = 0,
+        sink_public_port: int | None = None,
     ) -> None:
         """Sessions run Ollie (model from config, key from env) unless a driver is given.
 
@@ -74,6 +75,7 @@ class PlatformServices:
         self._env = env
         self._sink_host = sink_host
         self._sink_port = sink_port
+        self._sink_public_port = sink_public_port
         self.router: ReplicaRouter | None = None
         self.store: PlatformStore | None = None
         self.trace_sink: TraceSinkServer | None = None
@@ -140,13 +142,15 @@ class PlatformServices:
         platform.http_api = self.http_api
 
     def _grant(self, runner_id: str, link_key: bytes) -> TraceSinkGrant | None:
-        """A fresh sink key for the runner saying hello: writes only, for KEY_TTL_S."""
+        """A fresh sink key for the runner saying hello: writes only, for KEY_TTL_S. The port is
+        the public one when a proxy fronts the sink (the daemon dials it on the platform's host)."""
         sink = self.trace_sink
         if sink is None:
             return None
         expires_at = int(time.time()) + KEY_TTL_S
         key = issue_sink_key(runner_id, link_key, expires_at)
-        return TraceSinkGrant(port=sink.port, tls=sink.tls, key=key, expires_at=expires_at)
+        port = self._sink_public_port or sink.port
+        return TraceSinkGrant(port=port, tls=sink.tls, key=key, expires_at=expires_at)
 
     async def aclose(self) -> None:
         if self._unsubscribe is not None:
@@ -182,6 +186,10 @@ STORE_OVERRIDE: ContextVar[str | None] = ContextVar("opik_connect_store", defaul
 """`opik-connect platform --store`: set around setup_platform, it wins over the config's `store`."""
 SINK_PORT_OVERRIDE: ContextVar[int | None] = ContextVar("opik_connect_sink_port", default=None)
 """`opik-connect platform --sink-port`: likewise, over the config's `sink-port`."""
+SINK_PUBLIC_PORT_OVERRIDE: ContextVar[int | None] = ContextVar(
+    "opik_connect_sink_public_port", default=None
+)
+"""`opik-connect platform --sink-public-port`: likewise, over the config's `sink-public-port`."""
 
 
 async def platform_services_part(platform: Platform) -> None:
@@ -191,7 +199,8 @@ async def platform_services_part(platform: Platform) -> None:
     .opik/traces; elsewhere (a standalone platform), the defaults. Both also fetch traces from the
     Opik server named by OPIK_URL_OVERRIDE. The store is STORE_OVERRIDE, else the project's
     `store`, else the state dir's SQLite file; the sink's port is SINK_PORT_OVERRIDE, else the
-    project's `sink-port`, else a free one. The services live as long as the process.
+    project's `sink-port`, else a free one (and the port granted to daemons likewise, from
+    `sink-public-port`). The services live as long as the process.
     """
     root = await asyncio.to_thread(enclosing_work_tree, Path.cwd())
     config = await asyncio.to_thread(load_project_config, root) if root else ProjectConfig()
@@ -203,5 +212,10 @@ async def platform_services_part(platform: Platform) -> None:
     if sink_port is None:
         sink_port = config.sink_port or 0
     await PlatformServices(
-        config=config, traces=traces, store=store, sink_host=platform.host, sink_port=sink_port
+        config=config,
+        traces=traces,
+        store=store,
+        sink_host=platform.host,
+        sink_port=sink_port,
+        sink_public_port=SINK_PUBLIC_PORT_OVERRIDE.get() or config.sink_public_port,
     ).setup(platform)
