@@ -73,7 +73,8 @@ async def test_daemons_are_granted_the_public_sink_port_a_proxy_listens_on(
     try:
         assert await sink_port_of(platform) == port
         async with paired_link(platform, {}, tmp_path / "pairings.json") as link:
-            assert link.trace_sink is not None and link.trace_sink.port == 9443
+            grant = link.trace_sink()
+            assert grant is not None and grant.port == 9443
     finally:
         assert await platform.terminate() == 0
 

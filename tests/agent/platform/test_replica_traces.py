@@ -22,11 +22,11 @@ from replica_testkit import replica
 
 from opik_connect.agent.platform.server import Platform
 from opik_connect.agent.platform.services import PlatformServices
-from opik_connect.agent.traces.sink_keys import issue_sink_key
 from opik_connect.agent.traces.sink_models import TraceFilter
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.agent.traces.trace_search import search_traces
 from opik_connect.link.auth import new_activation_key
+from opik_connect.link.sink_key import issue_sink_key
 
 pytest.importorskip("opik")
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_ambient_settings")]

@@ -11,14 +11,14 @@ from opik_connect.protocol import TraceSinkGrant
 LINK_KEYS = {"runner-a": b"a" * 32, "runner-b": b"b" * 32}
 
 
-async def link_key(runner_id: str) -> bytes | None:
+async def link_key_of(runner_id: str) -> bytes | None:
     return LINK_KEYS.get(runner_id)
 
 
 async def test_a_key_names_its_runner_until_it_expires() -> None:
     key = issue_sink_key("runner-a", LINK_KEYS["runner-a"], 1000)
-    assert (await check_sink_key(key, link_key, 999)).runner_id == "runner-a"
-    assert "expired" in ((await check_sink_key(key, link_key, 1000)).problem or "")
+    assert (await check_sink_key(key, link_key_of, 999)).runner_id == "runner-a"
+    assert "expired" in ((await check_sink_key(key, link_key_of, 1000)).problem or "")
     prefix, expires, mac, runner = key.split(".", 3)
     for changed in (
         f"{prefix}.{expires}.{mac}.runner-b",  # another runner's name on it
@@ -26,11 +26,11 @@ async def test_a_key_names_its_runner_until_it_expires() -> None:
         f"{prefix}.{expires}.{mac[:-2]}AA.{runner}",
         f"{prefix}.{expires}.{mac}.runner-gone",
     ):
-        assert (await check_sink_key(changed, link_key, 0)).runner_id is None, changed
+        assert (await check_sink_key(changed, link_key_of, 0)).runner_id is None, changed
 
 
 async def test_the_operator_token_and_runner_keys_are_told_apart() -> None:
-    auth = SinkAuth("operator-token", link_key, clock=lambda: 0)
+    auth = SinkAuth("operator-token", link_key_of, clock=lambda: 0)
     key = issue_sink_key("runner-b", LINK_KEYS["runner-b"], 10)
     assert (await auth.caller({"authorization": "operator-token"})).operator
     assert (await auth.caller({"authorization": f"Bearer {key}"})).runner_id == "runner-b"
@@ -54,7 +54,7 @@ def test_a_grant_points_at_the_platform_host_the_daemon_dialed() -> None:
     assert sink is not None and sink.url == "https://platform.example:9100/api"
 
 
-def test_a_daemon_renews_its_key_near_expiry_and_no_key_outlives_a_day() -> None:
+async def test_a_daemon_renews_its_key_near_expiry_and_no_key_outlives_a_day() -> None:
     link_key = LINK_KEYS["runner-a"]
     grant = TraceSinkGrant(
         port=9100, key=issue_sink_key("runner-a", link_key, KEY_TTL_S), expires_at=KEY_TTL_S
@@ -63,7 +63,8 @@ def test_a_daemon_renews_its_key_near_expiry_and_no_key_outlives_a_day() -> None
     now = KEY_TTL_S - 10
     renewed = fresh_grant(grant, "runner-a", link_key, now)
     assert (renewed.port, renewed.expires_at) == (9100, now + KEY_TTL_S)
-    assert check_sink_key(renewed.key, LINK_KEYS.get, now).runner_id == "runner-a"
-    assert check_sink_key(grant.key, LINK_KEYS.get, KEY_TTL_S).runner_id is None
+    assert (await check_sink_key(renewed.key, link_key_of, now)).runner_id == "runner-a"
+    assert (await check_sink_key(grant.key, link_key_of, KEY_TTL_S)).runner_id is None
     too_long = issue_sink_key("runner-a", link_key, now + 2 * KEY_TTL_S)
-    assert "longer than a day" in (check_sink_key(too_long, LINK_KEYS.get, now).problem or "")
+    refused = await check_sink_key(too_long, link_key_of, now)
+    assert "longer than a day" in (refused.problem or "")

@@ -84,8 +84,12 @@ async def test_a_paired_remote_daemon_logs_suite_traces_with_its_runner_key(
     assert after == [], "a refused write stores nothing"
     assert "longer than a day" in refusals["key living two days"][1]["message"]
     assert renewed.key != grant.key and renewed.expires_at > grant.expires_at
-    link_key = platform.link_key(daemon.identity.runner_id)
-    accepted = check_sink_key(renewed.key, lambda runner: link_key, later)
+    link_key = await platform.link_key(daemon.identity.runner_id)
+
+    async def paired_key(runner_id: str) -> bytes | None:
+        return link_key
+
+    accepted = await check_sink_key(renewed.key, paired_key, later)
     assert accepted.runner_id == daemon.identity.runner_id, "the daemon's own renewal is valid"
 
 

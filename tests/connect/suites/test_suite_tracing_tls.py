@@ -12,7 +12,7 @@ from tls_testkit import self_signed_context
 
 from opik_connect.agent.traces.sink_http import TraceSinkServer
 from opik_connect.agent.traces.sink_models import TraceFilter
-from opik_connect.agent.traces.sink_store import SinkStore
+from opik_connect.agent.traces.sink_store_sqlite import SqliteSinkStore
 from opik_connect.config import OpikSettings, ProjectConfig
 from opik_connect.connect.suites.suite_tracing import TraceSink, suite_tracing
 
@@ -23,7 +23,7 @@ LOG_ONE_TRACE = "import opik\nclient = opik.Opik()\nclient.trace(name='{name}')\
 
 
 async def test_an_insecure_link_lets_the_sdk_log_to_a_self_signed_sink(tmp_path: Path) -> None:
-    store = await SinkStore.open(tmp_path / "traces.sqlite3")
+    store = await SqliteSinkStore.open(tmp_path / "traces.sqlite3")
     try:
         async with TraceSinkServer(
             store, "platform-token", ssl_context=self_signed_context(tmp_path)
