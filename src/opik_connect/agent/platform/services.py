@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from opik_connect.agent.ollie.loop import OllieLimits
 from opik_connect.agent.ollie.sessions import OllieSessions, SessionDriver, ollie_driver
+from opik_connect.agent.platform.arrival_order import ArrivalOrder
 from opik_connect.agent.platform.http_api import PlatformHttpApi
 from opik_connect.agent.platform.runner_router import RunnerRouter
 from opik_connect.agent.platform.server import Platform, RunnerHandle
@@ -108,8 +109,12 @@ class PlatformServices:
         self._traces.sink = sink_store
         platform.grant_trace_sink(self._grant)
 
+        in_order = ArrivalOrder()
+
         def record(runner: RunnerHandle, type_name: str, event: BaseModel):
-            return store.record_event(runner.runner_id, event)
+            return in_order.after_previous(
+                runner.runner_id, store.record_event(runner.runner_id, event)
+            )
 
         self._unsubscribe = platform.subscribe(record)
         driver = self._driver or ollie_driver(
