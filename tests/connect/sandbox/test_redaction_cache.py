@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from opik_connect.connect.sandbox.redaction_cache import RedactionCache, content_key
+from opik_connect.connect.sandbox.redaction_cache import RedactionCache, content_key, entry_bytes
 from opik_connect.connect.sandbox.search_scan import REDACTIONS, _redacted, secret_rule_lines
 
 KEY = 'api_key = "sk-ant-' + "a" * 30 + '"\n'
@@ -21,10 +21,10 @@ def test_same_shape_other_value_is_redacted_afresh() -> None:
 
 
 def test_cache_drops_least_recently_used_past_its_budget() -> None:
-    cache = RedactionCache(max_bytes=300)
+    cache = RedactionCache(max_bytes=entry_bytes(((0, 1, b"a" * 100),)) * 5 // 2)
     for name in (b"a", b"b", b"c"):
         cache.put(content_key(name), ((0, 1, name * 100),))
     assert cache.get(content_key(b"a")) is None
     assert cache.get(content_key(b"c")) == ((0, 1, b"c" * 100),)
-    cache.put(content_key(b"huge"), ((0, 1, b"x" * 400),))
+    cache.put(content_key(b"huge"), ((0, 1, b"x" * 1000),))
     assert cache.get(content_key(b"huge")) is None

@@ -8,7 +8,12 @@ from collections import OrderedDict
 
 Splice = tuple[int, int, bytes]
 """Bytes [start, end) of the raw text are replaced by the given bytes (one redacted line)."""
-MAX_CACHED_SPLICE_BYTES = 8 << 20
+MAX_CACHED_SPLICE_BYTES = 4 << 20
+"""The cache's budget, counted as the memory its entries take (their Python objects too)."""
+ENTRY_OVERHEAD_BYTES = 200
+"""An entry's key, its slot and its tuple of splices."""
+SPLICE_OVERHEAD_BYTES = 160
+"""One splice's tuple, its two ints and its bytes' header (the text is counted apart)."""
 
 
 def content_key(raw: bytes) -> bytes:
@@ -26,9 +31,14 @@ def apply_splices(raw: bytes, splices: tuple[Splice, ...]) -> bytes:
     return b"".join([*pieces, raw[done:]])
 
 
+def entry_bytes(splices: tuple[Splice, ...]) -> int:
+    """What one entry costs in memory: 25,000 short splices cost more than their text."""
+    return ENTRY_OVERHEAD_BYTES + sum(SPLICE_OVERHEAD_BYTES + len(new) for _, _, new in splices)
+
+
 class RedactionCache:
-    """Least recently used first out, bounded by the bytes of the redacted lines it holds;
-    shared by the searches' worker threads."""
+    """Least recently used first out, bounded by the memory its entries take; shared by the
+    searches' worker threads."""
 
     def __init__(self, max_bytes: int = MAX_CACHED_SPLICE_BYTES) -> None:
         self.max_bytes = max_bytes
@@ -44,7 +54,7 @@ class RedactionCache:
             return splices
 
     def put(self, key: bytes, splices: tuple[Splice, ...]) -> None:
-        size = 64 + sum(len(new) for _, _, new in splices)
+        size = entry_bytes(splices)
         with self._lock:
             if key in self._entries or size > self.max_bytes:
                 return
@@ -52,4 +62,4 @@ class RedactionCache:
             self._bytes += size
             while self._bytes > self.max_bytes:
                 _, old = self._entries.popitem(last=False)
-                self._bytes -= 64 + sum(len(new) for _, _, new in old)
+                self._bytes -= entry_bytes(old)

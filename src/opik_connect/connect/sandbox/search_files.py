@@ -12,6 +12,7 @@ from pathlib import Path
 
 from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_line_search
 from opik_connect.connect.sandbox.listing import Listing, ListingCache
+from opik_connect.connect.sandbox.malloc_tuning import fix_malloc_thresholds
 from opik_connect.connect.sandbox.policy import SENSITIVE_NAME_GLOBS, PathPolicy, compile_glob
 from opik_connect.connect.sandbox.repo_files import RepoFiles
 from opik_connect.connect.sandbox.ripgrep import rg_files_with_matches
@@ -55,6 +56,7 @@ class FileSearch:
         self.rg = rg
         self.secrets = SecretIndex(policy, lambda: listings.index.watched)
         """The files redaction changes, with their redacted lines (the watcher keeps it current)."""
+        fix_malloc_thresholds()  # what a search over a large tree frees goes back to the system
 
     async def search(self, pattern: str, glob: str | None, rel_dir: str) -> SearchFilesResult:
         """The first page at once; at the time limit, what was found so far (truncated)."""

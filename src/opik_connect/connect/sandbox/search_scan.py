@@ -10,7 +10,11 @@ import time
 from dataclasses import dataclass, field
 
 from opik_connect.connect.sandbox.file_window import READ_CHUNK_BYTES
-from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_line_search
+from opik_connect.connect.sandbox.linear_regex import (
+    OWN_PATTERN_BYTES,
+    LinearRegex,
+    compile_line_search,
+)
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.connect.sandbox.redaction_cache import (
     RedactionCache,
@@ -80,15 +84,21 @@ def read_for_search(policy: PathPolicy, rel: str, visible: frozenset[str]) -> by
 
 def secret_rule_lines() -> LinearRegex:
     """SECRET_CANDIDATE for one scan. Compiled afresh (half a millisecond) so that its DFA
-    cache, which grows by some 15 MB over a large tree, goes with the scan."""
-    return compile_line_search(SECRET_CANDIDATE)
+    cache, which grows over a large tree, goes with the scan."""
+    return compile_line_search(SECRET_CANDIDATE, max_mem=OWN_PATTERN_BYTES)
 
 
 def redaction_splices(
-    raw: bytes, rules: LinearRegex, stop: threading.Event, deadline: float
+    raw: bytes,
+    rules: LinearRegex,
+    stop: threading.Event,
+    deadline: float,
+    *,
+    remember: bool = True,
 ) -> tuple[Splice, ...]:
     """What redaction changes in the text, one splice per changed line. Text without any hint
-    of a secret has none; what redaction changed in a text is cached by its content."""
+    of a secret has none; what redaction changed in a text is cached by its content (unless
+    not `remember`: a pass over a whole tree would only push the searches' entries out)."""
     if not might_contain_secret(raw):
         return ()
     key = content_key(raw)
@@ -98,7 +108,8 @@ def redaction_splices(
             splices = _key_block_splices(raw, stop, deadline)
         else:
             splices = _rule_line_splices(raw, rules, stop, deadline)
-        REDACTIONS.put(key, splices)
+        if remember:
+            REDACTIONS.put(key, splices)
     return splices
 
 

@@ -4,44 +4,34 @@ tests its pattern against those lines instead of reading every file that holds a
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from opik_connect.connect.sandbox.linear_regex import LinearRegex
+from opik_connect.connect.sandbox.malloc_tuning import release_freed_memory
 from opik_connect.connect.sandbox.policy import PathPolicy
-from opik_connect.connect.sandbox.redaction_cache import Splice
 from opik_connect.connect.sandbox.search_scan import (
     SearchStopped,
     read_for_search,
     redaction_splices,
     secret_rule_lines,
 )
+from opik_connect.connect.sandbox.secret_redaction import forget_hint_states
 from opik_connect.connect.sandbox.visible_index import REBUILD_AFTER_S
 
 MAX_DIRTY_PATHS = 1000
 """More changed paths than this are looked at by one pass over the whole root."""
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, where the C library has one."""
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
 Finder = Callable[[list[str] | None], Awaitable[list[str]]]
 """The files where ripgrep finds SECRET_CANDIDATE among the given paths (None: the root)."""
 
 
 class SecretIndex:
-    """For every file where redaction changes a line, what it changes (the splices, shared
-    with the redaction cache), so a search can match the redacted lines.
+    """For every file where redaction changes a line, those lines as redacted (one bytes per
+    file: 25,000 changed lines cost their text, not a tuple each), so a search can match them.
 
     A file where SECRET_CANDIDATE finds nothing reads the same redacted as raw, so one ripgrep
     pass over the root finds every file to read and redact here. Then the watcher's batches
@@ -54,7 +44,7 @@ class SecretIndex:
     def __init__(self, policy: PathPolicy, watched: Callable[[], bool]) -> None:
         self.policy = policy
         self._watched = watched
-        self._splices: dict[str, tuple[Splice, ...]] = {}
+        self._lines: dict[str, bytes] = {}
         self._built_at = float("-inf")
         self._dirty: set[str] = set()
         self._running: asyncio.Future[None] | None = None
@@ -101,23 +91,21 @@ class SecretIndex:
         targets = None if full else sorted(p for p in dirty if self._readable(p))
         try:
             found = await find(targets) if targets != [] else []
-            splices = await self._changes(found, visible) if found else {}
+            lines = await self._changes(found, visible) if found else {}
         except BaseException:
             self._dirty |= dirty
             raise
         if full:
-            self._splices, self._built_at = splices, started
+            self._lines, self._built_at = lines, started
         else:
             for path in dirty:
-                self._splices.pop(path, None)
-            self._splices.update(splices)
+                self._lines.pop(path, None)
+            self._lines.update(lines)
 
     def _readable(self, path: str) -> bool:
         return not self.policy.is_sensitive(path) and self.policy.regular_file(path)
 
-    async def _changes(
-        self, paths: list[str], visible: frozenset[str]
-    ) -> dict[str, tuple[Splice, ...]]:
+    async def _changes(self, paths: list[str], visible: frozenset[str]) -> dict[str, bytes]:
         stop = threading.Event()
         try:
             return await asyncio.to_thread(_changes, self.policy, paths, visible, stop)
@@ -127,11 +115,7 @@ class SecretIndex:
     def files_matching(self, regex: LinearRegex) -> list[str]:
         """The files with a line that redaction changes into one `regex` matches (each file's
         lines as one text, a line each: the pattern never matches across a line end)."""
-        return [
-            path
-            for path, splices in self._splices.items()
-            if regex.search(b"\n".join(new for _, _, new in splices)) is not None
-        ]
+        return [path for path, lines in self._lines.items() if regex.search(lines) is not None]
 
 
 def _changes(
@@ -139,17 +123,30 @@ def _changes(
     paths: list[str],
     visible: frozenset[str],
     stop: threading.Event,
-) -> dict[str, tuple[Splice, ...]]:
-    """What redaction changes in each file, for the files where it changes any (worker thread).
-    Reading a large tree leaves glibc holding the freed pages: they go back to the system."""
-    out: dict[str, tuple[Splice, ...]] = {}
+) -> dict[str, bytes]:
+    """The lines redaction changes in each file, as redacted and joined by newlines, for the
+    files where it changes any (worker thread). Once a pass over a large tree is done (its
+    RE2 rules freed too), the pages it freed go back to the system."""
+    out = _changed_lines(policy, paths, visible, stop)
+    if len(paths) > MAX_DIRTY_PATHS:
+        forget_hint_states()
+        release_freed_memory()
+    return out
+
+
+def _changed_lines(
+    policy: PathPolicy,
+    paths: list[str],
+    visible: frozenset[str],
+    stop: threading.Event,
+) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
     rules = secret_rule_lines()
     for path in paths:
         if stop.is_set():
             raise SearchStopped
         raw = read_for_search(policy, path, visible)
-        if raw is not None and (splices := redaction_splices(raw, rules, stop, math.inf)):
-            out[path] = splices
-    if len(paths) > MAX_DIRTY_PATHS and _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+        splices = redaction_splices(raw, rules, stop, math.inf, remember=False) if raw else ()
+        if splices:
+            out[path] = b"\n".join(new for _, _, new in splices)
     return out

@@ -9,8 +9,11 @@ pattern is bounded, so no file content can make redaction backtrack for long.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from opik_connect.connect.sandbox.linear_regex import (
+    OWN_PATTERN_BYTES,
+    LinearRegex,
     compile_line_search,
     compile_linear,
     finds,
@@ -60,7 +63,6 @@ _HINT_SOURCE = (
 SECRET_HINT = _HINT_SOURCE
 """A regex (in the syntax both Python and ripgrep read) that matches somewhere in any text that
 `redact` would change: text without a match is returned as it is."""
-_HINT = compile_linear(_HINT_SOURCE)
 _KIND_HINTS: dict[str, str | re.Pattern[str]] = {
     "anthropic_key": "sk-ant-",
     "openai_key": "sk-",
@@ -85,8 +87,6 @@ _KIND_HINTS: dict[str, str | re.Pattern[str]] = {
 }
 """Each provider pattern's own necessary literal: a line that trips the shared hint (a URL, an
 assignment) runs only the patterns whose literal it holds. A kind without an entry always runs."""
-_HINT_BYTES = compile_linear(_HINT_SOURCE, as_bytes=True)
-_NAME_HINT_BYTES = compile_linear(_NAME_HINT_SOURCE, as_bytes=True)
 _PROVIDER_RULES = tuple(
     (pattern, f"[REDACTED:{kind}]", _KIND_HINTS.get(kind)) for kind, pattern in PROVIDER_KEYS
 )
@@ -154,11 +154,33 @@ first character, a key block has a BEGIN or END line, a key body line is bare ba
 file where it finds nothing reads the same redacted as raw; and in a file without key
 markers, where redaction works line by line, so does a line."""
 
-_HINT_START = match_start(_HINT_BYTES)
-_CANDIDATE_IN_LINE = finds(compile_line_search(SECRET_CANDIDATE))
-"""Whether SECRET_CANDIDATE matches in one line (UTF-8): redaction of text without key markers
-leaves a line where it does not as it is. Asked only of the lines the hint matches, so its DFA
-sees few of a file's lines."""
+_Hints = tuple[
+    LinearRegex, LinearRegex, LinearRegex, Callable[[bytes, int], int], Callable[[bytes], bool]
+]
+
+
+def _hint_patterns() -> _Hints:
+    """The hint for str and for bytes, the secret-name hint, where the hint starts, and whether
+    SECRET_CANDIDATE matches in one line (UTF-8): redaction of text without key markers leaves
+    a line where it does not as it is (asked only of the lines the hint matches)."""
+    hint_bytes = compile_linear(_HINT_SOURCE, as_bytes=True, max_mem=OWN_PATTERN_BYTES)
+    return (
+        compile_linear(_HINT_SOURCE, max_mem=OWN_PATTERN_BYTES),
+        hint_bytes,
+        compile_linear(_NAME_HINT_SOURCE, as_bytes=True, max_mem=OWN_PATTERN_BYTES),
+        match_start(hint_bytes),
+        finds(compile_line_search(SECRET_CANDIDATE, max_mem=OWN_PATTERN_BYTES)),
+    )
+
+
+_HINT, _HINT_BYTES, _NAME_HINT_BYTES, _HINT_START, _CANDIDATE_IN_LINE = _hint_patterns()
+
+
+def forget_hint_states() -> None:
+    """Compile the hints afresh, so that the DFA states a pass over a whole tree grew in them
+    (some 7 MB) go with that pass. A call under way keeps the patterns it started with."""
+    global _HINT, _HINT_BYTES, _NAME_HINT_BYTES, _HINT_START, _CANDIDATE_IN_LINE
+    _HINT, _HINT_BYTES, _NAME_HINT_BYTES, _HINT_START, _CANDIDATE_IN_LINE = _hint_patterns()
 
 
 def might_contain_secret(text: str | bytes) -> bool:

@@ -1,0 +1,102 @@
+"""What the daemon keeps after a search: no compiled pattern outlives its search, the secret
+index holds each file's redacted lines as one text (as the scan would redact them), and a
+pass over a whole tree leaves the redaction cache and the hints' states as they were."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import threading
+from pathlib import Path
+
+import re2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opik_connect.connect.sandbox import secret_redaction
+from opik_connect.connect.sandbox.linear_regex import compile_line_search, compile_linear
+from opik_connect.connect.sandbox.malloc_tuning import (
+    fix_malloc_thresholds,
+    release_freed_memory,
+)
+from opik_connect.connect.sandbox.policy import PathPolicy
+from opik_connect.connect.sandbox.search_scan import (
+    REDACTIONS,
+    read_for_search,
+    redaction_splices,
+    secret_rule_lines,
+)
+from opik_connect.connect.sandbox.search_secrets import _changes
+
+LINES = [
+    "import os",
+    'AWS = "AKIAB234567890ABCDEF"',
+    'api_key = "sk-ant-' + "a" * 30 + '"',
+    "url = 'https://user:hunter22@example.com/x'",
+    "token_count = 3",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "MIIEowIBAAKCAQEA1234567890abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS",
+    "-----END RSA PRIVATE KEY-----",
+    'password: "correct horse battery"',
+    "",
+]
+
+
+def test_a_compiled_pattern_is_not_kept_after_its_search() -> None:
+    cached = re2._Regexp._make.cache_info().currsize
+    first = compile_line_search("TimeoutError")
+    assert compile_line_search("TimeoutError") is not first
+    compile_linear("a.*b", as_bytes=True)
+    assert re2._Regexp._make.cache_info().currsize == cached
+
+
+def test_the_hints_compiled_afresh_answer_the_same() -> None:
+    texts = [line.encode() for line in LINES] + [b"nothing here", b"x://y"]
+    before = [secret_redaction.might_contain_secret(t) for t in texts]
+    old = secret_redaction._HINT_BYTES
+    secret_redaction.forget_hint_states()
+    assert secret_redaction._HINT_BYTES is not old
+    assert [secret_redaction.might_contain_secret(t) for t in texts] == before
+    assert secret_redaction.redact("\n".join(LINES)) == secret_redaction.redact("\n".join(LINES))
+
+
+def test_malloc_settings_apply_on_glibc_and_never_raise() -> None:
+    fix_malloc_thresholds()
+    release_freed_memory()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(LINES), max_size=8), min_size=1, max_size=6))
+def test_the_index_holds_the_lines_redaction_changes_and_caches_nothing(
+    files: list[list[str]],
+) -> None:
+    """Equivalent to the splices it replaced (one text per file, the changed lines as
+    redacted, in order), and the pass leaves the searches' redaction cache alone."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        paths = []
+        for i, lines in enumerate(files):
+            path = f"f{i}.py"
+            (root / path).write_text("\n".join(lines) + "\n")
+            paths.append(path)
+        policy = PathPolicy(root, [])
+        visible = frozenset(paths)
+        cached = len(REDACTIONS._entries)
+        found = _changes(policy, paths, visible, threading.Event())
+        assert len(REDACTIONS._entries) == cached
+        rules, stop = secret_rule_lines(), threading.Event()
+        expected = {}
+        for path in paths:
+            raw = read_for_search(policy, path, visible)
+            assert raw is not None
+            splices = redaction_splices(raw, rules, stop, math.inf, remember=False)
+            if splices:
+                expected[path] = b"\n".join(new for _, _, new in splices)
+        assert found == expected
+        for path, text in found.items():
+            if "PRIVATE KEY" in (root / path).read_text():
+                continue  # key blocks: a block open at the end redacts the empty last piece too
+            redacted = secret_redaction.redact((root / path).read_text())[0].split("\n")
+            raw_lines = (root / path).read_text().split("\n")
+            changed = [new for old, new in zip(raw_lines, redacted, strict=True) if new != old]
+            assert text == "\n".join(changed).encode()
