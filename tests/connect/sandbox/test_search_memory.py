@@ -20,6 +20,7 @@ from opik_connect.connect.sandbox.malloc_tuning import (
     release_freed_memory,
 )
 from opik_connect.connect.sandbox.policy import PathPolicy
+from opik_connect.connect.sandbox.redaction_cache import content_key
 from opik_connect.connect.sandbox.search_scan import (
     REDACTIONS,
     read_for_search,
@@ -82,8 +83,9 @@ def test_the_index_holds_the_lines_redaction_changes_and_caches_nothing(
         policy = PathPolicy(root, [])
         visible = frozenset(paths)
         cached = len(REDACTIONS._entries)
-        found = _changes(policy, paths, visible, threading.Event())
+        found, seen = _changes(policy, paths, visible, threading.Event(), {})
         assert len(REDACTIONS._entries) == cached
+        assert _changes(policy, paths, visible, threading.Event(), seen) == (found, seen)
         rules, stop = secret_rule_lines(), threading.Event()
         expected = {}
         for path in paths:
@@ -100,3 +102,14 @@ def test_the_index_holds_the_lines_redaction_changes_and_caches_nothing(
             raw_lines = (root / path).read_text().split("\n")
             changed = [new for old, new in zip(raw_lines, redacted, strict=True) if new != old]
             assert text == "\n".join(changed).encode()
+
+
+def test_a_rebuild_reuses_what_a_content_already_read_changed(tmp_path: Path) -> None:
+    """Unwatched, the index is rebuilt every few seconds: unchanged files are not redacted
+    again (the lines kept for their content stand)."""
+    (tmp_path / "a.py").write_text('AWS = "AKIAB234567890ABCDEF"\n')
+    policy, visible = PathPolicy(tmp_path, []), frozenset({"a.py"})
+    raw = read_for_search(policy, "a.py", visible)
+    assert raw is not None
+    known = {content_key(raw): b"kept"}
+    assert _changes(policy, ["a.py"], visible, threading.Event(), known)[0] == {"a.py": b"kept"}

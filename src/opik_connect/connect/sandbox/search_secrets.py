@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from opik_connect.connect.sandbox.linear_regex import LinearRegex
 from opik_connect.connect.sandbox.malloc_tuning import release_freed_memory
 from opik_connect.connect.sandbox.policy import PathPolicy
+from opik_connect.connect.sandbox.redaction_cache import content_key
 from opik_connect.connect.sandbox.search_scan import (
     SearchStopped,
     read_for_search,
@@ -45,6 +46,9 @@ class SecretIndex:
         self.policy = policy
         self._watched = watched
         self._lines: dict[str, bytes] = {}
+        self._by_content: dict[bytes, bytes] = {}
+        """Content key -> its changed lines (b"" for none), for every file the last pass read:
+        a rebuild (every REBUILD_AFTER_S when unwatched) redacts only what changed since."""
         self._built_at = float("-inf")
         self._dirty: set[str] = set()
         self._running: asyncio.Future[None] | None = None
@@ -91,13 +95,14 @@ class SecretIndex:
         targets = None if full else sorted(p for p in dirty if self._readable(p))
         try:
             found = await find(targets) if targets != [] else []
-            lines = await self._changes(found, visible) if found else {}
+            lines, seen = await self._changes(found, visible) if found else ({}, {})
         except BaseException:
             self._dirty |= dirty
             raise
         if full:
-            self._lines, self._built_at = lines, started
+            self._lines, self._by_content, self._built_at = lines, seen, started
         else:
+            self._by_content.update(seen)
             for path in dirty:
                 self._lines.pop(path, None)
             self._lines.update(lines)
@@ -105,10 +110,13 @@ class SecretIndex:
     def _readable(self, path: str) -> bool:
         return not self.policy.is_sensitive(path) and self.policy.regular_file(path)
 
-    async def _changes(self, paths: list[str], visible: frozenset[str]) -> dict[str, bytes]:
+    async def _changes(
+        self, paths: list[str], visible: frozenset[str]
+    ) -> tuple[dict[str, bytes], dict[bytes, bytes]]:
         stop = threading.Event()
+        known = self._by_content
         try:
-            return await asyncio.to_thread(_changes, self.policy, paths, visible, stop)
+            return await asyncio.to_thread(_changes, self.policy, paths, visible, stop, known)
         finally:
             stop.set()
 
@@ -123,15 +131,17 @@ def _changes(
     paths: list[str],
     visible: frozenset[str],
     stop: threading.Event,
-) -> dict[str, bytes]:
+    known: dict[bytes, bytes],
+) -> tuple[dict[str, bytes], dict[bytes, bytes]]:
     """The lines redaction changes in each file, as redacted and joined by newlines, for the
-    files where it changes any (worker thread). Once a pass over a large tree is done (its
+    files where it changes any (worker thread); and each content key read with its lines.
+    A content in `known` is not redacted again. Once a pass over a large tree is done (its
     RE2 rules freed too), the pages it freed go back to the system."""
-    out = _changed_lines(policy, paths, visible, stop)
+    found = _changed_lines(policy, paths, visible, stop, known)
     if len(paths) > MAX_DIRTY_PATHS:
         forget_hint_states()
         release_freed_memory()
-    return out
+    return found
 
 
 def _changed_lines(
@@ -139,14 +149,23 @@ def _changed_lines(
     paths: list[str],
     visible: frozenset[str],
     stop: threading.Event,
-) -> dict[str, bytes]:
+    known: dict[bytes, bytes],
+) -> tuple[dict[str, bytes], dict[bytes, bytes]]:
     out: dict[str, bytes] = {}
+    seen: dict[bytes, bytes] = {}
     rules = secret_rule_lines()
     for path in paths:
         if stop.is_set():
             raise SearchStopped
         raw = read_for_search(policy, path, visible)
-        splices = redaction_splices(raw, rules, stop, math.inf, remember=False) if raw else ()
-        if splices:
-            out[path] = b"\n".join(new for _, _, new in splices)
-    return out
+        if raw is None:
+            continue
+        key = content_key(raw)
+        lines = known.get(key)
+        if lines is None:
+            splices = redaction_splices(raw, rules, stop, math.inf, remember=False)
+            lines = b"\n".join(new for _, _, new in splices)
+        seen[key] = lines
+        if lines:
+            out[path] = lines
+    return out, seen
