@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -47,21 +47,7 @@ class PostgresPlatformStore(SqlPlatformStore):
     @classmethod
     async def open(cls, url: str, *, max_size: int = POOL_MAX_SIZE) -> PostgresPlatformStore:
         """Migrate to the newest schema, then open the pool; StoreError if either fails."""
-        await asyncio.to_thread(upgrade_schema, url)
-        pool = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=max_size,
-            open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            timeout=CONNECT_TIMEOUT_S,
-        )
-        try:
-            await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-        except psycopg.Error as exc:
-            await pool.close()
-            raise StoreError(f"cannot connect to {redact_url(url)}: {exc}") from exc
-        return cls(url, pool)
+        return cls(url, await open_migrated_pool(url, max_size))
 
     async def close(self) -> None:
         await self._pool.close()
@@ -141,3 +127,26 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def open_migrated_pool(
+    url: str, max_size: int, configure: Callable[[Any], Awaitable[None]] | None = None
+) -> AsyncConnectionPool:
+    """Migrate the database to the newest schema, then open a pool of autocommit, dict-row
+    connections to it (each set up by `configure`); StoreError if either fails."""
+    await asyncio.to_thread(upgrade_schema, url)
+    pool = AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        configure=configure,
+        timeout=CONNECT_TIMEOUT_S,
+    )
+    try:
+        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+    except psycopg.Error as exc:
+        await pool.close()
+        raise StoreError(f"cannot connect to {redact_url(url)}: {exc}") from exc
+    return pool

@@ -13,18 +13,15 @@ what SQLite would.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
-from opik_connect.agent.platform.store_postgres import redact_url, upgrade_schema
-from opik_connect.agent.platform.store_schema import StoreError
+from opik_connect.agent.platform.store_postgres import open_migrated_pool, redact_url
 from opik_connect.agent.traces.sink_models import (
     ScoreWrite,
     SpanUpdate,
@@ -45,7 +42,6 @@ from opik_connect.agent.traces.sink_store_logic import (
 )
 
 POOL_MAX_SIZE = 5
-CONNECT_TIMEOUT_S = 10
 WRITE_ATTEMPTS = 5
 """Two replicas' batches may lock the same rows in opposite orders; PostgreSQL then aborts one
 (a deadlock), which is retried whole: its transaction rolled back, so nothing is applied twice."""
@@ -80,21 +76,7 @@ class PostgresSinkStore(SqlSinkReads):
         cls, url: str, *, max_traces: int = DEFAULT_MAX_TRACES, max_size: int = POOL_MAX_SIZE
     ) -> PostgresSinkStore:
         """Migrate to the newest schema, then open the pool; StoreError if either fails."""
-        await asyncio.to_thread(upgrade_schema, url)
-        pool = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=max_size,
-            open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            configure=_no_jit,
-            timeout=CONNECT_TIMEOUT_S,
-        )
-        try:
-            await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-        except psycopg.Error as exc:
-            await pool.close()
-            raise StoreError(f"cannot connect to {redact_url(url)}: {exc}") from exc
+        pool = await open_migrated_pool(url, max_size, configure=_no_jit)
         return cls(url, pool, max_traces)
 
     @property
