@@ -125,6 +125,13 @@ def is_postgres_url(location: str | Path | None) -> bool:
     return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
 
 
+def postgres_extra_missing(exc: ImportError) -> StoreError:
+    return StoreError(
+        f"a PostgreSQL store needs the postgres extra ({exc.name} is missing):"
+        " pip install 'opik-connect[postgres]'"
+    )
+
+
 async def open_platform_store(location: str | Path | None = None) -> PlatformStore:
     """A postgresql:// URL opens (and migrates) PostgreSQL; a path, or None for the state dir's
     file, opens SQLite. StoreError when the store cannot be used."""
@@ -132,10 +139,7 @@ async def open_platform_store(location: str | Path | None = None) -> PlatformSto
         try:
             from opik_connect.agent.platform.store_postgres import PostgresPlatformStore
         except ImportError as exc:
-            raise StoreError(
-                f"a PostgreSQL store needs the postgres extra ({exc.name} is missing):"
-                " pip install 'opik-connect[postgres]'"
-            ) from exc
+            raise postgres_extra_missing(exc) from exc
         return await PostgresPlatformStore.open(str(location))
     from opik_connect.agent.platform.store_sqlite import SqlitePlatformStore
 

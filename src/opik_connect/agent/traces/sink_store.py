@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from opik_connect.agent.platform.store import is_postgres_url
-from opik_connect.agent.platform.store_schema import StoreError
+from opik_connect.agent.platform.store import is_postgres_url, postgres_extra_missing
 from opik_connect.agent.traces.sink_models import (
     ScoreWrite,
     SpanUpdate,
@@ -72,10 +71,7 @@ async def open_sink_store(
         try:
             from opik_connect.agent.traces.sink_store_postgres import PostgresSinkStore
         except ImportError as exc:
-            raise StoreError(
-                f"a PostgreSQL store needs the postgres extra ({exc.name} is missing):"
-                " pip install 'opik-connect[postgres]'"
-            ) from exc
+            raise postgres_extra_missing(exc) from exc
         return await PostgresSinkStore.open(str(location), max_traces=max_traces)
     path = Path(location).with_name(SINK_FILENAME) if location else None
     return await SqliteSinkStore.open(path, max_traces=max_traces)
