@@ -11,6 +11,7 @@ import io
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from link_testkit import pre_pair_project
 from platform_api_testkit import EmbeddedPlatform, embedded_platform, make_git_repo
@@ -118,6 +119,12 @@ async def team_platform(repo: Path) -> AsyncIterator[tuple[Platform, PlatformSer
 
 
 def daemon_on(repo: Path, platform: Platform) -> tuple[Daemon, FixParts]:
+    return daemon_dialing(repo, platform.url)
+
+
+def daemon_dialing(repo: Path, url: str, **link: Any) -> tuple[Daemon, FixParts]:
+    """A real daemon for `repo` dialing `url`, with its fixes parts, no terminal and short
+    outbox and ack intervals; `link` passes on to Daemon (its backoff, say)."""
     fixes = FixParts(
         console=Console(file=io.StringIO()),
         terminal=False,
@@ -126,7 +133,7 @@ def daemon_on(repo: Path, platform: Platform) -> tuple[Daemon, FixParts]:
         ack_timeout_s=0.5,
     )
     daemon = Daemon(
-        repo, ProjectConfig(), platform_url=platform.url, handlers=None, parts=fixes.parts
+        repo, ProjectConfig(), platform_url=url, handlers=None, parts=fixes.parts, **link
     )
     return daemon, fixes
 

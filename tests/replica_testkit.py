@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import time
 import uuid
@@ -19,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from fix_flow_testkit import daemon_dialing
 from platform_process_kit import PlatformProcess
-from rich.console import Console
 
 from opik_connect.agent.platform.replica_router import ReplicaRouter
 from opik_connect.agent.platform.replica_wire import APPLICATION_PREFIX
@@ -28,7 +27,7 @@ from opik_connect.agent.platform.server import Platform
 from opik_connect.agent.platform.services import PlatformServices
 from opik_connect.agent.platform.store_postgres import PostgresPlatformStore
 from opik_connect.agent.platform.store_records import SessionRecord
-from opik_connect.config import ProjectConfig, user_state_dir
+from opik_connect.config import user_state_dir
 from opik_connect.connect.daemon import Daemon, stable_runner_id
 from opik_connect.connect.fixes.daemon_wiring import FixParts
 from opik_connect.link.auth import PairingStore, new_activation_key
@@ -109,23 +108,8 @@ async def pair_behind(platform: Platform, url: str, repo: Path) -> str:
 
 
 def daemon_at(repo: Path, url: str) -> tuple[Daemon, FixParts]:
-    """A real daemon for `repo` dialing `url`, with its fixes parts and no terminal."""
-    fixes = FixParts(
-        console=Console(file=io.StringIO()),
-        terminal=False,
-        judge=None,
-        outbox_interval_s=0.1,
-        ack_timeout_s=0.5,
-    )
-    daemon = Daemon(
-        repo,
-        ProjectConfig(),
-        platform_url=url,
-        handlers=None,
-        parts=fixes.parts,
-        backoff_max_s=0.5,
-    )
-    return daemon, fixes
+    """A real daemon for `repo` dialing `url`; it retries quickly when a replica goes away."""
+    return daemon_dialing(repo, url, backoff_max_s=0.5)
 
 
 class SwitchProxy:
