@@ -56,3 +56,10 @@ def test_a_read_result_takes_the_fast_spelling_and_the_same_text() -> None:
     payload = {"ok": True, "result": result, "error": None}
     assert canonical_json(payload) == REFERENCE.encode(payload)
     assert json.loads(canonical_json(payload)) == payload
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(values, st.floats(), st.lists(st.floats(), max_size=3)))
+def test_any_value_is_spelled_as_json_spells_it(value: object) -> None:
+    """The prebuilt encoder keeps json's options for every value, NaN and infinities too."""
+    assert canonical_json(value) == REFERENCE.encode(value)

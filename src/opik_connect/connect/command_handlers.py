@@ -22,7 +22,8 @@ class InlineHandler:
     None when it must wait (for git, a worker thread), and the link then awaits it as usual.
 
     Answered in the receive loop, a fast command costs no task, no worker slot and no extra
-    turn of the event loop; `now` must answer exactly as awaiting the handler would.
+    turn of the event loop; `now` must answer exactly as awaiting the handler would. It runs
+    outside `serving`: a handler that needs its command id (for idempotency) is not inline.
     """
 
     def __init__(
@@ -78,7 +79,8 @@ def _lookup(
 def _success(type_name: str, result_type: type[BaseModel], result: BaseModel) -> dict[str, Any]:
     if not isinstance(result, result_type):
         raise TypeError(f"{type_name} handler returned {type(result).__name__}")
-    return {"ok": True, "result": result.model_dump(mode="json"), "error": None}
+    dumped = result.__pydantic_serializer__.to_python(result, mode="json")  # model_dump's core
+    return {"ok": True, "result": dumped, "error": None}
 
 
 def _failure(type_name: str, exc: Exception) -> dict[str, Any]:

@@ -397,8 +397,7 @@ class DaemonLink:
     def _on_event(self, event: LinkEvent) -> None:
         """What the session asks of us."""
         if isinstance(event, RunCommand):
-            with serving(event.command_id):
-                payload = run_handler_now(self.handlers, event.type_name, event.payload)
+            payload = run_handler_now(self.handlers, event.type_name, event.payload)
             if payload is not None:  # answered at once: no task, no worker slot
                 self.session.command_done(event.command_id, payload)
             else:

@@ -18,7 +18,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
 
@@ -109,17 +109,23 @@ _json_str = json.encoder.encode_basestring
 below are spelled field by field with it, not through the encoder, on every frame."""
 
 
+_KINDS = frozenset(get_args(FrameKind))
+"""Frame kinds, spelled by json as they are (no escapes): put in the heads without escaping."""
+
+
 def _sign(
     key: bytes, conn_id: str, kind: str, type_: str, id_: str, seq: int, payload_json: str
 ) -> str:
     """HMAC over canonical_json([kind, type_, id_, seq, conn_id, payload]), spelled from the
     payload's canonical JSON so a sender serialises the payload once for signing and sending."""
     if type(seq) is int:
-        head = f"[{_json_str(kind)},{_json_str(type_)},{_json_str(id_)},{seq},{_json_str(conn_id)}"
+        head = f'["{kind}",{_json_str(type_)},{_json_str(id_)},{seq},{_json_str(conn_id)}'
+        if kind not in _KINDS:
+            head = canonical_json([kind, type_, id_, seq, conn_id])[:-1]
     else:
         head = canonical_json([kind, type_, id_, seq, conn_id])[:-1]
     message = f"{head},{payload_json}]".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()
 
 
 class FrameSigner:
@@ -184,9 +190,9 @@ class FrameSigner:
 
 def _text_head(v: int, kind: str, type_: str, id_: str, seq: int, sig: str) -> str:
     """What seal_text puts before the payload: the other fields, canonical, payload last."""
-    if type(v) is int and type(seq) is int:
+    if type(v) is int and type(seq) is int and kind in _KINDS:
         return (
-            f'{{"id":{_json_str(id_)},"kind":{_json_str(kind)},"seq":{seq},'
+            f'{{"id":{_json_str(id_)},"kind":"{kind}","seq":{seq},'
             f'"sig":{_json_str(sig)},"type":{_json_str(type_)},"v":{v},"payload":'
         )
     head = canonical_json({"v": v, "kind": kind, "type": type_, "id": id_, "seq": seq, "sig": sig})

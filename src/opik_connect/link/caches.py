@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -32,12 +31,6 @@ class BoundedIds:
         return len(self._ids)
 
 
-@dataclass(frozen=True)
-class Sized(Generic[V]):
-    value: V
-    size: int
-
-
 class ByteBoundedMap(Generic[V]):
     """Entries in insertion order, each with its size in bytes, the oldest evicted beyond
     max_bytes: a peer that never stops sending cannot grow this without bound."""
@@ -45,26 +38,28 @@ class ByteBoundedMap(Generic[V]):
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._entries: OrderedDict[str, Sized[V]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[V, int]] = OrderedDict()
+        """Key -> (value, its size counted against max_bytes)."""
 
     def put(self, key: str, value: V, size: int) -> None:
         self.pop(key)
-        self._entries[key] = Sized(value, size + len(key))
-        self.bytes += size + len(key)
+        size += len(key)
+        self._entries[key] = (value, size)
+        self.bytes += size
         while self.bytes > self.max_bytes and self._entries:
-            _, oldest = self._entries.popitem(last=False)
-            self.bytes -= oldest.size
+            _, (_, oldest_size) = self._entries.popitem(last=False)
+            self.bytes -= oldest_size
 
     def get(self, key: str) -> V | None:
         entry = self._entries.get(key)
-        return None if entry is None else entry.value
+        return None if entry is None else entry[0]
 
     def pop(self, key: str) -> V | None:
         entry = self._entries.pop(key, None)
         if entry is None:
             return None
-        self.bytes -= entry.size
-        return entry.value
+        self.bytes -= entry[1]
+        return entry[0]
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries

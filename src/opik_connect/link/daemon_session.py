@@ -24,7 +24,7 @@ from typing import Any
 from opik_connect.link.auth import FrameSigner
 from opik_connect.link.caches import ByteBoundedMap
 from opik_connect.link.frames import failed, parse_model
-from opik_connect.link.outbox import Outbox, OutboxEntry
+from opik_connect.link.outbox import Outbox, OutboxEntry, utf8_size
 from opik_connect.link.session import LinkEvent, LinkSession
 from opik_connect.protocol import (
     MAX_FRAME_BYTES,
@@ -74,6 +74,8 @@ class CancelCommand(LinkEvent):
 
 @dataclass(frozen=True)
 class EventAcked(LinkEvent):
+    """The platform acked this event (results are acked too, but nobody waits on those)."""
+
     event_id: str
 
 
@@ -217,7 +219,8 @@ class DaemonSession(LinkSession):
             entry = self.outbox.pop(msg_id)
             if entry is not None and entry.kind == "result":
                 self.done.put(msg_id, entry, entry.size)
-            elif entry is not None:
+                continue  # nobody waits on a result's Ack: no event for it
+            if entry is not None:
                 self.acked_events.put(msg_id, None, 0)
             self._events.append(EventAcked(msg_id))
         self._release_held()
@@ -228,7 +231,7 @@ class DaemonSession(LinkSession):
         text = self._seal(entry.kind, entry.type_name, msg_id, entry.payload_json)
         if text is None:
             return
-        if len(text.encode()) > MAX_FRAME_BYTES:
+        if utf8_size(text) > MAX_FRAME_BYTES:
             if entry.kind != "result":
                 kind, type_name = entry.kind, entry.type_name
                 log.error("dropping %s %s: over %d bytes", kind, type_name, MAX_FRAME_BYTES)

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from opik_connect.protocol import FrameKind
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     """One buffered frame: its payload is kept as the canonical JSON that is signed and sent."""
 
     kind: FrameKind
     type_name: str
     payload_json: str
+    size: int = field(init=False)
+    """The payload's UTF-8 size, counted once: the outbox and the caches budget by it."""
 
-    @property
-    def size(self) -> int:
-        return len(self.payload_json.encode())
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", utf8_size(self.payload_json))
+
+
+def utf8_size(text: str) -> int:
+    """len(text.encode()) without encoding an ASCII text (most frames) again."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 class Outbox:

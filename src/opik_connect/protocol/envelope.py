@@ -36,8 +36,8 @@ LONG_TEXT_CHARS = 1024
 def canonical_json(value: Any) -> str:
     """One spelling per value, so both sides sign the same bytes."""
     if type(value) is dict and _holds_long_text(value):
-        return "".join(_long_text_encoder()(value, 0))
-    return _CANONICAL.encode(value)
+        return "".join(_LONG_TEXT_ENCODER(value, 0))
+    return "".join(_ENCODER(value, 0))
 
 
 def json_string(text: str) -> str:
@@ -65,6 +65,13 @@ def _holds_long_text(value: dict[str, Any]) -> bool:
     return False
 
 
-def _long_text_encoder() -> Any:
-    """json's C encoder with _CANONICAL's options and json_string for every string."""
-    return c_make_encoder({}, _CANONICAL.default, json_string, None, ":", ",", True, False, True)
+_ENCODER: Any = c_make_encoder(
+    None, _CANONICAL.default, _spell_string, None, ":", ",", True, False, True
+)
+"""json's C encoder with _CANONICAL's options, as _CANONICAL.encode builds it on every call.
+Built once: with no markers dict (no cycle check: a payload is a tree of JSON values) it keeps
+no state between calls."""
+_LONG_TEXT_ENCODER: Any = c_make_encoder(
+    None, _CANONICAL.default, json_string, None, ":", ",", True, False, True
+)
+"""_ENCODER, but every string is spelled by json_string."""

@@ -100,7 +100,8 @@ class RunnerHandle(CommandCalls):
         """Send one command and await its result; BridgeError carries the daemon's code."""
         if type_name not in COMMANDS:
             raise BridgeError(ErrorCode.UNKNOWN_TYPE, f"unknown command type {type_name!r}")
-        return await self.call_raw(type_name, args.model_dump(mode="json"), timeout_s=timeout_s)
+        payload = args.__pydantic_serializer__.to_python(args, mode="json")  # model_dump's core
+        return await self.call_raw(type_name, payload, timeout_s=timeout_s)
 
     async def call_raw(
         self, type_name: str, payload: dict, *, timeout_s: float | None = None
@@ -137,7 +138,8 @@ class RunnerHandle(CommandCalls):
         finally:
             self._results.pop(command_id, None)
             self.session.forget(command_id)
-            self._driver.changed()
+            if self.session.has_data_to_send:  # a frame the cancelled send_now left behind
+                self._driver.changed()
             seconds = time.perf_counter() - started
             self._finished(CommandDone(self.runner_id, type_name, command_id, seconds, result))
 
