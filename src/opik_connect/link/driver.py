@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Callable
 
@@ -39,11 +40,15 @@ class SessionDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closed = False
+        self._sock: socket.socket | None = None
+        self._in_turn = False
+        self._corked = False
 
     def attach(self, ws: Connection) -> None:
         """Frames go to `ws` from now on, written by one task in the order they were sealed."""
         self.ws = ws
         self._closed = False
+        self._sock = _corkable(ws)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
 
@@ -111,9 +116,31 @@ class SessionDriver:
                 ws = self.ws
                 if ws is None:
                     continue
+                self._coalesce(len(texts))
                 for text in texts:
                     with contextlib.suppress(ConnectionClosed):
                         await ws.send(text)
+
+    def _coalesce(self, count: int) -> None:
+        """The first flush in a turn of the event loop goes out at once; frames flushed after
+        it in the same turn (a burst of commands, or the answers to the commands that arrived
+        together) are corked until the turn ends, so they cross in a few segments instead of
+        costing each side a send and a wake-up per frame."""
+        if self._sock is None:
+            return
+        if not self._in_turn:
+            self._in_turn = True
+            asyncio.get_running_loop().call_soon(self._end_turn)
+            if count == 1:
+                return
+        if not self._corked:
+            self._corked = _set_cork(self._sock, True)
+
+    def _end_turn(self) -> None:
+        self._in_turn = False
+        if self._corked and self._sock is not None:
+            _set_cork(self._sock, False)
+        self._corked = False
 
     def _arm(self) -> None:
         """A timer at the session's next deadline. One armed earlier is kept: when it fires
@@ -131,3 +158,23 @@ class SessionDriver:
         self._timer = self._timer_at = None
         self.session.tick(self.clock())
         self.changed()
+
+
+def _corkable(ws: Connection) -> socket.socket | None:
+    """The connection's TCP socket when the OS can cork it (Linux); None otherwise."""
+    if not hasattr(socket, "TCP_CORK"):
+        return None
+    sock = ws.transport.get_extra_info("socket") if ws.transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    return sock
+
+
+def _set_cork(sock: socket.socket, on: bool) -> bool:
+    """Cork or uncork; False when the socket is gone (the connection's end is handled
+    elsewhere)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, int(on))
+    except OSError:
+        return False
+    return on
