@@ -155,9 +155,13 @@ class DaemonProcess:
         runner = await asyncio.wait_for(self.platform.wait_runner(runner_id), 60)
         return runner, time.perf_counter() - started
 
-    def rss_mb(self) -> float:
+    @property
+    def pid(self) -> int:
         assert self.proc is not None
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return self.proc.pid
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.pid}/status").read_text()
         line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
         return int(line.split()[1]) / 1024
 
@@ -200,6 +204,20 @@ async def echo_client(content: str) -> tuple[Timed, Callable[[int], Awaitable[fl
         return p99(list(await asyncio.gather(*(one(i) for i in range(n)))))
 
     return once, concurrent, server
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (clock ticks, 10 ms: time many calls)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_per_call(call: Timed, pid: int, n: int) -> tuple[float, float]:
+    """CPU per call, in µs, of process `pid` (the answering side) and of this one."""
+    remote, local = cpu_seconds(pid), time.process_time()
+    for _ in range(n):
+        await call()
+    return (cpu_seconds(pid) - remote) / n * 1e6, (time.process_time() - local) / n * 1e6
 
 
 def process_times(cmd: list[str], reps: int) -> float:
@@ -320,6 +338,20 @@ async def bench(opts: argparse.Namespace) -> None:
                     opts.reps * 30,
                 )
                 row(f"{label} ({path}), p50", load, found)
+                if path == clean:
+                    load = quiet(opts.quiet_load, opts.quiet_wait)
+                    calls = opts.reps * 200
+                    daemon_cpu = await cpu_per_call(
+                        lambda a=read_args: runner.read_file(a), daemon.pid, calls
+                    )
+                    echo_cpu = await cpu_per_call(echo, server.pid, calls)  # type: ignore[attr-defined]
+                    print(
+                        f"| CPU per ReadFile (where the p50 goes) | daemon {daemon_cpu[0]:.0f} µs"
+                        f" + platform {daemon_cpu[1]:.0f} µs | echo server {echo_cpu[0]:.0f} µs"
+                        f" + client {echo_cpu[1]:.0f} µs | "
+                        f"{sum(daemon_cpu) / sum(echo_cpu):.2f}× | load {load:.2f} |",
+                        flush=True,
+                    )
                 if path == tripping:
                     load = quiet(opts.quiet_load, opts.quiet_wait)
                     ours, base = [], []
