@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opik_connect.connect.websocket_client import LinkError, check_url_policy
+from opik_connect.connect.platform_url import LinkError, check_url_policy
 
 
 @pytest.mark.parametrize(

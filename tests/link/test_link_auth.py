@@ -22,13 +22,8 @@ from opik_connect.agent.platform.cli import (
 )
 from opik_connect.agent.platform.server import Platform
 from opik_connect.cli_errors import CliError
-from opik_connect.connect.websocket_client import (
-    DaemonLink,
-    LinkError,
-    LinkState,
-    check_url_policy,
-    link_compression,
-)
+from opik_connect.connect.platform_url import LinkError, check_url_policy, link_compression
+from opik_connect.connect.websocket_client import DaemonLink, LinkState
 from opik_connect.link.auth import (
     FrameSigner,
     PairingRecord,

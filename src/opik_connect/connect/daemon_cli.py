@@ -134,7 +134,7 @@ def _run(
     from opik_connect.config import load_project_config
     from opik_connect.connect.daemon import Daemon
     from opik_connect.connect.fixes.daemon_wiring import fix_parts
-    from opik_connect.connect.websocket_client import LinkError
+    from opik_connect.connect.platform_url import LinkError
 
     config = load_project_config(root)
     url = platform or os.environ.get(PLATFORM_ENV) or config.platform

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import random
 import ssl
@@ -18,7 +17,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any, TypedDict
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
@@ -31,6 +29,7 @@ from opik_connect.connect.link_handshake import (
     hello,
     pair,
 )
+from opik_connect.connect.platform_url import LinkError, check_url_policy, link_compression
 from opik_connect.connect.proposals.command_id import serving
 from opik_connect.link.auth import HANDSHAKE_TIMEOUT_S, PairingRecord, PairingStore
 from opik_connect.link.daemon_session import (
@@ -65,12 +64,9 @@ __all__ = [
     "DaemonLink",
     "EventNotAcked",
     "Handler",
-    "LinkError",
     "LinkState",
     "OutboxFull",
     "RunnerIdentity",
-    "check_url_policy",
-    "link_compression",
 ]
 
 StateCallback = Callable[["LinkState", str], None]
@@ -91,48 +87,6 @@ class SendOptions(TypedDict, total=False):
     event_id: str | None
     wait_ack: bool
     ack_timeout_s: float | None
-
-
-class LinkError(Exception):
-    """The link cannot be used as configured (bad URL policy); retrying will not help."""
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_url_policy(url: str, insecure: bool) -> ssl.SSLContext | None:
-    """wss:// verifies certificates; ws:// only to loopback unless insecure was asked for."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port is what rejects 'ws://host:abc'
-    except ValueError as exc:
-        raise LinkError(f"not a valid platform URL {url!r}: {exc}") from None
-    if parts.scheme in ("ws", "wss") and not parts.hostname:
-        raise LinkError(f"platform URL {url!r} names no host")
-    if parts.scheme == "wss":
-        if insecure:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            return context
-        return ssl.create_default_context()
-    if parts.scheme == "ws":
-        if not is_loopback_host(parts.hostname or "") and not insecure:
-            raise LinkError(f"refusing ws:// to non-loopback host {parts.hostname!r}; use wss://")
-        return None
-    raise LinkError(f"platform URL must be ws:// or wss://, got {url!r}")
-
-
-def link_compression(url: str) -> str | None:
-    """permessage-deflate only when the platform is off this machine: on loopback bandwidth is
-    free, and deflating both ways costs more time (~70 us per 4 KiB round trip) than it saves."""
-    return None if is_loopback_host(urlsplit(url).hostname or "") else "deflate"
 
 
 def backoff_delay(attempt: int, initial: float, cap: float) -> float:

@@ -29,7 +29,7 @@ def test_the_start_path_leaves_the_heavy_modules_unloaded(tmp_path: Path) -> Non
         "from opik_connect.config import load_project_config\n"
         "from opik_connect.connect.daemon import Daemon\n"
         "from opik_connect.connect.fixes.daemon_wiring import fix_parts\n"
-        "from opik_connect.connect.websocket_client import LinkError\n"
+        "from opik_connect.connect.websocket_client import DaemonLink\n"
         "from opik_connect.git_runner import find_git_root\n"
         "from opik_connect.connect.daemon_cli import ollie_setup\n"
         "from opik_connect.connect.terminal.ollie_prompt import daemon_asker\n"

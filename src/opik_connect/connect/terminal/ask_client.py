@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from opik_connect.agent.platform.run_file import SERVER_RUN_FILE_NAME, find_run_file
-from opik_connect.connect.websocket_client import LinkError, check_url_policy
+from opik_connect.connect.platform_url import LinkError, check_url_policy
 from opik_connect.protocol import MAX_FRAME_BYTES, AskEvent, AskRequest
 
 PLATFORM_URL_ENV = "OPIK_CONNECT_PLATFORM"
