@@ -37,8 +37,10 @@ from opik_connect.protocol.handshake import (
     PairingConfirmed,
     PairPending,
     PairRequest,
+    TraceSinkAddress,
     TraceSinkGrant,
     Welcome,
+    sink_base_url,
 )
 from opik_connect.protocol.proposals import (
     FileEdit,
@@ -119,10 +121,12 @@ __all__ = [
     "Strict",
     "SuiteResult",
     "SuiteRunSummary",
+    "TraceSinkAddress",
     "TraceSinkGrant",
     "Verification",
     "VerificationStatus",
     "Welcome",
     "canonical_json",
     "json_schema",
+    "sink_base_url",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -66,6 +67,35 @@ class TraceSinkGrant(BaseModel):
     tls: bool = Field(False, description="https, with the platform's certificate.")
     key: str
     expires_at: float
+
+
+def sink_base_url(platform_url: str, port: int, tls: bool) -> str | None:
+    """The sink's base URL (the SDK's OPIK_URL_OVERRIDE) on the host a client reached the
+    platform at, on the port the platform names for it (a proxy's, behind one). Over TLS when
+    the sink serves it, or when the platform was reached over TLS (a proxy in front terminates
+    TLS for the sink's port too), so a key never travels in clear text. None without a host."""
+    parts = urlsplit(platform_url)
+    host = parts.hostname
+    if not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    scheme = "https" if tls or parts.scheme in ("wss", "https") else "http"
+    return f"{scheme}://{host}:{port}/api"
+
+
+class TraceSinkAddress(BaseModel):
+    """`GET /v1/traces/sink`: the sink's own URL, and the port (a proxy's, behind one) and TLS
+    that a client reaching the platform's host logs to, as daemons are granted them."""
+
+    url: str | None = Field(description="The sink's own base URL; None when it runs no sink.")
+    port: int | None = None
+    tls: bool = False
+
+    def base_url(self, platform_url: str) -> str | None:
+        """The base URL for a client that reached the platform at `platform_url`."""
+        if self.url is None or self.port is None:
+            return self.url
+        return sink_base_url(platform_url, self.port, self.tls) or self.url
 
 
 class Welcome(BaseModel):

@@ -5,6 +5,7 @@ the SDK's write route answers on the chosen port with the usual token."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from platform_api_testkit import make_git_repo
 from platform_process_kit import WITHIN_S, PlatformProcess, paired_link
 
 from opik_connect.config import ConfigError, load_project_config
+from opik_connect.protocol import sink_base_url
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -128,3 +130,44 @@ def test_a_sink_port_out_of_range_in_the_config_is_refused(tmp_path: Path, key: 
     (tmp_path / "pyproject.toml").write_text(f"[tool.opik-connect]\n{key} = 70000\n")
     with pytest.raises(ConfigError, match=key):
         load_project_config(tmp_path)
+
+
+async def test_traces_env_names_the_public_port_on_the_host_the_cli_reached(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Behind a proxy, `traces env` points the SDK where daemons log: the platform's host as the
+    CLI reached it, on the public port (before, it named the replica's own sink address)."""
+    platform = await PlatformProcess.start(
+        env, tmp_path, 0, "--sink-port", str(free_port()), "--sink-public-port", "9443"
+    )
+    try:
+        url = platform.url.replace("127.0.0.1", "localhost")
+        cli = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "opik_connect.cli", "traces", "env"),
+            *("--platform", url, "--token", platform.token),
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(cli.communicate(), WITHIN_S)
+        assert cli.returncode == 0, err.decode()
+        assert "export OPIK_URL_OVERRIDE=http://localhost:9443/api" in out.decode().splitlines()
+    finally:
+        assert await platform.terminate() == 0
+
+
+@pytest.mark.parametrize(
+    ("platform_url", "tls", "expected"),
+    [
+        ("ws://127.0.0.1:8765", False, "http://127.0.0.1:9443/api"),
+        ("wss://platform.example.com", False, "https://platform.example.com:9443/api"),
+        ("https://platform.example.com", False, "https://platform.example.com:9443/api"),
+        ("ws://[::1]:8765", True, "https://[::1]:9443/api"),
+        ("ws:///nohost", False, None),
+    ],
+)
+def test_sink_base_url_takes_the_host_and_tls_from_the_platform_url(
+    platform_url: str, tls: bool, expected: str | None
+) -> None:
+    assert sink_base_url(platform_url, 9443, tls) == expected

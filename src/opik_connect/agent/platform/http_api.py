@@ -32,7 +32,14 @@ from opik_connect.agent.platform.http_replies import (
     unauthorized,
 )
 from opik_connect.agent.platform.store import PlatformStore
-from opik_connect.protocol import AskEvent, AskRequest, BridgeError, ErrorBody, ErrorCode
+from opik_connect.protocol import (
+    AskEvent,
+    AskRequest,
+    BridgeError,
+    ErrorBody,
+    ErrorCode,
+    TraceSinkAddress,
+)
 
 API_PREFIX = "/v1/"
 ASK_PATH = "/v1/ask"
@@ -70,7 +77,7 @@ class PlatformHttpApi:
         store: PlatformStore,
         sessions: OllieSessions,
         runners: RunnerList,
-        trace_sink_url: str | None = None,
+        trace_sink: TraceSinkAddress | None = None,
         followers: StoredFollowers | None = None,
     ) -> None:
         """`followers` (a replica's) follow sessions other replicas run; without them, only
@@ -79,7 +86,7 @@ class PlatformHttpApi:
         self._store = store
         self._sessions = sessions
         self._runners = runners
-        self._trace_sink_url = trace_sink_url
+        self._trace_sink = trace_sink
         self._followers = followers
         self._routes: dict[str, Callable[[dict[str, list[str]]], Awaitable[Any]]] = {
             "/v1/runners": self._get_runners,
@@ -237,7 +244,7 @@ class PlatformHttpApi:
 
     async def _get_trace_sink(self, query: dict[str, list[str]]) -> Any:
         """Where the Opik SDK logs to (its OPIK_URL_OVERRIDE; the API key is the same token)."""
-        return {"url": self._trace_sink_url}
+        return (self._trace_sink or TraceSinkAddress(url=None)).model_dump()
 
 
 async def _relay(connection: ServerConnection, events: AsyncIterator[AskEvent]) -> None:

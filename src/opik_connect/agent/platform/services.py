@@ -38,7 +38,7 @@ from opik_connect.agent.traces.sink_store import open_sink_store
 from opik_connect.agent.traces.store import TraceStore
 from opik_connect.config import ProjectConfig, load_project_config
 from opik_connect.link.sink_key import KEY_TTL_S, issue_sink_key
-from opik_connect.protocol import TraceSinkGrant
+from opik_connect.protocol import TraceSinkAddress, TraceSinkGrant
 
 if TYPE_CHECKING:
     from opik_connect.agent.platform.replica_router import ReplicaRouter
@@ -141,10 +141,19 @@ class PlatformServices:
             store=store,
             sessions=self.sessions,
             runners=directory.runners,
-            trace_sink_url=self.trace_sink.url,
+            trace_sink=self._sink_address(),
             followers=self.router.followers if self.router is not None else None,
         )
         platform.http_api = self.http_api
+
+    def _sink_address(self) -> TraceSinkAddress | None:
+        """What `GET /v1/traces/sink` says: the port and TLS daemons are granted, too."""
+        sink = self.trace_sink
+        if sink is None:
+            return None
+        return TraceSinkAddress(
+            url=sink.url, port=self._sink_public_port or sink.port, tls=sink.tls
+        )
 
     def _grant(self, runner_id: str, link_key: bytes) -> TraceSinkGrant | None:
         """A fresh sink key for the runner saying hello: writes only, for KEY_TTL_S. The port is

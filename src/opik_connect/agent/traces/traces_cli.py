@@ -39,6 +39,7 @@ from opik_connect.connect.terminal.ask_client import (
     read_json,
 )
 from opik_connect.git_runner import NotAGitRepository, find_git_root
+from opik_connect.protocol import TraceSinkAddress
 
 traces_app = typer.Typer(
     cls=ConventionGroup,
@@ -67,10 +68,13 @@ def _root() -> Path | None:
 async def sink_address(address: PlatformAddress) -> str:
     """The trace sink's base URL (the SDK's OPIK_URL_OVERRIDE), as the platform names it."""
     body = await read_json(address, "/v1/traces/sink")
-    url = body.get("url") if isinstance(body, dict) else None
+    try:
+        url = TraceSinkAddress.model_validate(body).base_url(address.url)
+    except ValidationError:
+        url = None
     if not url:
         raise TracesCliError(f"the platform at {address.url} runs no trace sink")
-    return str(url)
+    return url
 
 
 def env_lines(sink_url: str, token: str) -> list[str]:

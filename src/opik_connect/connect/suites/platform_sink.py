@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from opik_connect.connect.suites.suite_tracing import TraceSink
 from opik_connect.connect.terminal.ask_client import AskError, PlatformAddress, read_json
-from opik_connect.protocol import TraceSinkGrant
+from opik_connect.protocol import TraceSinkGrant, sink_base_url
 
 if TYPE_CHECKING:
     from opik_connect.connect.daemon import Daemon
@@ -26,12 +25,8 @@ def granted_sink(
     clear text."""
     if grant is None:
         return None
-    host = urlsplit(platform_url).hostname
-    if not host:
-        return None
-    host = f"[{host}]" if ":" in host else host
-    scheme = "https" if grant.tls or platform_url.startswith("wss://") else "http"
-    return TraceSink(f"{scheme}://{host}:{grant.port}/api", grant.key, verify_tls)
+    url = sink_base_url(platform_url, grant.port, grant.tls)
+    return None if url is None else TraceSink(url, grant.key, verify_tls)
 
 
 async def platform_trace_sink(daemon: Daemon) -> TraceSink | None:
