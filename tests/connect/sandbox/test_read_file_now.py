@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.command_handlers import InlineHandler
-from opik_connect.connect.sandbox.read_commands import Sandbox, read_handlers
+from opik_connect.connect.sandbox import file_window
+from opik_connect.connect.sandbox.read_commands import INLINE_READ_BYTES, Sandbox, read_handlers
 from opik_connect.protocol import BridgeError, ErrorBody, ReadFileArgs, ReadFileResult
 from tests.sandbox_repo import git, make_repo
 
@@ -41,13 +43,21 @@ PATHS = [
     "key.pem.txt",
     "private_notes/plan.md",
     "untracked_new.py",
+    "crlf.txt",
+    "no_final_newline.txt",
+    "cut_character.txt",
+    "key_in_middle.py",
+    "at_threshold.txt",
+    "over_threshold.txt",
 ]
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """make_repo plus files that take every branch of ReadFile: secrets, binary, non-UTF-8,
-    symlinks in and out of the root, a long file, a key block, a denied directory."""
+    symlinks in and out of the root, a long file, a key block, a denied directory; and the
+    edges of reading a small file whole: CRLF, non-ASCII without a final newline, a character
+    cut at the end, a key block windows start inside, sizes at and over the threshold."""
     root = make_repo(tmp_path_factory.mktemp("now") / "proj")
     (root / ".env").write_text("TOKEN=abcdefgh12345678\n")
     (root / "settings_db.py").write_text(
@@ -63,6 +73,25 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "before\n-----BEGIN RSA PRIVATE KEY-----\n" + "QUJD" * 16 + "\n"
         "-----END RSA PRIVATE KEY-----\nafter\n"
     )
+    (root / "crlf.txt").write_bytes(
+        b"".join(b"row %d token = 'v%dx%d'\r\n" % (i, i, i) for i in range(40))
+    )
+    (root / "no_final_newline.txt").write_text(
+        "".join(f"ligne {i} é €\n" for i in range(30)) + "fin"
+    )
+    (root / "cut_character.txt").write_bytes(b"line\n" * 20 + b"\xe2\x82")
+    (root / "key_in_middle.py").write_text(
+        "".join(f"x{i} = {i}\n" for i in range(100))
+        + "KEY = '''\n-----BEGIN RSA PRIVATE KEY-----\n"
+        + "".join(f"QUJD{i:02d}ZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY=\n" for i in range(150))
+        + "-----END RSA PRIVATE KEY-----\n'''\n"
+        + "".join(f"y{i} = 'https://u:pw{i}secret@h/'\n" for i in range(60))
+    )
+    filler = "x" * 99 + "\n"
+    at_threshold = filler * (INLINE_READ_BYTES // 100) + "é" * (INLINE_READ_BYTES % 100 // 2)
+    assert len(at_threshold.encode()) == INLINE_READ_BYTES
+    (root / "at_threshold.txt").write_text(at_threshold)
+    (root / "over_threshold.txt").write_text(at_threshold + "z")
     (root / "private_notes").mkdir()
     (root / "private_notes" / "plan.md").write_text("denied by config\n")
     os.symlink("app.py", root / "link_to_app.py")
@@ -97,7 +126,7 @@ async def shared_sandbox(repo: Path) -> Sandbox:
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     path=st.sampled_from(PATHS),
@@ -105,16 +134,23 @@ async def shared_sandbox(repo: Path) -> Sandbox:
     limit=st.integers(1, 400),
 )
 async def test_answer_at_once_equals_awaiting(repo: Path, path: str, offset: int, limit: int):
-    """Before and after the awaited call (which fills git's list): None, or the same answer."""
+    """Before and after the awaited call (which fills git's list): None, or the same answer;
+    and the answer streaming the file gives (a small file is otherwise read whole)."""
     sandbox = await shared_sandbox(repo)
     args = ReadFileArgs(path=path, offset=offset, limit=limit)
     before = outcome_now(sandbox, args)
-    try:
-        awaited: Outcome = await sandbox.read_file(args)
-    except BridgeError as exc:
-        awaited = exc.to_body()
+    awaited = await outcome_awaited(sandbox, args)
     assert before in (None, awaited)
     assert outcome_now(sandbox, args) in (None, awaited)
+    with mock.patch.object(file_window, "WHOLE_READ_BYTES", -1):
+        assert await outcome_awaited(sandbox, args) == awaited
+
+
+async def outcome_awaited(sandbox: Sandbox, args: ReadFileArgs) -> Outcome:
+    try:
+        return await sandbox.read_file(args)
+    except BridgeError as exc:
+        return exc.to_body()
 
 
 async def test_a_cached_listing_is_answered_at_once_and_a_cold_one_waits(repo: Path) -> None:

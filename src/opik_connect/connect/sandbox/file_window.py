@@ -21,6 +21,9 @@ characters) is cut shorter, so a ReadFile result always fits in one frame."""
 MAX_LINE_BYTES = MAX_CONTENT_WIRE_BYTES + 64 * 1024
 """Bytes of one line kept for redaction: more than any answer can hold, plus a margin so a
 secret running across the cut is still seen whole by redaction."""
+WHOLE_READ_BYTES = 256 * 1024
+"""A file up to this size (by the opener's lstat) is read in one call and cut in memory: no
+line of it can reach MAX_LINE_BYTES, nor all of it MAX_CONTENT_CHARS."""
 
 
 @dataclass
@@ -35,7 +38,50 @@ class Window:
     """A line was longer than MAX_LINE_BYTES: its end is missing."""
 
 
-def read_window(fd: int, offset: int, limit: int, path: str) -> Window:
+def read_window(fd: int, offset: int, limit: int, path: str, size: int | None = None) -> Window:
+    """The `limit` lines from line `offset` of the file at the start of `fd`, UTF-8 checked,
+    with every line counted. `size` (the opener's lstat) lets a small file be read with one
+    read(2) of size + 1 bytes: getting exactly `size` back means the whole file is in hand.
+    Anything else (it changed size, it is not strict UTF-8) is streamed from the start."""
+    if size is not None and size <= WHOLE_READ_BYTES:
+        data = os.read(fd, size + 1)
+        if len(data) == size:
+            window = _whole_file_window(data, offset, limit, path)
+            if window is not None:
+                return window
+        os.lseek(fd, 0, os.SEEK_SET)
+    return _stream_window(fd, offset, limit, path)
+
+
+def _whole_file_window(data: bytes, offset: int, limit: int, path: str) -> Window | None:
+    """The window of a file held whole, as _stream_window gives it; None when the bytes are
+    not strict UTF-8 (the stream names the error, or drops a character cut at the end)."""
+    if data.find(b"\0", 0, BINARY_SNIFF_BYTES) >= 0:
+        raise BridgeError(ErrorCode.BINARY_FILE, "binary file (NUL byte)", path=path)
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return None
+    newlines = text.count("\n")
+    tail = 1 if text and text[-1] != "\n" else 0
+    if newlines < offset:
+        return Window([], 0, newlines + tail, private_key_open_at_end(data, False))
+    start = _after_newlines(text, 0, offset)
+    key_open = bool(offset) and private_key_open_at_end(text[:start].encode(), False)
+    if newlines - offset < limit:
+        return Window([text[start:]], newlines - offset + tail, newlines + tail, key_open)
+    end = _after_newlines(text, start, limit)
+    return Window([text[start:end]], limit, newlines + tail, key_open)
+
+
+def _after_newlines(text: str, pos: int, count: int) -> int:
+    """Where the line after the `count`-th newline from `pos` starts (there are that many)."""
+    for _ in range(count):
+        pos = text.index("\n", pos) + 1
+    return pos
+
+
+def _stream_window(fd: int, offset: int, limit: int, path: str) -> Window:
     """Stream the file once: validate UTF-8, count lines, keep only the requested window.
 
     Memory stays bounded by the chunk size and the window, whatever the file size.

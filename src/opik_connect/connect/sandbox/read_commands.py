@@ -133,9 +133,11 @@ class Sandbox:
         opened = self.policy.open_file(rel)
         try:
             if opened.size <= INLINE_READ_BYTES:
-                window = read_window(opened.fd, args.offset, limit, rel)
+                window = read_window(opened.fd, args.offset, limit, rel, opened.size)
             else:
-                window = await asyncio.to_thread(read_window, opened.fd, args.offset, limit, rel)
+                window = await asyncio.to_thread(
+                    read_window, opened.fd, args.offset, limit, rel, opened.size
+                )
         finally:
             os.close(opened.fd)
         real_path = opened.real_path
@@ -157,7 +159,8 @@ class Sandbox:
         try:
             if opened.size > INLINE_READ_BYTES:
                 return None
-            window = read_window(opened.fd, args.offset, min(args.limit, MAX_READ_LINES), rel)
+            limit = min(args.limit, MAX_READ_LINES)
+            window = read_window(opened.fd, args.offset, limit, rel, opened.size)
         finally:
             os.close(opened.fd)
         if opened.real_path != rel and opened.real_path not in listing.visible:
