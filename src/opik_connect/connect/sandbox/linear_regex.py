@@ -89,13 +89,6 @@ def whole_match(regex: LinearRegex) -> Callable[[bytes], bool]:
     return lambda text: match(_ANCHOR_BOTH, text, 0, len(text))[0] != _NO_MATCH
 
 
-def finds(regex: LinearRegex) -> Callable[[bytes], bool]:
-    """Whether `regex` (compiled as_bytes) matches anywhere in a bytes text: RE2's own search,
-    without the wrapper's match object."""
-    match = regex._regexp.Match
-    return lambda text: match(_UNANCHORED, text, 0, len(text))[0] != _NO_MATCH
-
-
 def match_start(regex: LinearRegex) -> Callable[[bytes, int], int]:
     """Where `regex` (compiled as_bytes) first matches in a bytes text from `pos` on, -1 if
     nowhere: RE2's own search, without the wrapper's match object."""

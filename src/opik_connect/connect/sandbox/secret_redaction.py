@@ -16,7 +16,6 @@ from opik_connect.connect.sandbox.linear_regex import (
     LinearRegex,
     compile_line_search,
     compile_linear,
-    finds,
     match_start,
 )
 
@@ -121,7 +120,6 @@ _NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "undefined", "y
 
 _KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _KEY_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
-_KEY_MARKER = re.compile(r"-----(?:BEGIN|END) [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _KEY_MARKER_BYTES = re.compile(rb"-----(BEGIN|END) [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _KEY_BODY = re.compile(r"[ \t]*[A-Za-z0-9+/]{1,80}={0,2}[ \t\r]*")
 _KEY_BODY_LINE = re.compile(r"[ \t]*([A-Za-z0-9+/]{60,80}={0,2})[ \t\r]*")
@@ -154,33 +152,32 @@ first character, a key block has a BEGIN or END line, a key body line is bare ba
 file where it finds nothing reads the same redacted as raw; and in a file without key
 markers, where redaction works line by line, so does a line."""
 
-_Hints = tuple[
-    LinearRegex, LinearRegex, LinearRegex, Callable[[bytes, int], int], Callable[[bytes], bool]
-]
+_Start = Callable[[bytes, int], int]
+_Hints = tuple[LinearRegex, LinearRegex, LinearRegex, _Start, _Start]
 
 
 def _hint_patterns() -> _Hints:
-    """The hint for str and for bytes, the secret-name hint, where the hint starts, and whether
-    SECRET_CANDIDATE matches in one line (UTF-8): redaction of text without key markers leaves
-    a line where it does not as it is (asked only of the lines the hint matches)."""
+    """The hint for str and for bytes, the secret-name hint, where the hint starts, and where
+    SECRET_CANDIDATE first matches, line by line (UTF-8): redaction leaves a text where it does
+    not as it is, and in a text without key markers, such a line."""
     hint_bytes = compile_linear(_HINT_SOURCE, as_bytes=True, max_mem=OWN_PATTERN_BYTES)
     return (
         compile_linear(_HINT_SOURCE, max_mem=OWN_PATTERN_BYTES),
         hint_bytes,
         compile_linear(_NAME_HINT_SOURCE, as_bytes=True, max_mem=OWN_PATTERN_BYTES),
         match_start(hint_bytes),
-        finds(compile_line_search(SECRET_CANDIDATE, max_mem=OWN_PATTERN_BYTES)),
+        match_start(compile_line_search(SECRET_CANDIDATE, max_mem=OWN_PATTERN_BYTES)),
     )
 
 
-_HINT, _HINT_BYTES, _NAME_HINT_BYTES, _HINT_START, _CANDIDATE_IN_LINE = _hint_patterns()
+_HINT, _HINT_BYTES, _NAME_HINT_BYTES, _HINT_START, _CANDIDATE_START = _hint_patterns()
 
 
 def forget_hint_states() -> None:
     """Compile the hints afresh, so that the DFA states a pass over a whole tree grew in them
     (some 7 MB) go with that pass. A call under way keeps the patterns it started with."""
-    global _HINT, _HINT_BYTES, _NAME_HINT_BYTES, _HINT_START, _CANDIDATE_IN_LINE
-    _HINT, _HINT_BYTES, _NAME_HINT_BYTES, _HINT_START, _CANDIDATE_IN_LINE = _hint_patterns()
+    global _HINT, _HINT_BYTES, _NAME_HINT_BYTES, _HINT_START, _CANDIDATE_START
+    _HINT, _HINT_BYTES, _NAME_HINT_BYTES, _HINT_START, _CANDIDATE_START = _hint_patterns()
 
 
 def might_contain_secret(text: str | bytes) -> bool:
@@ -193,16 +190,16 @@ def might_contain_secret(text: str | bytes) -> bool:
     return _HINT_BYTES.search(text) is not None
 
 
-def _hinted_lines(raw: bytes) -> list[int]:
-    """The indexes of the lines of `raw` (split at b"\n") where the hint matches and then
-    SECRET_CANDIDATE does too: one RE2 search per such line. No hint match spans a newline,
-    and a match depends only on what follows its start, so this is each line searched alone."""
+def _hinted_lines(raw: bytes, pos: int) -> list[int]:
+    """The indexes of the lines of `raw` (split at b"\n"), from the one at `pos` on, where the
+    hint and then SECRET_CANDIDATE match: one RE2 search per such line. No hint match spans a
+    newline, and a match depends only on what follows its start: each line is searched alone."""
     found: list[int] = []
-    pos = line = 0
+    line = raw.count(b"\n", 0, pos)
     while (start := _HINT_START(raw, pos)) >= 0:
         line += raw.count(b"\n", pos, start)
         end = raw.find(b"\n", start)
-        if _CANDIDATE_IN_LINE(raw[raw.rfind(b"\n", 0, start) + 1 : None if end < 0 else end]):
+        if _CANDIDATE_START(raw[raw.rfind(b"\n", 0, start) + 1 : None if end < 0 else end], 0) >= 0:
             found.append(line)
         if end < 0:
             break
@@ -359,20 +356,25 @@ def _redact_unmarked(text: str, lines: list[str] | None) -> tuple[list[str], int
     """Redaction of text with no key BEGIN or END line, where each line is redacted alone: only
     the lines the hint and SECRET_CANDIDATE match are looked at (a key body line holds 60
     base64 characters, so both match it too). `lines` is text.split("\n") if the caller has
-    it. None when this does not apply (key markers, a line holding a newline, not UTF-8)."""
-    if "-----" in text and _KEY_MARKER.search(text) is not None:
-        return None
+    it. None when this does not apply (key markers, a line holding a newline, not UTF-8). What
+    precedes the first line SECRET_CANDIDATE finds (all, if none) is left as it is."""
     try:
         raw = text.encode()
     except UnicodeEncodeError:
         return None
-    hinted = _hinted_lines(raw)
+    if lines is not None and raw.count(b"\n") != len(lines) - 1:
+        return None
+    first = _CANDIDATE_START(raw, 0)
+    if first < 0:
+        return ([] if lines is None else list(lines)), 0
+    start = raw.rfind(b"\n", 0, first) + 1
+    if _KEY_MARKER_BYTES.search(raw, start) is not None:
+        return None
+    hinted = _hinted_lines(raw, start)
     if lines is None:
         if not hinted:
             return [], 0
         lines = text.split("\n")
-    elif raw.count(b"\n") != len(lines) - 1:
-        return None
     out = list(lines)
     count = 0
     for i in hinted:
