@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from opik_connect.connect.sandbox.direct_open import DirectOpener
 from opik_connect.connect.sandbox.policy import PathPolicy, compile_glob, normalize_relative
 from opik_connect.protocol import BridgeError, ErrorCode
 
@@ -125,10 +126,16 @@ def test_symlink_loop_is_refused(tree) -> None:
     assert code_of(PathPolicy(root).open_file, "loop_a") == ErrorCode.PATH_TRAVERSAL
 
 
+def walk_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every path takes the component walk (test_direct_open.py covers the one-call open)."""
+    monkeypatch.setattr(DirectOpener, "open_regular", lambda *_args: None)
+
+
 def swap_main_py_before_open(
     root: Path, monkeypatch: pytest.MonkeyPatch, replace: Callable[[Path], None]
 ) -> None:
-    """Once the policy has checked src/main.py and is about to open it, `replace` the file."""
+    """Once the walk has checked src/main.py and is about to open it, `replace` the file."""
+    walk_only(monkeypatch)
     original = PathPolicy._open_checked
 
     def swap_then_open(name, dir_fd, flags, st, rel):
@@ -158,6 +165,7 @@ def test_file_swapped_between_check_and_open(tree, monkeypatch, make_link) -> No
 def test_directory_swapped_after_it_was_opened_still_reads_inside(tree, monkeypatch) -> None:
     """Once a directory fd is held, swapping the directory for a link out cannot redirect us."""
     root, outside = tree
+    walk_only(monkeypatch)
     original = PathPolicy._open_checked
 
     def open_then_swap(name, dir_fd, flags, st, rel):
@@ -219,6 +227,7 @@ def test_unreadable_file_is_permission_denied(tree) -> None:
 def test_permission_error_on_open_is_permission_denied(tree, monkeypatch) -> None:
     """Simulated EACCES (the tests may run as root, who can read a mode-000 file)."""
     root, _ = tree
+    walk_only(monkeypatch)
     real_open = os.open
 
     def refusing_open(path, flags, *args, **kwargs):

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from opik_connect.connect.sandbox.direct_open import DirectOpener
 from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_linear
 from opik_connect.protocol import BridgeError, ErrorCode
 
@@ -199,6 +200,7 @@ class PathPolicy:
         pairs = "|".join(glob_to_regex(g) for g in SENSITIVE_PAIR_GLOBS)
         self._sensitive_pair = re.compile(rf"(?:{pairs})\Z", re.IGNORECASE | re.DOTALL)
         self._sensitive_memo: dict[str, bool] = {}
+        self.direct = DirectOpener(_FILE_FLAGS)
         self.deny_globs = tuple(g.strip() for g in deny if g.strip())
         anchored, named = [], []
         for glob in self.deny_globs:
@@ -275,7 +277,12 @@ class PathPolicy:
 
         Non-regular files (FIFO, socket, device) are refused from lstat, before any open; the
         opened descriptor is re-checked with fstat against that lstat, so a swap is detected.
+        A path without symlinks is opened by the kernel in one call (direct_open.py).
         """
+        if not self.is_sensitive(rel):
+            direct = self.direct.open_regular(self.root, rel)
+            if direct is not None:
+                return OpenedFile(fd=direct[0], real_path=rel, size=direct[1])
         requested = rel
         pending = [p for p in rel.split("/") if p]
         done: list[str] = []
