@@ -80,6 +80,20 @@ def test_normalize_keeps_plain_relative_paths() -> None:
     assert normalize_relative(".") == ""
 
 
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "b.py", ".", "..", "", "\\", "..\\x", "~", "x\0"]), max_size=5)
+)
+def test_normalize_drops_empty_and_dot_names_and_refuses_dot_dot(parts: list[str]) -> None:
+    """What the platform sends as 'a//./b' is 'a/b'; a '..' between '/' or '\\' is refused."""
+    path = "/".join(parts)
+    names = path.replace("\\", "/").split("/")
+    if "\0" in path or path.startswith(("/", "\\", "~")) or ".." in names:
+        assert code_of(normalize_relative, path) == ErrorCode.PATH_TRAVERSAL
+    else:
+        assert normalize_relative(path) == "/".join(p for p in parts if p not in ("", "."))
+
+
 @pytest.mark.parametrize("link", ["link_file_out", "rel_link_out", "link_dir_out/loot.txt"])
 def test_symlinks_pointing_outside_are_traversal(tree, link: str) -> None:
     root, _ = tree

@@ -177,9 +177,12 @@ def normalize_relative(path: str) -> str:
         raise BridgeError(ErrorCode.PATH_TRAVERSAL, "path contains a NUL byte", path=path)
     if path.startswith(("/", "\\", "~")):
         raise BridgeError(ErrorCode.PATH_TRAVERSAL, "path must be relative to the root", path=path)
-    if ".." in path.replace("\\", "/").split("/"):
+    parts = path.split("/")
+    if ".." in parts or ("\\" in path and ".." in path.replace("\\", "/").split("/")):
         raise BridgeError(ErrorCode.PATH_TRAVERSAL, "path may not contain '..'", path=path)
-    return "/".join(p for p in path.split("/") if p not in ("", "."))
+    if "" in parts or "." in parts:
+        return "/".join(p for p in parts if p not in ("", "."))
+    return path
 
 
 @dataclass(frozen=True)
