@@ -167,3 +167,19 @@ def test_a_window_starting_inside_a_key_block_says_so() -> None:
     assert read(data, 2, 1, len(data)) == ("QUJD\n", 1, 5, True, False)
     assert read(data, 4, 1, len(data)) == ("b\n", 1, 5, False, False)
     assert read(data, 9, 1, len(data)) == ("", 0, 5, False, False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 300), min_size=60, max_size=3000),
+    final_newline=st.booleans(),
+    offset=st.integers(0, 3100),
+    limit=st.integers(0, 3100),
+)
+def test_far_windows_of_many_lines_are_found_as_the_stream_finds_them(
+    lengths: list[int], final_newline: bool, offset: int, limit: int
+) -> None:
+    """Windows far into a file (lines skipped by the block, then one by one)."""
+    data = b"\n".join(b"%d" % i + b"x" * n for i, n in enumerate(lengths))
+    data += b"\n" if final_newline else b""
+    assert read(data, offset, limit, len(data)) == streamed(data, offset, limit)
