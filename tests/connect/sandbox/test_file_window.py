@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from opik_connect.connect.sandbox.file_window import (
     Window,
     _stream_window,
     _whole_file_window,
+    fit_content,
+    json_size,
     read_window,
 )
 from opik_connect.protocol import BridgeError
@@ -183,3 +186,31 @@ def test_far_windows_of_many_lines_are_found_as_the_stream_finds_them(
     data = b"\n".join(b"%d" % i + b"x" * n for i, n in enumerate(lengths))
     data += b"\n" if final_newline else b""
     assert read(data, offset, limit, len(data)) == streamed(data, offset, limit)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8")) | st.text('"\\\x00\x01\x1f\x7f\n\té€'))
+def test_json_size_is_the_length_of_the_encoded_json(text: str) -> None:
+    assert json_size(text) == len(json.dumps(text, ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "a" * 200_000,
+        "\x01" * 200_000,
+        ("\U0001f600" * 10 + "\n") * 20_000,
+        ('"\\' * 1000 + "\n") * 100,
+        "é\x02" * 300_000,
+    ],
+)
+def test_content_is_cut_to_its_json_budget(content: str) -> None:
+    """What the frame holds decides the cut: the JSON of the answer stays within budget,
+    and a content that fits is not cut."""
+    fitted, cut = fit_content(content)
+    size = len(json.dumps(fitted, ensure_ascii=False).encode())
+    assert size <= file_window.MAX_CONTENT_WIRE_BYTES
+    assert cut == (fitted != content)
+    assert content.startswith(fitted)
+    if cut and len(fitted) < file_window.MAX_CONTENT_CHARS:
+        assert size > file_window.MAX_CONTENT_WIRE_BYTES * 0.9
