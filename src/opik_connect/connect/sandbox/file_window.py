@@ -61,25 +61,27 @@ def _whole_file_window(data: bytes, offset: int, limit: int, path: str) -> Windo
         text = data.decode()
     except UnicodeDecodeError:
         return None
-    newlines = text.count("\n")
-    tail = 1 if text and text[-1] != "\n" else 0
+    newlines = data.count(b"\n")
+    total = newlines + (1 if data and data[-1] != 10 else 0)
     if newlines < offset:
-        return Window([], 0, newlines + tail, private_key_open_at_end(data, False))
-    start = _after_newlines(text, 0, offset)
-    key_open = bool(offset) and private_key_open_at_end(text[:start].encode(), False)
-    if newlines - offset < limit:
-        return Window([text[start:]], newlines - offset + tail, newlines + tail, key_open)
-    end = _after_newlines(text, start, limit)
-    return Window([text[start:end]], limit, newlines + tail, key_open)
+        return Window([], 0, total, private_key_open_at_end(data, False))
+    start = _after_newlines(data, 0, offset)
+    key_open = bool(offset) and private_key_open_at_end(memoryview(data)[:start], False)
+    end, count = len(data), total - offset
+    if newlines - offset >= limit:
+        end, count = _after_newlines(data, start, limit), limit
+    if (start, end) != (0, len(data)):
+        text = text[start:end] if text.isascii() else str(memoryview(data)[start:end], "utf-8")
+    return Window([text], count, total, key_open)
 
 
-def _after_newlines(text: str, pos: int, count: int) -> int:
+def _after_newlines(text: bytes, pos: int, count: int) -> int:
     """Where the line after the `count`-th newline from `pos` starts (there are that many):
     blocks are skipped on their newline count (in C), halved near the spot, then a few lines
     are stepped over one by one."""
     step = 8192
     while count > 64:
-        here = text.count("\n", pos, pos + step)
+        here = text.count(b"\n", pos, pos + step)
         if here < count:
             count, pos = count - here, pos + step
         elif step > 256:
@@ -87,7 +89,7 @@ def _after_newlines(text: str, pos: int, count: int) -> int:
         else:
             break
     for _ in range(count):
-        pos = text.index("\n", pos) + 1
+        pos = text.index(b"\n", pos) + 1
     return pos
 
 

@@ -213,7 +213,7 @@ def has_key_marker(text: bytes) -> bool:
     return _KEY_MARKER_BYTES.search(text) is not None
 
 
-def private_key_open_at_end(text: bytes, open_before: bool) -> bool:
+def private_key_open_at_end(text: bytes | memoryview, open_before: bool) -> bool:
     """Whether a private-key block is still open after `text`, given the state before it."""
     state = open_before
     for marker in _KEY_MARKER_BYTES.finditer(text):
