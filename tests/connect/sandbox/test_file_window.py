@@ -38,6 +38,10 @@ FRAGMENTS = [
     b"\0",
     b"\xff",
     b"\xe2\x82",
+    b"\xf0\x9f",
+    b"\xed\xa0",
+    b"\xf4\x90",
+    b"\xc0",
     b"-----BEGIN RSA PRIVATE KEY-----\n",
     b"-----END RSA PRIVATE KEY-----\n",
     b"QUJDZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXowMTIzNDU2Nzg5QUJDRA==\n",
@@ -145,6 +149,20 @@ def test_a_file_up_to_the_threshold_is_read_in_one_call(
     assert outcome(window) == streamed(data, 0, 10_000)
 
 
+@pytest.mark.parametrize(
+    "data", [b"caf\xe9 au lait\n", b"\xff" * 4, b"ok\n\xed\xa0\x80\n", b"a\0b"]
+)
+def test_a_small_file_that_is_not_text_is_refused_from_one_read(
+    monkeypatch: pytest.MonkeyPatch, data: bytes
+) -> None:
+    with file_with(data) as fd:
+        asked = counting_reads(monkeypatch)
+        with pytest.raises(BridgeError) as info:
+            read_window(fd, 0, 10, "f.txt", len(data))
+    assert (info.value.code, asked) == ("binary_file", [len(data) + 1])
+    assert streamed(data, 0, 10) == "binary_file"
+
+
 def test_a_file_over_the_threshold_is_streamed(monkeypatch: pytest.MonkeyPatch) -> None:
     data = b"z" * (WHOLE_READ_BYTES + 1)
     with file_with(data) as fd:
@@ -159,8 +177,9 @@ def test_a_file_that_grew_since_its_lstat_is_streamed_whole() -> None:
     assert read(data, 1, 5, 6) == ("second\nthird", 2, 3, False, False)
 
 
-def test_a_utf8_character_cut_at_the_end_is_dropped_as_the_stream_drops_it() -> None:
-    data = b"caf\n\xe2\x82"
+@pytest.mark.parametrize("tail", [b"\xe2\x82", b"\xf0\x9f\x98", b"\xed\xa0"])
+def test_a_utf8_character_cut_at_the_end_is_dropped_as_the_stream_drops_it(tail: bytes) -> None:
+    data = b"caf\n" + tail
     assert _whole_file_window(data, 0, 10, "f.txt") is None
     assert read(data, 0, 10, len(data)) == ("caf\n", 2, 2, False, False)
 

@@ -53,14 +53,17 @@ def read_window(fd: int, offset: int, limit: int, path: str, size: int | None = 
 
 
 def _whole_file_window(data: bytes, offset: int, limit: int, path: str) -> Window | None:
-    """The window of a file held whole, as _stream_window gives it; None when the bytes are
-    not strict UTF-8 (the stream names the error, or drops a character cut at the end)."""
+    """The window of a file held whole, as _stream_window gives it; None when the first bytes
+    that are not UTF-8 are the last three or fewer (the stream's incremental decoder holds them
+    back as a character maybe cut, then drops them)."""
     if data.find(b"\0", 0, BINARY_SNIFF_BYTES) >= 0:
         raise BridgeError(ErrorCode.BINARY_FILE, "binary file (NUL byte)", path=path)
     try:
         text = data.decode()
-    except UnicodeDecodeError:
-        return None
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(data) - 3:
+            return None
+        raise BridgeError(ErrorCode.BINARY_FILE, "file is not UTF-8 text", path=path) from exc
     newlines = data.count(b"\n")
     total = newlines + (1 if data and data[-1] != 10 else 0)
     if newlines < offset:
