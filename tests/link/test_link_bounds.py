@@ -127,7 +127,7 @@ def test_the_caches_of_acked_results_and_ids_are_bounded_in_bytes() -> None:
     wire = Wire(daemon=daemon)
     wire.connect()
     for n in range(40):
-        wire.platform.call("ReadFile", read_file(f"f{n}"), wire.clock.now)
+        wire.platform.call("RunSuite", read_file(f"f{n}"), wire.clock.now)
         wire.pump()
         wire.run_commands(big_result())
         wire.daemon.queue_event(
@@ -163,3 +163,26 @@ async def test_a_decision_refused_by_a_full_outbox_stays_in_the_journal_until_it
     assert await service.deliver_outbox() == 1
     assert service.journal.get(pid).delivered is True
     assert f"ProposalDecided:{pid}" in link.outbox
+
+
+def test_acked_reads_cost_no_memory_and_leave_a_proposal_result_cached() -> None:
+    """Thousands of reads after a ProposeChange: the cache holds that one result, and the
+    ProposeChange sent again is answered from it, not run twice."""
+    wire = Wire()
+    wire.connect()
+    proposal_id = wire.platform.call("ProposeChange", read_file("fix"), wire.clock.now)
+    wire.pump()
+    wire.run_commands(big_result(100))
+    wire.settle()
+    for n in range(2000):
+        wire.platform.call("ReadFile", read_file(f"f{n}"), wire.clock.now)
+        wire.pump()
+        wire.run_commands(big_result())
+        wire.settle()
+    assert list(wire.daemon.done) == [proposal_id] and wire.daemon.done.bytes < KIB
+    assert len(wire.daemon.outbox) == 0
+    wire.platform.call("ProposeChange", read_file("fix"), wire.clock.now, command_id=proposal_id)
+    wire.settle()
+    assert wire.commands_to_run() == []
+    resent = [f for f in wire.to_platform if f.kind == "result" and f.id == proposal_id]
+    assert len(resent) == 2 and resent[0].payload == resent[1].payload

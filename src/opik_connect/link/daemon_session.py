@@ -11,6 +11,11 @@ decision stays in the proposals journal, which sends it again), and if the platf
 for `ack_stall_s` while the outbox is full, the link is closed with CLOSE_OUTBOX_FULL and a
 reason, so the next connection re-sends the outbox. The caches of acked results and ids forget
 their oldest entries beyond their byte budgets.
+
+Only commands with side effects (ProposeChange, RunSuite, any type not known to be a read) keep
+their acked results: a read sent again under the same id (after a reconnect, or by a replica
+after a failover) runs again, which changes nothing and answers from the current tree. So
+thousands of reads cost no memory once acked, and cannot push a ProposeChange result out.
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_COMMAND_TIMEOUTS = {"RunSuite": 3600.0, "ProposeChange": 3600.0}
 DEFAULT_OUTBOX_MAX_BYTES = 64 << 20
-DEFAULT_DONE_MAX_BYTES = 16 << 20
+DEFAULT_DONE_MAX_BYTES = 4 << 20
+RERUNNABLE_COMMANDS = frozenset({"ReadFile", "ListFiles", "SearchFiles"})
+"""Reads: running one again is harmless, so their results are not kept once acked."""
 DEFAULT_ACKED_IDS_MAX_BYTES = 1 << 20
 DEFAULT_ACK_STALL_S = 60.0
 CLOSE_OUTBOX_FULL = 4429
@@ -119,7 +126,8 @@ class DaemonSession(LinkSession):
         self._timeouts = {**DEFAULT_COMMAND_TIMEOUTS, **(command_timeouts or {})}
         self.outbox = Outbox(outbox_max_bytes)
         self.done: ByteBoundedMap[OutboxEntry] = ByteBoundedMap(done_max_bytes)
-        """Acked results, kept so a command re-sent later is answered, not run again."""
+        """Acked results of commands with side effects, kept so one re-sent later is answered,
+        not run again."""
         self.acked_events: ByteBoundedMap[None] = ByteBoundedMap(acked_ids_max_bytes)
         self.running: dict[str, str] = {}
         """Command id -> type of every command admitted and not yet answered."""
@@ -218,7 +226,8 @@ class DaemonSession(LinkSession):
         for msg_id in ack.ids:
             entry = self.outbox.pop(msg_id)
             if entry is not None and entry.kind == "result":
-                self.done.put(msg_id, entry, entry.size)
+                if entry.type_name not in RERUNNABLE_COMMANDS:
+                    self.done.put(msg_id, entry, entry.size)
                 continue  # nobody waits on a result's Ack: no event for it
             if entry is not None:
                 self.acked_events.put(msg_id, None, 0)
