@@ -9,11 +9,12 @@ import tempfile
 import threading
 from pathlib import Path
 
+import pytest
 import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opik_connect.connect.sandbox import secret_redaction
+from opik_connect.connect.sandbox import search_scan, secret_redaction
 from opik_connect.connect.sandbox.linear_regex import compile_line_search, compile_linear
 from opik_connect.connect.sandbox.malloc_tuning import (
     fix_malloc_thresholds,
@@ -25,6 +26,7 @@ from opik_connect.connect.sandbox.search_scan import (
     REDACTIONS,
     read_for_search,
     redaction_splices,
+    scan_files,
     secret_rule_lines,
 )
 from opik_connect.connect.sandbox.search_secrets import _changes
@@ -64,6 +66,19 @@ def test_the_hints_compiled_afresh_answer_the_same() -> None:
 def test_malloc_settings_apply_on_glibc_and_never_raise() -> None:
     fix_malloc_thresholds()
     release_freed_memory()
+
+
+def test_a_scan_gives_back_what_it_freed_once_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """glibc would keep the freed blocks inside the worker thread's arena: each search
+    returns them once its result is ready."""
+    released: list[int] = []
+    monkeypatch.setattr(search_scan, "release_freed_memory", lambda: released.append(1))
+    (tmp_path / "a.py").write_text("\n".join(LINES))
+    args = (PathPolicy(tmp_path, []), ["a.py"], compile_line_search("os"), frozenset({"a.py"}))
+    result = scan_files(*args, threading.Event())
+    assert result.total_matches == 1 and released == [1]
 
 
 @settings(max_examples=40, deadline=None)
