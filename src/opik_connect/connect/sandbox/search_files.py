@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_line_search
-from opik_connect.connect.sandbox.listing import Listing, ListingCache
+from opik_connect.connect.sandbox.listing import Listing, ListingCache, VisiblePaths
 from opik_connect.connect.sandbox.malloc_tuning import fix_malloc_thresholds
 from opik_connect.connect.sandbox.policy import SENSITIVE_NAME_GLOBS, PathPolicy, compile_glob
 from opik_connect.connect.sandbox.repo_files import RepoFiles
@@ -126,7 +126,7 @@ class FileSearch:
                     if (p == rel_dir or p.startswith(prefix)) and wanted(p)
                 }
                 return set(names) | hits, complete and indexed
-        return {f for f in listing.visible if f == rel_dir or f.startswith(prefix)}, True
+        return set(listing.visible.under(rel_dir)), True
 
     async def _rg_secrets(self, targets: list[str] | None, listing: Listing) -> list[str]:
         """The files where SECRET_CANDIDATE matches: among `targets`, or (None) in the root."""
@@ -166,16 +166,16 @@ class FileSearch:
         ]
         return await rg_files_with_matches([*cmd, *targets], self.root, until)
 
-    async def _confirm_visible(self, listing: Listing, paths: set[str]) -> frozenset[str]:
+    async def _confirm_visible(self, listing: Listing, paths: set[str]) -> VisiblePaths:
         """The cached list decides for known paths; git is asked about the others (files
         created since the list was taken), so a new file is found and an ignored one is not."""
-        unknown = sorted(paths - listing.visible)
+        unknown = sorted(p for p in paths if p not in listing.visible)
         if not unknown:
             return listing.visible
         if len(unknown) > MAX_LIST_FILES:
             self.listings.invalidate()
             return (await self.listings.current()).visible
-        return listing.visible | frozenset(await self.repo.visible_files(*unknown))
+        return listing.visible.with_paths(await self.repo.visible_files(*unknown))
 
     async def _tracked_ignored(
         self, listing: Listing, rel_dir: str, wanted: Callable[[str], bool]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from opik_connect.connect.sandbox.file_window import READ_CHUNK_BYTES
@@ -55,7 +56,7 @@ class ScanResult:
     total: int = 0
 
 
-def read_for_search(policy: PathPolicy, rel: str, visible: frozenset[str]) -> bytes | None:
+def read_for_search(policy: PathPolicy, rel: str, visible: Container[str]) -> bytes | None:
     """The file's bytes as ReadFile would see them; None for what ReadFile would refuse."""
     try:
         opened = policy.open_file(rel)
@@ -200,7 +201,7 @@ def scan_files(
     policy: PathPolicy,
     paths: list[str],
     regex: LinearRegex,
-    visible: frozenset[str],
+    visible: Container[str],
     stop: threading.Event,
     *,
     deadline: float = float("inf"),

@@ -7,7 +7,7 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable
 
 from opik_connect.connect.sandbox.linear_regex import LinearRegex
 from opik_connect.connect.sandbox.malloc_tuning import release_freed_memory
@@ -61,7 +61,7 @@ class SecretIndex:
         """Changes may have been missed: rebuild from the whole root before the next search."""
         self._built_at = float("-inf")
 
-    async def refresh(self, visible: frozenset[str], until: float, find: Finder) -> bool:
+    async def refresh(self, visible: Container[str], until: float, find: Finder) -> bool:
         """Bring the index up to date, waiting until time.monotonic() reaches `until` at most.
         A refresh runs on its own (one at a time): a search that stops waiting leaves its work
         to the next one. False when the index is not current by then."""
@@ -86,7 +86,7 @@ class SecretIndex:
         if not task.cancelled():
             task.exception()  # raised to the searches that wait; retrieved for the others
 
-    async def _refresh(self, visible: frozenset[str], find: Finder) -> None:
+    async def _refresh(self, visible: Container[str], find: Finder) -> None:
         trusted = self._watched() or time.monotonic() - self._built_at <= REBUILD_AFTER_S
         fresh = self._built_at > float("-inf") and trusted
         full = not fresh or len(self._dirty) > MAX_DIRTY_PATHS
@@ -111,7 +111,7 @@ class SecretIndex:
         return not self.policy.is_sensitive(path) and self.policy.regular_file(path)
 
     async def _changes(
-        self, paths: list[str], visible: frozenset[str]
+        self, paths: list[str], visible: Container[str]
     ) -> tuple[dict[str, bytes], dict[bytes, bytes]]:
         stop = threading.Event()
         known = self._by_content
@@ -129,7 +129,7 @@ class SecretIndex:
 def _changes(
     policy: PathPolicy,
     paths: list[str],
-    visible: frozenset[str],
+    visible: Container[str],
     stop: threading.Event,
     known: dict[bytes, bytes],
 ) -> tuple[dict[str, bytes], dict[bytes, bytes]]:
@@ -147,7 +147,7 @@ def _changes(
 def _changed_lines(
     policy: PathPolicy,
     paths: list[str],
-    visible: frozenset[str],
+    visible: Container[str],
     stop: threading.Event,
     known: dict[bytes, bytes],
 ) -> tuple[dict[str, bytes], dict[bytes, bytes]]:
