@@ -6,9 +6,11 @@ import re
 import sysconfig
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from opik_connect.connect.sandbox import policy as policy_module
 from opik_connect.connect.sandbox.policy import (
     SENSITIVE_NAME_GLOBS,
     SENSITIVE_PAIR_GLOBS,
@@ -76,3 +78,18 @@ def test_same_verdict_as_the_regex_on_the_standard_library() -> None:
     policy = PathPolicy(root, deny=DENY)
     assert len(paths) > 1000
     assert [policy.is_sensitive(p) for p in paths] == [old_is_sensitive(p) for p in paths]
+
+
+def test_verdicts_hold_past_a_full_file_memo_which_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Files are remembered up to FILE_MEMO_SIZE (directories apart): a large repo's files
+    are checked again rather than kept in a table of every path."""
+    monkeypatch.setattr(policy_module, "FILE_MEMO_SIZE", 64)
+    root = Path(sysconfig.get_paths()["stdlib"])
+    paths = [str(p.relative_to(root)) for p in root.rglob("*.py")]
+    policy = PathPolicy(root, deny=DENY)
+    first = [policy.is_sensitive(p) for p in paths]
+    assert len(policy._file_memo) <= 64
+    assert [policy.is_sensitive(p) for p in reversed(paths)] == first[::-1]
+    assert first == [old_is_sensitive(p) for p in paths]

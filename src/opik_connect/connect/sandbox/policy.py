@@ -68,7 +68,10 @@ _PAIR_DIRS = frozenset(g.rpartition("/")[0].lower() for g in SENSITIVE_PAIR_GLOB
 
 MAX_SYMLINK_HOPS = 40
 SENSITIVE_MEMO_SIZE = 200_000
-"""Verdicts remembered per path: a large repo is listed and searched again and again."""
+"""Verdicts remembered per directory: each decides for every path below it."""
+FILE_MEMO_SIZE = 4096
+"""Verdicts remembered per file, for the files read and searched again and again: not all
+50,000 of a large repo (a 2 MB table), whose names cost a microsecond each to check."""
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -204,6 +207,7 @@ class PathPolicy:
         self._sensitive_pair = re.compile(rf"(?:{pairs})\Z", re.IGNORECASE | re.DOTALL)
         self._sensitive_memo: dict[str, bool] = {}
         self.direct = DirectOpener(_FILE_FLAGS)
+        self._file_memo: dict[str, bool] = {}
         self.deny_globs = tuple(g.strip() for g in deny if g.strip())
         anchored, named = [], []
         for glob in self.deny_globs:
@@ -218,11 +222,11 @@ class PathPolicy:
         """True when the path, or any directory above it, is sensitive or denied by config.
         Each directory is checked once (memo) for all the files below it; no recursion, so
         a path of any depth is fine."""
-        memo = self._sensitive_memo
-        known = memo.get(rel)
+        known = self._file_memo.get(rel)
         if known is not None:
             return known
-        pending = [rel]
+        memo = self._sensitive_memo
+        pending = []
         head = rel.rpartition("/")[0]
         while head and head not in memo:
             pending.append(head)
@@ -233,6 +237,10 @@ class PathPolicy:
         for path in reversed(pending):
             known = known or self._check_last_name(path)
             memo[path] = known
+        known = known or self._check_last_name(rel)
+        if len(self._file_memo) >= FILE_MEMO_SIZE:
+            self._file_memo.clear()
+        self._file_memo[rel] = known
         return known
 
     def _check_last_name(self, rel: str) -> bool:
