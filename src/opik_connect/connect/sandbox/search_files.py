@@ -110,23 +110,25 @@ class FileSearch:
         prefix = rel_dir + "/" if rel_dir else ""
         if self.rg:
             extra = await self._tracked_ignored(listing, rel_dir, wanted)
-            found, indexed = await asyncio.gather(
+            found, (indexed, matching) = await asyncio.gather(
                 self._rg_files([pattern], glob, [rel_dir or ".", *extra], until),
-                self.secrets.refresh(
-                    listing.visible,
-                    until,
-                    lambda targets: self._rg_secrets(targets, listing),
-                ),
+                self._index_hits(regex, listing, until),
             )
             if found is not None:
                 names, complete = found
-                hits = {
-                    p
-                    for p in self.secrets.files_matching(regex)
-                    if (p == rel_dir or p.startswith(prefix)) and wanted(p)
-                }
+                hits = {p for p in matching if (p == rel_dir or p.startswith(prefix)) and wanted(p)}
                 return set(names) | hits, complete and indexed
         return set(listing.visible.under(rel_dir)), True
+
+    async def _index_hits(
+        self, regex: LinearRegex, listing: Listing, until: float
+    ) -> tuple[bool, list[str]]:
+        """Whether the secret index is current by `until`, and the files it holds where
+        `regex` matches a redacted line (worked out while rg runs)."""
+        indexed = await self.secrets.refresh(
+            listing.visible, until, lambda targets: self._rg_secrets(targets, listing)
+        )
+        return indexed, await self.secrets.files_matching(regex)
 
     async def _rg_secrets(self, targets: list[str] | None, listing: Listing) -> list[str]:
         """The files where SECRET_CANDIDATE matches: among `targets`, or (None) in the root."""

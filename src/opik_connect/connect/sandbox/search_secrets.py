@@ -120,10 +120,16 @@ class SecretIndex:
         finally:
             stop.set()
 
-    def files_matching(self, regex: LinearRegex) -> list[str]:
+    async def files_matching(self, regex: LinearRegex) -> list[str]:
         """The files with a line that redaction changes into one `regex` matches (each file's
-        lines as one text, a line each: the pattern never matches across a line end)."""
-        return [path for path, lines in self._lines.items() if regex.search(lines) is not None]
+        lines as one text, a line each: the pattern never matches across a line end). In a
+        worker thread, over the entries as they are now: a search spends that time while rg
+        runs, not on the event loop."""
+        return await asyncio.to_thread(_matching, list(self._lines.items()), regex)
+
+
+def _matching(entries: list[tuple[str, bytes]], regex: LinearRegex) -> list[str]:
+    return [path for path, lines in entries if regex.search(lines) is not None]
 
 
 def _changes(
