@@ -116,3 +116,19 @@ async def test_a_build_outlives_the_search_that_gave_up_on_it(repo: Path, monkey
     monkeypatch.undo()
     result = await sandbox.search_files(SearchFilesArgs(pattern=REDACTED))
     assert ([m.file for m in result.matches], result.truncated) == (["app.py"], False)
+
+
+async def test_long_changed_lines_are_kept_compressed_and_still_found(repo: Path) -> None:
+    """A file whose changed lines run past PACK_LINES_BYTES (a minified bundle, say) is
+    kept zlib-compressed in the index, and a match only redaction makes is found there."""
+    many = "".join(f'AWS_{i} = "{KEY}"\n' for i in range(3000))
+    (repo / "bundle.py").write_text(many)
+    (repo / "settings.py").write_text(f'AWS = "{KEY}"\n')
+    sandbox = await _watched(repo)
+    last = r"^AWS_2999 = \"\[REDACTED:aws_access_key\]\"$"
+    assert await _files(sandbox, last) == ["bundle.py"]
+    assert await _files(sandbox, REDACTED) == ["settings.py"]
+    index = sandbox._search.secrets._lines
+    assert isinstance(index["bundle.py"], search_secrets.Packed)
+    assert len(index["bundle.py"]) < search_secrets.PACK_LINES_BYTES / 4
+    assert not isinstance(index["settings.py"], search_secrets.Packed)
