@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opik_connect.connect.sandbox.direct_open import DirectOpener
-from opik_connect.connect.sandbox.policy import PathPolicy, compile_glob, normalize_relative
+from opik_connect.connect.sandbox.path_globs import compile_glob
+from opik_connect.connect.sandbox.policy import PathPolicy, normalize_relative
 from opik_connect.protocol import BridgeError, ErrorCode
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_line_search
 from opik_connect.connect.sandbox.listing import Listing, ListingCache, VisiblePaths
 from opik_connect.connect.sandbox.malloc_tuning import fix_malloc_thresholds
-from opik_connect.connect.sandbox.policy import SENSITIVE_NAME_GLOBS, PathPolicy, compile_glob
+from opik_connect.connect.sandbox.path_globs import compile_glob
+from opik_connect.connect.sandbox.policy import SENSITIVE_NAME_GLOBS, PathPolicy
 from opik_connect.connect.sandbox.repo_files import RepoFiles
 from opik_connect.connect.sandbox.ripgrep import rg_files_with_matches
 from opik_connect.connect.sandbox.search_scan import out_of_time, scan_files
