@@ -1,4 +1,4 @@
-"""Dialing a team platform imports no httpx, Anthropic, Ollie's loop or GitPython."""
+"""Dialing a team platform imports no httpx, Anthropic, Ollie's loop, GitPython or pygments."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ HEAVY = (
     "opik_connect.agent.platform.http_api",
     "git",
     "rich.markdown",
+    "pygments",
 )
 
 

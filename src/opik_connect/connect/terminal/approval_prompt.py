@@ -20,10 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.text import Text
 
 from opik_connect.connect.proposals.journal import JournaledProposal
@@ -107,10 +106,12 @@ def render_proposal(record: JournaledProposal, *, full: bool = False, position: 
         lines.pop()
     shown = lines if full else lines[:PREVIEW_LINES]
     warning = hidden_warning(record)
-    parts: list[Text | Syntax] = [warning] if warning is not None else []
+    parts: list[RenderableType] = [warning] if warning is not None else []
     parts += [head, file_stats(record)]
     if record.verification is not None:
         parts.append(verification_line(record, record.verification))
+    from rich.syntax import Syntax  # here: pygments (~2 MB) loads with the first proposal shown
+
     parts.append(Syntax("\n".join(shown), "diff", theme="ansi_dark", background_color="default"))
     if len(shown) < len(lines):
         parts.append(Text(f"... {len(lines) - len(shown)} more lines: press d", style="dim"))
