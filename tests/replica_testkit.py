@@ -21,17 +21,29 @@ import psycopg
 from fix_flow_testkit import daemon_dialing
 from platform_process_kit import PlatformProcess
 
+from opik_connect.agent.ollie.session_request import OllieLimits
 from opik_connect.agent.platform.replica_router import ReplicaRouter
 from opik_connect.agent.platform.replica_wire import APPLICATION_PREFIX
 from opik_connect.agent.platform.server import Platform
 from opik_connect.agent.platform.services import PlatformServices
 from opik_connect.agent.platform.store_postgres import PostgresPlatformStore
 from opik_connect.agent.platform.store_records import SessionRecord
+from opik_connect.agent.traces.store import TraceStore
 from opik_connect.config import user_state_dir
 from opik_connect.connect.daemon import Daemon, stable_runner_id
 from opik_connect.connect.fixes.daemon_wiring import FixParts
 from opik_connect.link.auth import PairingStore, new_activation_key
 from opik_connect.protocol import ReadFileArgs, ReadFileResult
+
+
+def scripted_ollie(tmp_path: Path, api_url: str, max_turns: int) -> dict[str, Any]:
+    """The services of a replica that runs Ollie against a scripted Messages API."""
+    return {
+        "traces": TraceStore(),
+        "limits": OllieLimits(max_turns=max_turns, wall_time_s=80),
+        "transcript_dir": tmp_path / "transcripts",
+        "env": {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api_url},
+    }
 
 
 @asynccontextmanager

@@ -19,11 +19,16 @@ from fix_flow_testkit import (
     make_refund_project,
     refund_fix_script,
 )
-from replica_testkit import daemon_at, pair_behind, replica, router_of, wait_location
+from replica_testkit import (
+    daemon_at,
+    pair_behind,
+    replica,
+    router_of,
+    scripted_ollie,
+    wait_location,
+)
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI
-from opik_connect.agent.ollie.session_request import OllieLimits
-from opik_connect.agent.traces.store import TraceStore
 from opik_connect.connect.terminal.ask_client import PlatformAddress, ask_stream, read_json
 from opik_connect.protocol import AskEvent, AskRequest
 
@@ -35,12 +40,7 @@ async def test_replica_b_asks_a_daemon_linked_to_replica_a(
 ) -> None:
     repo = make_refund_project(tmp_path / "project")
     with ScriptedMessagesAPI(refund_fix_script()) as api:
-        ollie = {
-            "traces": TraceStore(),
-            "limits": OllieLimits(max_turns=8, wall_time_s=80),
-            "transcript_dir": tmp_path / "transcripts",
-            "env": {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
-        }
+        ollie = scripted_ollie(tmp_path, api.url, max_turns=8)
         async with (
             replica(postgres_dsn) as (a, a_services),
             replica(postgres_dsn, **ollie) as (b, b_services),

@@ -26,15 +26,14 @@ from replica_testkit import (
     replica,
     replica_process,
     router_of,
+    scripted_ollie,
     wait_connections_gone,
     wait_location,
 )
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
-from opik_connect.agent.ollie.session_request import OllieLimits
 from opik_connect.agent.platform.replica_lost_sessions import LOST_SESSION_ERROR
 from opik_connect.agent.platform.store_records import SessionRecord
-from opik_connect.agent.traces.store import TraceStore
 from opik_connect.connect.terminal.ask_client import PlatformAddress, ask_stream, read_json
 from opik_connect.link.auth import new_activation_key
 from opik_connect.protocol import AskEvent, AskRequest, ReadFileArgs
@@ -71,12 +70,7 @@ async def test_replica_sigkill_mid_session_daemon_reconnects_to_the_other(
     events: list[AskEvent] = []
     proposed = asyncio.Event()
     with ScriptedMessagesAPI(script()) as api:
-        ollie = {
-            "traces": TraceStore(),
-            "limits": OllieLimits(max_turns=8, wall_time_s=80),
-            "transcript_dir": tmp_path / "transcripts",
-            "env": {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
-        }
+        ollie = scripted_ollie(tmp_path, api.url, max_turns=8)
         a = await replica_process(postgres_dsn, tmp_path / "a")
         again: ReplicaProcess | None = None
         try:

@@ -26,17 +26,16 @@ from replica_testkit import (
     replica,
     replica_process,
     router_of,
+    scripted_ollie,
     wait_connections_gone,
     wait_location,
 )
 
 from fixtures.scripted_messages_api import ScriptedMessagesAPI, text_turn, tool_turn
-from opik_connect.agent.ollie.session_request import OllieLimits
 from opik_connect.agent.platform.replica_lost_sessions import LOST_SESSION_ERROR
 from opik_connect.agent.platform.replica_wire import APPLICATION_PREFIX
 from opik_connect.agent.platform.store_postgres import PostgresPlatformStore
 from opik_connect.agent.platform.store_records import SessionRecord
-from opik_connect.agent.traces.store import TraceStore
 from opik_connect.connect.terminal.ask_client import (
     AskError,
     PlatformAddress,
@@ -87,12 +86,7 @@ async def test_replica_b_follows_a_session_running_on_a_like_a_does(
 ) -> None:
     held = HeldRead()
     with ScriptedMessagesAPI(read_then_answer()) as api:
-        ollie = {
-            "traces": TraceStore(),
-            "limits": OllieLimits(max_turns=4, wall_time_s=80),
-            "transcript_dir": tmp_path / "transcripts",
-            "env": {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url},
-        }
+        ollie = scripted_ollie(tmp_path, api.url, max_turns=4)
         async with (
             replica(postgres_dsn, **ollie) as (a, a_services),
             replica(postgres_dsn) as (b, b_services),
