@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from opik_connect.connect.sandbox.linear_regex import compile_line_search
 from opik_connect.connect.sandbox.search_scan import _redacted, secret_rule_lines
+from opik_connect.connect.sandbox.secret_assignments import redact_assignments
 from opik_connect.connect.sandbox.secret_redaction import (
     _PRIVATE_KEY,
     PROVIDER_KEYS,
     SECRET_CANDIDATE,
-    _redact_assignments,
     _redact_key_blocks,
     redact,
     redact_lines,
@@ -85,7 +85,7 @@ def redact_with_every_pattern(lines: list[str], inside: bool) -> tuple[list[str]
         for kind, pattern in PROVIDER_KEYS:
             line, n = pattern.subn(f"[REDACTED:{kind}]", line)
             count += n
-        line, n = _redact_assignments(line)
+        line, n = redact_assignments(line)
         out[i] = line
         count += n
     return out, count, inside

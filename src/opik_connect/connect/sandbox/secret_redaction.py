@@ -18,6 +18,7 @@ from opik_connect.connect.sandbox.linear_regex import (
     compile_linear,
     match_start,
 )
+from opik_connect.connect.sandbox.secret_assignments import redact_assignments
 
 PROVIDER_KEYS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("anthropic_key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{16,}")),
@@ -47,7 +48,7 @@ PROVIDER_KEYS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 _STEMS = r"pass|pwd|secret|token|key|auth|credential"
 _STEM_WORDS = tuple(_STEMS.split("|"))
-"""Every name an assignment is redacted under holds one (see _SECRET_NAME and _ENV_KEY): a
+"""Every name an assignment is redacted under holds one (see secret_assignments): a
 line whose lower case holds none has no assignment to redact, and no RE2 call is made."""
 _NAME_HINT_SOURCE = rf"(?i:(?:{_STEMS})[A-Za-z0-9_.\-]{{0,80}}[\"']?[ \t]*(?::=|=|:))"
 """A secret name (every one holds a stem) followed by a separator: without it, no assignment
@@ -91,33 +92,6 @@ _PROVIDER_RULES = tuple(
 )
 """PROVIDER_KEYS with each one's replacement and literal, built once for the per-line loop."""
 
-ASSIGNMENT = re.compile(
-    r"""(?<![A-Za-z0-9_.\-])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})["']?[ \t]*(?::=|=|:)[ \t]*
-    (?:(?P<q>["'`])(?P<quoted>[^"'`\n]{1,1000})(?P=q)
-      |(?P<bare>[^\s"'`,;()\[\]{}<>]{1,1000})(?=[\s,;)\]}]|$))""",
-    re.VERBOSE,
-)
-"""`name = value`, `name: value`, `"name": "value"`; the name and the value decide after."""
-_SECRET_NAME = re.compile(
-    r"password|passwd|passphrase|pwd|secret|token|credential|api[_\-]?key|access[_\-]?key"
-    r"|private[_\-]?key|key[_\-]data|account[_\-]?key|auth[_\-]?key|\Aauths?\Z"
-)
-_ENV_KEY = re.compile(r"[A-Z0-9_]*(?:KEY|SECRET|TOKEN|PASSWORD|PASSWD|PWD|PASSPHRASE|AUTH)\Z")
-_WORDS = re.compile(r"[a-z_.:\-]+|[A-Z_.:\-]+")
-"""A value that is one plain identifier (`"_hypothesis_stats"`) is a name, not a key."""
-_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|/[\w/.\-]*")
-"""A snake_case or CONSTANT_CASE name or an absolute path: what the value is called, not it."""
-_TOKEN_MEASURE = re.compile(
-    r"cost|price|per_token|tokens?_(?:count|limit|budget|usage)|(?:max|min|num|total)_\w*tokens"
-)
-"""A name whose only secret word is `token` and that counts or prices tokens (`max_tokens`,
-`input_cost_per_token`): model configuration, not a credential."""
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-"""A bare number (`1.5e-06` has a letter and digits, but is not a key)."""
-_ANNOTATED = re.compile(r"[ \t]*=(?!=)")
-"""After `name: "..."`: the string was a Python annotation (`x: "Type | None" = None`)."""
-_NOT_VALUES = frozenset({"true", "false", "none", "null", "nil", "undefined", "yes", "no"})
-
 _KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _KEY_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _KEY_MARKER_BYTES = re.compile(rb"-----(BEGIN|END) [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
@@ -147,7 +121,7 @@ SECRET_CANDIDATE = "|".join(_RULE_SOURCES)
 much narrower than SECRET_HINT. The first change to a line is made by a rule that matches the
 line as it is, and each alternative here is such a rule made wider: look-arounds become plain
 text, word boundaries are dropped, a digit is any Unicode one (as in Python), an assignment
-needs only a secret name (as _SECRET_NAME or _ENV_KEY read it), a separator and a value's
+needs only a secret name (as secret_assignments reads it), a separator and a value's
 first character, a key block has a BEGIN or END line, a key body line is bare base64. So a
 file where it finds nothing reads the same redacted as raw; and in a file without key
 markers, where redaction works line by line, so does a line."""
@@ -273,51 +247,6 @@ def _redact_key_blocks(lines: list[str], inside: bool) -> tuple[int, bool]:
     return count, inside
 
 
-def _is_secret_value(name: str, value: str, quoted: bool) -> bool:
-    low = name.lower()
-    env_style = _ENV_KEY.search(name) is not None and name.upper() == name
-    words = set(_SECRET_NAME.findall(low))
-    if not env_style and not words:
-        return False
-    if words == {"token"} and _TOKEN_MEASURE.search(low) is not None:
-        return False
-    if value.startswith("[REDACTED:") or value.lower() in _NOT_VALUES:
-        return False
-    if not any(c.isalnum() for c in value) or _IDENTIFIER.fullmatch(value):
-        return False
-    if not quoted and _NUMBER.fullmatch(value):
-        return False
-    if low.endswith("key") and not any(s in low for s in ("secret", "private", "api", "access")):
-        return len(value) >= 8 and _WORDS.fullmatch(value) is None
-    if quoted:
-        return True
-    if env_style:
-        return not (value.isdigit() and len(value) <= 5)
-    has_letter = any(c.isalpha() for c in value)
-    return len(value) >= 6 and has_letter and any(c.isdigit() for c in value)
-
-
-def _redact_assignments(line: str) -> tuple[str, int]:
-    """Every secret assignment in the line; a value that is not a secret is searched too (it
-    may hold one: `args: password = "x"`), so the scan resumes right after each name."""
-    pieces: list[str] = []
-    count = 0
-    done = pos = 0
-    while (match := ASSIGNMENT.search(line, pos)) is not None:
-        group = "quoted" if match.group("quoted") is not None else "bare"
-        annotation = group == "quoted" and _ANNOTATED.match(line, match.end()) is not None
-        if annotation or not _is_secret_value(
-            match.group("name"), match.group(group), group == "quoted"
-        ):
-            pos = match.end("name")
-            continue
-        start, end = match.span(group)
-        pieces += [line[done:start], "[REDACTED:secret_value]"]
-        done = pos = end
-        count += 1
-    return "".join([*pieces, line[done:]]), count
-
-
 def redact_lines(
     lines: list[str], *, inside_private_key: bool = False
 ) -> tuple[list[str], int, bool]:
@@ -347,7 +276,7 @@ def _redact_hinted_line(line: str) -> tuple[str, int]:
             count += n
     lowered = line.lower()
     if any(stem in lowered for stem in _STEM_WORDS) and _NAME_HINT_BYTES.search(line.encode()):
-        line, n = _redact_assignments(line)
+        line, n = redact_assignments(line)
         count += n
     return line, count
 
