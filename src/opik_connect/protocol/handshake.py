@@ -92,10 +92,13 @@ class TraceSinkAddress(BaseModel):
     tls: bool = False
 
     def base_url(self, platform_url: str) -> str | None:
-        """The base URL for a client that reached the platform at `platform_url`."""
+        """The base URL for a client that reached the platform at `platform_url`: None without
+        a host there, as for a daemon's grant (`url` is the sink's own address, on its bind host
+        and inner port, which a proxy's TLS does not cover). `url` itself from a platform that
+        names no port (it predates the port), as such a platform's clients used it."""
         if self.url is None or self.port is None:
             return self.url
-        return sink_base_url(platform_url, self.port, self.tls) or self.url
+        return sink_base_url(platform_url, self.port, self.tls)
 
 
 class Welcome(BaseModel):

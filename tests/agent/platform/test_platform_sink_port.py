@@ -18,7 +18,7 @@ from platform_api_testkit import make_git_repo
 from platform_process_kit import WITHIN_S, PlatformProcess, paired_link
 
 from opik_connect.config import ConfigError, load_project_config
-from opik_connect.protocol import sink_base_url
+from opik_connect.protocol import TraceSinkAddress, sink_base_url
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -171,3 +171,16 @@ def test_sink_base_url_takes_the_host_and_tls_from_the_platform_url(
     platform_url: str, tls: bool, expected: str | None
 ) -> None:
     assert sink_base_url(platform_url, 9443, tls) == expected
+
+
+def test_a_sink_address_is_built_on_the_platform_host_or_taken_as_named_without_a_port() -> None:
+    """The CLI's rule is the daemon's: with a port named, the URL is built on the host the
+    platform was reached at, and without a host there is none (not the sink's own address,
+    which names its bind host and inner port). A platform that names no port predates it: its
+    sink's own URL is what its clients used."""
+    own = "http://0.0.0.0:8766/api"
+    named = TraceSinkAddress(url=own, port=9443, tls=False)
+    assert named.base_url("wss://platform.example") == "https://platform.example:9443/api"
+    assert named.base_url("ws:///nohost") is None
+    assert TraceSinkAddress(url=own).base_url("wss://platform.example") == own
+    assert TraceSinkAddress(url=None, port=9443).base_url("wss://platform.example") is None
