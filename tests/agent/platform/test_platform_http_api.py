@@ -17,11 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 from platform_api_testkit import approved, embedded_platform, make_git_repo, suite_run
+from pydantic import BaseModel
 from rich.console import Console
 from websockets.asyncio.client import connect
 
 from opik_connect.agent.ollie.sessions import NO_API_KEY_MESSAGE, SessionContext, SessionOutcome
 from opik_connect.agent.platform.run_file import find_run_file, run_file_paths
+from opik_connect.agent.platform.store_schema import StoreError
 from opik_connect.cli_errors import EXIT_USAGE, CliError
 from opik_connect.connect.terminal.ask_cli import run_ask
 from opik_connect.connect.terminal.ask_client import (
@@ -173,10 +175,7 @@ async def test_daemon_events_land_in_the_store_and_the_read_endpoints(repo: Path
         await p.daemon.send_event("SuiteResult", SuiteResult(run=before))
         decided = approved("opik/fix/p1", "abc", after)
         await p.daemon.send_event("ProposalDecided", decided)
-        for _ in range(200):
-            if await read_json(p.address, "/v1/fixes"):
-                break
-            await asyncio.sleep(0.02)
+        await p.services.wait_recorded("ProposalDecided")
         [fix] = await read_json(p.address, "/v1/fixes")
         assert (fix["proposal_id"], fix["branch"], fix["commit"]) == ("p1", "opik/fix/p1", "abc")
         assert (fix["before_status"], fix["after_status"]) == ("failed", "passed")
@@ -190,6 +189,28 @@ async def test_daemon_events_land_in_the_store_and_the_read_endpoints(repo: Path
         only_fix = await read_json(p.address, "/v1/suite-results", proposal_id="p1")
         assert [r["run"]["run_id"] for r in only_fix] == ["r-after"]
         assert await read_json(p.address, "/v1/proposals") == []
+
+
+async def test_an_event_the_store_cannot_write_is_logged_and_the_next_one_recorded(
+    repo: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with embedded_platform(repo, StandInDriver()) as p:
+        record_event = p.store.record_event
+
+        async def full_for_suite_results(runner_id: str, event: BaseModel) -> None:
+            if isinstance(event, SuiteResult):
+                raise StoreError("disk full")
+            await record_event(runner_id, event)
+
+        monkeypatch.setattr(p.store, "record_event", full_for_suite_results)
+        await p.daemon.send_event("SuiteResult", SuiteResult(run=suite_run("r-before", "failed")))
+        decided = approved("opik/fix/p1", "abc", suite_run("r-after", "passed", tree="opik/fix/p1"))
+        await p.daemon.send_event("ProposalDecided", decided)
+        await p.services.wait_recorded("ProposalDecided")
+        assert "recording a SuiteResult event failed" in caplog.text
+        assert "disk full" in caplog.text
+        [decision] = await read_json(p.address, "/v1/decisions")
+        assert decision["decision"] == decided.model_dump(mode="json")
 
 
 async def test_without_a_key_nothing_answers_and_no_session_starts(repo: Path) -> None:

@@ -118,10 +118,7 @@ async def test_postgres_platform_records_daemon_events(tmp_path: Path, postgres_
         await p.daemon.send_event("SuiteResult", SuiteResult(run=suite_run("b", "failed")))
         decided = approved("opik/fix/p1", "abc", suite_run("a", "passed", tree="opik/fix/p1"))
         await p.daemon.send_event("ProposalDecided", decided)
-        for _ in range(200):
-            if await read_json(p.address, "/v1/fixes"):
-                break
-            await asyncio.sleep(0.02)
+        await p.services.wait_recorded("ProposalDecided")
         [fix] = await read_json(p.address, "/v1/fixes")
         assert (fix["before_status"], fix["after_status"]) == ("failed", "passed")
     with psycopg.connect(postgres_dsn) as conn:

@@ -18,7 +18,9 @@ workers log with (agent/traces/sink_keys.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -42,6 +44,8 @@ from opik_connect.protocol import TraceSinkAddress, TraceSinkGrant
 
 if TYPE_CHECKING:
     from opik_connect.agent.platform.replica_router import ReplicaRouter
+
+log = logging.getLogger(__name__)
 
 
 class PlatformServices:
@@ -83,6 +87,8 @@ class PlatformServices:
         self.sessions: OllieSessions | None = None
         self.http_api: PlatformHttpApi | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._recorded: Counter[str] = Counter()
+        self._recorded_more = asyncio.Event()
 
     @property
     def traces(self) -> TraceStore:
@@ -112,9 +118,11 @@ class PlatformServices:
         in_order = ArrivalOrder()
 
         def record(runner: RunnerHandle, type_name: str, event: BaseModel):
-            return in_order.after_previous(
+            write = in_order.after_previous(
                 runner.runner_id, store.record_event(runner.runner_id, event)
             )
+            write.add_done_callback(lambda done: self._note_recorded(type_name, done))
+            return write
 
         self._unsubscribe = platform.subscribe(record)
         driver = self._driver or ollie_driver(
@@ -145,6 +153,24 @@ class PlatformServices:
             followers=self.router.followers if self.router is not None else None,
         )
         platform.http_api = self.http_api
+
+    async def wait_recorded(self, type_name: str, count: int = 1) -> None:
+        """Returns once `count` daemon events of the type (e.g. "ProposalDecided") are in the
+        store, with all that recording them wrote (a decision's fix record): what the read
+        endpoints show of an event is there from then on. Counted from setup; a failed write is
+        not (it is logged)."""
+        while self._recorded[type_name] < count:
+            await self._recorded_more.wait()
+
+    def _note_recorded(self, type_name: str, write: asyncio.Future[None]) -> None:
+        if write.cancelled():
+            return
+        if (failed := write.exception()) is not None:
+            log.error("recording a %s event failed", type_name, exc_info=failed)
+            return
+        self._recorded[type_name] += 1
+        woken, self._recorded_more = self._recorded_more, asyncio.Event()
+        woken.set()
 
     def _sink_address(self) -> TraceSinkAddress | None:
         """What `GET /v1/traces/sink` says: the port and TLS daemons are granted, too."""
