@@ -15,8 +15,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from typer import Abort
-from typer._click.exceptions import ClickException, UsageError
+from typer import Abort, TyperException
+
+# Typer 0.29 exports no UsageError (its BadParameter subclass covers bad values only, not an
+# unknown option or a missing command), so it comes from the vendored click; TyperException is
+# the public base of click's ClickException.
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 from opik_connect.connect.terminal.visible_text import visible
@@ -79,7 +83,7 @@ def _outcome(exc: BaseException, debug: bool) -> int | None:
     if isinstance(exc, UsageError) and exc.ctx is not None:
         report(f"{exc.format_message()} (see `{exc.ctx.command_path} --help`)")
         return exc.exit_code
-    if isinstance(exc, ClickException):
+    if isinstance(exc, TyperException):
         report(exc.format_message())
         return exc.exit_code
     if isinstance(exc, Abort | KeyboardInterrupt):

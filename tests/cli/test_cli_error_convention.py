@@ -15,6 +15,7 @@ from suite_testkit import make_project, suite_env
 from typer.testing import CliRunner
 
 from opik_connect.cli import app
+from opik_connect.cli_errors import ConventionGroup
 
 __all__ = ["suite_env"]
 pytestmark = pytest.mark.timeout(60)
@@ -157,3 +158,27 @@ def test_refused_decisions_and_merges_exit_1_with_one_line(
     assert "not merged: the working tree has uncommitted changes" in one_error_line(err)
     code, out, err = invoke(["reject", "0000beef"], repo, monkeypatch)
     assert code == 2 and "proposal_not_found" in one_error_line(err)
+
+
+def test_typer_errors_are_one_line_with_their_exit_code() -> None:
+    """Typer's public exceptions, raised in a command's body: its usage error points at the
+    command's `--help`, and the base of its other errors is reported as itself, with its exit
+    code (not as an internal error)."""
+    probe = typer.Typer(cls=ConventionGroup)
+
+    @probe.command()
+    def listen(port: str) -> None:
+        raise typer.BadParameter(f"{port} is not a port")
+
+    @probe.command()
+    def serve() -> None:
+        raise typer.TyperException("the socket is gone")
+
+    result = CliRunner().invoke(probe, ["listen", "http"])
+    assert result.exit_code == 2, result.output
+    assert one_error_line(result.stderr) == (
+        "error: Invalid value: http is not a port (see `root listen --help`)"
+    )
+    result = CliRunner().invoke(probe, ["serve"])
+    assert result.exit_code == 1, result.output
+    assert one_error_line(result.stderr) == "error: the socket is gone"
