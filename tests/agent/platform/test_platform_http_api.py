@@ -159,11 +159,21 @@ async def test_a_second_listener_gets_the_whole_stream(repo: Path) -> None:
 
         asker = asyncio.create_task(ask())
         await started.wait()
-        follower = asyncio.create_task(collect(follow_stream(p.address, first[0].session_id or "")))
-        await asyncio.sleep(0.05)
+        second: list[AskEvent] = []
+        caught_up = asyncio.Event()
+
+        async def follow() -> None:
+            """Joins while the session waits at the gate: it must be replayed what came first."""
+            async for event in follow_stream(p.address, first[0].session_id or ""):
+                second.append(event)
+                if len(second) == 2:
+                    caught_up.set()
+
+        follower = asyncio.create_task(follow())
+        await caught_up.wait()
         gate.set()
         await asker
-        second = await follower
+        await follower
         assert [e.model_dump() for e in second] == [e.model_dump() for e in first]
         assert second[-1].type == "result"
 
