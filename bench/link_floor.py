@@ -136,10 +136,14 @@ async def bench(opts: argparse.Namespace) -> None:
 
     root = ensure_repo(opts.cache)
     path = opts.path
-    content = (root / path).read_text()
     args = ReadFileArgs(path=path)
     procs: dict[str, asyncio.subprocess.Process] = {}
     calls: dict[str, Timed] = {}
+    state = Path(tempfile.mkdtemp(prefix="opik-bench-state-"))
+    os.environ["OPIK_CONNECT_STATE_DIR"] = str(state)
+    daemon = DaemonProcess(root, state)
+    runner, _ = await daemon.start()
+    content = (await runner.read_file(args)).content  # the echoes carry what ReadFile returns
 
     proc, port = await start(sys.executable, "-c", ECHO_SERVER)
     procs["websockets echo"] = proc
@@ -163,17 +167,13 @@ async def bench(opts: argparse.Namespace) -> None:
         else:
             calls[label] = lambda c=client: c.read(args)
 
-    state = Path(tempfile.mkdtemp(prefix="opik-bench-state-"))
-    os.environ["OPIK_CONNECT_STATE_DIR"] = str(state)
-    daemon = DaemonProcess(root, state)
-    runner, _ = await daemon.start()
     await asyncio.sleep(3)  # the watcher's set-up, as the daemon serves most of its life
     calls["opik-connect daemon"] = lambda: runner.read_file(args)
     try:
         load = quiet(opts.quiet_load, opts.quiet_wait)
         found = await interleaved(calls, opts.reps)
         limit = statistics.median(found["websockets echo"])
-        print(f"ReadFile {path} ({len(content)} chars), {opts.reps} interleaved rounds")
+        print(f"ReadFile {path} ({len(content)} chars returned), {opts.reps} interleaved rounds")
         print("| round trip | p50 | / websockets echo | CPU per call: answering + calling | load |")
         print("|---|---|---|---|---|")
         for label, samples in found.items():
