@@ -548,6 +548,9 @@ async def test_search_reaching_its_time_limit_returns_what_it_found(
     result = await searcher.search_files(SearchFilesArgs(pattern="needle"))
     assert result.truncated
     assert result.total_matches >= len(result.matches)
+    monkeypatch.undo()  # the next search, with its time, finishes the work this one started
+    full = await searcher.search_files(SearchFilesArgs(pattern="needle"))
+    assert (len(full.matches), full.truncated) == (3, False)
 
 
 async def test_a_common_pattern_stops_after_the_first_page(searcher: Sandbox, repo: Path) -> None:

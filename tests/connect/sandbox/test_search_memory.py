@@ -21,7 +21,7 @@ from opik_connect.connect.sandbox.malloc_tuning import (
     release_freed_memory,
 )
 from opik_connect.connect.sandbox.policy import PathPolicy
-from opik_connect.connect.sandbox.redaction_cache import content_key
+from opik_connect.connect.sandbox.redaction_cache import apply_splices, content_key
 from opik_connect.connect.sandbox.search_scan import (
     REDACTIONS,
     read_for_search,
@@ -29,7 +29,8 @@ from opik_connect.connect.sandbox.search_scan import (
     scan_files,
     secret_rule_lines,
 )
-from opik_connect.connect.sandbox.search_secrets import _changes
+from opik_connect.connect.sandbox.search_secrets import _look_at
+from opik_connect.connect.sandbox.shadow_tree import ShadowTree
 
 LINES = [
     "import os",
@@ -83,13 +84,15 @@ def test_a_scan_gives_back_what_it_freed_once_done(
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.lists(st.sampled_from(LINES), max_size=8), min_size=1, max_size=6))
-def test_the_index_holds_the_lines_redaction_changes_and_caches_nothing(
+def test_the_index_shadows_exactly_the_files_redaction_changes_and_caches_nothing(
     files: list[list[str]],
 ) -> None:
-    """Equivalent to the splices it replaced (one text per file, the changed lines as
-    redacted, in order), and the pass leaves the searches' redaction cache alone."""
+    """Each file redaction changes gets a copy holding its text as a search reads it
+    (redacted), the others none, and the pass leaves the searches' redaction cache alone."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(tmp) / "repo"
+        root.mkdir()
+        shadows = ShadowTree(Path(tmp) / "shadow")
         paths = []
         for i, lines in enumerate(files):
             path = f"f{i}.py"
@@ -98,33 +101,35 @@ def test_the_index_holds_the_lines_redaction_changes_and_caches_nothing(
         policy = PathPolicy(root, [])
         visible = frozenset(paths)
         cached = len(REDACTIONS._entries)
-        found, seen = _changes(policy, paths, visible, threading.Event(), {})
+        held = _look_at(policy, paths, visible, threading.Event(), {}, shadows, [])
         assert len(REDACTIONS._entries) == cached
-        assert _changes(policy, paths, visible, threading.Event(), seen) == (found, seen)
         rules, stop = secret_rule_lines(), threading.Event()
-        expected = {}
         for path in paths:
             raw = read_for_search(policy, path, visible)
             assert raw is not None
             splices = redaction_splices(raw, rules, stop, math.inf, remember=False)
-            if splices:
-                expected[path] = b"\n".join(new for _, _, new in splices)
-        assert found == expected
-        for path, text in found.items():
-            if "PRIVATE KEY" in (root / path).read_text():
-                continue  # key blocks: a block open at the end redacts the empty last piece too
-            redacted = secret_redaction.redact((root / path).read_text())[0].split("\n")
-            raw_lines = (root / path).read_text().split("\n")
-            changed = [new for old, new in zip(raw_lines, redacted, strict=True) if new != old]
-            assert text == "\n".join(changed).encode()
+            copy = shadows.root / path
+            assert (path in held) == bool(splices) == copy.exists()
+            if not splices:
+                continue
+            assert held[path] == content_key(raw)
+            assert copy.read_bytes() == apply_splices(raw, splices)
+            if "PRIVATE KEY" not in raw.decode():
+                assert copy.read_text() == secret_redaction.redact(raw.decode())[0]
 
 
-def test_a_rebuild_reuses_what_a_content_already_read_changed(tmp_path: Path) -> None:
-    """Unwatched, the index is rebuilt every few seconds: unchanged files are not redacted
-    again (the lines kept for their content stand)."""
+def test_a_rebuild_rewrites_only_the_copies_whose_content_changed(tmp_path: Path) -> None:
+    """Unwatched, the index is rebuilt every few seconds: a file read with the content its
+    copy was written from is not redacted or written again; a changed one is; one whose
+    secret went loses its copy."""
     (tmp_path / "a.py").write_text('AWS = "AKIAB234567890ABCDEF"\n')
-    policy, visible = PathPolicy(tmp_path, []), frozenset({"a.py"})
-    raw = read_for_search(policy, "a.py", visible)
-    assert raw is not None
-    known = {content_key(raw): b"kept"}
-    assert _changes(policy, ["a.py"], visible, threading.Event(), known)[0] == {"a.py": b"kept"}
+    (tmp_path / "b.py").write_text('AWS = "AKIAB234567890ABCDEF"\n')
+    shadows = ShadowTree(tmp_path / "shadow")
+    policy, visible = PathPolicy(tmp_path, []), frozenset({"a.py", "b.py"})
+    held = _look_at(policy, ["a.py", "b.py"], visible, threading.Event(), {}, shadows, [])
+    (shadows.root / "a.py").write_text("kept")
+    (tmp_path / "b.py").write_text("no secret here\n")
+    again = _look_at(policy, ["a.py", "b.py"], visible, threading.Event(), held, shadows, [])
+    assert again == {"a.py": held["a.py"]}
+    assert (shadows.root / "a.py").read_text() == "kept"
+    assert not (shadows.root / "b.py").exists()

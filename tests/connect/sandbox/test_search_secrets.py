@@ -118,17 +118,87 @@ async def test_a_build_outlives_the_search_that_gave_up_on_it(repo: Path, monkey
     assert ([m.file for m in result.matches], result.truncated) == (["app.py"], False)
 
 
-async def test_long_changed_lines_are_kept_compressed_and_still_found(repo: Path) -> None:
-    """A file whose changed lines run past PACK_LINES_BYTES (a minified bundle, say) is
-    kept zlib-compressed in the index, and a match only redaction makes is found there."""
+async def test_a_file_redaction_changes_is_searched_in_its_redacted_copy(repo: Path) -> None:
+    """ripgrep reads the copy, which holds no secret: a match on a line redaction leaves alone
+    is found there, under a path and a glob, and so is a match only redaction makes."""
     many = "".join(f'AWS_{i} = "{KEY}"\n' for i in range(3000))
-    (repo / "bundle.py").write_text(many)
+    (repo / "pkg" / "bundle.py").write_text(many + "def tail():\n    return 'needle'\n")
     (repo / "settings.py").write_text(f'AWS = "{KEY}"\n')
     sandbox = await _watched(repo)
     last = r"^AWS_2999 = \"\[REDACTED:aws_access_key\]\"$"
-    assert await _files(sandbox, last) == ["bundle.py"]
+    assert await _files(sandbox, last) == ["pkg/bundle.py"]
     assert await _files(sandbox, REDACTED) == ["settings.py"]
-    index = sandbox._search.secrets._lines
-    assert isinstance(index["bundle.py"], search_secrets.Packed)
-    assert len(index["bundle.py"]) < search_secrets.PACK_LINES_BYTES / 4
-    assert not isinstance(index["settings.py"], search_secrets.Packed)
+    under = await sandbox.search_files(SearchFilesArgs(pattern="needle", path="pkg", glob="*.py"))
+    assert [(m.file, m.line) for m in under.matches] == [
+        ("pkg/bundle.py", 3002),
+        ("pkg/util.py", 5),
+    ]
+    shadows = sandbox._search.secrets.shadow_root
+    assert shadows is not None and shadows.stat().st_mode & 0o777 == 0o700
+    copies = sorted(str(p.relative_to(shadows)) for p in shadows.rglob("*") if p.is_file())
+    assert copies == ["pkg/bundle.py", "settings.py"]
+    assert all(KEY.encode() not in (shadows / c).read_bytes() for c in copies)
+
+
+SECOND_KEY = "AKIAZYXWVUTSRQPONMLK"
+
+
+async def _candidates(
+    repo: Path, patterns: list[str], monkeypatch, path: str = ""
+) -> list[list[str]]:
+    """The files each search reads and redacts (what its time is spent on), in order."""
+    read: list[list[str]] = []
+    scan = search_files.scan_files
+
+    def recording(policy, paths, *args, **kwargs):
+        read.append(sorted(paths))
+        return scan(policy, paths, *args, **kwargs)
+
+    monkeypatch.setattr(search_files, "scan_files", recording)
+    sandbox = await _watched(repo)
+    answers = [await sandbox.search_files(SearchFilesArgs(pattern=p, path=path)) for p in patterns]
+    monkeypatch.undo()
+    return [[*paths, repr(answer)] for paths, answer in zip(read, answers, strict=True)]
+
+
+async def test_what_a_search_reads_does_not_depend_on_a_secrets_value(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Two repos that differ only in a key's value: every search, even one for a prefix of
+    either raw key (which ripgrep would find in one repo only), reads the same files and gives
+    the same answer, so its cost cannot tell the key one character at a time; also when the
+    search names the file itself (ripgrep reads a named file whatever its globs say)."""
+    patterns = [k[:n] for n in range(4, len(KEY) + 1) for k in (KEY, SECOND_KEY)]
+    patterns += [REDACTED, "AWS", "import os", "needle"]
+    seen = []
+    for key in (KEY, SECOND_KEY):
+        repo = make_repo(tmp_path / key)
+        (repo / "settings.py").write_text(f'import os\nAWS = "{key}"\n')
+        (repo / "pkg" / "config.py").write_text(f'LOG = "info"\nAWS = "{key}"\n')
+        seen.append(await _candidates(repo, patterns, monkeypatch))
+        seen.append(await _candidates(repo, patterns, monkeypatch, path="settings.py"))
+    assert seen[0] == seen[2] and seen[1] == seen[3]
+    by_pattern = dict(zip(patterns, seen[0], strict=True))
+    assert by_pattern[KEY[:8]][:-1] == [] and by_pattern["import os"][:-1] == [
+        "pkg/util.py",
+        "settings.py",
+    ]
+
+
+async def test_too_many_files_to_skip_reads_every_visible_file(repo: Path, monkeypatch) -> None:
+    """Past what rg's command line holds, every visible file is read and redacted: the same
+    answers, at the cost of a full read, and still none that depends on the key."""
+    (repo / "settings.py").write_text(f'import os\nAWS = "{KEY}"\n')
+    read: list[list[str]] = []
+    scan = search_files.scan_files
+
+    def recording(policy, paths, *args, **kwargs):
+        read.append(sorted(paths))
+        return scan(policy, paths, *args, **kwargs)
+
+    monkeypatch.setattr(search_files, "scan_files", recording)
+    monkeypatch.setattr(search_files, "MAX_SKIP_ARG_BYTES", 0)
+    sandbox = await _watched(repo)
+    assert await _files(sandbox, "import os") == ["pkg/util.py", "settings.py"]
+    assert await _files(sandbox, KEY[:8]) == []
+    assert read[0] == read[1] and "settings.py" in read[1] and "app.py" in read[1]

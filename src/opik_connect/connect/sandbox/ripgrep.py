@@ -21,6 +21,14 @@ def find_ripgrep() -> str | None:
     return shutil.which("rg")
 
 
+GLOB_SPECIAL = frozenset("\\*?[]{}")
+
+
+def glob_literal(path: str) -> str:
+    """`path` as an rg glob that matches it alone (globset's metacharacters escaped)."""
+    return "".join("\\" + ch if ch in GLOB_SPECIAL else ch for ch in path)
+
+
 async def rg_files_with_matches(
     cmd: list[str], root: Path, until: float = math.inf
 ) -> tuple[list[str], bool] | None:

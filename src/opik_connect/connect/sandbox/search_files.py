@@ -7,17 +7,17 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from opik_connect.connect.sandbox.linear_regex import LinearRegex, compile_line_search
+from opik_connect.connect.sandbox.linear_regex import compile_line_search
 from opik_connect.connect.sandbox.listing import Listing, ListingCache, VisiblePaths
 from opik_connect.connect.sandbox.malloc_tuning import fix_malloc_thresholds
 from opik_connect.connect.sandbox.path_globs import compile_glob
 from opik_connect.connect.sandbox.policy import SENSITIVE_NAME_GLOBS, PathPolicy
 from opik_connect.connect.sandbox.repo_files import RepoFiles
-from opik_connect.connect.sandbox.ripgrep import rg_files_with_matches
-from opik_connect.connect.sandbox.search_scan import out_of_time, scan_files
+from opik_connect.connect.sandbox.ripgrep import glob_literal, rg_files_with_matches
+from opik_connect.connect.sandbox.search_scan import MAX_SEARCH_FILE_BYTES, out_of_time, scan_files
 from opik_connect.connect.sandbox.search_secrets import SecretIndex
 from opik_connect.connect.sandbox.secret_redaction import SECRET_CANDIDATE
 from opik_connect.protocol import BridgeError, ErrorCode, SearchFilesResult
@@ -27,6 +27,9 @@ SEARCH_TIMEOUT_S = 30.0
 NARROWING_SHARE = 0.8
 """Of the time limit, what finding the candidate files may take: the rest is for reading them,
 so a search that reaches its limit still answers with what the files found so far hold."""
+MAX_SKIP_ARG_BYTES = 1 << 20
+"""The most the paths ripgrep must skip may take on its command line (the kernel allows a few
+MiB in all): beyond it, every visible file is read and redacted instead."""
 
 
 def glob_filter(glob: str | None) -> Callable[[str], bool]:
@@ -37,6 +40,10 @@ def glob_filter(glob: str | None) -> Callable[[str], bool]:
     body = glob[1:] if negate else glob
     matcher = compile_glob(body.lstrip("/") if "/" in body else "**/" + body, field="glob")
     return lambda path: (matcher.match(path) is not None) != negate
+
+
+async def _none() -> tuple[list[str], bool]:
+    return [], True
 
 
 class FileSearch:
@@ -70,7 +77,6 @@ class FileSearch:
                 listing = await self.listings.current()
                 candidates, complete = await self._candidates(
                     pattern,
-                    regex,
                     glob,
                     rel_dir,
                     listing,
@@ -95,7 +101,6 @@ class FileSearch:
     async def _candidates(
         self,
         pattern: str,
-        regex: LinearRegex,
         glob: str | None,
         rel_dir: str,
         listing: Listing,
@@ -103,33 +108,35 @@ class FileSearch:
         until: float,
     ) -> tuple[set[str], bool]:
         """Files that may hold a match, and whether the list is complete (False: `until` came
-        first). Two sources: the files where rg finds the pattern in the raw text (a line that
-        redaction leaves alone matches there as it is), and the files where the secret index
-        holds a redacted line the pattern matches. Every candidate is then read and redacted
-        afresh, so the answer holds exactly what the redacted files hold. Without rg, or when
-        rg rejects the pattern, every visible file under rel_dir is a candidate."""
-        prefix = rel_dir + "/" if rel_dir else ""
+        first). ripgrep never reads a file whose text redaction changes: it searches the others
+        as they are and those files' redacted copies (the shadow tree), so which files are
+        candidates, and how long finding them takes, is a function of the redacted view (a
+        pattern that matches a secret's raw value finds and costs what any other does). Every
+        candidate is then read and redacted afresh. Until the secret index is current no file
+        is a candidate (the answer is truncated); without rg, or when rg rejects the pattern,
+        every visible file under rel_dir is."""
         if self.rg:
-            extra = await self._tracked_ignored(listing, rel_dir, wanted)
-            found, (indexed, matching) = await asyncio.gather(
-                self._rg_files([pattern], glob, [rel_dir or ".", *extra], until),
-                self._index_hits(regex, listing, until),
+            indexed = await self.secrets.refresh(
+                listing.visible, until, lambda targets: self._rg_secrets(targets, listing)
             )
-            if found is not None:
-                names, complete = found
-                hits = {p for p in matching if (p == rel_dir or p.startswith(prefix)) and wanted(p)}
-                return set(names) | hits, complete and indexed
+            if not indexed:
+                return set(), False
+            held = self.secrets.held
+            if sum(len(path) + 10 for path in held) > MAX_SKIP_ARG_BYTES:
+                return set(listing.visible.under(rel_dir)), True
+            extra = [
+                f for f in await self._tracked_ignored(listing, rel_dir, wanted) if f not in held
+            ]
+            targets = [] if rel_dir in held else [rel_dir or ".", *extra]  # rg reads a named
+            raw, redacted = await asyncio.gather(  # file whatever the globs say
+                self._rg_files([pattern], glob, targets, until, skip=held) if targets else _none(),
+                self._rg_shadows(pattern, glob, rel_dir, until),
+            )
+            if raw is not None and redacted is not None:
+                names, complete = raw
+                copies = {p for p in redacted[0] if held.get(p) is not None}
+                return set(names) | copies, complete and redacted[1]
         return set(listing.visible.under(rel_dir)), True
-
-    async def _index_hits(
-        self, regex: LinearRegex, listing: Listing, until: float
-    ) -> tuple[bool, list[str]]:
-        """Whether the secret index is current by `until`, and the files it holds where
-        `regex` matches a redacted line (worked out while rg runs)."""
-        indexed = await self.secrets.refresh(
-            listing.visible, until, lambda targets: self._rg_secrets(targets, listing)
-        )
-        return indexed, await self.secrets.files_matching(regex)
 
     async def _rg_secrets(self, targets: list[str] | None, listing: Listing) -> list[str]:
         """The files where SECRET_CANDIDATE matches: among `targets`, or (None) in the root."""
@@ -141,18 +148,20 @@ class FileSearch:
         return found[0]
 
     async def _rg_files(
-        self, regexps: list[str], glob: str | None, targets: list[str], until: float
+        self,
+        regexps: list[str],
+        glob: str | None,
+        targets: list[str],
+        until: float,
+        *,
+        skip: Iterable[str] = (),
     ) -> tuple[list[str], bool] | None:
         """The files under `targets` where rg finds any of `regexps`, and whether it finished
         by `until`; None when rg rejects a regex. The walk keeps to git's view (ignore files,
-        hidden files included) and skips sensitive and denied paths; named files are searched
-        even when an ignore rule matches them."""
+        hidden files included) and skips sensitive and denied paths, files larger than a
+        search reads, and the paths in `skip`; named files are searched even when an ignore
+        rule matches them."""
         assert self.rg is not None
-        excludes: list[str] = []
-        for name in SENSITIVE_NAME_GLOBS:
-            excludes += ["--iglob", f"!{name}"]
-        for deny in self.policy.deny_globs:
-            excludes += ["--glob", f"!{deny}"]
         cmd = [
             self.rg,
             "--no-config",
@@ -162,12 +171,49 @@ class FileSearch:
             "--no-ignore-dot",
             "--no-messages",
             "--crlf",
+            f"--max-filesize={MAX_SEARCH_FILE_BYTES}",
             *([f"--glob={glob}"] if glob else []),
-            *excludes,
+            *self._excludes(),
+            *(f"--glob=!/{glob_literal(path)}" for path in skip),
             *(f"--regexp={regexp}" for regexp in regexps),
             "--",
         ]
         return await rg_files_with_matches([*cmd, *targets], self.root, until)
+
+    async def _rg_shadows(
+        self, pattern: str, glob: str | None, rel_dir: str, until: float
+    ) -> tuple[list[str], bool] | None:
+        """The files whose redacted copies rg finds the pattern in (the shadow tree holds
+        nothing else, so no ignore rule applies there)."""
+        assert self.rg is not None
+        root = self.secrets.shadow_root
+        target = rel_dir or "."
+        if root is None or not (root / target).exists():
+            return [], True
+        cmd = [
+            self.rg,
+            "--no-config",
+            "--files-with-matches",
+            "--null",
+            "--hidden",
+            "--no-ignore",
+            "--no-messages",
+            "--crlf",
+            *([f"--glob={glob}"] if glob else []),
+            *self._excludes(),
+            f"--regexp={pattern}",
+            "--",
+            target,
+        ]
+        return await rg_files_with_matches(cmd, root, until)
+
+    def _excludes(self) -> list[str]:
+        excludes: list[str] = []
+        for name in SENSITIVE_NAME_GLOBS:
+            excludes += ["--iglob", f"!{name}"]
+        for deny in self.policy.deny_globs:
+            excludes += ["--glob", f"!{deny}"]
+        return excludes
 
     async def _confirm_visible(self, listing: Listing, paths: set[str]) -> VisiblePaths:
         """The cached list decides for known paths; git is asked about the others (files

@@ -1,5 +1,5 @@
-"""Which files redaction changes, and each line it changes as redacted, kept per path: a search
-tests its pattern against those lines instead of reading every file that holds a secret."""
+"""Which files a search must not let ripgrep read as they are: those redaction changes (ripgrep
+reads their redacted copies in a shadow tree instead) and those a search never answers from."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import asyncio
 import math
 import threading
 import time
-import zlib
 from collections.abc import Awaitable, Callable, Container, Iterable
+from pathlib import Path
 
-from opik_connect.connect.sandbox.linear_regex import LinearRegex
 from opik_connect.connect.sandbox.malloc_tuning import release_freed_memory
 from opik_connect.connect.sandbox.policy import PathPolicy
-from opik_connect.connect.sandbox.redaction_cache import content_key
+from opik_connect.connect.sandbox.redaction_cache import apply_splices, content_key
 from opik_connect.connect.sandbox.search_scan import (
     SearchStopped,
     read_for_search,
@@ -21,50 +20,43 @@ from opik_connect.connect.sandbox.search_scan import (
     secret_rule_lines,
 )
 from opik_connect.connect.sandbox.secret_redaction import forget_hint_states
+from opik_connect.connect.sandbox.shadow_tree import ShadowTree
 from opik_connect.connect.sandbox.visible_index import REBUILD_AFTER_S
 
 MAX_DIRTY_PATHS = 1000
 """More changed paths than this are looked at by one pass over the whole root."""
-PACK_LINES_BYTES = 64 << 10
-"""A file's changed lines this long or longer are kept zlib-compressed: a dozen minified
-bundles and data files of a large tree hold most of the index's bytes (4.6 of 7.2 MB in the
-bench repo) in a few lines, at a third of that compressed, for ~15 ms of inflating a search."""
-
-
-class Packed(bytes):
-    """A file's changed lines, zlib-compressed."""
-
-
-def _text(lines: bytes) -> bytes:
-    return zlib.decompress(lines) if isinstance(lines, Packed) else lines
-
 
 Finder = Callable[[list[str] | None], Awaitable[list[str]]]
 """The files where ripgrep finds SECRET_CANDIDATE among the given paths (None: the root)."""
 
 
 class SecretIndex:
-    """For every file where redaction changes a line, those lines as redacted (one bytes per
-    file: 25,000 changed lines cost their text, not a tuple each), so a search can match them.
+    """The files a search keeps ripgrep out of: for each file where redaction changes a line,
+    the content key its redacted copy in the shadow tree was written from; None for a file
+    where SECRET_CANDIDATE matches that a search never answers from (binary, not UTF-8, too
+    large, refused by the opener).
 
     A file where SECRET_CANDIDATE finds nothing reads the same redacted as raw, so one ripgrep
-    pass over the root finds every file to read and redact here. Then the watcher's batches
-    name the paths to look at again (`forget`), and a lost batch (`stale`) makes the next
-    search rebuild it all; unwatched, it is trusted for REBUILD_AFTER_S, like the file list.
-    A rg pass that fails (it cannot run) is an error of the search, and tried again.
-    A stale entry can only hide a match that redaction alone makes: every file a search
-    answers from is read and redacted afresh."""
+    pass over the root finds every file to look at here. Then the watcher's batches name the
+    paths to look at again (`forget`), and a lost batch (`stale`) makes the next search
+    rebuild it all; unwatched, it is trusted for REBUILD_AFTER_S, like the file list. A rg pass
+    that fails (it cannot run) is an error of the search, and tried again. A stale entry
+    (a file changed since, not yet looked at) can only hide or add a candidate: every file a
+    search answers from is read and redacted afresh."""
 
     def __init__(self, policy: PathPolicy, watched: Callable[[], bool]) -> None:
         self.policy = policy
         self._watched = watched
-        self._lines: dict[str, bytes] = {}
-        self._by_content: dict[bytes, bytes] = {}
-        """Content key -> its changed lines (b"" for none), for every file the last pass read:
-        a rebuild (every REBUILD_AFTER_S when unwatched) redacts only what changed since."""
+        self.held: dict[str, bytes | None] = {}
+        self.shadows: ShadowTree | None = None
         self._built_at = float("-inf")
         self._dirty: set[str] = set()
         self._running: asyncio.Future[None] | None = None
+
+    @property
+    def shadow_root(self) -> Path | None:
+        """Where the redacted copies are (None before the first refresh)."""
+        return self.shadows.root if self.shadows is not None else None
 
     def forget(self, paths: Iterable[str]) -> None:
         """These paths changed: look at them again before the next search."""
@@ -77,18 +69,24 @@ class SecretIndex:
     async def refresh(self, visible: Container[str], until: float, find: Finder) -> bool:
         """Bring the index up to date, waiting until time.monotonic() reaches `until` at most.
         A refresh runs on its own (one at a time): a search that stops waiting leaves its work
-        to the next one. False when the index is not current by then."""
+        to the next one. False when the index is not current by then. A refresh this call
+        started is current for it once done, even if it is trusted for no time at all."""
         while True:
-            if self._running is None:
+            mine = self._running is None
+            if mine:
                 if self._current():
                     return True
                 self._running = asyncio.ensure_future(self._refresh(visible, find))
                 self._running.add_done_callback(self._finished)
+            running = self._running
+            assert running is not None
             try:
                 async with asyncio.timeout(max(until - time.monotonic(), 0)):
-                    await asyncio.shield(self._running)
+                    await asyncio.shield(running)
             except TimeoutError:
                 return False
+            if mine:
+                return True
 
     def _current(self) -> bool:
         trusted = self._watched() or time.monotonic() - self._built_at <= REBUILD_AFTER_S
@@ -106,87 +104,73 @@ class SecretIndex:
         started = time.monotonic()
         dirty, self._dirty = self._dirty, set()
         targets = None if full else sorted(p for p in dirty if self._readable(p))
+        if self.shadows is None:
+            self.shadows = ShadowTree.create()
         try:
             found = await find(targets) if targets != [] else []
-            lines, seen = await self._changes(found, visible) if found else ({}, {})
+            looked_at = set(self.held) if full else dirty & set(self.held)
+            held = await self._look_at(found, visible, sorted(looked_at - set(found)))
         except BaseException:
             self._dirty |= dirty
             raise
         if full:
-            self._lines, self._by_content, self._built_at = lines, seen, started
+            self.held, self._built_at = held, started
         else:
-            self._by_content.update(seen)
             for path in dirty:
-                self._lines.pop(path, None)
-            self._lines.update(lines)
+                self.held.pop(path, None)
+            self.held.update(held)
 
     def _readable(self, path: str) -> bool:
         return not self.policy.is_sensitive(path) and self.policy.regular_file(path)
 
-    async def _changes(
-        self, paths: list[str], visible: Container[str]
-    ) -> tuple[dict[str, bytes], dict[bytes, bytes]]:
+    async def _look_at(
+        self, paths: list[str], visible: Container[str], gone: list[str]
+    ) -> dict[str, bytes | None]:
         stop = threading.Event()
-        known = self._by_content
+        assert self.shadows is not None
+        args = (self.policy, paths, visible, stop, dict(self.held), self.shadows, gone)
         try:
-            return await asyncio.to_thread(_changes, self.policy, paths, visible, stop, known)
+            return await asyncio.to_thread(_look_at, *args)
         finally:
             stop.set()
 
-    async def files_matching(self, regex: LinearRegex) -> list[str]:
-        """The files with a line that redaction changes into one `regex` matches (each file's
-        lines as one text, a line each: the pattern never matches across a line end). In a
-        worker thread, over the entries as they are now: inflating the packed ones takes
-        some 15 ms, which a search spends while rg runs, not on the event loop."""
-        return await asyncio.to_thread(_matching, list(self._lines.items()), regex)
 
-
-def _matching(entries: list[tuple[str, bytes]], regex: LinearRegex) -> list[str]:
-    return [path for path, lines in entries if regex.search(_text(lines)) is not None]
-
-
-def _changes(
+def _look_at(
     policy: PathPolicy,
     paths: list[str],
     visible: Container[str],
     stop: threading.Event,
-    known: dict[bytes, bytes],
-) -> tuple[dict[str, bytes], dict[bytes, bytes]]:
-    """The lines redaction changes in each file, as redacted and joined by newlines, for the
-    files where it changes any (worker thread); and each content key read with its lines.
-    A content in `known` is not redacted again. Once a pass over a large tree is done (its
-    RE2 rules freed too), the pages it freed go back to the system."""
-    found = _changed_lines(policy, paths, visible, stop, known)
-    if len(paths) > MAX_DIRTY_PATHS:
-        forget_hint_states()
-        release_freed_memory()
-    return found
-
-
-def _changed_lines(
-    policy: PathPolicy,
-    paths: list[str],
-    visible: Container[str],
-    stop: threading.Event,
-    known: dict[bytes, bytes],
-) -> tuple[dict[str, bytes], dict[bytes, bytes]]:
-    out: dict[str, bytes] = {}
-    seen: dict[bytes, bytes] = {}
+    known: dict[str, bytes | None],
+    shadows: ShadowTree,
+    gone: list[str],
+) -> dict[str, bytes | None]:
+    """The entries for `paths` (worker thread): each file is read as a search reads it and,
+    when redaction changes it, its redacted copy written (unless the one there was written from
+    the same content). `gone` and the files redaction leaves alone lose their copies. Once a
+    pass over a large tree is done (its RE2 rules freed too), its pages go back to the system."""
+    for path in gone:
+        shadows.remove(path)
+    out: dict[str, bytes | None] = {}
     rules = secret_rule_lines()
     for path in paths:
         if stop.is_set():
             raise SearchStopped
         raw = read_for_search(policy, path, visible)
         if raw is None:
+            shadows.remove(path)
+            out[path] = None
             continue
         key = content_key(raw)
-        lines = known.get(key)
-        if lines is None:
-            splices = redaction_splices(raw, rules, stop, math.inf, remember=False)
-            lines = b"\n".join(new for _, _, new in splices)
-            if len(lines) >= PACK_LINES_BYTES:
-                lines = Packed(zlib.compress(lines, 1))
-        seen[key] = lines
-        if lines:
-            out[path] = lines
-    return out, seen
+        if known.get(path) == key:
+            out[path] = key
+            continue
+        splices = redaction_splices(raw, rules, stop, math.inf, remember=False)
+        if not splices:
+            shadows.remove(path)
+            continue
+        shadows.write(path, apply_splices(raw, splices))
+        out[path] = key
+    if len(paths) > MAX_DIRTY_PATHS:
+        forget_hint_states()
+        release_freed_memory()
+    return out
