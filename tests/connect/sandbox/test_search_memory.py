@@ -14,7 +14,7 @@ import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opik_connect.connect.sandbox import search_scan, secret_redaction
+from opik_connect.connect.sandbox import search_scan, search_secrets, secret_redaction
 from opik_connect.connect.sandbox.linear_regex import compile_line_search, compile_linear
 from opik_connect.connect.sandbox.malloc_tuning import (
     fix_malloc_thresholds,
@@ -101,7 +101,7 @@ def test_the_index_shadows_exactly_the_files_redaction_changes_and_caches_nothin
         policy = PathPolicy(root, [])
         visible = frozenset(paths)
         cached = len(REDACTIONS._entries)
-        held = _look_at(policy, paths, visible, threading.Event(), {}, shadows, [])
+        held, clean = _look_at(policy, paths, visible, threading.Event(), ({}, {}), shadows, [])
         assert len(REDACTIONS._entries) == cached
         rules, stop = secret_rule_lines(), threading.Event()
         for path in paths:
@@ -109,7 +109,7 @@ def test_the_index_shadows_exactly_the_files_redaction_changes_and_caches_nothin
             assert raw is not None
             splices = redaction_splices(raw, rules, stop, math.inf, remember=False)
             copy = shadows.root / path
-            assert (path in held) == bool(splices) == copy.exists()
+            assert (path in held) == bool(splices) == copy.exists() == (path not in clean)
             if not splices:
                 continue
             assert held[path] == content_key(raw)
@@ -118,18 +118,32 @@ def test_the_index_shadows_exactly_the_files_redaction_changes_and_caches_nothin
                 assert copy.read_text() == secret_redaction.redact(raw.decode())[0]
 
 
-def test_a_rebuild_rewrites_only_the_copies_whose_content_changed(tmp_path: Path) -> None:
-    """Unwatched, the index is rebuilt every few seconds: a file read with the content its
-    copy was written from is not redacted or written again; a changed one is; one whose
-    secret went loses its copy."""
+def test_a_rebuild_rewrites_only_the_copies_whose_content_changed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Unwatched, the index is rebuilt every few seconds: a file read with the content it had
+    is not redacted (nor its copy written) again, with or without a secret; a changed one is;
+    one whose secret went loses its copy."""
     (tmp_path / "a.py").write_text('AWS = "AKIAB234567890ABCDEF"\n')
     (tmp_path / "b.py").write_text('AWS = "AKIAB234567890ABCDEF"\n')
+    (tmp_path / "c.py").write_text("print('hello')\n")
     shadows = ShadowTree(tmp_path / "shadow")
-    policy, visible = PathPolicy(tmp_path, []), frozenset({"a.py", "b.py"})
-    held = _look_at(policy, ["a.py", "b.py"], visible, threading.Event(), {}, shadows, [])
+    paths = ["a.py", "b.py", "c.py"]
+    policy, visible = PathPolicy(tmp_path, []), frozenset(paths)
+    known = _look_at(policy, paths, visible, threading.Event(), ({}, {}), shadows, [])
+    assert (sorted(known[0]), sorted(known[1])) == (["a.py", "b.py"], ["c.py"])
     (shadows.root / "a.py").write_text("kept")
     (tmp_path / "b.py").write_text("no secret here\n")
-    again = _look_at(policy, ["a.py", "b.py"], visible, threading.Event(), held, shadows, [])
-    assert again == {"a.py": held["a.py"]}
+    redacted: list[bytes] = []
+    splices = search_secrets.redaction_splices
+
+    def counting(raw, *args, **kwargs):
+        redacted.append(raw)
+        return splices(raw, *args, **kwargs)
+
+    monkeypatch.setattr(search_secrets, "redaction_splices", counting)
+    held, clean = _look_at(policy, paths, visible, threading.Event(), known, shadows, [])
+    assert (held, sorted(clean)) == ({"a.py": known[0]["a.py"]}, ["b.py", "c.py"])
+    assert redacted == [b"no secret here\n"]
     assert (shadows.root / "a.py").read_text() == "kept"
     assert not (shadows.root / "b.py").exists()

@@ -48,6 +48,9 @@ class SecretIndex:
         self.policy = policy
         self._watched = watched
         self.held: dict[str, bytes | None] = {}
+        self._clean: dict[str, bytes] = {}
+        """The content key of each file last read with nothing for redaction to change: a
+        rebuild (every REBUILD_AFTER_S when unwatched) does not redact it again."""
         self.shadows: ShadowTree | None = None
         self._built_at = float("-inf")
         self._dirty: set[str] = set()
@@ -109,26 +112,29 @@ class SecretIndex:
         try:
             found = await find(targets) if targets != [] else []
             looked_at = set(self.held) if full else dirty & set(self.held)
-            held = await self._look_at(found, visible, sorted(looked_at - set(found)))
+            held, clean = await self._look_at(found, visible, sorted(looked_at - set(found)))
         except BaseException:
             self._dirty |= dirty
             raise
         if full:
-            self.held, self._built_at = held, started
+            self.held, self._clean, self._built_at = held, clean, started
         else:
             for path in dirty:
                 self.held.pop(path, None)
+                self._clean.pop(path, None)
             self.held.update(held)
+            self._clean.update(clean)
 
     def _readable(self, path: str) -> bool:
         return not self.policy.is_sensitive(path) and self.policy.regular_file(path)
 
     async def _look_at(
         self, paths: list[str], visible: Container[str], gone: list[str]
-    ) -> dict[str, bytes | None]:
+    ) -> tuple[dict[str, bytes | None], dict[str, bytes]]:
         stop = threading.Event()
         assert self.shadows is not None
-        args = (self.policy, paths, visible, stop, dict(self.held), self.shadows, gone)
+        known = (dict(self.held), dict(self._clean))
+        args = (self.policy, paths, visible, stop, known, self.shadows, gone)
         try:
             return await asyncio.to_thread(_look_at, *args)
         finally:
@@ -140,37 +146,46 @@ def _look_at(
     paths: list[str],
     visible: Container[str],
     stop: threading.Event,
-    known: dict[str, bytes | None],
+    known: tuple[dict[str, bytes | None], dict[str, bytes]],
     shadows: ShadowTree,
     gone: list[str],
-) -> dict[str, bytes | None]:
-    """The entries for `paths` (worker thread): each file is read as a search reads it and,
-    when redaction changes it, its redacted copy written (unless the one there was written from
-    the same content). `gone` and the files redaction leaves alone lose their copies. Once a
-    pass over a large tree is done (its RE2 rules freed too), its pages go back to the system."""
+) -> tuple[dict[str, bytes | None], dict[str, bytes]]:
+    """The entries for `paths` (worker thread), held and clean: each file is read as a search
+    reads it and, when redaction changes it, its redacted copy written. A file read with the
+    content it had at the last look is not redacted again (nor its copy written). `gone` and
+    the files redaction leaves alone lose their copies. Once a pass over a large tree is done
+    (its RE2 rules freed too), its pages go back to the system."""
     for path in gone:
         shadows.remove(path)
-    out: dict[str, bytes | None] = {}
+    was_held, was_clean = known
+    held: dict[str, bytes | None] = {}
+    clean: dict[str, bytes] = {}
     rules = secret_rule_lines()
     for path in paths:
         if stop.is_set():
             raise SearchStopped
         raw = read_for_search(policy, path, visible)
         if raw is None:
-            shadows.remove(path)
-            out[path] = None
+            if path in was_held:
+                shadows.remove(path)
+            held[path] = None
             continue
         key = content_key(raw)
-        if known.get(path) == key:
-            out[path] = key
+        if was_held.get(path) == key:
+            held[path] = key
+            continue
+        if was_clean.get(path) == key:
+            clean[path] = key
             continue
         splices = redaction_splices(raw, rules, stop, math.inf, remember=False)
         if not splices:
-            shadows.remove(path)
+            if path in was_held:
+                shadows.remove(path)
+            clean[path] = key
             continue
         shadows.write(path, apply_splices(raw, splices))
-        out[path] = key
+        held[path] = key
     if len(paths) > MAX_DIRTY_PATHS:
         forget_hint_states()
         release_freed_memory()
-    return out
+    return held, clean
