@@ -143,10 +143,8 @@ async def test_a_file_redaction_changes_is_searched_in_its_redacted_copy(repo: P
 SECOND_KEY = "AKIAZYXWVUTSRQPONMLK"
 
 
-async def _candidates(
-    repo: Path, patterns: list[str], monkeypatch, path: str = ""
-) -> list[list[str]]:
-    """The files each search reads and redacts (what its time is spent on), in order."""
+def _record_reads(monkeypatch) -> list[list[str]]:
+    """The files each search then reads and redacts (what its time is spent on), in order."""
     read: list[list[str]] = []
     scan = search_files.scan_files
 
@@ -155,6 +153,13 @@ async def _candidates(
         return scan(policy, paths, *args, **kwargs)
 
     monkeypatch.setattr(search_files, "scan_files", recording)
+    return read
+
+
+async def _candidates(
+    repo: Path, patterns: list[str], monkeypatch, path: str = ""
+) -> list[list[str]]:
+    read = _record_reads(monkeypatch)
     sandbox = await _watched(repo)
     answers = [await sandbox.search_files(SearchFilesArgs(pattern=p, path=path)) for p in patterns]
     monkeypatch.undo()
@@ -189,14 +194,7 @@ async def test_too_many_files_to_skip_reads_every_visible_file(repo: Path, monke
     """Past what rg's command line holds, every visible file is read and redacted: the same
     answers, at the cost of a full read, and still none that depends on the key."""
     (repo / "settings.py").write_text(f'import os\nAWS = "{KEY}"\n')
-    read: list[list[str]] = []
-    scan = search_files.scan_files
-
-    def recording(policy, paths, *args, **kwargs):
-        read.append(sorted(paths))
-        return scan(policy, paths, *args, **kwargs)
-
-    monkeypatch.setattr(search_files, "scan_files", recording)
+    read = _record_reads(monkeypatch)
     monkeypatch.setattr(search_files, "MAX_SKIP_ARG_BYTES", 0)
     sandbox = await _watched(repo)
     assert await _files(sandbox, "import os") == ["pkg/util.py", "settings.py"]

@@ -161,19 +161,9 @@ class FileSearch:
         hidden files included) and skips sensitive and denied paths, files larger than a
         search reads, and the paths in `skip`; named files are searched even when an ignore
         rule matches them."""
-        assert self.rg is not None
         cmd = [
-            self.rg,
-            "--no-config",
-            "--files-with-matches",
-            "--null",
-            "--hidden",
-            "--no-ignore-dot",
-            "--no-messages",
-            "--crlf",
+            *self._rg_command("--no-ignore-dot", glob),
             f"--max-filesize={MAX_SEARCH_FILE_BYTES}",
-            *([f"--glob={glob}"] if glob else []),
-            *self._excludes(),
             *(f"--glob=!/{glob_literal(path)}" for path in skip),
             *(f"--regexp={regexp}" for regexp in regexps),
             "--",
@@ -185,35 +175,24 @@ class FileSearch:
     ) -> tuple[list[str], bool] | None:
         """The files whose redacted copies rg finds the pattern in (the shadow tree holds
         nothing else, so no ignore rule applies there)."""
-        assert self.rg is not None
         root = self.secrets.shadow_root
         target = rel_dir or "."
         if root is None or not (root / target).exists():
             return [], True
-        cmd = [
-            self.rg,
-            "--no-config",
-            "--files-with-matches",
-            "--null",
-            "--hidden",
-            "--no-ignore",
-            "--no-messages",
-            "--crlf",
-            *([f"--glob={glob}"] if glob else []),
-            *self._excludes(),
-            f"--regexp={pattern}",
-            "--",
-            target,
-        ]
+        cmd = [*self._rg_command("--no-ignore", glob), f"--regexp={pattern}", "--", target]
         return await rg_files_with_matches(cmd, root, until)
 
-    def _excludes(self) -> list[str]:
-        excludes: list[str] = []
+    def _rg_command(self, ignore_rules: str, glob: str | None) -> list[str]:
+        """What both searches share: file names only, hidden files, `glob` (the excludes come
+        after it: rg's last matching glob decides), never a sensitive or denied path."""
+        assert self.rg is not None
+        cmd = [self.rg, "--no-config", "--files-with-matches", "--null", "--hidden", ignore_rules]
+        cmd += ["--no-messages", "--crlf", *([f"--glob={glob}"] if glob else [])]
         for name in SENSITIVE_NAME_GLOBS:
-            excludes += ["--iglob", f"!{name}"]
+            cmd += ["--iglob", f"!{name}"]
         for deny in self.policy.deny_globs:
-            excludes += ["--glob", f"!{deny}"]
-        return excludes
+            cmd += ["--glob", f"!{deny}"]
+        return cmd
 
     async def _confirm_visible(self, listing: Listing, paths: set[str]) -> VisiblePaths:
         """The cached list decides for known paths; git is asked about the others (files
