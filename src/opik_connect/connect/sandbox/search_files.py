@@ -177,8 +177,9 @@ class FileSearch:
         nothing else, so no ignore rule applies there)."""
         root = self.secrets.shadow_root
         target = rel_dir or "."
-        if root is None or not (root / target).exists():
-            return [], True
+        held = self.secrets.held
+        if root is None or not any(held.values()) or not (root / target).exists():
+            return [], True  # no copy there: no ripgrep to start
         cmd = [*self._rg_command("--no-ignore", glob), f"--regexp={pattern}", "--", target]
         return await rg_files_with_matches(cmd, root, until)
 
