@@ -1,4 +1,4 @@
-"""Dialing a team platform imports no httpx, Anthropic, Ollie's loop, GitPython or pygments."""
+"""Dialing a team platform imports no httpx, Anthropic, Ollie's loop, GitPython, pygments, yaml."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ HEAVY = (
     "git",
     "rich.markdown",
     "pygments",
+    "yaml",
 )
 
 

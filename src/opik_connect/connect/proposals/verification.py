@@ -19,8 +19,6 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import yaml
-
 from opik_connect.connect.fixes.branches import FixBranches, fix_branch_name
 from opik_connect.connect.proposals.journal import JournaledProposal, ProposalJournal
 from opik_connect.connect.proposals.state import move
@@ -247,6 +245,8 @@ def _joined(before: SuiteRunSummary | None, extra: SuiteRunSummary) -> SuiteRunS
 
 def _write_only_items(build: Path, tree: Path, suite: str, items: list[str]) -> None:
     """The build's suite file, with only `items`, into `tree` (replacing the base's)."""
+    import yaml  # here: the daemon imports this module at start, and runs suites only later
+
     path = SUITES_DIR / f"{suite}.yaml"
     document = yaml.safe_load((build / path).read_text(encoding="utf-8"))
     document["items"] = [item for item in document.get("items") or [] if item.get("id") in items]

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from opik_connect.connect.suites.assertions import Assertion
 from opik_connect.private_files import atomic_write_private
 from opik_connect.protocol import BridgeError, ErrorCode
+
+if TYPE_CHECKING:
+    import yaml
 
 SUITES_DIR = Path(".opik") / "suites"
 _ASSERTION_LISTS = ("assertions", "global_assertions")
@@ -152,6 +154,8 @@ def load_suite(tree: Path, name: str) -> Suite:
 
 
 def parse_suite_text(text: str, path: Path, *, default_name: str) -> Suite:
+    import yaml  # here: the daemon imports this module at start, and reads suites only later
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -194,6 +198,8 @@ def _locate(node: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[int, str]:
 
     Location parts that are not keys or indexes (union tags such as 'contains') are skipped.
     """
+    import yaml
+
     field = ""
     line = node.start_mark.line + 1 if node is not None else 1
     current = node
@@ -230,6 +236,8 @@ def save_suite(tree: Path, suite: Suite) -> Path:
     data = suite.model_dump(mode="json", exclude_unset=True)
     data["name"] = suite.name
     data["items"] = [item.model_dump(mode="json", exclude_unset=True) for item in suite.items]
+    import yaml
+
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     atomic_write_private(path, text.encode("utf-8"))
     return path
