@@ -28,7 +28,7 @@ async def index(tmp_path: Path) -> VisibleIndex:
 async def test_built_from_git_without_sensitive_ignored_or_escaping_files(
     index: VisibleIndex,
 ) -> None:
-    files = await index.files()
+    files = list(await index.files())
     assert files == sorted(files)
     assert {"app.py", "pkg/util.py", "notes.txt", "README.md", ".gitignore"} <= set(files)
     for hidden in (".env", "debug.log", "build/out.py", "outside.txt"):
@@ -42,7 +42,7 @@ async def test_reported_changes_update_only_their_paths(index: VisibleIndex) -> 
     (root / "app.py").unlink()
     os.symlink("/etc/hostname", root / "pkg" / "escape.py")
     await index.apply(["pkg/new.py", "app.py", "pkg/escape.py"])
-    files = await index.files()
+    files = list(await index.files())
     assert "pkg/new.py" in files and "app.py" not in files and "pkg/escape.py" not in files
     assert files == sorted(files)
 

@@ -4,11 +4,10 @@ watcher keeps the visible index current, cached until it reports a change."""
 from __future__ import annotations
 
 import asyncio
-import bisect
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
+from opik_connect.connect.sandbox.packed_paths import PackedPaths
 from opik_connect.connect.sandbox.repo_files import RepoFiles
 from opik_connect.connect.sandbox.visible_index import VisibleIndex
 
@@ -16,41 +15,11 @@ VISIBLE_CACHE_TTL_S = 5.0
 """ReadFile trusts git's file list for this long, so a read costs no git process."""
 
 
-class VisiblePaths:
-    """Paths as one sorted list: a lookup bisects it (some 16 comparisons for 50,000 paths)
-    instead of hashing into a set, which would cost 2 MB more for a repo that size."""
-
-    __slots__ = ("_paths",)
-
-    def __init__(self, paths: Iterable[str]) -> None:
-        self._paths = sorted(paths)
-
-    def __contains__(self, path: object) -> bool:
-        paths = self._paths
-        at = bisect.bisect_left(paths, path) if isinstance(path, str) else len(paths)
-        return at < len(paths) and paths[at] == path
-
-    def under(self, rel_dir: str) -> list[str]:
-        """`rel_dir` itself and the paths below it, all of them for "" (one range of the
-        sorted list: from "dir/" up to "dir0", as "0" follows "/")."""
-        if not rel_dir:
-            return list(self._paths)
-        paths = self._paths
-        below = paths[
-            bisect.bisect_left(paths, f"{rel_dir}/") : bisect.bisect_left(paths, f"{rel_dir}0")
-        ]
-        return [rel_dir, *below] if rel_dir in self else below
-
-    def with_paths(self, extra: Iterable[str]) -> VisiblePaths:
-        """These paths and `extra`."""
-        return VisiblePaths([*self._paths, *(path for path in set(extra) if path not in self)])
-
-
 @dataclass(frozen=True)
 class Listing:
     """git's answer at one moment: visible files, and tracked files matching an ignore rule."""
 
-    visible: VisiblePaths
+    visible: PackedPaths
     tracked_ignored: tuple[str, ...]
 
 
@@ -92,14 +61,20 @@ class ListingCache:
 
     async def _refresh(self) -> Listing:
         started, generation = time.monotonic(), self._generation
-        # A watched index's files stand for git's visible ones (one copy, no git process): what
-        # it leaves out (sensitive paths, symlinks leading out) is refused anyway, and a path
-        # it does not know is asked of git. Unwatched, git's plain list is cheaper to rebuild.
-        visible_files = self.index.files() if self.index.watched else self.repo.visible_files()
-        visible, tracked_ignored = await asyncio.gather(
-            visible_files, self.repo.tracked_ignored_files()
-        )
-        listing = Listing(VisiblePaths(visible), tuple(tracked_ignored))
+        # A watched index's files stand for git's visible ones (the same set, no git process):
+        # what it leaves out (sensitive paths, symlinks leading out) is refused anyway, and a
+        # path it does not know is asked of git. Unwatched, git's plain list is cheaper to
+        # rebuild.
+        if self.index.watched:
+            visible, tracked_ignored = await asyncio.gather(
+                self.index.files(), self.repo.tracked_ignored_files()
+            )
+        else:
+            listed, tracked_ignored = await asyncio.gather(
+                self.repo.visible_files(), self.repo.tracked_ignored_files()
+            )
+            visible = await asyncio.to_thread(PackedPaths, listed)
+        listing = Listing(visible, tuple(tracked_ignored))
         if generation == self._generation:
             self._listing, self._listing_at = listing, started
         return listing

@@ -202,9 +202,10 @@ class Sandbox:
         files = await self.index.files()
         if args.depth == 1 or len(files) <= INLINE_LIST_FILES:
             return list_entries(files, rel_dir, args.depth, pattern)
-        # A deep listing of a big repo walks many files: off the loop, on a copy of the index
-        # (the watcher edits it in place, on the loop).
-        return await asyncio.to_thread(list_entries, list(files), rel_dir, args.depth, pattern)
+        # A deep listing of a big repo walks many files: off the loop, on them as a list.
+        return await asyncio.to_thread(
+            lambda: list_entries(files.as_list(), rel_dir, args.depth, pattern)
+        )
 
     # --- SearchFiles ----------------------------------------------------------------------------
 

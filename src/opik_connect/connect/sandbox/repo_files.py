@@ -15,7 +15,7 @@ VISIBLE = ("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--de
 """git's view: tracked plus untracked-not-ignored files."""
 
 
-def _split_z(raw: bytes) -> list[str]:
+def split_z(raw: bytes) -> list[str]:
     """NUL-separated git output to str paths; names that are not UTF-8 cannot travel, so skip."""
     paths = []
     for item in raw.split(b"\0"):
@@ -54,7 +54,12 @@ class RepoFiles:
         """Tracked plus untracked-not-ignored files, relative to root; optionally limited."""
         specs = [f":(literal){spec}" for spec in pathspecs]
         done = await run_async(self.root, *VISIBLE, "--", *specs)
-        return _split_z(done.out)
+        return split_z(done.out)
+
+    async def visible_output(self) -> bytes:
+        """`visible_files()` of the whole root as git printed it (NUL-separated), for a caller
+        that splits it a part at a time (split_z)."""
+        return (await run_async(self.root, *VISIBLE)).out
 
     @staticmethod
     def start_listing(root: Path) -> StartedGit:
@@ -62,22 +67,22 @@ class RepoFiles:
         return StartedGit(root, *VISIBLE)
 
     @staticmethod
-    async def listed(started: StartedGit) -> list[str]:
-        """What a `start_listing` git listed."""
-        return _split_z((await started.result()).out)
+    async def listed_output(started: StartedGit) -> bytes:
+        """What a `start_listing` git listed, as `visible_output` gives it."""
+        return (await started.result()).out
 
     async def tracked_ignored_files(self) -> list[str]:
         """Tracked files that match an ignore rule: git shows them, ripgrep's walker skips them."""
         done = await run_async(
             self.root, "ls-files", "-z", "--cached", "--ignored", "--exclude-standard"
         )
-        return _split_z(done.out)
+        return split_z(done.out)
 
     async def ignored_directories(self) -> set[str]:
         """Untracked directories git ignores as a whole (no trailing slash): never watched."""
         args = ("ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory")
         done = await run_async(self.root, *args)
-        return {path.rstrip("/") for path in _split_z(done.out) if path.endswith("/")}
+        return {path.rstrip("/") for path in split_z(done.out) if path.endswith("/")}
 
     async def ignored(self, paths: list[str]) -> set[str]:
         """Which of `paths` (relative, existing or not) git ignores; tracked files never are."""
@@ -93,7 +98,7 @@ class RepoFiles:
         )
         if done.code not in (0, 1):
             raise GitError(("check-ignore",), done.code, done.err)
-        return set(_split_z(done.out))
+        return set(split_z(done.out))
 
     async def branch_and_head(self) -> tuple[str | None, str | None]:
         """The checked-out branch (None when detached) and HEAD's sha (None before a commit)."""

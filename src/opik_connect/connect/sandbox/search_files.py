@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from opik_connect.connect.sandbox.linear_regex import compile_line_search
-from opik_connect.connect.sandbox.listing import Listing, ListingCache, VisiblePaths
+from opik_connect.connect.sandbox.listing import Listing, ListingCache
 from opik_connect.connect.sandbox.malloc_tuning import fix_malloc_thresholds
+from opik_connect.connect.sandbox.packed_paths import PackedPaths
 from opik_connect.connect.sandbox.path_globs import compile_glob
 from opik_connect.connect.sandbox.policy import SENSITIVE_NAME_GLOBS, PathPolicy
 from opik_connect.connect.sandbox.repo_files import RepoFiles
@@ -195,7 +196,7 @@ class FileSearch:
             cmd += ["--glob", f"!{deny}"]
         return cmd
 
-    async def _confirm_visible(self, listing: Listing, paths: set[str]) -> VisiblePaths:
+    async def _confirm_visible(self, listing: Listing, paths: set[str]) -> PackedPaths:
         """The cached list decides for known paths; git is asked about the others (files
         created since the list was taken), so a new file is found and an ignored one is not."""
         unknown = sorted(p for p in paths if p not in listing.visible)

@@ -1,4 +1,4 @@
-"""The sorted list of files ListFiles may show, kept current by the watcher's batches.
+"""The sorted set of files ListFiles may show, kept current by the watcher's batches.
 
 Built once from git (visible files, minus sensitive ones, minus anything but regular files and
 symlinks that stay inside the root); then each reported change re-checks only its own path.
@@ -9,13 +9,13 @@ when older than REBUILD_AFTER_S, as the file list was before.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import os
 import time
 from collections.abc import Iterable
 
+from opik_connect.connect.sandbox.packed_paths import PackedPaths
 from opik_connect.connect.sandbox.policy import PathPolicy
-from opik_connect.connect.sandbox.repo_files import RepoFiles
+from opik_connect.connect.sandbox.repo_files import RepoFiles, split_z
 from opik_connect.git_runner import StartedGit
 
 REBUILD_AFTER_S = 5.0
@@ -27,6 +27,10 @@ CATCH_UP_SLACK_NS = 1_000_000_000
 before the git listing is re-checked too."""
 MAX_CATCH_UP_DIRS = 256
 """More changed directories than this after the watches came up: rebuild instead."""
+BUILD_PART_BYTES = 256 << 10
+"""git's listing is checked this much at a time (some 3,000 paths): a str per path lives only
+while its part is checked, so the next part reuses its memory. All 50,000 at once left some
+6 MB of Python's small-object arenas held by the few long-lived objects made meanwhile."""
 
 
 def _changed_directories(root: str, directories: list[str], since_ns: int) -> list[str]:
@@ -65,9 +69,9 @@ class VisibleIndex:
         self._first_listing = first_listing
         self.watched = False
         """Set by the watcher while it watches every directory: then no rebuild by age."""
-        self._files: list[str] | None = None
+        self._files: PackedPaths | None = None
         self._built_at = float("-inf")
-        self._building: asyncio.Future[list[str]] | None = None
+        self._building: asyncio.Future[PackedPaths] | None = None
         self._generation = 0
         self._listed_at_ns: int | None = None
         """When git listed the files the current list was built from (time.time_ns())."""
@@ -82,8 +86,8 @@ class VisibleIndex:
         self._building = None
         self._listed_at_ns = None
 
-    async def files(self) -> list[str]:
-        """The current sorted list (do not modify it)."""
+    async def files(self) -> PackedPaths:
+        """The current set (immutable: a change makes a new one)."""
         fresh = self.watched or time.monotonic() - self._built_at <= REBUILD_AFTER_S
         if self._files is not None and fresh:
             return self._files
@@ -96,16 +100,15 @@ class VisibleIndex:
             if self._building is building and building.done():
                 self._building = None
 
-    async def _build(self) -> list[str]:
+    async def _build(self) -> PackedPaths:
         started, generation, listed_at_ns = time.monotonic(), self._generation, time.time_ns()
         first, self._first_listing = self._first_listing, None
         if first is not None:
             listed_at_ns = first.started_ns
-            raw = await self.repo.listed(first)
+            output = await self.repo.listed_output(first)
         else:
-            raw = await self.repo.visible_files()
-        names = [f for f in raw if not self.policy.is_sensitive(f)]
-        safe = await asyncio.to_thread(self._listable, names)
+            output = await self.repo.visible_output()
+        safe = await asyncio.to_thread(self._listable_output, output)
         if generation == self._generation:
             self._files, self._built_at, self._listed_at_ns = safe, started, listed_at_ns
         return safe
@@ -131,13 +134,7 @@ class VisibleIndex:
         files = self._files
         if files is None:  # made stale meanwhile: the next call rebuilds it
             return
-        listed = [  # what the list has below each: from "top/" up to "top0" ("0" follows "/")
-            f
-            for top in changed
-            for f in files[
-                bisect.bisect_left(files, top + "/") : bisect.bisect_left(files, top + "0")
-            ]
-        ]
+        listed = [f for top in changed for f in files.under(top)]
         paths = sorted({*found, *listed})
         rules = [p for p in paths if p.rsplit("/", 1)[-1] in RULE_FILES]
         if any(_mtime_ns(os.path.join(root, p)) >= since - CATCH_UP_SLACK_NS for p in rules):
@@ -145,8 +142,21 @@ class VisibleIndex:
             return
         await self._recheck(paths)
 
+    def _listable_output(self, output: bytes) -> PackedPaths:
+        """The files of git's NUL-separated `output` that are not sensitive and are listable,
+        checked BUILD_PART_BYTES at a time (worker thread)."""
+        kept: list[bytes] = []
+        start = 0
+        while start < len(output):
+            end = output.find(b"\0", start + BUILD_PART_BYTES)
+            end = len(output) if end < 0 else end
+            names = [f for f in split_z(output[start:end]) if not self.policy.is_sensitive(f)]
+            kept.append("\0".join(self._listable(names)).encode("utf-8"))
+            start = end + 1
+        return PackedPaths.from_joined(b"\0".join(part for part in kept if part))
+
     def _listable(self, names: list[str]) -> list[str]:
-        """The names that are regular files or symlinks staying inside, sorted. One scandir
+        """The names that are regular files or symlinks staying inside. One scandir
         per directory reads the types an lstat per file would (a directory's entries carry
         them), so 50,000 files cost ~8,000 system calls, not 50,000."""
         by_dir: dict[str, list[str]] = {}
@@ -162,11 +172,10 @@ class VisibleIndex:
                     }
             except OSError:
                 continue
-            for rel in wanted:  # the list keeps git's strings: no second copy of every path
+            for rel in wanted:
                 regular, link = kinds.get(rel.rpartition("/")[2], (False, False))
                 if regular or (link and self.policy.safe_for_listing(rel)):
                     found.append(rel)
-        found.sort()
         return found
 
     async def apply(self, changed: Iterable[str]) -> None:
@@ -189,10 +198,8 @@ class VisibleIndex:
             }
         )
         files = self._files
-        for path in paths:
-            at = bisect.bisect_left(files, path)
-            present = at < len(files) and files[at] == path
-            if path in listable and not present:
-                files.insert(at, path)
-            elif path not in listable and present:
-                del files[at]
+        if files is None:  # made stale meanwhile: the next call rebuilds it
+            return
+        self._files = files.changed(
+            add=[p for p in paths if p in listable], remove=[p for p in paths if p not in listable]
+        )
