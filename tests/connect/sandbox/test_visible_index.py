@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from opik_connect.config import ProjectConfig
+from opik_connect.connect.sandbox.listing import ListingCache
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.connect.sandbox.repo_files import RepoFiles
 from opik_connect.connect.sandbox.visible_index import VisibleIndex
@@ -88,3 +89,22 @@ async def test_watches_up_rechecks_only_directories_changed_since_the_listing(
     files = await index.files()
     assert "pkg/early.py" in files and "pkg/util.py" not in files and "app.py" in files
     assert asked == [("pkg",)]
+
+
+async def test_the_listing_shares_the_watched_index_set(index: VisibleIndex, monkeypatch) -> None:
+    """A listing taken from git before the watcher came up lasts its few seconds only; then
+    the listing is the index's own set (no second copy), and a watcher batch's invalidation
+    brings the index's change into it."""
+    index.watched = False
+    listings = ListingCache(index.repo, index)
+    from_git = (await listings.current()).visible
+    assert from_git is not await index.files() and set(from_git) >= set(await index.files())
+    index.watched = True
+    assert (await listings.current()).visible is from_git
+    monkeypatch.setattr("opik_connect.connect.sandbox.listing.VISIBLE_CACHE_TTL_S", -1.0)
+    assert (await listings.current()).visible is await index.files()
+    (index.repo.root / "pkg" / "new.py").write_text("x = 1\n")
+    await index.apply(["pkg/new.py"])
+    listings.invalidate()
+    shared = (await listings.current()).visible
+    assert shared is await index.files() and "pkg/new.py" in shared

@@ -71,3 +71,10 @@ def test_an_empty_set_answers_empty() -> None:
     empty = PackedPaths()
     assert len(empty) == 0 and list(empty) == [] and "" not in empty and empty.under("a") == []
     assert list(empty.with_paths(["a"])) == ["a"]
+
+
+@given(st.lists(PATHS, max_size=30))
+def test_git_output_packs_as_its_paths_do(paths: list[str]) -> None:
+    output = b"".join(p.encode() + b"\0" for p in paths)
+    assert list(PackedPaths.from_joined(output)) == list(PackedPaths(paths)) == sorted(set(paths))
+    assert list(PackedPaths.from_joined(output + b"bad\xff.py\0z\0")) == sorted({*paths, "z"})

@@ -32,18 +32,24 @@ class ListingCache:
         self.index = index
         self._listing: Listing | None = None
         self._listing_at = float("-inf")
+        self._from_index = False
+        """The listing's visible set is the watched index's own (else git's, taken apart)."""
         self._refreshing: asyncio.Future[Listing] | None = None
         self._generation = 0
 
     def invalidate(self) -> None:
         """Forget the cached file lists (the watcher calls this when files change)."""
+        self._listing = None
         self._listing_at = float("-inf")
         self._generation += 1
         self._refreshing = None
 
     def cached(self) -> Listing | None:
-        """The listing if it is still current, without refreshing it."""
-        fresh = self.index.watched or time.monotonic() - self._listing_at <= VISIBLE_CACHE_TTL_S
+        """The listing if it is still current, without refreshing it. A listing taken from git
+        before the watcher came up is kept only for VISIBLE_CACHE_TTL_S: then the next one
+        shares the index's set (kept current by the watcher), not a second copy of it."""
+        watched = self.index.watched and self._from_index
+        fresh = watched or time.monotonic() - self._listing_at <= VISIBLE_CACHE_TTL_S
         return self._listing if fresh else None
 
     async def current(self) -> Listing:
@@ -60,21 +66,21 @@ class ListingCache:
                 self._refreshing = None
 
     async def _refresh(self) -> Listing:
-        started, generation = time.monotonic(), self._generation
+        started, generation, from_index = time.monotonic(), self._generation, self.index.watched
         # A watched index's files stand for git's visible ones (the same set, no git process):
         # what it leaves out (sensitive paths, symlinks leading out) is refused anyway, and a
         # path it does not know is asked of git. Unwatched, git's plain list is cheaper to
         # rebuild.
-        if self.index.watched:
+        if from_index:
             visible, tracked_ignored = await asyncio.gather(
                 self.index.files(), self.repo.tracked_ignored_files()
             )
         else:
-            listed, tracked_ignored = await asyncio.gather(
-                self.repo.visible_files(), self.repo.tracked_ignored_files()
+            output, tracked_ignored = await asyncio.gather(
+                self.repo.visible_output(), self.repo.tracked_ignored_files()
             )
-            visible = await asyncio.to_thread(PackedPaths, listed)
+            visible = await asyncio.to_thread(PackedPaths.from_joined, output)
         listing = Listing(visible, tuple(tracked_ignored))
         if generation == self._generation:
-            self._listing, self._listing_at = listing, started
+            self._listing, self._listing_at, self._from_index = listing, started, from_index
         return listing

@@ -8,7 +8,8 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate
+from itertools import accumulate, count
+from operator import add
 from typing import overload
 
 
@@ -27,17 +28,27 @@ class PackedPaths(Sequence[str]):
         """names: sorted, distinct, without NUL."""
         self._blob = b"\0".join(names)
         size = len(self._blob) + 1
+        # Each name's start: the lengths before it, plus one NUL after each of them.
         self._starts = array(
             "I" if size < 1 << 32 else "Q",
-            accumulate((len(name) + 1 for name in names), initial=0),
+            map(add, accumulate(map(len, names), initial=0), count()),
         )
 
     @classmethod
     def from_joined(cls, joined: bytes) -> PackedPaths:
-        """The set of the UTF-8 paths in `joined`, separated by NUL (in any order)."""
-        names = joined.split(b"\0") if joined else []
+        """The set of the paths in `joined` (as git prints them: separated by NUL, in any
+        order), without a str per path; a name that is not UTF-8 is left out, as split_z
+        leaves it. Its parts are made and dropped within C calls, so no other thread's
+        long-lived object lands among them."""
+        names = joined.split(b"\0")
+        try:
+            joined.decode("utf-8")
+        except UnicodeDecodeError:
+            names = [name for name in names if _is_utf8(name)]
         names.sort()
-        return cls._packed(list(dict.fromkeys(names)))
+        unique = dict.fromkeys(names)
+        unique.pop(b"", None)
+        return cls._packed(list(unique))
 
     @classmethod
     def _packed(cls, names: list[bytes]) -> PackedPaths:
@@ -142,3 +153,11 @@ def _encoded(paths: Iterable[str]) -> set[bytes]:
 def _holds(names: list[bytes], name: bytes) -> bool:
     at = bisect.bisect_left(names, name)
     return at < len(names) and names[at] == name
+
+
+def _is_utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
