@@ -181,7 +181,8 @@ class FileSearch:
         held = self.secrets.held
         if root is None or not any(held.values()) or not (root / target).exists():
             return [], True  # no copy there: no ripgrep to start
-        cmd = [*self._rg_command("--no-ignore", glob), f"--regexp={pattern}", "--", target]
+        cmd = [*self._rg_command("--no-ignore", glob), "--threads=1", f"--regexp={pattern}"]
+        cmd += ["--", target]  # one thread: the tree's search, running meanwhile, has the cores
         return await rg_files_with_matches(cmd, root, until)
 
     def _rg_command(self, ignore_rules: str, glob: str | None) -> list[str]:
