@@ -13,7 +13,7 @@ from sandbox_repo import make_repo
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.sandbox import search_files, search_secrets
 from opik_connect.connect.sandbox.read_commands import Sandbox
-from opik_connect.connect.sandbox.ripgrep import find_ripgrep, rg_files_with_matches
+from opik_connect.connect.sandbox.ripgrep import find_ripgrep, glob_literal, rg_files_with_matches
 from opik_connect.protocol import SearchFilesArgs
 
 KEY = "AKIAB234567890ABCDEF"
@@ -200,3 +200,22 @@ async def test_too_many_files_to_skip_reads_every_visible_file(repo: Path, monke
     assert await _files(sandbox, "import os") == ["pkg/util.py", "settings.py"]
     assert await _files(sandbox, KEY[:8]) == []
     assert read[0] == read[1] and "settings.py" in read[1] and "app.py" in read[1]
+
+
+async def test_a_held_file_is_kept_out_of_ripgrep_whatever_its_name(repo: Path) -> None:
+    """Glob metacharacters in a name with a secret are escaped: that file alone is skipped
+    (its raw key is never matched), and the siblings the bare glob would also match are not."""
+    odd = "pkg/we[i]rd *{a,b}?.py"
+    (repo / odd).write_text(f'import os\nAWS = "{KEY}"\n')
+    for sibling in ("pkg/wei *a1.py", "pkg/wer *b2.py"):
+        (repo / sibling).write_text("import os\n")
+    sandbox = await _watched(repo)
+    assert await _files(sandbox, KEY[:8]) == []
+    assert odd in sandbox._search.secrets.held
+    rg = find_ripgrep()
+    assert rg is not None
+    glob = f"--glob=!/{glob_literal(odd)}"
+    cmd = [rg, "--files-with-matches", "--null", "--no-config", glob, "import os", "pkg"]
+    names, complete = await rg_files_with_matches(cmd, repo) or ([], False)
+    assert complete and sorted(names) == ["pkg/util.py", "pkg/wei *a1.py", "pkg/wer *b2.py"]
+    assert odd in await _files(sandbox, "import os")
