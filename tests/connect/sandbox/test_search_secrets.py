@@ -11,7 +11,7 @@ import pytest
 from sandbox_repo import make_repo
 
 from opik_connect.config import ProjectConfig
-from opik_connect.connect.sandbox import search_files, search_secrets
+from opik_connect.connect.sandbox import search_files, search_scan, search_secrets
 from opik_connect.connect.sandbox.read_commands import Sandbox
 from opik_connect.connect.sandbox.ripgrep import find_ripgrep, glob_literal, rg_files_with_matches
 from opik_connect.protocol import SearchFilesArgs
@@ -188,6 +188,24 @@ async def test_what_a_search_reads_does_not_depend_on_a_secrets_value(
         "pkg/util.py",
         "settings.py",
     ]
+
+
+async def test_a_file_too_large_to_answer_from_stays_out_of_ripgrep(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A search never answers from a file past the size it reads; with a key in it, ripgrep
+    does not read it raw either (the index holds it as refused), so a prefix of the key finds
+    and costs what any other pattern does."""
+    seen = []
+    with monkeypatch.context() as patch:
+        patch.setattr(search_scan, "MAX_SEARCH_FILE_BYTES", 4096)
+        for key in (KEY, SECOND_KEY):
+            repo = make_repo(tmp_path / key)
+            (repo / "big.py").write_text(f'AWS = "{key}"\n' + "x = 1\n" * 1000)
+            patterns = [KEY[:8], SECOND_KEY[:8], "x = 1"]
+            seen.append(await _candidates(repo, patterns, monkeypatch))
+    assert seen[0] == seen[1]
+    assert [paths[:-1] for paths in seen[0]] == [[], [], []]
 
 
 async def test_too_many_files_to_skip_reads_every_visible_file(repo: Path, monkeypatch) -> None:

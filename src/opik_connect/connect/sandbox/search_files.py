@@ -18,7 +18,7 @@ from opik_connect.connect.sandbox.path_globs import compile_glob
 from opik_connect.connect.sandbox.policy import SENSITIVE_NAME_GLOBS, PathPolicy
 from opik_connect.connect.sandbox.repo_files import RepoFiles
 from opik_connect.connect.sandbox.ripgrep import glob_literal, rg_files_with_matches
-from opik_connect.connect.sandbox.search_scan import MAX_SEARCH_FILE_BYTES, out_of_time, scan_files
+from opik_connect.connect.sandbox.search_scan import out_of_time, scan_files
 from opik_connect.connect.sandbox.search_secrets import SecretIndex
 from opik_connect.connect.sandbox.secret_redaction import SECRET_CANDIDATE
 from opik_connect.protocol import BridgeError, ErrorCode, SearchFilesResult
@@ -159,12 +159,13 @@ class FileSearch:
     ) -> tuple[list[str], bool] | None:
         """The files under `targets` where rg finds any of `regexps`, and whether it finished
         by `until`; None when rg rejects a regex. The walk keeps to git's view (ignore files,
-        hidden files included) and skips sensitive and denied paths, files larger than a
-        search reads, and the paths in `skip`; named files are searched even when an ignore
-        rule matches them."""
+        hidden files included) and skips sensitive and denied paths and the paths in `skip`;
+        named files are searched even when an ignore rule matches them. No --max-filesize: it
+        stats every file (15% of a search on a large tree); a file too large to answer from
+        that may hold a secret is held by the index, hence skipped, and any other reads the
+        same raw as redacted."""
         cmd = [
             *self._rg_command("--no-ignore-dot", glob),
-            f"--max-filesize={MAX_SEARCH_FILE_BYTES}",
             *(f"--glob=!/{glob_literal(path)}" for path in skip),
             *(f"--regexp={regexp}" for regexp in regexps),
             "--",
