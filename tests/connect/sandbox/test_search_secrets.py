@@ -193,19 +193,34 @@ async def test_what_a_search_reads_does_not_depend_on_a_secrets_value(
 async def test_a_file_too_large_to_answer_from_stays_out_of_ripgrep(
     tmp_path: Path, monkeypatch
 ) -> None:
-    """A search never answers from a file past the size it reads; with a key in it, ripgrep
-    does not read it raw either (the index holds it as refused), so a prefix of the key finds
-    and costs what any other pattern does."""
+    """A search never answers from a file past the size it reads, so ripgrep never reads one:
+    with a key in it, a prefix of the key finds and costs what any other pattern does, and
+    without one, its text is not searched for nothing (rg has no --max-filesize: the index
+    holds such files by their size)."""
     seen = []
     with monkeypatch.context() as patch:
         patch.setattr(search_scan, "MAX_SEARCH_FILE_BYTES", 4096)
         for key in (KEY, SECOND_KEY):
             repo = make_repo(tmp_path / key)
             (repo / "big.py").write_text(f'AWS = "{key}"\n' + "x = 1\n" * 1000)
+            (repo / "data.py").write_text("x = 1\n" * 1000)
             patterns = [KEY[:8], SECOND_KEY[:8], "x = 1"]
             seen.append(await _candidates(repo, patterns, monkeypatch))
     assert seen[0] == seen[1]
     assert [paths[:-1] for paths in seen[0]] == [[], [], []]
+
+
+async def test_a_file_that_grows_too_large_leaves_ripgreps_view(repo: Path, monkeypatch) -> None:
+    monkeypatch.setattr(search_scan, "MAX_SEARCH_FILE_BYTES", 4096)
+    read = _record_reads(monkeypatch)
+    sandbox = await _watched(repo)
+    (repo / "data.py").write_text("grown = 1\n")
+    await sandbox.files_changed(["data.py"])
+    assert await _files(sandbox, "grown") == ["data.py"]
+    (repo / "data.py").write_text("grown = 1\n" * 1000)
+    await sandbox.files_changed(["data.py"])
+    assert await _files(sandbox, "grown") == []
+    assert read[-1] == [] and sandbox._search.secrets.held["data.py"] is None
 
 
 async def test_too_many_files_to_skip_reads_every_visible_file(repo: Path, monkeypatch) -> None:

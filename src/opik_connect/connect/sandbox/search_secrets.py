@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Container, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from pathlib import Path
 
+from opik_connect.connect.sandbox import search_scan
 from opik_connect.connect.sandbox.malloc_tuning import release_freed_memory
 from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.connect.sandbox.redaction_cache import apply_splices, content_key
@@ -42,7 +44,10 @@ class SecretIndex:
     rebuild it all; unwatched, it is trusted for REBUILD_AFTER_S, like the file list. A rg pass
     that fails (it cannot run) is an error of the search, and tried again. A stale entry
     (a file changed since, not yet looked at) can only hide or add a candidate: every file a
-    search answers from is read and redacted afresh."""
+    search answers from is read and redacted afresh.
+
+    A file past the size a search reads is held (None) whatever it holds, found by its size
+    alone, so ripgrep never reads a file no search answers from (the secret pass skips it too)."""
 
     def __init__(self, policy: PathPolicy, watched: Callable[[], bool]) -> None:
         self.policy = policy
@@ -69,7 +74,7 @@ class SecretIndex:
         """Changes may have been missed: rebuild from the whole root before the next search."""
         self._built_at = float("-inf")
 
-    async def refresh(self, visible: Container[str], until: float, find: Finder) -> bool:
+    async def refresh(self, visible: Collection[str], until: float, find: Finder) -> bool:
         """Bring the index up to date, waiting until time.monotonic() reaches `until` at most.
         A refresh runs on its own (one at a time): a search that stops waiting leaves its work
         to the next one. False when the index is not current by then. A refresh this call
@@ -100,7 +105,7 @@ class SecretIndex:
         if not task.cancelled():
             task.exception()  # raised to the searches that wait; retrieved for the others
 
-    async def _refresh(self, visible: Container[str], find: Finder) -> None:
+    async def _refresh(self, visible: Collection[str], find: Finder) -> None:
         trusted = self._watched() or time.monotonic() - self._built_at <= REBUILD_AFTER_S
         fresh = self._built_at > float("-inf") and trusted
         full = not fresh or len(self._dirty) > MAX_DIRTY_PATHS
@@ -110,9 +115,14 @@ class SecretIndex:
         if self.shadows is None:
             self.shadows = ShadowTree.create()
         try:
-            found = await find(targets) if targets != [] else []
+            found, large = await asyncio.gather(
+                find(targets) if targets != [] else _nothing(),
+                asyncio.to_thread(too_large, self.policy.root, visible if full else targets or []),
+            )
+            found = [path for path in found if path not in large]
             looked_at = set(self.held) if full else dirty & set(self.held)
             held, clean = await self._look_at(found, visible, sorted(looked_at - set(found)))
+            held.update(dict.fromkeys(large))
         except BaseException:
             self._dirty |= dirty
             raise
@@ -129,7 +139,7 @@ class SecretIndex:
         return not self.policy.is_sensitive(path) and self.policy.regular_file(path)
 
     async def _look_at(
-        self, paths: list[str], visible: Container[str], gone: list[str]
+        self, paths: list[str], visible: Collection[str], gone: list[str]
     ) -> tuple[dict[str, bytes | None], dict[str, bytes]]:
         stop = threading.Event()
         assert self.shadows is not None
@@ -141,10 +151,28 @@ class SecretIndex:
             stop.set()
 
 
+async def _nothing() -> list[str]:
+    return []
+
+
+def too_large(root: Path, paths: Iterable[str]) -> set[str]:
+    """The paths past the size a search reads (worker thread: a stat each, 0.13 s for 50,000
+    files). The secret pass runs meanwhile with --max-filesize, which skips the same files."""
+    limit = search_scan.MAX_SEARCH_FILE_BYTES
+    large = set()
+    for path in paths:
+        try:
+            if os.stat(os.path.join(root, path), follow_symlinks=False).st_size > limit:
+                large.add(path)
+        except OSError:
+            continue
+    return large
+
+
 def _look_at(
     policy: PathPolicy,
     paths: list[str],
-    visible: Container[str],
+    visible: Collection[str],
     stop: threading.Event,
     known: tuple[dict[str, bytes | None], dict[str, bytes]],
     shadows: ShadowTree,
