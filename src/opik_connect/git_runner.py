@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from opik_connect.connect.child_process import child_process
+from opik_connect.connect.child_process import Child, child_process
 
 GLOBAL_OPTIONS = (
     "-c",
@@ -115,9 +115,7 @@ async def run_async(
 
 
 @contextlib.asynccontextmanager
-async def git_process(
-    cwd: Path, *args: str, stdin_pipe: bool = False
-) -> AsyncIterator[asyncio.subprocess.Process]:
+async def git_process(cwd: Path, *args: str, stdin_pipe: bool = False) -> AsyncIterator[Child]:
     """A running git whose output the caller streams (e.g. `git grep`); killed on the way out."""
     async with contextlib.AsyncExitStack() as stack:
         try:
