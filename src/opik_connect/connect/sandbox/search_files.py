@@ -48,6 +48,14 @@ async def _none() -> tuple[list[str], bool]:
     return [], True
 
 
+async def _done_by(pending: asyncio.Future[None], until: float) -> bool:
+    """Whether the watcher applied the changes a search waits for before `until`. Until then,
+    the secret index may not know a file that gained a secret, and ripgrep would read it raw:
+    past it, the search answers as when the index is not current (nothing found, truncated)."""
+    done, _ = await asyncio.wait({pending}, timeout=max(until - time.monotonic(), 0))
+    return bool(done)
+
+
 class FileSearch:
     """Runs one root's searches: candidate files, git's verdict on what is visible, the scan."""
 
@@ -69,21 +77,23 @@ class FileSearch:
         fix_malloc_thresholds()  # what a search over a large tree frees goes back to the system
 
     async def search(self, pattern: str, glob: str | None, rel_dir: str) -> SearchFilesResult:
-        """The first page at once; at the time limit, what was found so far (truncated)."""
+        """The first page at once; at the time limit, what was found so far (truncated).
+        With a watcher running, the changes queued to it when the search starts are applied
+        first (later ones are not waited for)."""
         regex = compile_line_search(pattern)
         wanted = glob_filter(glob)
         started = time.monotonic()
         deadline = started + SEARCH_TIMEOUT_S
+        narrowed_by = started + NARROWING_SHARE * SEARCH_TIMEOUT_S
+        settled = self.listings.index.settled
+        pending = settled() if settled is not None else None
         try:
             async with asyncio.timeout(SEARCH_TIMEOUT_S):
+                if pending is not None and not await _done_by(pending, narrowed_by):
+                    return out_of_time()
                 listing = await self.listings.current()
                 candidates, complete = await self._candidates(
-                    pattern,
-                    glob,
-                    rel_dir,
-                    listing,
-                    wanted,
-                    started + NARROWING_SHARE * SEARCH_TIMEOUT_S,
+                    pattern, glob, rel_dir, listing, wanted, narrowed_by
                 )
                 visible = await self._confirm_visible(listing, candidates)
         except TimeoutError:

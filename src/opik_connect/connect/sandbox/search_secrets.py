@@ -40,7 +40,8 @@ class SecretIndex:
 
     A file where SECRET_CANDIDATE finds nothing reads the same redacted as raw, so one ripgrep
     pass over the root finds every file to look at here. Then the watcher's batches name the
-    paths to look at again (`forget`), and a lost batch (`stale`) makes the next search
+    paths to look at again (`forget`; a search first waits for the batch holding the changes
+    queued when it starts, see WatcherBatches), and a lost batch (`stale`) makes the next search
     rebuild it all; unwatched, it is trusted for REBUILD_AFTER_S, like the file list. A rg pass
     that fails (it cannot run) is an error of the search, and tried again. A stale entry
     (a file changed since, not yet looked at) can only hide or add a candidate: every file a

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from opik_connect.connect.sandbox.packed_paths import PackedPaths
 from opik_connect.connect.sandbox.policy import PathPolicy
@@ -69,6 +69,9 @@ class VisibleIndex:
         self._first_listing = first_listing
         self.watched = False
         """Set by the watcher while it watches every directory: then no rebuild by age."""
+        self.settled: Callable[[], asyncio.Future[None] | None] | None = None
+        """Set by the watcher while it runs (WatcherBatches.settled): a search waits for the
+        changes already queued to it, so it never runs ahead of the secret index."""
         self._files: PackedPaths | None = None
         self._built_at = float("-inf")
         self._building: asyncio.Future[PackedPaths] | None = None

@@ -30,6 +30,7 @@ from opik_connect.connect.sandbox.inotify import (
     kernel_watch_limit,
 )
 from opik_connect.connect.sandbox.read_commands import Sandbox
+from opik_connect.connect.sandbox.watcher_batches import WatcherBatches
 from opik_connect.protocol import FileChange, FilesChanged
 
 DEFAULT_DEBOUNCE_MS = 200
@@ -156,9 +157,13 @@ async def watch_visible_changes(
     debounce_ms: int = DEFAULT_DEBOUNCE_MS,
     notice: Notice = log.warning,
     budget: int | None = None,
+    ready: asyncio.Event | None = None,
 ) -> AsyncIterator[FilesChanged]:
     """Yield one FilesChanged per debounced batch that touches a visible file, until `stop`.
-    `budget` caps the watches (the kernel's limit, lowered for tests)."""
+    `budget` caps the watches (the kernel's limit, lowered for tests); `ready` is set once
+    the watches are up. While it runs, a search waits for the batch that holds the changes
+    already queued (sandbox.index.settled): until it is applied, the secret index may not
+    know a file that just gained a secret, and ripgrep would read that file raw."""
     try:
         watches = _Watches(sandbox, notice, budget)
     except OSError as exc:
@@ -172,6 +177,7 @@ async def watch_visible_changes(
     loop = asyncio.get_running_loop()
     arrived = asyncio.Event()
     fd = watches.inotify.fd
+    batches = WatcherBatches(fd)
 
     def readable() -> None:
         # The descriptor stays readable until drained: unregister, or the loop would spin
@@ -182,6 +188,9 @@ async def watch_visible_changes(
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await watches.start()
+        sandbox.index.settled = batches.settled
+        if ready is not None:
+            ready.set()
         while not stop.is_set():
             loop.add_reader(fd, readable)
             waiting = asyncio.ensure_future(arrived.wait())
@@ -191,8 +200,11 @@ async def watch_visible_changes(
                 return
             await asyncio.sleep(debounce_ms / 1000)
             arrived.clear()
+            batches.reading()
             seen = await _drain(watches, sandbox)
+            batches.read()
             if seen is None:
+                batches.applied()
                 continue
             kinds = await asyncio.to_thread(_kinds, prefix, seen)
             candidates = sorted(rel for rel, kind in kinds.items() if kind is not None)
@@ -203,10 +215,13 @@ async def watch_visible_changes(
                 if kind is not None and rel not in ignored
             ]
             await sandbox.files_changed([change.path for change in changes])
+            batches.applied()
             if changes:
                 yield FilesChanged(changes=changes)
     finally:
         sandbox.index.watched = False
+        sandbox.index.settled = None
+        batches.close()
         stopping.cancel()
         loop.remove_reader(fd)
         watches.inotify.close()
@@ -251,9 +266,10 @@ async def run_watcher(
     debounce_ms: int = DEFAULT_DEBOUNCE_MS,
     notice: Notice = log.warning,
     budget: int | None = None,
+    ready: asyncio.Event | None = None,
 ) -> None:
     """Call `on_change` for each batch until `stop` is set (the daemon sends it as an event)."""
     async for batch in watch_visible_changes(
-        sandbox, stop, debounce_ms=debounce_ms, notice=notice, budget=budget
+        sandbox, stop, debounce_ms=debounce_ms, notice=notice, budget=budget, ready=ready
     ):
         await on_change(batch)
