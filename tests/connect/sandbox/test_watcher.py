@@ -28,6 +28,7 @@ class Recorder:
         self.batches: list[FilesChanged] = []
         self.stop = asyncio.Event()
         self.arrived = asyncio.Event()
+        self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     async def on_change(self, batch: FilesChanged) -> None:
@@ -43,9 +44,10 @@ class Recorder:
                 debounce_ms=50,
                 notice=self.notices.append,
                 budget=self.budget,
+                ready=self.ready,
             )
         )
-        await asyncio.sleep(0.3)  # let inotify watches settle before the test acts
+        await asyncio.wait_for(self.ready.wait(), 5)  # the watches are up
         return self
 
     async def __aexit__(self, *exc: object) -> None:
