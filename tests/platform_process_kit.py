@@ -105,6 +105,11 @@ class PlatformProcess:
     async def terminate(self) -> int:
         if self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
+        return await self.exited()
+
+    async def exited(self) -> int:
+        """The exit code of a platform that stops by itself (drained, or signalled twice): no
+        signal of ours may land while its loop closes, where CPython reports it on stderr."""
         await self.drain_logs()
         async with asyncio.timeout(WITHIN_S):
             return await self.proc.wait()

@@ -192,7 +192,7 @@ async def test_sigterm_drains_a_command_in_flight_and_the_daemon_reconnects(repo
             assert any(event.type == "tool_resulted" for event in events), "the read finished"
             drained = await first.wait_log(r"^drained")
             assert drained["finished"] is True
-            assert await first.terminate() == 0
+            assert await first.exited() == 0
 
             second = await PlatformProcess.start(env, repo, first.port)
             await second.wait_log(r"^runner ops-runner connected")
@@ -226,7 +226,7 @@ async def test_drain_gives_up_on_a_second_signal_or_at_its_deadline(repo, env, t
                 platform.proc.send_signal(signal.SIGTERM)
             else:
                 await platform.wait_log(r"^drained")
-            assert await platform.terminate() == 0
+            assert await platform.exited() == 0
             reads.release.set()
             with pytest.raises(AskError, match=str(CLOSE_DRAINING)):
                 await asyncio.wait_for(asking, WITHIN_S)
