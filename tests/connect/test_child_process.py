@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sandbox_repo import make_repo
 
-from opik_connect.connect.child_process import child_process
+from opik_connect.connect.child_process import PIPE, child_process, spawn_child
 from opik_connect.connect.sandbox.ripgrep import find_ripgrep
 
 HANG_BOUND_S = 10.0
@@ -139,9 +139,22 @@ async def test_a_child_is_fed_and_read_through_full_pipes_and_leaks_no_descripto
     assert sorted(os.listdir("/proc/self/fd")) == before
 
 
+async def test_a_child_with_stdin_piped_and_stdout_inherited_gets_its_input(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """As an editor or pager runs: fed through a pipe, writing to the terminal it inherits."""
+    child = await spawn_child("cat", stdin=PIPE)
+    try:
+        out, err = await child.communicate(b"the diff to page\n")
+    finally:
+        child.close()
+    assert (child.stdout, child.stderr, out, err, child.returncode) == (None, None, b"", b"", 0)
+    assert capfd.readouterr().out == "the diff to page\n"
+
+
 SLEEP = """
 from pathlib import Path
-from opik_connect.connect.child_process import child_process
+from opik_connect.connect.child_process import PIPE, child_process, spawn_child
 
 async def start():
     async with child_process("sleep", sys.argv[3], cwd=Path("/")) as proc:
