@@ -1,5 +1,6 @@
-"""child_process under cancellation: the event loop closing while it starts a child (a daemon
-stopped while a search starts ripgrep), or its caller cancelled then, ends and leaves no child.
+"""child_process and spawn_child under cancellation: the event loop closing while they start a
+child (a daemon stopped while a search starts ripgrep, a suite run stopped while it starts an
+agent worker), or their caller cancelled then, ends and leaves no child.
 
 Each scenario runs in its own Python, under asyncio.run, so a hang fails the test at a bound
 instead of stalling the suite. The script sweeps the moment of the teardown (or cancellation)
@@ -214,3 +215,42 @@ def test_a_stop_while_the_secret_index_starts_ripgrep_ends_and_leaves_no_rg(
         assert _survivors(os.path.basename(rg), str(repo)) == []
     finally:
         _kill(_survivors(os.path.basename(rg), str(repo)))
+
+
+WORKER = """
+from pathlib import Path
+from opik_connect.connect.suites import agent_workers
+from opik_connect.connect.suites.entrypoint import EntrypointSpec
+
+real_spawn_child = agent_workers.spawn_child
+
+async def traced_spawn_child(*cmd, **kwargs):
+    child = await real_spawn_child(*cmd, **kwargs)
+    running.append(child.pid)
+    return child
+
+agent_workers.spawn_child = traced_spawn_child
+
+async def start():
+    spec = EntrypointSpec("agent", "answer", ".", "agent.py")
+    tree = Path(sys.argv[3])
+    async with agent_workers.WorkerPool(tree, spec, 1, python=sys.executable) as pool:
+        await pool.warm()
+        await pool.call({})
+"""
+
+
+@pytest.mark.parametrize("how", ["teardown", "cancel"])
+def test_a_stop_while_a_suite_starts_an_agent_worker_ends_and_leaves_no_worker(
+    tmp_path: Path, how: str
+) -> None:
+    """A suite run's path: asyncio.run ends (or the run is cancelled) while its pool starts a
+    worker in the agent's interpreter."""
+    (tmp_path / "agent.py").write_text("def answer():\n    return {'output': 'ok'}\n")
+    python = os.path.basename(sys.executable)
+    try:
+        outcomes = _sweep(WORKER, how, python, str(tmp_path))
+        assert "spawning" in outcomes, outcomes
+        assert _survivors(python, str(tmp_path)) == []
+    finally:
+        _kill(_survivors(python, str(tmp_path)))

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from opik_connect.connect.child_process import PIPE, Child, spawn_child
 from opik_connect.connect.suites.agent_worker_child import FLUSH_TIMEOUT_S
 from opik_connect.connect.suites.entrypoint import EntrypointSpec
 from opik_connect.connect.suites.suite_files import CALL_KWARGS, CallMode
@@ -67,7 +68,7 @@ class AgentWorker:
         self.python = python
         self.env = env
         self.alive = False
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: Child | None = None
         self._stderr = bytearray()
         self._stderr_dropped = 0
         self._drain: asyncio.Task[None] | None = None
@@ -76,7 +77,7 @@ class AgentWorker:
     async def start(self, limit_s: float) -> None:
         env = dict(self.env, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
         try:
-            self._proc = await asyncio.create_subprocess_exec(
+            self._proc = await spawn_child(
                 self.python,
                 str(CHILD_SCRIPT),
                 str(self.tree),
@@ -85,9 +86,9 @@ class AgentWorker:
                 self.spec.function,
                 cwd=self.tree,
                 env=env,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stdin=PIPE,
+                stdout=PIPE,
+                stderr=PIPE,
                 limit=STREAM_LIMIT,
             )
         except OSError as exc:
@@ -180,13 +181,13 @@ class AgentWorker:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
             await self._proc.wait()
-        await self._stop_drain()
+        await self._release()
 
     async def close(self) -> None:
         """Let the child flush and leave on end of input; kill it if it outlasts the deadline."""
         self.alive = False
         if self._proc is None or self._proc.returncode is not None:
-            await self._stop_drain()
+            await self._release()
             return
         if self._proc.stdin is not None:
             self._proc.stdin.close()
@@ -195,14 +196,17 @@ class AgentWorker:
                 await self._proc.wait()
         except TimeoutError:
             await self.kill()
-        await self._stop_drain()
+        await self._release()
 
-    async def _stop_drain(self) -> None:
+    async def _release(self) -> None:
+        """Reads what the gone child left on stderr, then closes our ends of its pipes."""
         if self._drain is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 async with asyncio.timeout(1):
                     await self._drain
             self._drain.cancel()
+        if self._proc is not None:
+            self._proc.close()
 
     async def _drain_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
