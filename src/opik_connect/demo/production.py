@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from opik_connect.connect.child_process import DEVNULL, PIPE, spawn_child
 from opik_connect.connect.suites.suite_tracing import TraceSink
 from opik_connect.demo.scenario import DemoError
 
@@ -114,16 +115,16 @@ async def log_with_sdk(project: Path, sink: TraceSink, python: str) -> LoggedTra
         "PYTHONDONTWRITEBYTECODE": "1",  # the project copy stays clean
         "PYTHONPATH": str(project),
     }
-    process = await asyncio.create_subprocess_exec(
+    process = await spawn_child(
         python,
         "-c",
         APP,
         customers_json(),
         cwd=project,
         env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdin=DEVNULL,
+        stdout=PIPE,
+        stderr=PIPE,
     )
     try:
         async with asyncio.timeout(APP_TIMEOUT_S):

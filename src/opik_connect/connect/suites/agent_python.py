@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from opik_connect.config import load_project_config
+from opik_connect.connect.child_process import DEVNULL, PIPE, spawn_child
 from opik_connect.protocol import BridgeError, ErrorCode
 
 PROBE_TIMEOUT_S = 20.0
@@ -189,14 +190,14 @@ async def _poetry_environment(root: Path, env: dict[str, str]) -> tuple[Resolved
         return None, "a Poetry project but poetry is not on PATH"
     failed = "`poetry env info -p` "
     try:
-        proc = await asyncio.create_subprocess_exec(
+        proc = await spawn_child(
             poetry,
             *POETRY_COMMAND,
             cwd=root,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdin=DEVNULL,
+            stdout=PIPE,
+            stderr=PIPE,
             start_new_session=True,
         )
     except OSError as exc:
@@ -221,14 +222,14 @@ async def probe_agent_python(root: Path) -> AgentPython:
     """Resolve and run the interpreter once; an interpreter that cannot run is AGENT_ENVIRONMENT."""
     path, source = await resolve_agent_python(root)
     try:
-        proc = await asyncio.create_subprocess_exec(
+        proc = await spawn_child(
             path,
             "-c",
             _PROBE,
             cwd=root,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdin=DEVNULL,
+            stdout=PIPE,
+            stderr=PIPE,
         )
     except OSError as exc:
         raise _environment_error(path, source, f"cannot start it: {exc.strerror or exc}") from None

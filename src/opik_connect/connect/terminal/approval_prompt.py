@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
+from opik_connect.connect.child_process import PIPE, spawn_child
 from opik_connect.connect.proposals.journal import JournaledProposal
 from opik_connect.connect.proposals.service import ProposalService
 from opik_connect.connect.proposals.verification import diff_digest
@@ -284,9 +285,7 @@ class ApprovalPrompt:
         """Run the pager or editor; one that cannot start is reported, never the prompt's end."""
         with self.keys.cooked():
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else None
-                )
+                proc = await spawn_child(*argv, stdin=PIPE if stdin is not None else None)
             except OSError as exc:
                 self.console.print(
                     f"cannot run {argv[0]!r}: {exc.strerror or exc} "
