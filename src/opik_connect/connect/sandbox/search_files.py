@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from opik_connect.connect.sandbox import search_scan
 from opik_connect.connect.sandbox.linear_regex import compile_line_search
 from opik_connect.connect.sandbox.listing import Listing, ListingCache
 from opik_connect.connect.sandbox.malloc_tuning import fix_malloc_thresholds
@@ -151,12 +150,10 @@ class FileSearch:
         return set(listing.visible.under(rel_dir)), True
 
     async def _rg_secrets(self, targets: list[str] | None, listing: Listing) -> list[str]:
-        """The files where SECRET_CANDIDATE matches: among `targets`, or (None) in the root.
-        Files past the size a search reads are skipped: the index holds them by their size."""
+        """The files where SECRET_CANDIDATE matches: among `targets`, or (None) in the root."""
         if targets is None:
             targets = [".", *await self._tracked_ignored(listing, "", lambda _path: True)]
-        limit = f"--max-filesize={search_scan.MAX_SEARCH_FILE_BYTES}"
-        found = await self._rg_files([SECRET_CANDIDATE], None, targets, math.inf, flags=[limit])
+        found = await self._rg_files([SECRET_CANDIDATE], None, targets, math.inf)
         if found is None:
             raise BridgeError(ErrorCode.INTERNAL, "ripgrep could not run the secret pre-filter")
         return found[0]
@@ -169,7 +166,6 @@ class FileSearch:
         until: float,
         *,
         skip: Iterable[str] = (),
-        flags: Iterable[str] = (),
     ) -> tuple[list[str], bool] | None:
         """The files under `targets` where rg finds any of `regexps`, and whether it finished
         by `until`; None when rg rejects a regex. The walk keeps to git's view (ignore files,
@@ -179,7 +175,6 @@ class FileSearch:
         the files too large to answer from, so `skip` has them."""
         cmd = [
             *self._rg_command("--no-ignore-dot", glob),
-            *flags,
             *(f"--glob=!/{glob_literal(path)}" for path in skip),
             *(f"--regexp={regexp}" for regexp in regexps),
             "--",

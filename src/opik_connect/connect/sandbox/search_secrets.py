@@ -48,7 +48,7 @@ class SecretIndex:
     search answers from is read and redacted afresh.
 
     A file past the size a search reads is held (None) whatever it holds, found by its size
-    alone, so ripgrep never reads a file no search answers from (the secret pass skips it too)."""
+    alone, so a search's ripgrep never reads a file no search answers from."""
 
     def __init__(self, policy: PathPolicy, watched: Callable[[], bool]) -> None:
         self.policy = policy
@@ -158,7 +158,8 @@ async def _nothing() -> list[str]:
 
 def too_large(root: Path, paths: Iterable[str]) -> set[str]:
     """The paths past the size a search reads (worker thread: a stat each, 0.13 s for 50,000
-    files). The secret pass runs meanwhile with --max-filesize, which skips the same files."""
+    files, beside the secret pass, which reads them too: with --max-filesize it would stat
+    every file itself, and it passes over the whole tree only when the index is rebuilt)."""
     limit = search_scan.MAX_SEARCH_FILE_BYTES
     large = set()
     for path in paths:
