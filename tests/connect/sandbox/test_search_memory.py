@@ -101,7 +101,9 @@ def test_the_index_shadows_exactly_the_files_redaction_changes_and_caches_nothin
         policy = PathPolicy(root, [])
         visible = frozenset(paths)
         cached = len(REDACTIONS._entries)
-        held, clean = _look_at(policy, paths, visible, threading.Event(), ({}, {}), shadows, [])
+        held, clean, _ = _look_at(
+            policy, paths, visible, threading.Event(), ({}, {}, {}), shadows, []
+        )
         assert len(REDACTIONS._entries) == cached
         rules, stop = secret_rule_lines(), threading.Event()
         for path in paths:
@@ -130,8 +132,9 @@ def test_a_rebuild_rewrites_only_the_copies_whose_content_changed(
     shadows = ShadowTree(tmp_path / "shadow")
     paths = ["a.py", "b.py", "c.py"]
     policy, visible = PathPolicy(tmp_path, []), frozenset(paths)
-    known = _look_at(policy, paths, visible, threading.Event(), ({}, {}), shadows, [])
+    known = _look_at(policy, paths, visible, threading.Event(), ({}, {}, {}), shadows, [])
     assert (sorted(known[0]), sorted(known[1])) == (["a.py", "b.py"], ["c.py"])
+    assert known[2] == {}, "a file changed just now is read again at the next look"
     (shadows.root / "a.py").write_text("kept")
     (tmp_path / "b.py").write_text("no secret here\n")
     redacted: list[bytes] = []
@@ -142,8 +145,36 @@ def test_a_rebuild_rewrites_only_the_copies_whose_content_changed(
         return splices(raw, *args, **kwargs)
 
     monkeypatch.setattr(search_secrets, "redaction_splices", counting)
-    held, clean = _look_at(policy, paths, visible, threading.Event(), known, shadows, [])
+    held, clean, _ = _look_at(policy, paths, visible, threading.Event(), known, shadows, [])
     assert (held, sorted(clean)) == ({"a.py": known[0]["a.py"]}, ["b.py", "c.py"])
     assert redacted == [b"no secret here\n"]
     assert (shadows.root / "a.py").read_text() == "kept"
     assert not (shadows.root / "b.py").exists()
+
+
+def test_a_rebuild_does_not_read_a_settled_file_whose_signature_is_unchanged(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A file's signature (inode, size, times), taken when it had settled, stands for the
+    content read then: a rebuild reads only the files that changed since."""
+    monkeypatch.setattr(search_secrets, "SETTLED_NS", -(10**12))  # every file counts as settled
+    (tmp_path / "a.py").write_text('AWS = "AKIAB234567890ABCDEF"\n')
+    (tmp_path / "c.py").write_text("print('hello')\n")
+    shadows = ShadowTree(tmp_path / "shadow")
+    paths = ["a.py", "c.py"]
+    policy, visible = PathPolicy(tmp_path, []), frozenset(paths)
+    known = _look_at(policy, paths, visible, threading.Event(), ({}, {}, {}), shadows, [])
+    assert sorted(known[2]) == paths
+    (tmp_path / "c.py").write_text("print('hello, again')\n")
+    read: list[str] = []
+    reading = search_secrets.read_for_search
+
+    def recording(policy, path, visible):
+        read.append(path)
+        return reading(policy, path, visible)
+
+    monkeypatch.setattr(search_secrets, "read_for_search", recording)
+    held, clean, signed = _look_at(policy, paths, visible, threading.Event(), known, shadows, [])
+    assert read == ["c.py"]
+    assert (held, sorted(clean)) == ({"a.py": known[0]["a.py"]}, ["c.py"])
+    assert signed["a.py"] == known[2]["a.py"] and signed["c.py"] != known[2]["c.py"]

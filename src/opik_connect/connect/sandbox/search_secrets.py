@@ -27,6 +27,14 @@ from opik_connect.connect.sandbox.visible_index import REBUILD_AFTER_S
 
 MAX_DIRTY_PATHS = 1000
 """More changed paths than this are looked at by one pass over the whole root."""
+SETTLED_NS = 2_000_000_000
+"""A file whose status changed more recently than this may change again within one tick of
+its file system's clock without its signature changing: it is read again at the next look
+(git's rule for racily clean files)."""
+
+FileSignature = tuple[int, int, int, int, int]
+"""st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns: a write changes st_ctime_ns, which no
+one can set back, so the same signature means the content last read."""
 
 Finder = Callable[[list[str] | None], Awaitable[list[str]]]
 """The files where ripgrep finds SECRET_CANDIDATE among the given paths (None: the root)."""
@@ -57,6 +65,9 @@ class SecretIndex:
         self._clean: dict[str, bytes] = {}
         """The content key of each file last read with nothing for redaction to change: a
         rebuild (every REBUILD_AFTER_S when unwatched) does not redact it again."""
+        self._signed: dict[str, FileSignature] = {}
+        """The signature each held or clean file had, settled, when it was read: a rebuild
+        that finds it unchanged keeps its entry without reading it again."""
         self.shadows: ShadowTree | None = None
         self._built_at = float("-inf")
         self._dirty: set[str] = set()
@@ -122,29 +133,33 @@ class SecretIndex:
             )
             found = [path for path in found if path not in large]
             looked_at = set(self.held) if full else dirty & set(self.held)
-            held, clean = await self._look_at(found, visible, sorted(looked_at - set(found)))
+            held, clean, signed = await self._look_at(
+                found, visible, sorted(looked_at - set(found))
+            )
             held.update(dict.fromkeys(large))
         except BaseException:
             self._dirty |= dirty
             raise
         if full:
-            self.held, self._clean, self._built_at = held, clean, started
+            self.held, self._clean, self._signed, self._built_at = held, clean, signed, started
         else:
             for path in dirty:
                 self.held.pop(path, None)
                 self._clean.pop(path, None)
+                self._signed.pop(path, None)
             self.held.update(held)
             self._clean.update(clean)
+            self._signed.update(signed)
 
     def _readable(self, path: str) -> bool:
         return not self.policy.is_sensitive(path) and self.policy.regular_file(path)
 
     async def _look_at(
         self, paths: list[str], visible: Collection[str], gone: list[str]
-    ) -> tuple[dict[str, bytes | None], dict[str, bytes]]:
+    ) -> tuple[dict[str, bytes | None], dict[str, bytes], dict[str, FileSignature]]:
         stop = threading.Event()
         assert self.shadows is not None
-        known = (dict(self.held), dict(self._clean))
+        known = (dict(self.held), dict(self._clean), dict(self._signed))
         args = (self.policy, paths, visible, stop, known, self.shadows, gone)
         try:
             return await asyncio.to_thread(_look_at, *args)
@@ -176,24 +191,37 @@ def _look_at(
     paths: list[str],
     visible: Collection[str],
     stop: threading.Event,
-    known: tuple[dict[str, bytes | None], dict[str, bytes]],
+    known: tuple[dict[str, bytes | None], dict[str, bytes], dict[str, FileSignature]],
     shadows: ShadowTree,
     gone: list[str],
-) -> tuple[dict[str, bytes | None], dict[str, bytes]]:
-    """The entries for `paths` (worker thread), held and clean: each file is read as a search
-    reads it and, when redaction changes it, its redacted copy written. A file read with the
-    content it had at the last look is not redacted again (nor its copy written). `gone` and
-    the files redaction leaves alone lose their copies. Once a pass over a large tree is done
-    (its RE2 rules freed too), its pages go back to the system."""
+) -> tuple[dict[str, bytes | None], dict[str, bytes], dict[str, FileSignature]]:
+    """The entries for `paths` (worker thread), held, clean and signed: each file is read as
+    a search reads it and, when redaction changes it, its redacted copy written. A file with
+    the signature it had when last read keeps its entry unread; one read with the content it
+    had at the last look is not redacted again (nor its copy written). `gone` and the files
+    redaction leaves alone lose their copies. Once a pass over a large tree is done (its RE2
+    rules freed too), its pages go back to the system."""
     for path in gone:
         shadows.remove(path)
-    was_held, was_clean = known
+    was_held, was_clean, was_signed = known
     held: dict[str, bytes | None] = {}
     clean: dict[str, bytes] = {}
+    signed: dict[str, FileSignature] = {}
+    settled_before = time.time_ns() - SETTLED_NS
     rules = secret_rule_lines()
     for path in paths:
         if stop.is_set():
             raise SearchStopped
+        signature = _signature(policy.root, path)
+        if signature is not None and was_signed.get(path) == signature:
+            if path in was_held:
+                held[path], signed[path] = was_held[path], signature
+                continue
+            if path in was_clean:
+                clean[path], signed[path] = was_clean[path], signature
+                continue
+        if signature is not None and signature[4] < settled_before:
+            signed[path] = signature  # taken before the read: a write since changes it
         raw = read_for_search(policy, path, visible)
         if raw is None:
             if path in was_held:
@@ -218,4 +246,12 @@ def _look_at(
     if len(paths) > MAX_DIRTY_PATHS:
         forget_hint_states()
         release_freed_memory()
-    return held, clean
+    return held, clean, signed
+
+
+def _signature(root: Path, path: str) -> FileSignature | None:
+    try:
+        st = os.stat(os.path.join(root, path), follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
