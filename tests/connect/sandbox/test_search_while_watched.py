@@ -132,3 +132,16 @@ async def test_a_watcher_that_stops_lets_the_searches_waiting_for_it_go(tmp_path
     (sandbox.root / "app.py").write_text("needle\n")
     after = await sandbox.search_files(SearchFilesArgs(pattern="needle"))
     assert not after.truncated and "README.md" in [m.file for m in after.matches]
+
+
+async def test_what_changed_before_the_watches_came_up_is_looked_at(tmp_path: Path) -> None:
+    """A search before the watcher is up builds the secret index with no watcher; a file that
+    gains a secret before the watches come up is in no event, so the index is rebuilt then."""
+    repo = make_repo(tmp_path / "proj")
+    sandbox = await Sandbox.open(repo, ProjectConfig())
+    assert (await sandbox.search_files(SearchFilesArgs(pattern=REDACTED))).matches == []
+    (repo / "settings.py").write_text(f'AWS = "{KEY}"\n')
+    async with _watching(sandbox):
+        found = await sandbox.search_files(SearchFilesArgs(pattern=REDACTED))
+        assert [m.file for m in found.matches] == ["settings.py"]
+        assert "settings.py" in sandbox._search.secrets.held

@@ -91,6 +91,14 @@ class Sandbox:
         """Forget the cached file lists (the watcher calls this when files change)."""
         self.listings.invalidate()
 
+    async def watches_up(self, directories: list[str]) -> None:
+        """The watcher watches `directories` from now on. What changed before is in no event:
+        the file index catches up on it, and the secret index, built (if at all) with no
+        watcher, is rebuilt once, then trusted while watched."""
+        await self.index.watches_up(directories)
+        self._search.secrets.stale()
+        self.invalidate()
+
     async def files_changed(self, paths: list[str]) -> None:
         """The watcher's batch (git-visible paths): the index re-checks only these paths, then
         the search lists are taken again (from the updated index)."""

@@ -125,8 +125,7 @@ class _Watches:
         added = await asyncio.to_thread(self.add, wanted)
         self.add([GIT_DIR])  # its index: what git tracks decides what is visible
         if not self.full:
-            await self.sandbox.index.watches_up(wanted)
-            self.sandbox.invalidate()
+            await self.sandbox.watches_up(wanted)
         self.sandbox.index.watched = not self.full
         if self.full:
             limit = kernel_watch_limit()
