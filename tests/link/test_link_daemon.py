@@ -14,6 +14,7 @@ from platform_api_testkit import make_git_repo
 from opik_connect.agent.platform.server import Platform
 from opik_connect.config import ProjectConfig, user_state_dir
 from opik_connect.connect.daemon import Daemon
+from opik_connect.connect.sandbox.read_commands import Sandbox
 from opik_connect.git_runner import NotAGitRepository, find_git_root
 from opik_connect.protocol import (
     BridgeError,
@@ -139,3 +140,24 @@ async def test_parts_plug_in_before_connecting_and_the_watcher_reports_changes(r
         assert kind == "FilesChanged"
         assert event.changes == [FileChange(path="app.py", change="modified")]
         assert batches == [event]
+
+
+async def test_the_search_index_is_built_once_the_watcher_is_up(repo, monkeypatch):
+    """The first search on a large tree would wait seconds for the secret index: the daemon
+    builds it once its watcher is up (which keeps it current), before any search."""
+    (repo / "settings.py").write_text('AWS = "AKIAB234567890ABCDEF"\n')
+    prepared = asyncio.Event()
+    prepare = Sandbox.prepare_search
+
+    async def noting(sandbox: Sandbox) -> None:
+        await prepare(sandbox)
+        prepared.set()
+
+    monkeypatch.setattr(Sandbox, "prepare_search", noting)
+    async with Daemon(repo, ProjectConfig()) as daemon:
+        await daemon.wait_connected()
+        await asyncio.wait_for(prepared.wait(), 10)
+        assert daemon.sandbox is not None and daemon.sandbox.index.watched
+        secrets = daemon.sandbox._search.secrets
+        assert list(secrets.held) == ["settings.py"] and secrets.shadow_root is not None
+        assert (secrets.shadow_root / "settings.py").is_file()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 import uuid
@@ -41,7 +42,9 @@ from opik_connect.connect.websocket_client import (
 from opik_connect.git_runner import GitError, StartedGit
 from opik_connect.link.auth import PairingStore, new_activation_key
 from opik_connect.private_files import atomic_write_private
-from opik_connect.protocol import FilesChanged, RootSummary
+from opik_connect.protocol import BridgeError, FilesChanged, RootSummary
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from opik_connect.agent.platform.server import Platform
@@ -199,7 +202,22 @@ class Daemon:
         is rebuilt once the watches are up, so nothing before them is missed)."""
         assert self.link is not None and self.sandbox is not None
         await self.link.connected.wait()
-        await run_watcher(self.sandbox, self._files_changed, self.stopping)
+        ready = asyncio.Event()
+        preparing = asyncio.ensure_future(self._prepare_search(ready))
+        try:
+            await run_watcher(self.sandbox, self._files_changed, self.stopping, ready=ready)
+        finally:
+            preparing.cancel()
+
+    async def _prepare_search(self, watching: asyncio.Event) -> None:
+        """Once the watches are up (they keep what it builds current), what the first search
+        needs, so that search does not wait for it; a failure is left for that search to meet."""
+        assert self.sandbox is not None
+        await watching.wait()
+        try:
+            await self.sandbox.prepare_search()
+        except (BridgeError, OSError) as exc:
+            log.info("search index not prepared ahead: %s", exc)
 
     async def _make_link(self) -> DaemonLink:
         pairing, store = None, None

@@ -252,3 +252,22 @@ async def test_a_held_file_is_kept_out_of_ripgrep_whatever_its_name(repo: Path) 
     names, complete = await rg_files_with_matches(cmd, repo) or ([], False)
     assert complete and sorted(names) == ["pkg/util.py", "pkg/wei *a1.py", "pkg/wer *b2.py"]
     assert odd in await _files(sandbox, "import os")
+
+
+async def test_a_prepared_index_serves_the_first_search(repo: Path, monkeypatch) -> None:
+    """prepare_search builds the index (copies included) without a search; the first search
+    then runs no secret pass of its own."""
+    (repo / "settings.py").write_text(f'AWS = "{KEY}"\n')
+    sandbox = await _watched(repo)
+    passes: list[object] = []
+    secret_pass = search_files.FileSearch._rg_secrets
+
+    async def counting(self, targets, listing):
+        passes.append(targets)
+        return await secret_pass(self, targets, listing)
+
+    monkeypatch.setattr(search_files.FileSearch, "_rg_secrets", counting)
+    await sandbox.prepare_search()
+    assert passes == [None] and list(sandbox._search.secrets.held) == ["settings.py"]
+    assert await _files(sandbox, REDACTED) == ["settings.py"]
+    assert passes == [None]

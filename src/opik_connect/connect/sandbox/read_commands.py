@@ -233,6 +233,10 @@ class Sandbox:
         rel_dir = self._directory(args.path, allow_file=True)
         return await self._search.search(args.pattern, args.glob, rel_dir)
 
+    async def prepare_search(self) -> None:
+        """Build what a search needs ahead of the first one (see FileSearch.prepare)."""
+        await self._search.prepare()
+
 
 def _read_result(args: ReadFileArgs, window: Window) -> ReadFileResult:
     """The window redacted, cut to what one answer holds, and described."""

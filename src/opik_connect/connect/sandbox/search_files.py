@@ -109,6 +109,15 @@ class FileSearch:
             stop.set()
         return result if complete else result.model_copy(update={"truncated": True})
 
+    async def prepare(self) -> None:
+        """Build the secret index now: on a large tree the first build reads and redacts every
+        file the secret pass finds (7.5 s for 5,700 files of the bench repo), which the first
+        search would otherwise wait for."""
+        if self.rg:
+            listing = await self.listings.current()
+            find = lambda targets: self._rg_secrets(targets, listing)  # noqa: E731
+            await self.secrets.refresh(listing.visible, math.inf, find)
+
     async def _candidates(
         self,
         pattern: str,
