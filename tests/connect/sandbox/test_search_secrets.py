@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sandbox_repo import make_repo
+from search_reads import record_search_reads
 
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.sandbox import search_files, search_scan, search_secrets
@@ -143,23 +144,10 @@ async def test_a_file_redaction_changes_is_searched_in_its_redacted_copy(repo: P
 SECOND_KEY = "AKIAZYXWVUTSRQPONMLK"
 
 
-def _record_reads(monkeypatch) -> list[list[str]]:
-    """The files each search then reads and redacts (what its time is spent on), in order."""
-    read: list[list[str]] = []
-    scan = search_files.scan_files
-
-    def recording(policy, paths, *args, **kwargs):
-        read.append(sorted(paths))
-        return scan(policy, paths, *args, **kwargs)
-
-    monkeypatch.setattr(search_files, "scan_files", recording)
-    return read
-
-
 async def _candidates(
     repo: Path, patterns: list[str], monkeypatch, path: str = ""
 ) -> list[list[str]]:
-    read = _record_reads(monkeypatch)
+    read = record_search_reads(monkeypatch)
     sandbox = await _watched(repo)
     answers = [await sandbox.search_files(SearchFilesArgs(pattern=p, path=path)) for p in patterns]
     monkeypatch.undo()
@@ -212,7 +200,7 @@ async def test_a_file_too_large_to_answer_from_stays_out_of_ripgrep(
 
 async def test_a_file_that_grows_too_large_leaves_ripgreps_view(repo: Path, monkeypatch) -> None:
     monkeypatch.setattr(search_scan, "MAX_SEARCH_FILE_BYTES", 4096)
-    read = _record_reads(monkeypatch)
+    read = record_search_reads(monkeypatch)
     sandbox = await _watched(repo)
     (repo / "data.py").write_text("grown = 1\n")
     await sandbox.files_changed(["data.py"])
@@ -227,7 +215,7 @@ async def test_too_many_files_to_skip_reads_every_visible_file(repo: Path, monke
     """Past what rg's command line holds, every visible file is read and redacted: the same
     answers, at the cost of a full read, and still none that depends on the key."""
     (repo / "settings.py").write_text(f'import os\nAWS = "{KEY}"\n')
-    read = _record_reads(monkeypatch)
+    read = record_search_reads(monkeypatch)
     monkeypatch.setattr(search_files, "MAX_SKIP_ARG_BYTES", 0)
     sandbox = await _watched(repo)
     assert await _files(sandbox, "import os") == ["pkg/util.py", "settings.py"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sandbox_repo import make_repo
+from search_reads import record_search_reads
 
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.sandbox import search_files
@@ -43,19 +44,6 @@ async def _watching(sandbox: Sandbox, debounce_ms: int = 50) -> AsyncIterator[No
         await asyncio.wait_for(task, 5)
 
 
-def _record_reads(monkeypatch) -> list[list[str]]:
-    """The files each search then reads and redacts (what its time is spent on), in order."""
-    read: list[list[str]] = []
-    scan = search_files.scan_files
-
-    def recording(policy, paths, *args, **kwargs):
-        read.append(sorted(paths))
-        return scan(policy, paths, *args, **kwargs)
-
-    monkeypatch.setattr(search_files, "scan_files", recording)
-    return read
-
-
 def _search(sandbox: Sandbox, pattern: str) -> asyncio.Task:
     return asyncio.ensure_future(sandbox.search_files(SearchFilesArgs(pattern=pattern)))
 
@@ -79,7 +67,7 @@ async def test_a_search_right_after_a_secret_is_written_reads_the_same_whatever_
         answers = []
         async with _watching(sandbox):
             await sandbox.search_files(SearchFilesArgs(pattern="needle"))  # the index is built
-            read = _record_reads(monkeypatch)
+            read = record_search_reads(monkeypatch)
             for i, pattern in enumerate(patterns):
                 (repo / "pkg" / f"m{i}.py").write_text(f'import os\nAWS = "{key}"\n')
                 answers.append(await sandbox.search_files(SearchFilesArgs(pattern=pattern)))
