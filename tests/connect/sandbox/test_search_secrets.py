@@ -3,6 +3,7 @@ file that holds a secret, the watcher's batches keep it current, and a stale ent
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from search_reads import record_search_reads
 
 from opik_connect.config import ProjectConfig
 from opik_connect.connect.sandbox import search_files, search_scan, search_secrets
+from opik_connect.connect.sandbox.policy import PathPolicy
 from opik_connect.connect.sandbox.read_commands import Sandbox
 from opik_connect.connect.sandbox.ripgrep import find_ripgrep, glob_literal, rg_files_with_matches
 from opik_connect.protocol import SearchFilesArgs
@@ -259,3 +261,26 @@ async def test_a_prepared_index_serves_the_first_search(repo: Path, monkeypatch)
     assert passes == [None] and list(sandbox._search.secrets.held) == ["settings.py"]
     assert await _files(sandbox, REDACTED) == ["settings.py"]
     assert passes == [None]
+
+
+async def test_changes_lost_during_a_rebuild_are_not_forgotten(tmp_path: Path) -> None:
+    """`stale` (the watches came up, or the watcher overflowed) while a full build runs: that
+    build may have read the tree before the lost changes, so the next search builds again."""
+    index = search_secrets.SecretIndex(PathPolicy(tmp_path, []), lambda: True)
+    reading, release = asyncio.Event(), asyncio.Event()
+    passes: list[object] = []
+
+    async def find(targets: list[str] | None) -> list[str]:
+        passes.append(targets)
+        reading.set()
+        await release.wait()
+        return []
+
+    building = asyncio.ensure_future(index.refresh(frozenset(), math.inf, find))
+    await reading.wait()
+    index.stale()
+    release.set()
+    assert await building, "the build this call started answers it"
+    assert await index.refresh(frozenset(), math.inf, find)
+    assert passes == [None, None], "the stale mark outlived the build that was running"
+    assert await index.refresh(frozenset(), math.inf, find) and len(passes) == 2

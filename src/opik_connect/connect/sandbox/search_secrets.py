@@ -70,6 +70,8 @@ class SecretIndex:
         that finds it unchanged keeps its entry without reading it again."""
         self.shadows: ShadowTree | None = None
         self._built_at = float("-inf")
+        self._generation = 0
+        """Counts `stale` calls: a full build during which one came keeps the index stale."""
         self._dirty: set[str] = set()
         self._running: asyncio.Future[None] | None = None
 
@@ -83,8 +85,10 @@ class SecretIndex:
         self._dirty.update(paths)
 
     def stale(self) -> None:
-        """Changes may have been missed: rebuild from the whole root before the next search."""
+        """Changes may have been missed: rebuild from the whole root before the next search
+        (also when a build is running: it may have read the tree before those changes)."""
         self._built_at = float("-inf")
+        self._generation += 1
 
     async def refresh(self, visible: Collection[str], until: float, find: Finder) -> bool:
         """Bring the index up to date, waiting until time.monotonic() reaches `until` at most.
@@ -121,7 +125,7 @@ class SecretIndex:
         trusted = self._watched() or time.monotonic() - self._built_at <= REBUILD_AFTER_S
         fresh = self._built_at > float("-inf") and trusted
         full = not fresh or len(self._dirty) > MAX_DIRTY_PATHS
-        started = time.monotonic()
+        started, generation = time.monotonic(), self._generation
         dirty, self._dirty = self._dirty, set()
         targets = None if full else sorted(p for p in dirty if self._readable(p))
         if self.shadows is None:
@@ -141,7 +145,8 @@ class SecretIndex:
             self._dirty |= dirty
             raise
         if full:
-            self.held, self._clean, self._signed, self._built_at = held, clean, signed, started
+            self.held, self._clean, self._signed = held, clean, signed
+            self._built_at = started if generation == self._generation else float("-inf")
         else:
             for path in dirty:
                 self.held.pop(path, None)
@@ -178,11 +183,9 @@ def too_large(root: Path, paths: Iterable[str]) -> set[str]:
     limit = search_scan.MAX_SEARCH_FILE_BYTES
     large = set()
     for path in paths:
-        try:
-            if os.stat(os.path.join(root, path), follow_symlinks=False).st_size > limit:
-                large.add(path)
-        except OSError:
-            continue
+        st = _lstat(root, path)
+        if st is not None and st.st_size > limit:
+            large.add(path)
     return large
 
 
@@ -250,8 +253,14 @@ def _look_at(
 
 
 def _signature(root: Path, path: str) -> FileSignature | None:
-    try:
-        st = os.stat(os.path.join(root, path), follow_symlinks=False)
-    except OSError:
+    st = _lstat(root, path)
+    if st is None:
         return None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _lstat(root: Path, path: str) -> os.stat_result | None:
+    try:
+        return os.stat(os.path.join(root, path), follow_symlinks=False)
+    except OSError:
+        return None
