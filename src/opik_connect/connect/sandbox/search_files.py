@@ -114,9 +114,7 @@ class FileSearch:
         file the secret pass finds (7.5 s for 5,700 files of the bench repo), which the first
         search would otherwise wait for."""
         if self.rg:
-            listing = await self.listings.current()
-            find = lambda targets: self._rg_secrets(targets, listing)  # noqa: E731
-            await self.secrets.refresh(listing.visible, math.inf, find)
+            await self._index_current(await self.listings.current(), math.inf)
 
     async def _candidates(
         self,
@@ -136,10 +134,7 @@ class FileSearch:
         is a candidate (the answer is truncated); without rg, or when rg rejects the pattern,
         every visible file under rel_dir is."""
         if self.rg:
-            indexed = await self.secrets.refresh(
-                listing.visible, until, lambda targets: self._rg_secrets(targets, listing)
-            )
-            if not indexed:
+            if not await self._index_current(listing, until):
                 return set(), False
             held = self.secrets.held
             if sum(len(path) + 10 for path in held) > MAX_SKIP_ARG_BYTES:
@@ -157,6 +152,11 @@ class FileSearch:
                 copies = {p for p in redacted[0] if held.get(p) is not None}
                 return set(names) | copies, complete and redacted[1]
         return set(listing.visible.under(rel_dir)), True
+
+    async def _index_current(self, listing: Listing, until: float) -> bool:
+        """The secret index brought up to date for `listing`, by `until` (False: not by then)."""
+        find = lambda targets: self._rg_secrets(targets, listing)  # noqa: E731
+        return await self.secrets.refresh(listing.visible, until, find)
 
     async def _rg_secrets(self, targets: list[str] | None, listing: Listing) -> list[str]:
         """The files where SECRET_CANDIDATE matches: among `targets`, or (None) in the root."""
