@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import stat
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from opik_connect.agent.platform.server import Platform
 from opik_connect.config import ProjectConfig, user_state_dir
 from opik_connect.connect.daemon import Daemon
 from opik_connect.connect.sandbox.read_commands import Sandbox
+from opik_connect.connect.sandbox.search_files import FileSearch
 from opik_connect.git_runner import NotAGitRepository, find_git_root
 from opik_connect.protocol import (
     BridgeError,
@@ -24,6 +26,7 @@ from opik_connect.protocol import (
     ListFilesArgs,
     ReadFileArgs,
     RunSuiteArgs,
+    SearchFilesArgs,
 )
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("state_dir")]
@@ -161,3 +164,27 @@ async def test_the_search_index_is_built_once_the_watcher_is_up(repo, monkeypatc
         secrets = daemon.sandbox._search.secrets
         assert list(secrets.held) == ["settings.py"] and secrets.shadow_root is not None
         assert (secrets.shadow_root / "settings.py").is_file()
+
+
+async def test_a_search_index_that_cannot_be_built_ahead_leaves_the_daemon_serving(
+    repo, monkeypatch, caplog
+):
+    """The build ahead fails (ripgrep cannot run): it is logged, the daemon goes on answering,
+    and the first search meets the error itself, with its code."""
+    tried = asyncio.Event()
+
+    async def failing(_search: object, _targets: object, _listing: object) -> list[str]:
+        tried.set()
+        raise BridgeError(ErrorCode.INTERNAL, "ripgrep could not run the secret pre-filter")
+
+    monkeypatch.setattr(FileSearch, "_rg_secrets", failing)
+    caplog.set_level(logging.INFO, logger="opik_connect.connect.daemon")
+    async with Daemon(repo, ProjectConfig()) as daemon:
+        await daemon.wait_connected()
+        await asyncio.wait_for(tried.wait(), 10)
+        runner = daemon.platform.runner(daemon.identity.runner_id)
+        assert (await runner.read_file(ReadFileArgs(path="app.py"))).content.startswith("def")
+        with pytest.raises(BridgeError) as err:
+            await runner.search_files(SearchFilesArgs(pattern="main"))
+        assert err.value.code == ErrorCode.INTERNAL
+    assert any("not prepared ahead" in r.getMessage() for r in caplog.records)
